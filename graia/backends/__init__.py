@@ -1,0 +1,118 @@
+"""The backend registry: which engine computes, chosen when graia is imported.
+
+``GRAIA_BACKEND=opencl|multicore|numba`` picks one explicitly; an explicit choice that cannot run
+is an error that says why (never a silent fallback). Unset, the first that works in the order
+opencl, multicore, numba is used. ``use(name)`` switches within a ``with`` block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from graia.errors import GraiaError
+
+#: Backends in order of preference.
+NAMES = ("opencl", "multicore", "numba")
+
+
+class BackendError(GraiaError):
+    """A backend was asked for that is unknown or cannot run here."""
+
+
+_instances: dict[str, Any] = {}
+_probes: dict[str, tuple[bool, str]] = {}
+_local = threading.local()
+_default: str | None = None
+_default_error: BackendError | None = None
+
+
+def _probe(name: str) -> tuple[bool, str]:
+    if name not in _probes:
+        if name == "numba":
+            try:
+                import numba  # noqa: F401
+
+                _probes[name] = (True, "")
+            except ImportError as exc:  # pragma: no cover - numba is a dependency
+                _probes[name] = (False, f"numba is not installed ({exc}): pip install numba")
+        else:
+            try:
+                from graia.backends import futhark
+            except ImportError as exc:
+                _probes[name] = (False, f"the Futhark backend wrapper failed to import: {exc}")
+            else:
+                _probes[name] = futhark.probe(name)
+    return _probes[name]
+
+
+def available() -> dict[str, tuple[bool, str]]:
+    """Every backend with ``(usable, reason it is not)``."""
+    return {name: _probe(name) for name in NAMES}
+
+
+def _check(name: str, source: str) -> str:
+    if name not in NAMES:
+        raise BackendError(f"unknown backend {name!r} ({source}); valid: {', '.join(NAMES)}")
+    ok, reason = _probe(name)
+    if not ok:
+        raise BackendError(f"backend {name!r} ({source}) cannot run here: {reason}")
+    return name
+
+
+def _select_default() -> None:
+    global _default, _default_error
+    wanted = os.environ.get("GRAIA_BACKEND", "").strip().lower()
+    try:
+        if wanted:
+            _default = _check(wanted, "GRAIA_BACKEND")
+        else:
+            _default = next(n for n in NAMES if _probe(n)[0])
+    except BackendError as exc:
+        _default, _default_error = None, exc
+
+
+def name() -> str:
+    """The backend in use (raises :class:`BackendError` if the requested one cannot run)."""
+    scoped = getattr(_local, "stack", None)
+    if scoped:
+        return scoped[-1]
+    if _default is None:
+        if _default_error is None:
+            _select_default()
+            return name()
+        raise _default_error
+    return _default
+
+
+def get(backend: str | None = None) -> Any:
+    """The backend object named ``backend`` (default: the one in use)."""
+    chosen = name() if backend is None else _check(backend, "argument")
+    if chosen not in _instances:
+        if chosen == "numba":
+            from graia.backends.numba import NumbaBackend
+
+            _instances[chosen] = NumbaBackend()
+        else:
+            from graia.backends.futhark import FutharkBackend
+
+            _instances[chosen] = FutharkBackend(chosen)
+    return _instances[chosen]
+
+
+@contextlib.contextmanager
+def use(backend: str) -> Iterator[str]:
+    """Use ``backend`` inside a ``with`` block (this thread only)."""
+    _check(backend, "use()")
+    stack = _local.__dict__.setdefault("stack", [])
+    stack.append(backend)
+    try:
+        yield backend
+    finally:
+        stack.pop()
+
+
+_select_default()

@@ -1,0 +1,279 @@
+"""The Numba reference backend: docs/arithmetic.md written plainly. It is the oracle.
+
+Needs neither CUDA nor OpenCL. Loops are parallel over samples (forward) or synapses (learning);
+every sum is an exact integer sum, so the split of work cannot change a bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from graia.backends.interface import (
+    COUNTER_PREV_LOSS,
+    COUNTER_SEED,
+    COUNTER_STEP,
+    HOST_STATE_DTYPES,
+    HostState,
+)
+from graia.spec import (
+    LATENT_MAX,
+    STREAM_ROUNDING,
+    code_of_latent,
+    canonical_latent,
+    fixed_weight,
+    hash2,
+    sround,
+)
+
+RULE_DFA = 0
+RULE_SEED_HEBBIAN = 1
+
+
+@njit(cache=True, parallel=True)
+def _fixed_weights(latent: np.ndarray, kmax: int) -> np.ndarray:
+    """§2: the fixed-point weights ``W`` of a layer's latent weights."""
+    out = np.empty(latent.shape, np.int32)
+    for q in prange(latent.size):
+        out.flat[q] = fixed_weight(code_of_latent(latent.flat[q], kmax), kmax)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _forward(x: np.ndarray, w: np.ndarray, shift: int, z: np.ndarray, a: np.ndarray) -> None:
+    """§3: ``z = x W`` (exact i32), ``a = clamp(z >> shift, 0, 255)``, for every row of ``x``."""
+    rows, n_in = x.shape
+    n_out = w.shape[1]
+    for s in prange(rows):
+        acc = np.zeros(n_out, np.int32)
+        for i in range(n_in):
+            xi = np.int32(x[s, i])
+            if xi != 0:
+                for j in range(n_out):
+                    acc[j] += xi * w[i, j]
+        for j in range(n_out):
+            z[s, j] = acc[j]
+            a[s, j] = min(max(acc[j] >> shift, 0), 255)
+
+
+def _layer_views(state: HostState):
+    """Per-layer (latent, momentum) 2-D views and hidden feedback views of a host state."""
+    sizes = state["sizes"]
+    layers, feedback = [], []
+    off, foff = 0, 0
+    classes = int(sizes[-1])
+    for i in range(len(sizes) - 1):
+        n_in, n_out = int(sizes[i]), int(sizes[i + 1])
+        count = n_in * n_out
+        layers.append(
+            (
+                state["latent"][off : off + count].reshape(n_in, n_out),
+                state["momentum"][off : off + count].reshape(n_in, n_out),
+            )
+        )
+        off += count
+        if i < len(sizes) - 2:
+            feedback.append(state["feedback"][foff : foff + n_out * classes].reshape(n_out, classes))
+            foff += n_out * classes
+    return layers, feedback
+
+
+def _forward_all(state: HostState, x: np.ndarray, weights: list[np.ndarray]):
+    """Every layer's (z, a) for the rows of ``x``."""
+    zs, acts = [], [x]
+    for layer, w in enumerate(weights):
+        z = np.empty((x.shape[0], w.shape[1]), np.int32)
+        a = np.empty((x.shape[0], w.shape[1]), np.uint8)
+        _forward(acts[-1], w, int(state["shift"][layer]), z, a)
+        zs.append(z)
+        acts.append(a)
+    return zs, acts
+
+
+@njit(cache=True)
+def _output_error(a_out, labels, valid, target_on, target_off, e) -> tuple[int, int]:
+    """§7.1: ``e = a - t`` (0 for padding rows); returns (correct, sq_error)."""
+    correct = 0
+    sq_error = 0
+    for s in range(a_out.shape[0]):
+        if not valid[s]:
+            e[s, :] = 0
+            continue
+        best = 0
+        for j in range(a_out.shape[1]):
+            if a_out[s, j] > a_out[s, best]:
+                best = j
+            t = target_on if j == labels[s] else target_off
+            e[s, j] = np.int32(a_out[s, j]) - t
+            sq_error += np.int64(e[s, j]) * e[s, j]
+        if best == labels[s]:
+            correct += 1
+    return correct, sq_error
+
+
+@njit(cache=True, parallel=True)
+def _hidden_delta(z, shift, feedback, e, d) -> None:
+    """§7.2: ``d = g * (B e)`` for a hidden layer."""
+    rows, n_out = z.shape
+    classes = e.shape[1]
+    for s in prange(rows):
+        for h in range(n_out):
+            if z[s, h] > 0 and (z[s, h] >> shift) < 255:
+                acc = 0
+                for j in range(classes):
+                    acc += feedback[h, j] * e[s, j]
+                d[s, h] = acc
+            else:
+                d[s, h] = 0
+
+
+@njit(cache=True, parallel=True)
+def _dfa_update(pre, d, latent, momentum, key, step, beta1, beta2, decay) -> None:
+    """§7.2: ``G = pre^T d`` and the sign-momentum step of every synapse of one layer."""
+    n_in, n_out = latent.shape
+    rows = pre.shape[0]
+    mask21 = np.uint64((1 << 21) - 1)
+    for i in prange(n_in):
+        g = np.zeros(n_out, np.int32)
+        for s in range(rows):
+            p = np.int32(pre[s, i])
+            if p != 0:
+                for h in range(n_out):
+                    g[h] += p * d[s, h]
+        for h in range(n_out):
+            r = hash2(key, i * n_out + h)
+            m = np.int64(momentum[i, h])
+            lat = np.int64(latent[i, h])
+            diff = np.int64(g[h]) - m
+            c = m + sround(diff, beta1, r & mask21)
+            new = lat - step * ((c > 0) - (c < 0))
+            if decay > 0:
+                new -= sround(lat, decay, r >> np.uint64(42))
+            latent[i, h] = min(max(new, -LATENT_MAX), LATENT_MAX)
+            momentum[i, h] = m + sround(diff, beta2, (r >> np.uint64(21)) & mask21)
+
+
+def _train_epoch_dfa(state, x, y, order, batch_size, params):
+    step, beta1, beta2, decay, target_on, target_off = (int(v) for v in params[:6])
+    layers, feedback = _layer_views(state)
+    counters = state["counters"]
+    seed = counters[COUNTER_SEED : COUNTER_SEED + 1].view(np.uint64)[0]
+    stream = hash2(seed, STREAM_ROUNDING)
+    classes = int(state["sizes"][-1])
+    correct_total = 0
+    sq_total = 0
+    n = order.shape[0]
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        rows = idx.shape[0]
+        weights = [
+            _fixed_weights(lat, int(state["kmax"][layer])) for layer, (lat, _) in enumerate(layers)
+        ]
+        zs, acts = _forward_all(state, x[idx], weights)
+        e = np.empty((rows, classes), np.int32)
+        correct, sq = _output_error(acts[-1], y[idx], np.ones(rows, np.bool_), target_on, target_off, e)
+        correct_total += correct
+        sq_total += sq
+        t = int(counters[COUNTER_STEP])
+        for layer, (lat, mom) in enumerate(layers):
+            if layer == len(layers) - 1:
+                d = e
+            else:
+                d = np.empty_like(zs[layer])
+                _hidden_delta(zs[layer], int(state["shift"][layer]), feedback[layer], e, d)
+            key = hash2(hash2(stream, layer), t)
+            _dfa_update(acts[layer], d, lat, mom, key, step, beta1, beta2, decay)
+        counters[COUNTER_STEP] = t + 1
+    return correct_total, sq_total
+
+
+@njit(cache=True)
+def _seed_step(code: int, excite: bool, n: int) -> int:
+    """§7.3's excite/inhibit table on one code."""
+    if code == 0:
+        return 0
+    if excite:
+        if code == 1:
+            return 1
+        if code == -n:
+            return n - 1
+        return code - 1
+    if code == -1:
+        return -1
+    if code == n:
+        return -(n - 1)
+    return code + 1
+
+
+@njit(cache=True)
+def _seed_update(pre, post, latent, kmax, excite_when_fired) -> None:
+    n_in, n_out = latent.shape
+    for i in range(n_in):
+        if pre[i] == 0:
+            continue
+        for j in range(n_out):
+            excite = (post[j] > 0) == excite_when_fired
+            code = code_of_latent(np.int64(latent[i, j]), kmax)
+            latent[i, j] = canonical_latent(_seed_step(code, excite, kmax + 1))
+
+
+def _train_epoch_seed_hebbian(state, x, y, order):
+    layers, _ = _layer_views(state)
+    counters = state["counters"]
+    classes = int(state["sizes"][-1])
+    correct_total = 0
+    sq_total = 0
+    ones = np.ones(1, np.bool_)
+    for sample in order:
+        idx = np.array([sample])
+        weights = [
+            _fixed_weights(lat, int(state["kmax"][layer])) for layer, (lat, _) in enumerate(layers)
+        ]
+        _, acts = _forward_all(state, x[idx], weights)
+        e = np.empty((1, classes), np.int32)
+        correct, sq = _output_error(acts[-1], y[idx], ones, 255, 0, e)
+        correct_total += correct
+        sq_total += sq
+        loss = int(np.abs(e).sum()) // classes
+        was_better = loss < counters[COUNTER_PREV_LOSS]
+        counters[COUNTER_PREV_LOSS] = loss
+        for layer, (lat, _) in enumerate(layers):
+            _seed_update(acts[layer][0], acts[layer + 1][0], lat, int(state["kmax"][layer]), was_better)
+        counters[COUNTER_STEP] += 1
+    return correct_total, sq_total
+
+
+class NumbaBackend:
+    """The reference backend. Handles are host states (dicts of numpy arrays)."""
+
+    name = "numba"
+
+    def load(self, state: HostState) -> HostState:
+        return {k: np.array(state[k], dtype=dt, copy=True) for k, dt in HOST_STATE_DTYPES.items()}
+
+    def dump(self, handle: HostState) -> HostState:
+        return {k: v.copy() for k, v in handle.items()}
+
+    def upload(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.ascontiguousarray(x, np.uint8), np.ascontiguousarray(y, np.int32)
+
+    def train_epoch(self, handle, dataset, order, batch_size, rule_id, params):
+        x, y = dataset
+        order = np.ascontiguousarray(order, np.int32)
+        if rule_id == RULE_DFA:
+            correct, sq = _train_epoch_dfa(handle, x, y, order, int(batch_size), params)
+        elif rule_id == RULE_SEED_HEBBIAN:
+            correct, sq = _train_epoch_seed_hebbian(handle, x, y, order)
+        else:
+            raise ValueError(f"numba backend: unknown rule id {rule_id}")
+        return handle, int(correct), int(sq)
+
+    def predict(self, handle: HostState, x: np.ndarray) -> np.ndarray:
+        return self.activations(handle, x)[-1]
+
+    def activations(self, handle: HostState, x: np.ndarray) -> list[np.ndarray]:
+        """Every layer's u8 activations (input first) for the rows of ``x``."""
+        layers, _ = _layer_views(handle)
+        weights = [_fixed_weights(lat, int(handle["kmax"][i])) for i, (lat, _) in enumerate(layers)]
+        _, acts = _forward_all(handle, np.ascontiguousarray(x, np.uint8), weights)
+        return acts

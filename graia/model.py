@@ -1,0 +1,504 @@
+"""``Sequential``: validation and orchestration of training; the backends do the arithmetic."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from graia import backends, layers as layers_mod, rules as rules_mod, spec
+from graia.backends.interface import (
+    COUNTER_PREV_LOSS,
+    COUNTER_SEED,
+    COUNTER_STEP,
+    HOST_STATE_DTYPES,
+    HostState,
+    layer_offsets,
+)
+from graia.errors import GraiaError, GraiaValueError
+
+SEED_MAX = (1 << 64) - 1
+
+
+def quantize_inputs(x: Any, what: str = "x") -> np.ndarray:
+    """Inputs as u8: uint8 arrays pass through; integer arrays must lie in 0..255; float arrays
+    must lie in [0, 1] and become ``floor(x * 255 + 0.5)``. Anything else is a ValueError."""
+    arr = np.asarray(x)
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == bool or arr.dtype.kind not in "iuf":
+        raise GraiaValueError(f"{what} must be a numeric array (uint8, int or float), got dtype {arr.dtype}")
+    if arr.size == 0:
+        return arr.astype(np.uint8)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise GraiaValueError(f"{what} contains NaN or infinite values")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0.0 or hi > 1.0:
+            raise GraiaValueError(
+                f"{what}: float inputs must lie in [0, 1] (got values in [{lo:g}, {hi:g}]); "
+                "pass uint8 arrays for 0..255 data"
+            )
+        return np.floor(arr * 255.0 + 0.5).astype(np.uint8)
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi > 255:
+        raise GraiaValueError(f"{what}: integer inputs must lie in 0..255, got values in [{lo}, {hi}]")
+    return arr.astype(np.uint8)
+
+
+class Sequential:
+    """A stack of layers: ``Input`` first, then ``Dense`` layers; the last one is the output.
+
+    Args:
+        layers: the layers (more can be added with :meth:`add`).
+        seed: the seed of every random choice (initialisation, sample order, rounding);
+            ``None`` draws one at random (see ``model.seed``).
+        name: the model's name.
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[layers_mod.Layer] | None = None,
+        seed: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        if seed is None:
+            seed = secrets.randbits(63)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
+            raise GraiaValueError(f"seed must be an int in [0, 2**64 - 1] or None, got {seed!r}")
+        self.seed = int(seed)
+        self.name = name or "sequential"
+        self.layers: list[layers_mod.Layer] = []
+        self.rule: rules_mod.Rule | None = None
+        self.stop_training = False
+        self.history = None
+        self._handle: Any = None
+        self._handle_backend: str | None = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # ----------------------------------------------------------------------------- structure
+    def add(self, layer: layers_mod.Layer) -> None:
+        """Append a layer (an ``Input`` must come first, and only first)."""
+        if not isinstance(layer, layers_mod.Layer):
+            raise GraiaValueError(f"add() takes a graia layer, got {type(layer).__name__}")
+        if isinstance(layer, layers_mod.Input) != (not self.layers):
+            raise GraiaValueError("the first layer must be graia.layers.Input, and only the first")
+        if self._handle is not None:
+            raise GraiaError("cannot add layers to a model that has been built")
+        if isinstance(layer, layers_mod.Dense) and layer.name is None:
+            layer.name = f"dense_{len(self.layers) - 1}"
+        self.layers.append(layer)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input sample, as given to ``Input``."""
+        self._require_layers()
+        return self.layers[0].shape
+
+    @property
+    def dense_layers(self) -> list[layers_mod.Dense]:
+        return self.layers[1:]
+
+    @property
+    def sizes(self) -> list[int]:
+        """Units per layer, input first."""
+        return [layer.units for layer in self.layers]
+
+    @property
+    def classes(self) -> int:
+        return self.layers[-1].units
+
+    def _require_layers(self) -> None:
+        if len(self.layers) < 2:
+            raise GraiaError("the model needs an Input layer and at least one Dense layer")
+
+    def _check_bounds(self) -> None:
+        for i, layer in enumerate(self.dense_layers):
+            n_in = self.sizes[i]
+            if not spec.forward_bound_ok(n_in, layer.kmax):
+                limit = spec.I32_MAX // (255 << layer.kmax)
+                raise GraiaValueError(
+                    f"layer {layer.name!r}: {n_in} inputs with kmax={layer.kmax} could overflow the "
+                    f"32-bit sum (at most {limit} inputs for this kmax; see docs/arithmetic.md §3)"
+                )
+
+    def _initial_state(self) -> HostState:
+        self._require_layers()
+        self._check_bounds()
+        sizes = np.array(self.sizes, np.int64)
+        latent = [
+            spec.init_latent(self.seed, i, self.sizes[i], layer.units, layer.kmax, layer.initializer)
+            for i, layer in enumerate(self.dense_layers)
+        ]
+        total = int(layer_offsets(sizes)[-1])
+        return {
+            "sizes": sizes,
+            "kmax": np.array([la.kmax for la in self.dense_layers], np.int32),
+            "shift": np.array([la.shift for la in self.dense_layers], np.int32),
+            "latent": np.concatenate(latent).astype(np.int32),
+            "momentum": np.zeros(total, np.int32),
+            "feedback": self._feedback(sizes),
+            "counters": np.array([np.int64(np.uint64(self.seed).view(np.int64)), 0, 255], np.int64),
+        }
+
+    def _feedback(self, sizes: np.ndarray) -> np.ndarray:
+        parts = [
+            spec.feedback_matrix(np.uint64(self.seed), i, int(sizes[i + 1]), int(sizes[-1]))
+            for i in range(len(sizes) - 2)
+        ]
+        return np.concatenate(parts).astype(np.int8) if parts else np.zeros(0, np.int8)
+
+    def build(self) -> None:
+        """Create the weights (done by ``compile``/``fit`` when needed)."""
+        if self._handle is None:
+            self._set_host_state(self._initial_state())
+
+    @property
+    def built(self) -> bool:
+        return self._handle is not None
+
+    # ------------------------------------------------------------------- backend-resident state
+    def _backend(self):
+        return backends.get()
+
+    def _handle_here(self):
+        """The state's handle on the backend in use, moving it there if needed."""
+        self.build()
+        here = backends.name()
+        if self._handle_backend != here:
+            host = backends.get(self._handle_backend).dump(self._handle)
+            self._handle = backends.get(here).load(host)
+            self._handle_backend = here
+        return self._handle
+
+    def _host_state(self) -> HostState:
+        self.build()
+        return backends.get(self._handle_backend).dump(self._handle)
+
+    def _set_host_state(self, state: HostState) -> None:
+        here = backends.name()
+        self._handle = backends.get(here).load(state)
+        self._handle_backend = here
+
+    # ----------------------------------------------------------------------------- training
+    def compile(self, rule: str | rules_mod.Rule | None = None, metrics: Sequence[str] = ("accuracy",), **rule_options: int) -> None:
+        """Choose the learning rule (``None``: the library's default) and its options."""
+        self.rule = rules_mod.get(rule, **rule_options)
+        unknown = [m for m in metrics if m not in ("accuracy", "acc")]
+        if unknown:
+            raise GraiaValueError(f"compile(): unknown metric(s) {unknown}; valid: ['accuracy']")
+        self.build()
+
+    def _validate_xy(self, x: Any, y: Any, what: str = "") -> tuple[np.ndarray, np.ndarray]:
+        xq = self._validate_x(x, f"x{what}")
+        yarr = np.asarray(y)
+        if yarr.dtype == bool or yarr.dtype.kind not in "iu":
+            if yarr.dtype.kind == "f" and yarr.size and np.all(np.isfinite(yarr)) and np.all(yarr == np.round(yarr)):
+                raise GraiaValueError(f"y{what} must hold integer class ids, got float dtype {yarr.dtype}; use y.astype(int)")
+            raise GraiaValueError(f"y{what} must hold integer class ids, got dtype {yarr.dtype}")
+        if yarr.ndim != 1:
+            raise GraiaValueError(f"y{what} must be 1-D (one class id per sample), got shape {yarr.shape}")
+        if len(yarr) != len(xq):
+            raise GraiaValueError(f"x{what} has {len(xq)} samples but y{what} has {len(yarr)}")
+        lo, hi = int(yarr.min()), int(yarr.max())
+        if lo < 0 or hi >= self.classes:
+            raise GraiaValueError(
+                f"y{what}: class ids must lie in 0..{self.classes - 1}, got values in [{lo}, {hi}]"
+            )
+        return xq, yarr.astype(np.int32)
+
+    def _validate_x(self, x: Any, what: str = "x") -> np.ndarray:
+        self._require_layers()
+        arr = np.asarray(x)
+        shape = self.input_shape
+        features = self.sizes[0]
+        if arr.ndim == 0 or arr.shape[0] == 0:
+            raise GraiaValueError(f"{what} is empty; expected shape (n, {', '.join(map(str, shape))}) with n > 0")
+        if arr.shape[1:] != shape and arr.shape[1:] != (features,):
+            raise GraiaValueError(
+                f"{what} has shape {arr.shape}; expected (n, {', '.join(map(str, shape))})"
+                + (f" or (n, {features})" if len(shape) > 1 else "")
+            )
+        return np.ascontiguousarray(quantize_inputs(arr, what).reshape(len(arr), features))
+
+    @staticmethod
+    def _positive(value: Any, what: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise GraiaValueError(f"{what} must be a positive int, got {value!r}")
+        return int(value)
+
+    def fit(
+        self,
+        x: Any,
+        y: Any,
+        epochs: int = 1,
+        batch_size: int = 32,
+        validation_data: tuple[Any, Any] | None = None,
+        validation_split: float = 0.0,
+        shuffle: bool = True,
+        callbacks: Sequence[Any] | None = None,
+        verbose: int | str = "auto",
+        initial_epoch: int = 0,
+    ):
+        """Train for ``epochs - initial_epoch`` epochs; returns a ``History``.
+
+        Every epoch runs whole inside the backend. Metrics per epoch: ``loss`` (mean squared output
+        error, outputs and targets scaled to [0, 1]) and ``accuracy`` measured during the epoch
+        (before each batch's update), and ``val_loss``/``val_accuracy`` after it.
+        """
+        from graia import callbacks as callbacks_mod
+
+        if self.rule is None:
+            raise GraiaError("call compile() before fit()")
+        epochs = self._positive(epochs, "epochs")
+        batch_size = self._positive(batch_size, "batch_size")
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) or initial_epoch < 0:
+            raise GraiaValueError(f"initial_epoch must be a non-negative int, got {initial_epoch!r}")
+        if not spec.learning_bound_ok(batch_size, self.classes):
+            raise GraiaValueError(
+                f"batch_size={batch_size} with {self.classes} classes could overflow the 32-bit "
+                f"learning sum (batch_size * classes must be at most {spec.I32_MAX // 65025})"
+            )
+        if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
+            raise GraiaValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        if validation_data is not None and validation_split:
+            raise GraiaValueError("pass either validation_data or validation_split, not both")
+        xq, yq = self._validate_xy(x, y)
+        if validation_split:
+            cut = int(len(xq) * (1.0 - validation_split))
+            if cut <= 0 or cut >= len(xq):
+                raise GraiaValueError(f"validation_split={validation_split} leaves no training or no validation samples")
+            val = (xq[cut:], yq[cut:])
+            xq, yq = xq[:cut], yq[:cut]
+        elif validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise GraiaValueError("validation_data must be a tuple (x_val, y_val)")
+            val = self._validate_xy(*validation_data, what="_val")
+        else:
+            val = None
+        if verbose == "auto":
+            verbose = 1
+        backend = self._backend()
+        handle = self._handle_here()
+        dataset = backend.upload(xq, yq)
+        history = callbacks_mod.History()
+        cbs = callbacks_mod.CallbackList(list(callbacks or []) + [history], model=self)
+        cbs.set_params({"epochs": epochs, "batch_size": batch_size, "verbose": verbose, "samples": len(xq)})
+        self.stop_training = False
+        cbs.on_train_begin({})
+        bar = _EpochBar(epochs, initial_epoch, verbose)
+        n = len(xq)
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch, {})
+            if shuffle:
+                order = spec.permutation(n, np.uint64(self.seed), epoch)
+            else:
+                order = np.arange(n, dtype=np.int32)
+            start = time.perf_counter()
+            handle, correct, sq_error = backend.train_epoch(
+                handle, dataset, order, 1 if self.rule.online else batch_size,
+                self.rule.rule_id, self.rule.params(),
+            )
+            self._handle = handle
+            logs = {
+                "loss": sq_error / (n * self.classes * 255.0**2),
+                "accuracy": correct / n,
+            }
+            if val is not None:
+                logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(*val).items()})
+            logs["seconds"] = time.perf_counter() - start
+            bar.update(epoch, logs)
+            cbs.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        bar.close()
+        cbs.on_train_end({})
+        self.history = history
+        return history
+
+    # ---------------------------------------------------------------------------- inference
+    def _predict_arrays(self, xq: np.ndarray) -> np.ndarray:
+        return self._backend().predict(self._handle_here(), xq)
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
+        """Output activations (u8, shape ``(n, classes)``); the class is their argmax."""
+        xq = self._validate_x(x)
+        if batch_size is None:
+            return self._predict_arrays(xq)
+        batch_size = self._positive(batch_size, "batch_size")
+        return np.concatenate([self._predict_arrays(xq[i : i + batch_size]) for i in range(0, len(xq), batch_size)])
+
+    def predict_classes(self, x: Any) -> np.ndarray:
+        """Predicted class ids (ties go to the lowest index)."""
+        return np.argmax(self.predict(x), axis=1)
+
+    def _evaluate_arrays(self, xq: np.ndarray, yq: np.ndarray) -> dict[str, float]:
+        out = self._predict_arrays(xq).astype(np.int64)
+        targets = np.zeros_like(out)
+        targets[np.arange(len(yq)), yq] = 255
+        if self.rule is not None and "target_on" in self.rule.values:
+            targets[:] = self.rule.values["target_off"]
+            targets[np.arange(len(yq)), yq] = self.rule.values["target_on"]
+        loss = float(((out - targets) ** 2).sum()) / (out.size * 255.0**2)
+        return {"loss": loss, "accuracy": float(np.mean(np.argmax(out, axis=1) == yq))}
+
+    def evaluate(self, x: Any, y: Any, batch_size: int | None = None, verbose: int = 0, return_dict: bool = False):
+        """``[loss, accuracy]`` (or a dict with ``return_dict=True``) on ``(x, y)``."""
+        if batch_size is not None:
+            self._positive(batch_size, "batch_size")
+        xq, yq = self._validate_xy(x, y)
+        result = self._evaluate_arrays(xq, yq)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+        return result if return_dict else [result["loss"], result["accuracy"]]
+
+    def activations(self, x: Any) -> list[np.ndarray]:
+        """Every layer's u8 activations for one sample ``x`` (input first), computed by the
+        reference backend (identical on every backend)."""
+        xq = self._validate_x(np.asarray(x)[None, ...])
+        from graia.backends.numba import NumbaBackend
+
+        return [a[0] for a in NumbaBackend().activations(self._host_state(), xq)]
+
+    # ------------------------------------------------------------------------------ weights
+    def get_weights(self) -> list[np.ndarray]:
+        """Each Dense layer's latent weights, i32 ``(n_in, n_out)`` (2**20 is a unit weight)."""
+        state = self._host_state()
+        offs = layer_offsets(state["sizes"])
+        return [
+            state["latent"][offs[i] : offs[i + 1]].reshape(self.sizes[i], self.sizes[i + 1]).copy()
+            for i in range(len(self.dense_layers))
+        ]
+
+    def get_codes(self) -> list[np.ndarray]:
+        """Each Dense layer's weight codes, i8 ``(n_in, n_out)``: 0 or ``±(k+1)`` for ``±2**-k``."""
+        return [spec.codes_of_latents(w, layer.kmax) for w, layer in zip(self.get_weights(), self.dense_layers)]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Set the latent weights from arrays shaped like :meth:`get_weights`' (momenta reset)."""
+        shapes = [(self.sizes[i], self.sizes[i + 1]) for i in range(len(self.dense_layers))]
+        if len(weights) != len(shapes):
+            raise GraiaValueError(f"set_weights: expected {len(shapes)} arrays, got {len(weights)}")
+        flat = []
+        for i, (w, shape) in enumerate(zip(weights, shapes)):
+            w = np.asarray(w)
+            if w.shape != shape or w.dtype.kind not in "iu":
+                raise GraiaValueError(f"set_weights: array {i} must be integer with shape {shape}, got {w.dtype} {w.shape}")
+            if w.size and (int(w.min()) < -spec.LATENT_MAX or int(w.max()) > spec.LATENT_MAX):
+                raise GraiaValueError(f"set_weights: array {i} has values outside ±{spec.LATENT_MAX}")
+            flat.append(w.astype(np.int32).ravel())
+        state = self._host_state()
+        state["latent"] = np.concatenate(flat)
+        state["momentum"] = np.zeros_like(state["momentum"])
+        self._set_host_state(state)
+
+    # ------------------------------------------------------------------------------- summary
+    def count_params(self) -> int:
+        return sum(self.sizes[i] * self.sizes[i + 1] for i in range(len(self.dense_layers)))
+
+    def summary(self, print_fn=print) -> None:
+        """Print layers, output shapes, parameter counts, weight-code histograms and the backend."""
+        lines = [f'Model: "{self.name}"  (seed {self.seed}, backend {backends.name()})']
+        lines.append(f"{'Layer':<18}{'Output shape':<16}{'Params':>10}  kmax shift  weight codes (0 / ±1 / ±1/2 / ...)")
+        lines.append(f"{self.layers[0].name:<18}{str((None, *self.input_shape)):<16}{0:>10}")
+        codes = self.get_codes() if len(self.layers) > 1 else []
+        for i, layer in enumerate(self.dense_layers):
+            hist = np.bincount(np.abs(codes[i]).ravel().astype(np.int64), minlength=layer.kmax + 2)
+            frac = " ".join(f"{100 * h / codes[i].size:.0f}%" for h in hist)
+            lines.append(
+                f"{layer.name:<18}{str((None, layer.units)):<16}{self.sizes[i] * layer.units:>10}  "
+                f"{layer.kmax:>4} {layer.shift:>5}  {frac}"
+            )
+        lines.append(f"Total params: {self.count_params():,} (latent i32, forward codes i8)")
+        lines.append(f"Rule: {self.rule!r}" if self.rule else "Rule: not compiled")
+        print_fn("\n".join(lines))
+
+    # ---------------------------------------------------------------------------- save/load
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "layers": [layer.get_config() for layer in self.layers],
+            "rule": self.rule.get_config() if self.rule else None,
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save architecture, rule, weights and training position to one file (a zip, no pickle)."""
+        from graia import __version__, io
+
+        state = self._host_state()
+        config = {"graia_version": __version__, **self.get_config()}
+        metadata = {
+            "backend": self._handle_backend,
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "python": sys.version.split()[0],
+        }
+        arrays = {k: state[k] for k in ("latent", "momentum", "counters")}
+        io.write_model_file(path, config, metadata, arrays)
+
+
+def load_model(path: str | os.PathLike) -> Sequential:
+    """Load a model saved with :meth:`Sequential.save` (on any backend)."""
+    from graia import io
+    from graia.errors import ModelFileError
+
+    config, _metadata, arrays = io.read_model_file(path)
+    try:
+        model = Sequential(
+            [layers_mod.from_config(c) for c in config["layers"]],
+            seed=int(config["seed"]),
+            name=config.get("name"),
+        )
+        if config.get("rule"):
+            model.rule = rules_mod.get(config["rule"]["name"], **config["rule"].get("options", {}))
+        state = model._initial_state()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: invalid config.json: {exc}") from exc
+    for key in ("latent", "momentum", "counters"):
+        if key not in arrays:
+            raise ModelFileError(f"{path}: missing array {key!r}")
+        arr = arrays[key]
+        if arr.dtype != HOST_STATE_DTYPES[key] or arr.shape != state[key].shape:
+            raise ModelFileError(
+                f"{path}: array {key!r} is {arr.dtype} {arr.shape}, expected "
+                f"{np.dtype(HOST_STATE_DTYPES[key])} {state[key].shape}"
+            )
+        state[key] = arr
+    if int(arrays["counters"][COUNTER_SEED]) != int(np.uint64(model.seed).view(np.int64)):
+        raise ModelFileError(f"{path}: the saved RNG counters do not match the model's seed")
+    if np.abs(arrays["latent"].astype(np.int64)).max(initial=0) > spec.LATENT_MAX:
+        raise ModelFileError(f"{path}: latent weights out of range")
+    if arrays["counters"][COUNTER_STEP] < 0 or not 0 <= arrays["counters"][COUNTER_PREV_LOSS] <= 255:
+        raise ModelFileError(f"{path}: invalid training counters")
+    model._set_host_state(state)
+    return model
+
+
+class _EpochBar:
+    """A per-epoch progress bar (tqdm), silent when ``verbose`` is 0."""
+
+    def __init__(self, epochs: int, initial_epoch: int, verbose: int) -> None:
+        self.verbose = verbose
+        self.bar = None
+        if verbose == 1:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=epochs, initial=initial_epoch, unit="epoch", dynamic_ncols=True, file=sys.stderr)
+
+    def update(self, epoch: int, logs: dict[str, float]) -> None:
+        shown = {k: f"{v:.4f}" for k, v in logs.items() if k != "seconds"}
+        if self.bar is not None:
+            self.bar.set_postfix(shown, refresh=False)
+            self.bar.update(1)
+        elif self.verbose:
+            print(f"Epoch {epoch + 1}: " + " - ".join(f"{k}: {v}" for k, v in shown.items()), file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,106 @@
+"""Learning rules: each one a small class holding its options and documentation.
+
+A rule is registered by name; its arithmetic lives in docs/arithmetic.md §7, in the Numba backend
+and in ``futhark/rules/<name>.fut``. The cross-backend tests enumerate :data:`REGISTRY`, so a new
+rule is covered without editing them.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from graia.errors import GraiaValueError
+
+REGISTRY: dict[str, type[Rule]] = {}
+
+
+class Rule:
+    """Base class. Subclasses set ``name``, ``rule_id``, ``options`` (name -> (default, lo, hi))."""
+
+    name: ClassVar[str]
+    rule_id: ClassVar[int]
+    options: ClassVar[dict[str, tuple[int, int, int]]]
+    #: Whether the rule learns one sample at a time (ignores ``batch_size``).
+    online: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        REGISTRY[cls.name] = cls
+
+    def __init__(self, **options: int) -> None:
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise GraiaValueError(
+                f"rule {self.name!r}: unknown option(s) {unknown}; valid: {sorted(self.options)}"
+            )
+        self.values: dict[str, int] = {}
+        for key, (default, lo, hi) in self.options.items():
+            value = options.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise GraiaValueError(f"rule {self.name!r}: option {key} must be an int, got {value!r}")
+            if not lo <= int(value) <= hi:
+                raise GraiaValueError(
+                    f"rule {self.name!r}: option {key}={value} out of range [{lo}, {hi}]"
+                )
+            self.values[key] = int(value)
+
+    def params(self) -> np.ndarray:
+        """The rule's options as the i64 parameter vector backends receive."""
+        return np.array([self.values[k] for k in self.options], np.int64)
+
+    def get_config(self) -> dict:
+        """JSON-friendly description, enough to rebuild the rule with :func:`get`."""
+        return {"name": self.name, "options": dict(self.values)}
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v}" for k, v in self.values.items())
+        return f"{type(self).__name__}({opts})"
+
+
+class DFA(Rule):
+    """Direct feedback alignment with a sign-momentum (Lion-like) integer step (§7.2).
+
+    Locality: a synapse uses its pre-synaptic activity, its post-synaptic unit's slope, and the
+    output error broadcast through a fixed random ternary matrix regenerated from the hash.
+    """
+
+    name = "dfa"
+    rule_id = 0
+    options = {
+        "step": (32, 1, 1 << 16),
+        "beta1_shift": (3, 0, 20),
+        "beta2_shift": (7, 0, 20),
+        "decay_shift": (0, 0, 20),
+        "target_on": (255, 0, 255),
+        "target_off": (0, 0, 255),
+    }
+
+
+class SeedHebbian(Rule):
+    """The original Graia's rule (2024), kept as the baseline (§7.3). It does not learn well.
+
+    Locality: pre- and post-synaptic activity and one global bit, "the loss went down".
+    """
+
+    name = "seed_hebbian"
+    rule_id = 1
+    options = {}
+    online = True
+
+
+#: The rule ``compile()`` uses when none is named.
+DEFAULT_RULE = "dfa"
+
+
+def get(rule: str | Rule | None = None, **options: int) -> Rule:
+    """A rule instance from a name (with options), an instance, or ``None`` (the default rule)."""
+    if isinstance(rule, Rule):
+        if options:
+            raise GraiaValueError("pass rule options either to the rule instance or to compile()")
+        return rule
+    name = DEFAULT_RULE if rule is None else rule
+    if not isinstance(name, str) or name not in REGISTRY:
+        raise GraiaValueError(f"unknown rule {rule!r}; valid: {sorted(REGISTRY)}")
+    return REGISTRY[name](**options)

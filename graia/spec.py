@@ -1,0 +1,191 @@
+"""The constants and host-side integer helpers of docs/arithmetic.md, in one place.
+
+Everything here is integer arithmetic, jitted with Numba so that the Numba backend uses the very
+same functions (the hash, stochastic rounding, code derivation). Host-side work that every backend
+shares (initialisation, fixed feedback matrices, the sample order) is computed here once and
+uploaded, so it cannot drift between backends.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: ``L = 2**LATENT_ONE_BITS`` is a unit weight (§2).
+LATENT_ONE_BITS = 20
+#: Latent weights are clamped to ``[-LATENT_MAX, LATENT_MAX]`` (§1).
+LATENT_MAX = (1 << (LATENT_ONE_BITS + 1)) - 1
+#: Largest supported ``kmax`` (shift of the smallest non-zero weight).
+KMAX_LIMIT = 14
+#: Largest allowed intermediate integer (i32).
+I32_MAX = (1 << 31) - 1
+
+STREAM_INIT = 1
+STREAM_PERMUTATION = 2
+STREAM_FEEDBACK = 3
+STREAM_ROUNDING = 4
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
+_MUL2 = np.uint64(0x94D049BB133111EB)
+_S27 = np.uint64(27)
+_S30 = np.uint64(30)
+_S31 = np.uint64(31)
+
+
+@njit(cache=True, inline="always")
+def mix64(x: np.uint64) -> np.uint64:
+    """SplitMix64's finaliser (§4), u64 wrap-around."""
+    x = (x ^ (x >> _S30)) * _MUL1
+    x = (x ^ (x >> _S27)) * _MUL2
+    return x ^ (x >> _S31)
+
+
+@njit(cache=True, inline="always")
+def hash2(key: np.uint64, word: np.int64) -> np.uint64:
+    """``hash(key, word)`` of §4; chain it for more words."""
+    return mix64(key ^ mix64(np.uint64(word) + _GOLDEN))
+
+
+@njit(cache=True, inline="always")
+def sround(v: np.int64, s: np.int64, r: np.uint64) -> np.int64:
+    """Unbiased stochastic rounding of ``v / 2**s`` with random bits ``r`` (§4)."""
+    mask = (np.uint64(1) << np.uint64(s)) - np.uint64(1)
+    return (v + np.int64(r & mask)) >> s
+
+
+@njit(cache=True, inline="always")
+def bit_length(m: np.int64) -> np.int64:
+    """Number of bits of a non-negative integer (0 for 0)."""
+    b = 0
+    while m > 0:
+        m >>= 1
+        b += 1
+    return b
+
+
+@njit(cache=True, inline="always")
+def code_of_latent(latent: np.int64, kmax: np.int64) -> np.int64:
+    """Weight code of a latent weight (§2): 0 or ``sign * (k + 1)``, nearest power of two."""
+    m = abs(latent)
+    for k in range(kmax + 1):
+        if m >= 3 << (LATENT_ONE_BITS - 2 - k):
+            return k + 1 if latent > 0 else -(k + 1)
+    return 0
+
+
+@njit(cache=True, inline="always")
+def fixed_weight(code: np.int64, kmax: np.int64) -> np.int64:
+    """The code as the fixed-point integer ``sign * 2**(kmax - k)`` (§2)."""
+    if code == 0:
+        return 0
+    k = abs(code) - 1
+    w = 1 << (kmax - k)
+    return w if code > 0 else -w
+
+
+@njit(cache=True, inline="always")
+def canonical_latent(code: np.int64) -> np.int64:
+    """The latent weight whose code is ``code`` (§6)."""
+    if code == 0:
+        return 0
+    m = 1 << (LATENT_ONE_BITS - (abs(code) - 1))
+    return m if code > 0 else -m
+
+
+@njit(cache=True)
+def codes_of_latents(latent: np.ndarray, kmax: int) -> np.ndarray:
+    """Codes (i8) of an array of latent weights."""
+    flat = latent.ravel()
+    out = np.empty(flat.size, np.int8)
+    for q in range(flat.size):
+        out[q] = code_of_latent(np.int64(flat[q]), kmax)
+    return out.reshape(latent.shape)
+
+
+@njit(cache=True)
+def _feistel(i: np.int64, key: np.uint64, half_bits: np.int64) -> np.int64:
+    mask = (1 << half_bits) - 1
+    left = i >> half_bits
+    right = i & mask
+    for rnd in range(4):
+        f = np.int64(hash2(hash2(key, rnd), right) & np.uint64(mask))
+        left, right = right, left ^ f
+    return (left << half_bits) | right
+
+
+@njit(cache=True)
+def permutation(n: int, seed: np.uint64, epoch: int) -> np.ndarray:
+    """The sample order of epoch ``epoch`` (§5): a bijection of ``0..n-1`` as i32."""
+    out = np.empty(n, np.int32)
+    half_bits = max(1, (bit_length(max(n - 1, 0)) + 1) // 2)
+    key = hash2(hash2(seed, STREAM_PERMUTATION), epoch)
+    for i in range(n):
+        v = _feistel(i, key, half_bits)
+        while v >= n:
+            v = _feistel(v, key, half_bits)
+        out[i] = v
+    return out
+
+
+@njit(cache=True)
+def _init_uniform(seed: np.uint64, layer: int, n_in: int, n_out: int, bound: int) -> np.ndarray:
+    key = hash2(hash2(seed, STREAM_INIT), layer)
+    out = np.empty(n_in * n_out, np.int32)
+    span = np.uint64(2 * bound + 1)
+    for q in range(n_in * n_out):
+        out[q] = np.int64(hash2(key, q) % span) - bound
+    return out
+
+
+@njit(cache=True)
+def _init_codes(seed: np.uint64, layer: int, n_in: int, n_out: int, kmax: int) -> np.ndarray:
+    key = hash2(hash2(seed, STREAM_INIT), layer)
+    out = np.empty(n_in * n_out, np.int32)
+    n = kmax + 1
+    for q in range(n_in * n_out):
+        u = np.int64(hash2(key, q) % np.uint64(2 * n))
+        out[q] = canonical_latent(u + 1 if u < n else kmax - u)
+    return out
+
+
+def init_bound(n_in: int) -> int:
+    """Half-width ``A`` of the uniform initialisation (§6)."""
+    import math
+
+    return math.isqrt((3 << (2 * LATENT_ONE_BITS)) // n_in)
+
+
+def init_latent(seed: int, layer: int, n_in: int, n_out: int, kmax: int, initializer: str) -> np.ndarray:
+    """Initial latent weights of one layer, flat row-major ``(n_in, n_out)`` i32 (§6)."""
+    s = np.uint64(seed)
+    if initializer == "uniform":
+        return _init_uniform(s, layer, n_in, n_out, init_bound(n_in))
+    if initializer == "codes":
+        return _init_codes(s, layer, n_in, n_out, kmax)
+    raise ValueError(f"unknown initializer {initializer!r}")
+
+
+@njit(cache=True)
+def feedback_matrix(seed: np.uint64, layer: int, n_out: int, classes: int) -> np.ndarray:
+    """The fixed ternary DFA feedback ``B_l`` (§7.2), flat row-major ``(n_out, classes)`` i8."""
+    key = hash2(hash2(seed, STREAM_FEEDBACK), layer)
+    out = np.empty(n_out * classes, np.int8)
+    for q in range(n_out * classes):
+        out[q] = np.int64(hash2(key, q) % np.uint64(3)) - 1
+    return out
+
+
+def seed_word(seed: int) -> np.uint64:
+    """A user seed (any int in ``0..2**64-1``) as the u64 key of §4."""
+    return np.uint64(seed)
+
+
+def forward_bound_ok(n_in: int, kmax: int) -> bool:
+    """§3's no-overflow bound for one dense layer."""
+    return n_in * 255 * (1 << kmax) <= I32_MAX
+
+
+def learning_bound_ok(batch_size: int, classes: int) -> bool:
+    """§7.2's bound on the learning accumulator."""
+    return batch_size * classes * 255 * 255 <= I32_MAX
