@@ -7,7 +7,7 @@ so code written against the standard library (or Keras) catches them as usual.
 
 from __future__ import annotations
 
-__all__ = ["GraiaError", "GraiaValueError", "ModelFileError", "DatasetError"]
+__all__ = ["DatasetError", "GraiaError", "GraiaValueError", "ModelFileError"]
 
 
 class GraiaError(Exception):

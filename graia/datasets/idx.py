@@ -1,0 +1,219 @@
+"""Reading and writing IDX files, the format of MNIST and Fashion-MNIST.
+
+An IDX file is a 4-byte magic number, one 4-byte big-endian size per dimension, then the data in
+row-major (C) order, big-endian:
+
+=======  ===========================================================================
+bytes    meaning
+=======  ===========================================================================
+0-1      always zero
+2        element type: 0x08 ubyte, 0x09 sbyte, 0x0B i16, 0x0C i32, 0x0D f32, 0x0E f64
+3        number of dimensions (1 to 255)
+4...     each dimension's size, unsigned 32-bit big-endian
+...      ``prod(dims) * itemsize`` bytes of data, nothing after them
+=======  ===========================================================================
+
+Files may be gzip-compressed; compression is detected from the content (gzip's magic bytes
+``1f 8b``), not from the file name. Every malformed file raises :class:`graia.errors.DatasetError`
+naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from graia.errors import DatasetError, GraiaValueError
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "IDX_TYPES",
+    "decode_idx",
+    "encode_idx",
+    "read_idx",
+    "write_idx",
+]
+
+#: IDX type code -> numpy dtype (big-endian, as stored in the file).
+IDX_TYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_CODES = {dt.newbyteorder("=").str[1:]: code for code, dt in IDX_TYPES.items()}
+
+#: Largest data payload :func:`read_idx` accepts unless told otherwise (2 GiB).
+DEFAULT_MAX_BYTES = 2 << 30
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 20
+
+
+def _read_exact(stream: BinaryIO, n: int, source: str, what: str) -> bytes:
+    """Read exactly ``n`` bytes or raise a DatasetError saying the file is truncated."""
+    parts: list[bytes] = []
+    left = n
+    while left > 0:
+        chunk = stream.read(min(left, _CHUNK))
+        if not chunk:
+            got = n - left
+            raise DatasetError(
+                f"{source}: truncated IDX file: expected {n} bytes of {what}, got {got}"
+            )
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def _parse(stream: BinaryIO, source: str, max_bytes: int) -> np.ndarray:
+    magic = _read_exact(stream, 4, source, "magic number")
+    if magic[0] != 0 or magic[1] != 0:
+        raise DatasetError(
+            f"{source}: not an IDX file: magic number starts with {magic[:2].hex()}, expected 0000"
+        )
+    code, ndim = magic[2], magic[3]
+    if code not in IDX_TYPES:
+        known = ", ".join(f"0x{c:02x}" for c in IDX_TYPES)
+        raise DatasetError(f"{source}: unknown IDX element type 0x{code:02x} (known: {known})")
+    if ndim == 0:
+        raise DatasetError(f"{source}: IDX header declares 0 dimensions")
+    dims = struct.unpack(f">{ndim}I", _read_exact(stream, 4 * ndim, source, "dimensions"))
+    dtype = IDX_TYPES[code]
+    count = 1
+    for d in dims:
+        count *= d
+    nbytes = count * dtype.itemsize
+    if nbytes > max_bytes:
+        raise DatasetError(
+            f"{source}: IDX header declares dimensions {dims} = {nbytes} bytes of data, "
+            f"more than the limit of {max_bytes} bytes"
+        )
+    data = _read_exact(stream, nbytes, source, f"data for dimensions {dims}")
+    if stream.read(1):
+        raise DatasetError(
+            f"{source}: extra bytes after the {nbytes} bytes of data that dimensions {dims} declare"
+        )
+    array = np.frombuffer(data, dtype=dtype).reshape(dims)
+    return array.astype(dtype.newbyteorder("="))
+
+
+def _parse_maybe_gzip(raw: BinaryIO, source: str, max_bytes: int) -> np.ndarray:
+    head = raw.read(2)
+    raw.seek(0)
+    try:
+        if head == _GZIP_MAGIC:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                return _parse(gz, source, max_bytes)  # type: ignore[arg-type]
+        return _parse(raw, source, max_bytes)
+    except DatasetError:
+        raise
+    except EOFError as exc:
+        raise DatasetError(f"{source}: truncated gzip data: {exc}") from exc
+    except (OSError, zlib.error, struct.error) as exc:
+        # gzip.BadGzipFile is an OSError.
+        raise DatasetError(f"{source}: corrupt gzip data: {exc}") from exc
+
+
+def read_idx(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """Read an IDX file (gzip-compressed or raw) into a numpy array.
+
+    Args:
+        path: The file. Compression is detected from its first bytes, not its name.
+        max_bytes: Refuse files whose header declares more data than this many bytes.
+
+    Returns:
+        An array with the file's dimensions and a native-byte-order dtype
+        (``uint8`` for the usual ubyte files).
+
+    Raises:
+        DatasetError: The file cannot be opened, is not IDX, is corrupt, truncated, has extra
+            bytes after the data, or is larger than ``max_bytes``.
+    """
+    source = os.fspath(path)
+    try:
+        f = open(source, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise DatasetError(f"{source}: cannot open IDX file: {exc.strerror or exc}") from exc
+    with f:
+        return _parse_maybe_gzip(f, source, max_bytes)
+
+
+def decode_idx(
+    data: bytes, source: str = "<bytes>", *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> np.ndarray:
+    """Decode IDX content (gzip-compressed or raw) held in memory; see :func:`read_idx`.
+
+    Args:
+        data: The file's bytes.
+        source: Name used in error messages.
+        max_bytes: Refuse content whose header declares more data than this many bytes.
+    """
+    return _parse_maybe_gzip(io.BytesIO(bytes(data)), source, max_bytes)
+
+
+def encode_idx(array: np.ndarray) -> bytes:
+    """Return the uncompressed IDX encoding of ``array``.
+
+    Raises:
+        GraiaValueError: The dtype has no IDX type code, ``array`` has 0 or more than 255
+            dimensions, or a dimension does not fit in 32 bits.
+    """
+    arr = np.asarray(array)
+    key = arr.dtype.newbyteorder("=").str[1:] if arr.dtype.kind in "iuf" else None
+    if key not in _CODES:
+        raise GraiaValueError(
+            f"array: dtype {arr.dtype} has no IDX type code "
+            "(expected uint8, int8, int16, int32, float32 or float64)"
+        )
+    if not 1 <= arr.ndim <= 255:
+        raise GraiaValueError(f"array: IDX needs 1 to 255 dimensions, got {arr.ndim}")
+    if any(d > 0xFFFFFFFF for d in arr.shape):
+        raise GraiaValueError(f"array: shape {arr.shape} has a dimension over 2**32 - 1")
+    code = _CODES[key]
+    header = bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    return header + np.ascontiguousarray(arr, dtype=IDX_TYPES[code]).tobytes()
+
+
+def write_idx(
+    path: str | os.PathLike[str], array: np.ndarray, *, compress: bool | None = None
+) -> Path:
+    """Write ``array`` to an IDX file, atomically.
+
+    Args:
+        path: Destination. Written to a temporary file in the same directory, then renamed.
+        array: Array of dtype uint8, int8, int16, int32, float32 or float64, 1 to 255 dims.
+        compress: gzip the file; ``None`` (default) compresses when ``path`` ends in ``.gz``.
+
+    Returns:
+        The destination path.
+    """
+    dest = Path(path)
+    payload = encode_idx(array)
+    if compress is None:
+        compress = dest.name.endswith(".gz")
+    if compress:
+        payload = gzip.compress(payload, mtime=0)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return dest
