@@ -101,7 +101,7 @@ def _train(args: argparse.Namespace) -> None:
     model_path = output / "model.graia"
     model.save(model_path)
     curve_path = output / "learning_curve.png"
-    plot.history(history, path=curve_path, title=f"{args.dataset}: {rule} on {graia.backend.name()}")
+    plot.history(history, path=curve_path)
     result = {
         "dataset": args.dataset, "backend": graia.backend.name(), "rule": rule,
         "rule_options": model.rule.values, "hidden": list(recipe.hidden), "epochs": epochs,

@@ -104,6 +104,12 @@ def codes_of_latents(latent: np.ndarray, kmax: int) -> np.ndarray:
 
 
 @njit(cache=True)
+def rounding_key(seed: np.uint64, layer: int, step: int) -> np.uint64:
+    """``hash(seed, STREAM_ROUNDING, layer, t)``: the key of one layer's rounding bits at step t."""
+    return hash2(hash2(hash2(seed, STREAM_ROUNDING), layer), step)
+
+
+@njit(cache=True)
 def _feistel(i: np.int64, key: np.uint64, half_bits: np.int64) -> np.int64:
     mask = (1 << half_bits) - 1
     left = i >> half_bits

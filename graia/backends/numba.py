@@ -18,11 +18,11 @@ from graia.backends.interface import (
 )
 from graia.spec import (
     LATENT_MAX,
-    STREAM_ROUNDING,
     code_of_latent,
     canonical_latent,
     fixed_weight,
     hash2,
+    rounding_key,
     sround,
 )
 
@@ -158,7 +158,6 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params):
     layers, feedback = _layer_views(state)
     counters = state["counters"]
     seed = counters[COUNTER_SEED : COUNTER_SEED + 1].view(np.uint64)[0]
-    stream = hash2(seed, STREAM_ROUNDING)
     classes = int(state["sizes"][-1])
     correct_total = 0
     sq_total = 0
@@ -181,7 +180,7 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params):
             else:
                 d = np.empty_like(zs[layer])
                 _hidden_delta(zs[layer], int(state["shift"][layer]), feedback[layer], e, d)
-            key = hash2(hash2(stream, layer), t)
+            key = np.uint64(rounding_key(seed, layer, t))  # numba hands u64 back as a Python int
             _dfa_update(acts[layer], d, lat, mom, key, step, beta1, beta2, decay)
         counters[COUNTER_STEP] = t + 1
     return correct_total, sq_total

@@ -1,0 +1,158 @@
+"""The Sequential API: building, validation before compute, fit/evaluate/predict, weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graia
+from graia.errors import GraiaError, GraiaValueError
+from graia.model import quantize_inputs
+
+
+def small_model(seed=0, rule="dfa", **options):
+    model = graia.Sequential(
+        [graia.layers.Input((4, 4)), graia.layers.Dense(12), graia.layers.Dense(3)], seed=seed
+    )
+    model.compile(rule, **options)
+    return model
+
+
+def small_data(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 4, 4), dtype=np.uint8), rng.integers(0, 3, n)
+
+
+def test_shapes_and_outputs(backend_name):
+    with graia.backend.use(backend_name):
+        model = small_model()
+        x, y = small_data()
+        history = model.fit(x, y, epochs=2, batch_size=8, validation_split=0.25, verbose=0)
+        assert set(history.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+        assert len(history.history["loss"]) == 2
+        out = model.predict(x)
+        assert out.dtype == np.uint8 and out.shape == (40, 3)
+        np.testing.assert_array_equal(model.predict(x.reshape(40, 16)), out)
+        np.testing.assert_array_equal(model.predict(x, batch_size=7), out)
+        loss, acc = model.evaluate(x, y)
+        assert 0.0 <= acc <= 1.0 and loss >= 0.0
+        assert model.evaluate(x, y, return_dict=True) == {"loss": loss, "accuracy": acc}
+        assert model.input_shape == (4, 4)
+
+
+def test_float_inputs_are_quantised():
+    x = np.array([[0.0, 1.0, 0.5, 0.25]])
+    np.testing.assert_array_equal(quantize_inputs(x), [[0, 255, 128, 64]])
+
+
+@pytest.mark.parametrize(
+    "x, y, match",
+    [
+        (np.zeros((5, 3)), np.zeros(5, int), "shape"),
+        (np.zeros((0, 16), np.uint8), np.zeros(0, int), "empty"),
+        (np.full((5, 16), np.nan), np.zeros(5, int), "NaN"),
+        (np.full((5, 16), 2.0), np.zeros(5, int), r"\[0, 1\]"),
+        (np.full((5, 16), -1), np.zeros(5, int), "0..255"),
+        (np.full((5, 16), 256), np.zeros(5, int), "0..255"),
+        (np.zeros((5, 16), np.uint8), np.zeros(4, int), "samples"),
+        (np.zeros((5, 16), np.uint8), np.full(5, 3), "class ids"),
+        (np.zeros((5, 16), np.uint8), np.full(5, -1), "class ids"),
+        (np.zeros((5, 16), np.uint8), np.zeros(5) + 0.5, "integer"),
+        (np.zeros((5, 16), np.uint8), np.zeros((5, 1), int), "1-D"),
+        (np.array([["a"] * 16] * 5), np.zeros(5, int), "numeric"),
+    ],
+)
+def test_bad_data_is_rejected_before_compute(x, y, match):
+    model = small_model()
+    before = model.get_weights()
+    with pytest.raises(GraiaValueError, match=match):
+        model.fit(x, y, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"batch_size": 20000}, "overflow"),
+        ({"validation_split": 1.5}, "validation_split"),
+        ({"initial_epoch": -1}, "initial_epoch"),
+    ],
+)
+def test_bad_fit_arguments(kwargs, match):
+    x, y = small_data()
+    with pytest.raises(GraiaValueError, match=match):
+        small_model().fit(x, y, verbose=0, **kwargs)
+
+
+def test_bad_construction():
+    with pytest.raises(GraiaValueError, match="units"):
+        graia.layers.Dense(0)
+    with pytest.raises(GraiaValueError, match="kmax"):
+        graia.layers.Dense(3, kmax=15)
+    with pytest.raises(GraiaValueError, match="Input"):
+        graia.Sequential([graia.layers.Dense(3)])
+    with pytest.raises(GraiaValueError, match="overflow"):
+        graia.Sequential([graia.layers.Input(40000), graia.layers.Dense(2)]).build()
+    with pytest.raises(GraiaValueError, match="unknown rule"):
+        small_model(rule="backprop")
+    with pytest.raises(GraiaValueError, match="unknown option"):
+        small_model(stepp=3)
+    with pytest.raises(GraiaValueError, match="out of range"):
+        small_model(beta1_shift=40)
+    with pytest.raises(GraiaValueError, match="seed"):
+        graia.Sequential(seed=-1)
+    with pytest.raises(GraiaError, match="compile"):
+        graia.Sequential([graia.layers.Input(2), graia.layers.Dense(2)]).fit(
+            np.zeros((2, 2), np.uint8), [0, 1]
+        )
+
+
+def test_ternary_weights_and_codes():
+    model = graia.Sequential([graia.layers.Input(8), graia.layers.Dense(5, kmax=0)], seed=3)
+    model.build()
+    codes = model.get_codes()[0]
+    assert set(np.unique(codes)) <= {-1, 0, 1}
+
+
+def test_weights_round_trip_and_validation():
+    model = small_model()
+    weights = model.get_weights()
+    assert [w.shape for w in weights] == [(16, 12), (12, 3)]
+    model.set_weights([w // 2 for w in weights])
+    np.testing.assert_array_equal(model.get_weights()[0], weights[0] // 2)
+    with pytest.raises(GraiaValueError, match="expected 2 arrays"):
+        model.set_weights(weights[:1])
+    with pytest.raises(GraiaValueError, match="shape"):
+        model.set_weights([weights[1], weights[0]])
+
+
+def test_same_seed_same_model_and_resume_is_exact():
+    x, y = small_data(60)
+    straight = small_model(seed=5)
+    straight.fit(x, y, epochs=4, batch_size=8, verbose=0)
+    resumed = small_model(seed=5)
+    resumed.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    resumed.fit(x, y, epochs=4, batch_size=8, verbose=0, initial_epoch=2)
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_summary_and_activations(capsys):
+    model = small_model()
+    model.summary()
+    text = capsys.readouterr().out
+    assert "dense_0" in text and "Total params: 228" in text and "backend" in text
+    acts = model.activations(small_data()[0][0])
+    assert [a.shape for a in acts] == [(16,), (12,), (3,)]
+
+
+def test_backend_switch_keeps_the_model(backend_name):
+    x, y = small_data()
+    model = small_model()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    reference = model.predict(x)
+    with graia.backend.use(backend_name):
+        np.testing.assert_array_equal(model.predict(x), reference)

