@@ -284,7 +284,8 @@ def activations(
     """Show one sample flowing through the model: the input, each layer's activations, the class.
 
     Uses ``model.activations(x)``, a list of per-layer uint8 activation arrays for the sample
-    (hidden layers, then the output layer). Hidden layers are drawn as heat rows, the output
+    (hidden layers, then the output layer; a leading entry equal to the input, or the
+    quantised input of a float sample, is taken as the input). Hidden layers are drawn as heat rows, the output
     layer as bars with the chosen class (the largest output) highlighted.
 
     Args:
@@ -307,6 +308,13 @@ def activations(
     sample = np.asarray(x)
     if sample.ndim >= 1 and sample.shape[0] == 1 and sample.ndim > 1:
         sample = sample[0]
+    if (
+        len(acts) >= 2
+        and acts[0].size == sample.size
+        and (sample.dtype.kind == "f" or np.array_equal(acts[0], sample.reshape(-1)))
+    ):
+        # The model listed its (quantised) input first: show it as the input, not as a layer.
+        sample = acts.pop(0).reshape(sample.shape)
     img = _as_image_shape(_input_image_shape(model) or sample.shape, sample.size)
     if img is None and sample.ndim == 1:
         side = math.isqrt(sample.size)

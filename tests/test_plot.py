@@ -147,6 +147,22 @@ def test_activations(tmp_path: Path) -> None:
     assert fig.axes[-1].get_title() == "output layer: class 3 (d)"
 
 
+def test_activations_with_input_listed_first() -> None:
+    class WithInput(FakeModel):
+        def activations(self, x: np.ndarray) -> list[np.ndarray]:
+            x = np.asarray(x)
+            q = x if x.dtype == np.uint8 else np.round(x * 255).astype(np.uint8)
+            q = q.reshape(-1)
+            return [q, *super().activations(x)]
+
+    fig = plot.activations(WithInput(), np.full((8, 8), 0.5))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "input" and len(fig.axes) == 3  # input, one hidden layer, output
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), np.full((8, 8), 128))
+    fig = plot.activations(WithInput(), np.full((8, 8), 7, np.uint8))
+    assert len(fig.axes) == 3
+
+
 def test_activations_bad_model() -> None:
     with pytest.raises(GraiaValueError, match="activations"):
         plot.activations(object(), np.zeros(4))
