@@ -16,10 +16,7 @@ DATASETS = ("digits", "fashion-mnist", "mnist")
 def _load_dataset(name: str, data_dir: str | None):
     from graia import datasets
 
-    if name == "digits":
-        return datasets.digits.load_data()
-    module = datasets.fashion_mnist if name == "fashion-mnist" else datasets.mnist
-    return module.load_data(path=data_dir)
+    return datasets.load_data(name, path=data_dir)
 
 
 def _info(args: argparse.Namespace) -> dict:
@@ -92,7 +89,7 @@ def _train(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     history = model.fit(
         x_train, y_train, epochs=epochs, batch_size=batch_size,
-        validation_data=(x_test, y_test), callbacks=recipe.callbacks(),
+        validation_data=(x_test, y_test),
         verbose=0 if args.quiet else 1,
     )
     seconds = time.perf_counter() - start

@@ -21,8 +21,6 @@ class Recipe:
     rule_options: dict[str, int] = field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 32
-    #: Halve the rule's ``step`` every this many epochs (0: never).
-    step_halving: int = 0
 
     def build(self, input_shape: tuple[int, ...], classes: int, seed: int) -> Sequential:
         """A compiled model for this recipe."""
@@ -34,12 +32,6 @@ class Recipe:
         )
         model.compile(self.rule, **self.rule_options)
         return model
-
-    def callbacks(self) -> list:
-        """The schedule as callbacks for ``fit``."""
-        from graia.callbacks import StepHalving
-
-        return [StepHalving(self.step_halving)] if self.step_halving else []
 
 
 RECIPES: dict[str, Recipe] = {

@@ -69,7 +69,7 @@ class DFA(Rule):
     name = "dfa"
     rule_id = 0
     options = {
-        "step": (32, 1, 1 << 16),
+        "step": (256, 1, 1 << 16),
         "beta1_shift": (3, 0, 20),
         "beta2_shift": (7, 0, 20),
         "decay_shift": (0, 0, 20),
