@@ -429,11 +429,19 @@ class Sequential:
         }
 
     def save(self, path: str | os.PathLike) -> None:
-        """Save architecture, rule, weights and training position to one file (a zip, no pickle)."""
+        """Save architecture, rule, weights and training position to one file (a zip, no pickle).
+
+        The file holds ``config.json`` (layers, rule and options, seed, name, versions),
+        ``metadata.json`` (backend, date, Python version) and the state arrays ``latent``,
+        ``momentum`` and ``counters`` (RNG seed, global step, previous loss) as ``.npy``, so
+        :func:`load_model` followed by ``fit(..., initial_epoch=...)`` continues exactly where
+        training stopped. The write is atomic: an existing file is replaced only once the new one
+        is complete. Load it with :func:`load_model` on any backend.
+        """
         from graia import __version__, io
 
         state = self._host_state()
-        config = {"graia_version": __version__, **self.get_config()}
+        config = {"graia_version": __version__, "content": "model", **self.get_config()}
         metadata = {
             "backend": self._handle_backend,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -442,40 +450,132 @@ class Sequential:
         arrays = {k: state[k] for k in ("latent", "momentum", "counters")}
         io.write_model_file(path, config, metadata, arrays)
 
+    def save_weights(self, path: str | os.PathLike) -> None:
+        """Save only the latent weights (as :meth:`get_weights` returns them) to one file.
+
+        The file has the same safe format as :meth:`save` (``config.json`` marks it as
+        ``"content": "weights"`` and lists the layers; arrays ``weights_0``, ``weights_1``, ...,
+        i32 ``(n_in, n_out)``). Momenta, rule and RNG position are not saved; load it into a
+        model of the same layer sizes with :meth:`load_weights`.
+        """
+        from graia import __version__, io
+
+        config = {
+            "graia_version": __version__,
+            "content": "weights",
+            "layers": [layer.get_config() for layer in self.layers],
+        }
+        arrays = {f"weights_{i}": w for i, w in enumerate(self.get_weights())}
+        metadata = {"saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        io.write_model_file(path, config, metadata, arrays)
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        """Load weights written by :meth:`save_weights` into this model (momenta reset).
+
+        Raises:
+            ModelFileError: The file is unreadable, is not a weights file, or its arrays do not
+                match this model's layer sizes (nothing is changed then).
+        """
+        from graia import io
+        from graia.errors import ModelFileError
+
+        source = os.fspath(path)
+        config, _metadata, arrays = io.read_model_file(path)
+        if config.get("content") != "weights":
+            raise ModelFileError(
+                f"{source}: not a weights file (written by save_weights); "
+                "load a whole model with graia.load_model()"
+            )
+        self._require_layers()
+        shapes = [(self.sizes[i], self.sizes[i + 1]) for i in range(len(self.dense_layers))]
+        names = [f"weights_{i}" for i in range(len(shapes))]
+        if sorted(arrays) != sorted(names):
+            raise ModelFileError(
+                f"{source}: holds arrays {sorted(arrays)}, expected {names} for this model's "
+                f"{len(shapes)} Dense layers"
+            )
+        for name, shape in zip(names, shapes):
+            arr = arrays[name]
+            if arr.dtype != np.int32 or arr.shape != shape:
+                raise ModelFileError(
+                    f"{source}: array {name!r} is {arr.dtype} {arr.shape}, expected int32 {shape}"
+                )
+        try:
+            self.set_weights([np.ascontiguousarray(arrays[n]) for n in names])
+        except GraiaValueError as exc:
+            raise ModelFileError(f"{source}: {exc}") from exc
+
 
 def load_model(path: str | os.PathLike) -> Sequential:
-    """Load a model saved with :meth:`Sequential.save` (on any backend)."""
+    """Load a model saved with :meth:`Sequential.save`, on the backend in use.
+
+    Restores layers, rule and options, seed, name, latent weights, momenta and the training
+    counters, so predictions are identical on every backend and ``fit(initial_epoch=...)``
+    resumes exactly. Nothing is unpickled.
+
+    Raises:
+        ModelFileError: The file is missing, not a model file, truncated or corrupt, of a newer
+            format version, lacks a member or an array, has arrays of the wrong dtype or shape,
+            an invalid config, out-of-range weights, or counters that do not match its seed.
+    """
     from graia import io
     from graia.errors import ModelFileError
 
+    source = os.fspath(path)
     config, _metadata, arrays = io.read_model_file(path)
-    try:
-        model = Sequential(
-            [layers_mod.from_config(c) for c in config["layers"]],
-            seed=int(config["seed"]),
-            name=config.get("name"),
+    if config.get("content") == "weights":
+        raise ModelFileError(
+            f"{source}: holds weights only (written by save_weights); build the model and call "
+            "model.load_weights() instead"
         )
-        if config.get("rule"):
-            model.rule = rules_mod.get(config["rule"]["name"], **config["rule"].get("options", {}))
-        state = model._initial_state()
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: invalid config.json: {exc}") from exc
-    for key in ("latent", "momentum", "counters"):
+    try:
+        layer_configs = config["layers"]
+        if not isinstance(layer_configs, list) or not all(
+            isinstance(c, dict) for c in layer_configs
+        ):
+            raise TypeError(f"'layers' must be a list of objects, got {layer_configs!r:.80}")
+        seed = config["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"'seed' must be an int, got {seed!r:.80}")
+        name = config.get("name")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"'name' must be a string, got {name!r:.80}")
+        model = Sequential([layers_mod.from_config(c) for c in layer_configs], seed=seed, name=name)
+        model._require_layers()
+        model._check_bounds()
+        rule = config.get("rule")
+        if rule is not None:
+            if not isinstance(rule, dict) or not isinstance(rule.get("options", {}), dict):
+                raise TypeError(
+                    f"'rule' must be an object with 'name' and 'options', got {rule!r:.80}"
+                )
+            model.rule = rules_mod.get(rule["name"], **rule.get("options", {}))
+    except KeyError as exc:
+        raise ModelFileError(f"{source}: invalid config.json: missing key {exc}") from exc
+    except (TypeError, ValueError, GraiaError) as exc:
+        raise ModelFileError(f"{source}: invalid config.json: {exc}") from exc
+    # Check the arrays against the architecture before allocating anything of its size.
+    synapses = int(layer_offsets(np.array(model.sizes, np.int64))[-1])
+    expected = {"latent": (synapses,), "momentum": (synapses,), "counters": (3,)}
+    for key, shape in expected.items():
         if key not in arrays:
-            raise ModelFileError(f"{path}: missing array {key!r}")
+            raise ModelFileError(f"{source}: missing array {key!r}")
         arr = arrays[key]
-        if arr.dtype != HOST_STATE_DTYPES[key] or arr.shape != state[key].shape:
+        want = np.dtype(HOST_STATE_DTYPES[key])
+        if arr.dtype != want or arr.shape != shape:
             raise ModelFileError(
-                f"{path}: array {key!r} is {arr.dtype} {arr.shape}, expected "
-                f"{np.dtype(HOST_STATE_DTYPES[key])} {state[key].shape}"
+                f"{source}: array {key!r} is {arr.dtype} {arr.shape}, expected {want} {shape}"
             )
-        state[key] = arr
-    if int(arrays["counters"][COUNTER_SEED]) != int(np.uint64(model.seed).view(np.int64)):
-        raise ModelFileError(f"{path}: the saved RNG counters do not match the model's seed")
+    counters = arrays["counters"]
+    if int(counters[COUNTER_SEED]) != int(np.uint64(model.seed).view(np.int64)):
+        raise ModelFileError(f"{source}: the saved RNG counters do not match the model's seed")
+    if counters[COUNTER_STEP] < 0 or not 0 <= counters[COUNTER_PREV_LOSS] <= 255:
+        raise ModelFileError(f"{source}: invalid training counters {counters.tolist()}")
     if np.abs(arrays["latent"].astype(np.int64)).max(initial=0) > spec.LATENT_MAX:
-        raise ModelFileError(f"{path}: latent weights out of range")
-    if arrays["counters"][COUNTER_STEP] < 0 or not 0 <= arrays["counters"][COUNTER_PREV_LOSS] <= 255:
-        raise ModelFileError(f"{path}: invalid training counters")
+        raise ModelFileError(f"{source}: latent weights out of range (at most ±{spec.LATENT_MAX})")
+    state = model._initial_state()
+    for key in expected:
+        state[key] = np.ascontiguousarray(arrays[key], dtype=HOST_STATE_DTYPES[key])
     model._set_host_state(state)
     return model
 
