@@ -36,7 +36,9 @@ __all__ = [
     "History",
     "LambdaCallback",
     "ModelCheckpoint",
+    "StepScheduler",
     "TerminateOnNaN",
+    "linear_step",
 ]
 
 Logs = Mapping[str, Any] | None
@@ -560,3 +562,46 @@ class TerminateOnNaN(Callback):
     def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         """Check the epoch loss."""
         self._check(logs)
+
+
+class StepScheduler(Callback):
+    """Set the rule's integer ``step`` at the start of each epoch, like Keras'
+    ``LearningRateScheduler``: ``schedule(epoch, current_step) -> new_step``.
+
+    The step is a rule option, so it is validated like one and saved with the model.
+    """
+
+    def __init__(self, schedule: Callable[[int, int], int], verbose: int = 0) -> None:
+        super().__init__()
+        if not callable(schedule):
+            raise GraiaValueError(f"StepScheduler: schedule must be callable, got {schedule!r}")
+        self.schedule = schedule
+        self.verbose = verbose
+
+    def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
+        """Apply the schedule."""
+        rule = self.model.rule
+        if "step" not in rule.values:
+            raise GraiaValueError(f"StepScheduler: rule {rule.name!r} has no 'step' option")
+        new = self.schedule(epoch, rule.values["step"])
+        lo, hi = rule.options["step"][1:]
+        if isinstance(new, bool) or not isinstance(new, (int, np.integer)) or not lo <= new <= hi:
+            raise GraiaValueError(f"StepScheduler: schedule returned {new!r}; expected an int in [{lo}, {hi}]")
+        rule.values["step"] = int(new)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: StepScheduler set step to {new}.")
+
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+        """Report the step used in the logs."""
+        if isinstance(logs, dict):
+            logs["step"] = self.model.rule.values["step"]
+
+
+def linear_step(initial: int, epochs: int, minimum: int = 1) -> Callable[[int, int], int]:
+    """A schedule for :class:`StepScheduler`: ``initial`` decaying linearly to ``minimum`` over
+    ``epochs`` epochs, in integers (so every platform gets the same steps)."""
+
+    def schedule(epoch: int, _current: int) -> int:
+        return max(minimum, initial * (epochs - min(epoch, epochs)) // epochs)
+
+    return schedule

@@ -21,17 +21,34 @@ class Recipe:
     rule_options: dict[str, int] = field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 32
+    #: Decay the rule's ``step`` linearly to 1 over the epochs.
+    decay_step: bool = False
 
-    def build(self, input_shape: tuple[int, ...], classes: int, seed: int) -> Sequential:
-        """A compiled model for this recipe."""
+    def build(
+        self, input_shape: tuple[int, ...], classes: int, seed: int, rule: str | None = None,
+        name: str | None = None,
+    ) -> Sequential:
+        """A compiled model for this recipe (``rule`` overrides the recipe's, with its defaults)."""
         model = Sequential(
             [layers.Input(input_shape)]
             + [layers.Dense(units) for units in self.hidden]
             + [layers.Dense(classes)],
             seed=seed,
+            name=name,
         )
-        model.compile(self.rule, **self.rule_options)
+        if rule is None or rule == self.rule:
+            model.compile(self.rule, **self.rule_options)
+        else:
+            model.compile(rule)
         return model
+
+    def callbacks(self, epochs: int) -> list:
+        """The recipe's schedule as ``fit`` callbacks."""
+        from graia.callbacks import StepScheduler, linear_step
+
+        if not self.decay_step:
+            return []
+        return [StepScheduler(linear_step(self.rule_options.get("step", 256), epochs))]
 
 
 RECIPES: dict[str, Recipe] = {

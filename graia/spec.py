@@ -24,6 +24,7 @@ STREAM_INIT = 1
 STREAM_PERMUTATION = 2
 STREAM_FEEDBACK = 3
 STREAM_ROUNDING = 4
+STREAM_DROPOUT = 5
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MUL1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -107,6 +108,12 @@ def codes_of_latents(latent: np.ndarray, kmax: int) -> np.ndarray:
 def rounding_key(seed: np.uint64, layer: int, step: int) -> np.uint64:
     """``hash(seed, STREAM_ROUNDING, layer, t)``: the key of one layer's rounding bits at step t."""
     return hash2(hash2(hash2(seed, STREAM_ROUNDING), layer), step)
+
+
+@njit(cache=True)
+def dropout_key(seed: np.uint64, layer: int, step: int) -> np.uint64:
+    """``hash(seed, STREAM_DROPOUT, layer, t)``: the key of one layer's dropout bits at step t."""
+    return hash2(hash2(hash2(seed, STREAM_DROPOUT), layer), step)
 
 
 @njit(cache=True)

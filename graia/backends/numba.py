@@ -18,8 +18,9 @@ from graia.backends.interface import (
 )
 from graia.spec import (
     LATENT_MAX,
-    code_of_latent,
     canonical_latent,
+    code_of_latent,
+    dropout_key,
     fixed_weight,
     hash2,
     rounding_key,
@@ -78,13 +79,27 @@ def _layer_views(state: HostState):
     return layers, feedback
 
 
-def _forward_all(state: HostState, x: np.ndarray, weights: list[np.ndarray]):
-    """Every layer's (z, a) for the rows of ``x``."""
+@njit(cache=True, parallel=True)
+def _dropout(a: np.ndarray, key: np.uint64, rate: int) -> None:
+    """§7.2: zero the units whose hash byte falls below ``rate``."""
+    rows, n_out = a.shape
+    for s in prange(rows):
+        for h in range(n_out):
+            if np.int64(hash2(key, s * n_out + h) & np.uint64(255)) < rate:
+                a[s, h] = 0
+
+
+def _forward_all(state: HostState, x: np.ndarray, weights: list[np.ndarray], dropout: int = 0):
+    """Every layer's (z, a) for the rows of ``x``; ``dropout > 0`` drops hidden units (§7.2)."""
     zs, acts = [], [x]
+    seed = state["counters"][COUNTER_SEED : COUNTER_SEED + 1].view(np.uint64)[0]
     for layer, w in enumerate(weights):
         z = np.empty((x.shape[0], w.shape[1]), np.int32)
         a = np.empty((x.shape[0], w.shape[1]), np.uint8)
         _forward(acts[-1], w, int(state["shift"][layer]), z, a)
+        if dropout and layer < len(weights) - 1:
+            key = np.uint64(dropout_key(seed, layer, int(state["counters"][COUNTER_STEP])))
+            _dropout(a, key, dropout)
         zs.append(z)
         acts.append(a)
     return zs, acts
@@ -154,7 +169,7 @@ def _dfa_update(pre, d, latent, momentum, key, step, beta1, beta2, decay) -> Non
 
 
 def _train_epoch_dfa(state, x, y, order, batch_size, params):
-    step, beta1, beta2, decay, target_on, target_off = (int(v) for v in params[:6])
+    step, beta1, beta2, decay, target_on, target_off, dropout = (int(v) for v in params[:7])
     layers, feedback = _layer_views(state)
     counters = state["counters"]
     seed = counters[COUNTER_SEED : COUNTER_SEED + 1].view(np.uint64)[0]
@@ -168,7 +183,7 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params):
         weights = [
             _fixed_weights(lat, int(state["kmax"][layer])) for layer, (lat, _) in enumerate(layers)
         ]
-        zs, acts = _forward_all(state, x[idx], weights)
+        zs, acts = _forward_all(state, x[idx], weights, dropout)
         e = np.empty((rows, classes), np.int32)
         correct, sq = _output_error(acts[-1], y[idx], np.ones(rows, np.bool_), target_on, target_off, e)
         correct_total += correct

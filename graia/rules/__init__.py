@@ -75,6 +75,7 @@ class DFA(Rule):
         "decay_shift": (0, 0, 20),
         "target_on": (255, 0, 255),
         "target_off": (0, 0, 255),
+        "dropout": (0, 0, 255),
     }
 
 
