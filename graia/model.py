@@ -366,6 +366,36 @@ class Sequential:
 
         return [a[0] for a in NumbaBackend().activations(self._host_state(), xq)]
 
+    def diagnostics(self, x: Any, y: Any = None) -> list[dict[str, Any]]:
+        """Per Dense layer: ``dead`` (fraction of units never active on ``x``), ``saturated``
+        (fraction of activations at 255), ``codes`` (weight-code histogram: count of ``|code|``
+        0, 1, ..., kmax+1) and, when labels ``y`` are given, ``probe_accuracy``: the accuracy of a
+        nearest-class-mean classifier on the layer's activations (a cheap linear-readability probe).
+        """
+        if y is None:
+            xq = self._validate_x(x)
+        else:
+            xq, yq = self._validate_xy(x, y)
+        from graia.backends.numba import NumbaBackend
+
+        acts = NumbaBackend().activations(self._host_state(), xq)[1:]
+        report = []
+        for layer, a, codes in zip(self.dense_layers, acts, self.get_codes()):
+            entry = {
+                "layer": layer.name,
+                "dead": float(np.mean(a.max(axis=0) == 0)),
+                "saturated": float(np.mean(a == 255)),
+                "codes": np.bincount(np.abs(codes).ravel(), minlength=layer.kmax + 2).tolist(),
+            }
+            if y is not None:
+                feats = a.astype(np.float64)
+                present = np.unique(yq)
+                means = np.stack([feats[yq == c].mean(axis=0) for c in present])
+                dist = (means**2).sum(axis=1)[None, :] - 2.0 * feats @ means.T
+                entry["probe_accuracy"] = float(np.mean(present[np.argmin(dist, axis=1)] == yq))
+            report.append(entry)
+        return report
+
     # ------------------------------------------------------------------------------ weights
     def get_weights(self) -> list[np.ndarray]:
         """Each Dense layer's latent weights, i32 ``(n_in, n_out)`` (2**20 is a unit weight)."""

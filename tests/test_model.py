@@ -156,3 +156,16 @@ def test_backend_switch_keeps_the_model(backend_name):
     reference = model.predict(x)
     with graia.backend.use(backend_name):
         np.testing.assert_array_equal(model.predict(x), reference)
+
+
+def test_diagnostics():
+    x, y = small_data(60)
+    model = small_model()
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    report = model.diagnostics(x, y)
+    assert [r["layer"] for r in report] == ["dense_0", "dense_1"]
+    for r in report:
+        assert 0.0 <= r["dead"] <= 1.0 and 0.0 <= r["saturated"] <= 1.0
+        assert 0.0 <= r["probe_accuracy"] <= 1.0
+    assert sum(report[0]["codes"]) == 16 * 12
+    assert "probe_accuracy" not in model.diagnostics(x)[0]
