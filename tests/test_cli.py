@@ -353,6 +353,7 @@ def test_python_m_graia_train_evaluate(tmp_path: Path) -> None:
             str(out_dir),
             "--quiet",
         ],
+        check=False,
         cwd=tmp_path,
         env=_env(),
         capture_output=True,
@@ -377,6 +378,7 @@ def test_python_m_graia_train_evaluate(tmp_path: Path) -> None:
 def test_python_m_graia_unknown_backend_env(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "graia", "info"],
+        check=False,
         cwd=tmp_path,
         env=_env(GRAIA_BACKEND="nonsense"),
         capture_output=True,
