@@ -24,13 +24,11 @@ members so large they look like a zip bomb. Shapes and dtypes the *model* expect
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
 import math
 import os
 import re
 import struct
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -40,6 +38,7 @@ from typing import IO, Any
 import numpy as np
 
 from graia.errors import GraiaValueError, ModelFileError
+from graia.files import atomic_write
 
 __all__ = [
     "FORMAT_VERSION",
@@ -132,27 +131,19 @@ def write_model_file(
     manifest_bytes = _json_bytes("arrays", manifest)
 
     dest = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent or ".", prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for member, data in (
-                    (_CONFIG, config_bytes),
-                    (_METADATA, metadata_bytes),
-                    (_MANIFEST, manifest_bytes),
-                ):
-                    zf.writestr(_info(member), data)
-                for name, arr in checked.items():
-                    with zf.open(_info(_PREFIX + name + _SUFFIX), "w", force_zip64=True) as m:
-                        np.lib.format.write_array(m, arr, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(dest.parent)
+    with (
+        atomic_write(dest) as f,
+        zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+    ):
+        for member, data in (
+            (_CONFIG, config_bytes),
+            (_METADATA, metadata_bytes),
+            (_MANIFEST, manifest_bytes),
+        ):
+            zf.writestr(_info(member), data)
+        for name, arr in checked.items():
+            with zf.open(_info(_PREFIX + name + _SUFFIX), "w", force_zip64=True) as m:
+                np.lib.format.write_array(m, arr, allow_pickle=False)
     return dest
 
 
@@ -161,19 +152,6 @@ def _info(name: str) -> zipfile.ZipInfo:
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
     return info
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory or ".", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- reading

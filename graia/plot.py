@@ -9,16 +9,15 @@ atomically (temporary file in the same directory, then rename).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from graia.errors import GraiaValueError
+from graia.files import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -39,19 +38,8 @@ def _new_figure(width: float, height: float) -> Figure:
 
 def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 100) -> None:
     """Write ``fig`` as a PNG to ``path`` atomically (temporary file, fsync, rename)."""
-    dest = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(dest))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(dest)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=dpi)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=dpi)
 
 
 def _finish(fig: Figure, path: str | os.PathLike[str] | None) -> Figure:

@@ -22,12 +22,10 @@ The download source can be replaced by a mirror: the ``mirror`` argument of the 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -35,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graia.errors import DatasetError
+from graia.files import atomic_write
 
 __all__ = [
     "SYSTEM_DATA_DIRS",
@@ -182,51 +181,44 @@ def _download_once(
 ) -> Path:
     final = dest_dir / res.filename
     limit = res.size if res.size is not None else _DEFAULT_MAX_DOWNLOAD
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{res.filename}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            request = urllib.request.Request(url, headers={"User-Agent": "graia"})
-            try:
-                with urllib.request.urlopen(request, timeout=timeout) as resp:
-                    declared = resp.length
-                    if declared is not None and declared > limit:
-                        raise _Failed(f"server announces {declared} bytes, expected {limit}")
-                    h = hashlib.sha256()
-                    written = 0
-                    bar = _progress_bar(declared or res.size, res.filename, progress)
-                    try:
-                        while chunk := resp.read(_CHUNK):
-                            written += len(chunk)
-                            if written > limit:
-                                raise _Failed(f"download larger than the expected {limit} bytes")
-                            out.write(chunk)
-                            h.update(chunk)
-                            if bar is not None:
-                                bar.update(len(chunk))
-                    finally:
+    with atomic_write(final, suffix=".part") as out:
+        request = urllib.request.Request(url, headers={"User-Agent": "graia"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:
+                declared = resp.length
+                if declared is not None and declared > limit:
+                    raise _Failed(f"server announces {declared} bytes, expected {limit}")
+                h = hashlib.sha256()
+                written = 0
+                bar = _progress_bar(declared or res.size, res.filename, progress)
+                try:
+                    while chunk := resp.read(_CHUNK):
+                        written += len(chunk)
+                        if written > limit:
+                            raise _Failed(f"download larger than the expected {limit} bytes")
+                        out.write(chunk)
+                        h.update(chunk)
                         if bar is not None:
-                            bar.close()
-                    if resp.length:  # bytes announced by Content-Length but never received
-                        raise _Failed(
-                            f"truncated download: got {written} bytes, "
-                            f"{resp.length} announced bytes missing"
-                        )
-            except _Failed:
-                raise
-            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-                raise _Failed(_describe(exc)) from exc
-            out.flush()
-            os.fsync(out.fileno())
+                            bar.update(len(chunk))
+                finally:
+                    if bar is not None:
+                        bar.close()
+                if resp.length:  # bytes announced by Content-Length but never received
+                    raise _Failed(
+                        f"truncated download: got {written} bytes, "
+                        f"{resp.length} announced bytes missing"
+                    )
+        except _Failed:
+            raise
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            raise _Failed(_describe(exc)) from exc
+        # Verified inside the block: a failed check removes the temporary file, renames nothing.
         if res.size is not None and written != res.size:
             raise _Failed(f"truncated download: got {written} bytes, expected {res.size}")
         digest = h.hexdigest()
         if digest != res.sha256.lower():
             raise _Failed(f"SHA-256 mismatch: got {digest}, expected {res.sha256.lower()}")
-        os.replace(tmp, final)
-        return final
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    return final
 
 
 def download_file(

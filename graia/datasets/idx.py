@@ -20,12 +20,10 @@ naming the file and the problem.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import BinaryIO
@@ -33,6 +31,7 @@ from typing import BinaryIO
 import numpy as np
 
 from graia.errors import DatasetError, GraiaValueError
+from graia.files import atomic_write
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -205,15 +204,6 @@ def write_idx(
         compress = dest.name.endswith(".gz")
     if compress:
         payload = gzip.compress(payload, mtime=0)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(dest) as f:
+        f.write(payload)
     return dest
