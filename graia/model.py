@@ -285,7 +285,6 @@ class Sequential:
         if verbose == "auto":
             verbose = 1
         backend = self._backend()
-        handle = self._handle_here()
         dataset = backend.upload(xq, yq)
         history = callbacks_mod.History()
         cbs = callbacks_mod.CallbackList(list(callbacks or []) + [history], model=self)
@@ -301,8 +300,9 @@ class Sequential:
             else:
                 order = np.arange(n, dtype=np.int32)
             start = time.perf_counter()
+            # Fetched every epoch: a callback may have replaced the weights (set_weights).
             handle, correct, sq_error = backend.train_epoch(
-                handle, dataset, order, 1 if self.rule.online else batch_size,
+                self._handle_here(), dataset, order, 1 if self.rule.online else batch_size,
                 self.rule.rule_id, self.rule.params(),
             )
             self._handle = handle
