@@ -21,6 +21,8 @@ class Recipe:
     rule_options: dict[str, int] = field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 32
+    #: The hidden layers' activation shift (``None``: the Dense default, ``kmax``).
+    hidden_shift: int | None = None
     #: Decay the rule's ``step`` linearly to 1 over the epochs.
     decay_step: bool = False
 
@@ -31,7 +33,7 @@ class Recipe:
         """A compiled model for this recipe (``rule`` overrides the recipe's, with its defaults)."""
         model = Sequential(
             [layers.Input(input_shape)]
-            + [layers.Dense(units) for units in self.hidden]
+            + [layers.Dense(units, shift=self.hidden_shift) for units in self.hidden]
             + [layers.Dense(classes)],
             seed=seed,
             name=name,
@@ -51,10 +53,26 @@ class Recipe:
         return [StepScheduler(linear_step(self.rule_options.get("step", 256), epochs))]
 
 
+_IMAGES_28X28 = Recipe(
+    hidden=(4000,),
+    rule="dfa",
+    rule_options={"step": 128, "dropout": 77},
+    epochs=60,
+    batch_size=64,
+    hidden_shift=9,
+    decay_step=True,
+)
+
 RECIPES: dict[str, Recipe] = {
-    "digits": Recipe(hidden=(256,), rule="dfa", rule_options={"step": 1024}, epochs=20, batch_size=32),
-    "fashion-mnist": Recipe(
-        hidden=(1000,), rule="dfa", rule_options={"step": 256}, epochs=10, batch_size=64
+    "digits": Recipe(
+        hidden=(512, 512),
+        rule="dfa",
+        rule_options={"step": 256, "dropout": 77},
+        epochs=60,
+        batch_size=32,
+        decay_step=True,
     ),
-    "mnist": Recipe(hidden=(1000,), rule="dfa", rule_options={"step": 256}, epochs=10, batch_size=64),
+    # Chosen on Fashion-MNIST (validation split); MNIST uses the same recipe untuned.
+    "fashion-mnist": _IMAGES_28X28,
+    "mnist": _IMAGES_28X28,
 }
