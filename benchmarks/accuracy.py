@@ -45,7 +45,11 @@ def run_graia(dataset, rule, data, seed=0):
     classes = int(y.max()) + 1
     if rule == recipe.rule:
         model = recipe.build(x.shape[1:], classes, seed)
-        epochs, batch_size, callbacks = recipe.epochs, recipe.batch_size, recipe.callbacks(recipe.epochs)
+        epochs, batch_size, callbacks = (
+            recipe.epochs,
+            recipe.batch_size,
+            recipe.callbacks(recipe.epochs),
+        )
     else:
         init = "codes" if rule == "seed_hebbian" else "uniform"
         model = graia.Sequential(
@@ -61,10 +65,16 @@ def run_graia(dataset, rule, data, seed=0):
     model.fit(x, y, epochs=epochs, batch_size=batch_size, callbacks=callbacks + [probe], verbose=0)
     seconds = time.perf_counter() - start
     return {
-        "method": f"graia {rule}", "rule_options": model.rule.values, "hidden": list(recipe.hidden),
-        "epochs": epochs, "batch_size": batch_size, "test_accuracy": probe.curve[-1],
-        "train_accuracy": model.evaluate(x, y)[1], "seconds": round(seconds, 2),
-        "curve": probe.curve, "backend": graia.backend.name(),
+        "method": f"graia {rule}",
+        "rule_options": model.rule.values,
+        "hidden": list(recipe.hidden),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "test_accuracy": probe.curve[-1],
+        "train_accuracy": model.evaluate(x, y)[1],
+        "seconds": round(seconds, 2),
+        "curve": probe.curve,
+        "backend": graia.backend.name(),
     }
 
 
@@ -76,7 +86,9 @@ def run_backprop(dataset, data, seed=0):
     (x, y), (xt, yt) = data
     recipe = RECIPES[dataset]
     xf, xtf = x.reshape(len(x), -1) / 255.0, xt.reshape(len(xt), -1) / 255.0
-    mlp = MLPClassifier(hidden_layer_sizes=recipe.hidden, batch_size=recipe.batch_size, random_state=seed)
+    mlp = MLPClassifier(
+        hidden_layer_sizes=recipe.hidden, batch_size=recipe.batch_size, random_state=seed
+    )
     curve, start = [], time.perf_counter()
     for _ in range(recipe.epochs):
         with warnings.catch_warnings():
@@ -84,10 +96,15 @@ def run_backprop(dataset, data, seed=0):
             mlp.partial_fit(xf, y, classes=np.arange(int(y.max()) + 1))
         curve.append(float(mlp.score(xtf, yt)))
     return {
-        "method": "backprop MLP (scikit-learn, float)", "hidden": list(recipe.hidden),
-        "epochs": recipe.epochs, "batch_size": recipe.batch_size, "test_accuracy": curve[-1],
-        "train_accuracy": float(mlp.score(xf, y)), "seconds": round(time.perf_counter() - start, 2),
-        "curve": curve, "backend": "numpy/BLAS",
+        "method": "backprop MLP (scikit-learn, float)",
+        "hidden": list(recipe.hidden),
+        "epochs": recipe.epochs,
+        "batch_size": recipe.batch_size,
+        "test_accuracy": curve[-1],
+        "train_accuracy": float(mlp.score(xf, y)),
+        "seconds": round(time.perf_counter() - start, 2),
+        "curve": curve,
+        "backend": "numpy/BLAS",
     }
 
 
@@ -135,18 +152,36 @@ def main() -> None:
         with graia.backend.use(args.backend or graia.backend.name()):
             for rule in args.rules:
                 results.append(run_graia(dataset, rule, data))
-                print(json.dumps({k: v for k, v in results[-1].items() if k != "curve"}), flush=True)
+                print(
+                    json.dumps({k: v for k, v in results[-1].items() if k != "curve"}), flush=True
+                )
         results.append(run_backprop(dataset, data))
         print(json.dumps({k: v for k, v in results[-1].items() if k != "curve"}), flush=True)
         plot_curves(dataset, results, out / f"learning_curves_{dataset}.png")
-        report[dataset] = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "results": results}
+        report[dataset] = {
+            "machine": machine(),
+            "date": time.strftime("%Y-%m-%d"),
+            "results": results,
+        }
     results_path.write_text(json.dumps(report, indent=1))
-    lines = ["# Accuracy results", "", "Produced by `benchmarks/accuracy.py`; test accuracy on the "
-             "official test split after the last epoch (nothing selected on the test split).", ""]
+    lines = [
+        "# Accuracy results",
+        "",
+        (
+            "Produced by `benchmarks/accuracy.py`; test accuracy on the "
+            "official test split after the last epoch (nothing selected on the test split)."
+        ),
+        "",
+    ]
     for dataset, entry in report.items():
-        lines += [f"## {dataset}", "", f"Machine: {entry['machine']} ({entry['date']}).", "",
-                  "| method | hidden | epochs | test accuracy | train accuracy | seconds | backend |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {dataset}",
+            "",
+            f"Machine: {entry['machine']} ({entry['date']}).",
+            "",
+            "| method | hidden | epochs | test accuracy | train accuracy | seconds | backend |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in entry["results"]:
             lines.append(
                 f"| {r['method']} | {r['hidden']} | {r['epochs']} | {100 * r['test_accuracy']:.2f}% "

@@ -12,6 +12,7 @@ product of the same shapes, the work an epoch must at least do). Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 
@@ -22,7 +23,7 @@ import graia
 
 def terms_per_sample(sizes: list[int]) -> int:
     """Synapse-terms per sample: one forward term and one learning term per synapse."""
-    return 2 * sum(a * b for a, b in zip(sizes, sizes[1:]))
+    return 2 * sum(a * b for a, b in itertools.pairwise(sizes))
 
 
 def time_backend(name: str, x, y, hidden: int, epochs: int) -> float:
@@ -45,7 +46,9 @@ def time_backprop(x, y, hidden: int) -> tuple[str, float]:
         torch = None
     if torch is not None:
         dev = "cuda" if torch.cuda.is_available() else "cpu"
-        net = torch.nn.Sequential(torch.nn.Linear(784, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10)).to(dev)
+        net = torch.nn.Sequential(
+            torch.nn.Linear(784, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10)
+        ).to(dev)
         opt = torch.optim.Adam(net.parameters(), 1e-3)
         xt = torch.tensor(x / 255.0, dtype=torch.float32, device=dev)
         yt = torch.tensor(y, dtype=torch.int64, device=dev)
@@ -119,15 +122,28 @@ def main() -> None:
     base_name, base = time_backprop(x, y, args.hidden)
     ceil_name, ceil = ceiling_seconds(len(x), args.hidden)
     print(f"workload: 784-{args.hidden}-10 DFA, {len(x)} samples, batch 64, one epoch")
-    print(f"{'backend':<12}{'s/epoch':>10}{'samples/s':>12}{'G terms/s':>11}{'vs numba':>10}"
-          f"{'vs backprop':>13}{'vs ceiling':>12}")
+    print(
+        f"{'backend':<12}{'s/epoch':>10}{'samples/s':>12}{'G terms/s':>11}{'vs numba':>10}"
+        f"{'vs backprop':>13}{'vs ceiling':>12}"
+    )
     for name, sec in rows.items():
         vs_numba = rows["numba"] / sec if "numba" in rows else float("nan")
-        print(f"{name:<12}{sec:>10.3f}{len(x) / sec:>12.0f}{terms / sec / 1e9:>11.2f}"
-              f"{vs_numba:>9.2f}x{base / sec:>12.2f}x{ceil / sec:>11.1%}")
+        print(
+            f"{name:<12}{sec:>10.3f}{len(x) / sec:>12.0f}{terms / sec / 1e9:>11.2f}"
+            f"{vs_numba:>9.2f}x{base / sec:>12.2f}x{ceil / sec:>11.1%}"
+        )
     print(f"baseline: {base_name}: {base:.3f} s/epoch; ceiling: {ceil_name}: {ceil:.3f} s/epoch")
-    print(json.dumps({"hidden": args.hidden, "samples": len(x), "seconds": rows,
-                      "baseline": {base_name: base}, "ceiling": {ceil_name: ceil}}))
+    print(
+        json.dumps(
+            {
+                "hidden": args.hidden,
+                "samples": len(x),
+                "seconds": rows,
+                "baseline": {base_name: base},
+                "ceiling": {ceil_name: ceil},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -101,14 +101,15 @@ def _train(args: argparse.Namespace) -> None:
     output = Path(args.output or f"graia-runs/{args.dataset}-{stamp}")
     output.mkdir(parents=True, exist_ok=True)
     classes = int(max(y_train.max(), y_test.max())) + 1
-    model = recipe.build(
-        x_train.shape[1:], classes, args.seed, rule, name=f"{args.dataset}-{rule}"
-    )
+    model = recipe.build(x_train.shape[1:], classes, args.seed, rule, name=f"{args.dataset}-{rule}")
     epochs = args.epochs or recipe.epochs
     batch_size = args.batch_size or recipe.batch_size
     start = time.perf_counter()
     history = model.fit(
-        x_train, y_train, epochs=epochs, batch_size=batch_size,
+        x_train,
+        y_train,
+        epochs=epochs,
+        batch_size=batch_size,
         validation_data=(x_test, y_test),
         callbacks=recipe.callbacks(epochs) if rule == recipe.rule else [],
         verbose=0 if args.quiet else 1,
@@ -121,15 +122,26 @@ def _train(args: argparse.Namespace) -> None:
     curve_path = output / "learning_curve.png"
     plot.history(history, path=curve_path)
     result = {
-        "dataset": args.dataset, "backend": backend_name, "rule": rule,
-        "rule_options": model.rule.values, "hidden": list(recipe.hidden), "epochs": epochs,
-        "batch_size": batch_size, "seed": model.seed, "seconds": round(seconds, 3),
-        "train_accuracy": train_acc, "train_loss": train_loss,
-        "test_accuracy": test_acc, "test_loss": test_loss,
-        "model_path": str(model_path), "learning_curve": str(curve_path),
+        "dataset": args.dataset,
+        "backend": backend_name,
+        "rule": rule,
+        "rule_options": model.rule.values,
+        "hidden": list(recipe.hidden),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": model.seed,
+        "seconds": round(seconds, 3),
+        "train_accuracy": train_acc,
+        "train_loss": train_loss,
+        "test_accuracy": test_acc,
+        "test_loss": test_loss,
+        "model_path": str(model_path),
+        "learning_curve": str(curve_path),
     }
-    print(f"test accuracy: {test_acc:.4f} (train {train_acc:.4f}) after {epochs} epochs, "
-          f"{seconds:.1f} s on {backend_name}; model: {model_path}; curve: {curve_path}")
+    print(
+        f"test accuracy: {test_acc:.4f} (train {train_acc:.4f}) after {epochs} epochs, "
+        f"{seconds:.1f} s on {backend_name}; model: {model_path}; curve: {curve_path}"
+    )
     if args.json:
         print(json.dumps(result))
 
@@ -140,8 +152,13 @@ def _evaluate(args: argparse.Namespace) -> None:
     model = graia.load_model(args.model)
     _, (x_test, y_test) = _load_dataset(args.dataset, args.data_dir)
     loss, acc = model.evaluate(x_test, y_test)
-    result = {"model": args.model, "dataset": args.dataset, "backend": graia.backend.name(),
-              "test_accuracy": acc, "test_loss": loss}
+    result = {
+        "model": args.model,
+        "dataset": args.dataset,
+        "backend": graia.backend.name(),
+        "test_accuracy": acc,
+        "test_loss": loss,
+    }
     print(json.dumps(result) if args.json else f"test accuracy: {acc:.4f}, loss: {loss:.4f}")
 
 
@@ -184,15 +201,21 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graia", description="Integer neural networks with power-of-two weights."
     )
-    parser.add_argument("--backend", choices=BACKENDS,
-                        help="backend to use (default: $GRAIA_BACKEND or the best available)")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="backend to use (default: $GRAIA_BACKEND or the best available)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="backends, devices and versions")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     train = sub.add_parser("train", help="train the recommended recipe for a dataset")
     train.add_argument("--dataset", choices=DATASETS, required=True)
-    train.add_argument("--data-dir", help="directory holding the dataset's IDX files "
-                       "(only this one is searched; nothing is downloaded)")
+    train.add_argument(
+        "--data-dir",
+        help="directory holding the dataset's IDX files "
+        "(only this one is searched; nothing is downloaded)",
+    )
     train.add_argument("--epochs", type=_positive, help="epochs (default: the recipe's)")
     train.add_argument("--batch-size", type=_positive, help="batch size (default: the recipe's)")
     train.add_argument("--rule", help="learning rule (default: the recipe's)")
@@ -210,8 +233,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("file")
     predict.add_argument("--json", action="store_true", help="print one JSON list")
     for p in (info, train, evaluate, predict):
-        p.add_argument("--backend", choices=BACKENDS, default=argparse.SUPPRESS,
-                       help="backend to use")
+        p.add_argument(
+            "--backend", choices=BACKENDS, default=argparse.SUPPRESS, help="backend to use"
+        )
     return parser
 
 

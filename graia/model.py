@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from graia import backends, layers as layers_mod, rules as rules_mod, spec
+from graia import backends, spec
+from graia import layers as layers_mod
+from graia import rules as rules_mod
 from graia.backends.interface import (
     COUNTER_PREV_LOSS,
     COUNTER_SEED,
@@ -32,7 +34,9 @@ def quantize_inputs(x: Any, what: str = "x") -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == bool or arr.dtype.kind not in "iuf":
-        raise GraiaValueError(f"{what} must be a numeric array (uint8, int or float), got dtype {arr.dtype}")
+        raise GraiaValueError(
+            f"{what} must be a numeric array (uint8, int or float), got dtype {arr.dtype}"
+        )
     if arr.size == 0:
         return arr.astype(np.uint8)
     if arr.dtype.kind == "f":
@@ -47,7 +51,9 @@ def quantize_inputs(x: Any, what: str = "x") -> np.ndarray:
         return np.floor(arr * 255.0 + 0.5).astype(np.uint8)
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0 or hi > 255:
-        raise GraiaValueError(f"{what}: integer inputs must lie in 0..255, got values in [{lo}, {hi}]")
+        raise GraiaValueError(
+            f"{what}: integer inputs must lie in 0..255, got values in [{lo}, {hi}]"
+        )
     return arr.astype(np.uint8)
 
 
@@ -69,7 +75,11 @@ class Sequential:
     ) -> None:
         if seed is None:
             seed = secrets.randbits(63)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
+        if (
+            isinstance(seed, bool)
+            or not isinstance(seed, (int, np.integer))
+            or not 0 <= seed <= SEED_MAX
+        ):
             raise GraiaValueError(f"seed must be an int in [0, 2**64 - 1] or None, got {seed!r}")
         self.seed = int(seed)
         self.name = name or "sequential"
@@ -133,7 +143,9 @@ class Sequential:
         self._check_bounds()
         sizes = np.array(self.sizes, np.int64)
         latent = [
-            spec.init_latent(self.seed, i, self.sizes[i], layer.units, layer.kmax, layer.initializer)
+            spec.init_latent(
+                self.seed, i, self.sizes[i], layer.units, layer.kmax, layer.initializer
+            )
             for i, layer in enumerate(self.dense_layers)
         ]
         total = int(layer_offsets(sizes)[-1])
@@ -187,7 +199,12 @@ class Sequential:
         self._handle_backend = here
 
     # ----------------------------------------------------------------------------- training
-    def compile(self, rule: str | rules_mod.Rule | None = None, metrics: Sequence[str] = ("accuracy",), **rule_options: int) -> None:
+    def compile(
+        self,
+        rule: str | rules_mod.Rule | None = None,
+        metrics: Sequence[str] = ("accuracy",),
+        **rule_options: int,
+    ) -> None:
         """Choose the learning rule (``None``: the library's default) and its options."""
         self.rule = rules_mod.get(rule, **rule_options)
         unknown = [m for m in metrics if m not in ("accuracy", "acc")]
@@ -199,11 +216,20 @@ class Sequential:
         xq = self._validate_x(x, f"x{what}")
         yarr = np.asarray(y)
         if yarr.dtype == bool or yarr.dtype.kind not in "iu":
-            if yarr.dtype.kind == "f" and yarr.size and np.all(np.isfinite(yarr)) and np.all(yarr == np.round(yarr)):
-                raise GraiaValueError(f"y{what} must hold integer class ids, got float dtype {yarr.dtype}; use y.astype(int)")
+            if (
+                yarr.dtype.kind == "f"
+                and yarr.size
+                and np.all(np.isfinite(yarr))
+                and np.all(yarr == np.round(yarr))
+            ):
+                raise GraiaValueError(
+                    f"y{what} must hold integer class ids, got float dtype {yarr.dtype}; use y.astype(int)"
+                )
             raise GraiaValueError(f"y{what} must hold integer class ids, got dtype {yarr.dtype}")
         if yarr.ndim != 1:
-            raise GraiaValueError(f"y{what} must be 1-D (one class id per sample), got shape {yarr.shape}")
+            raise GraiaValueError(
+                f"y{what} must be 1-D (one class id per sample), got shape {yarr.shape}"
+            )
         if len(yarr) != len(xq):
             raise GraiaValueError(f"x{what} has {len(xq)} samples but y{what} has {len(yarr)}")
         lo, hi = int(yarr.min()), int(yarr.max())
@@ -219,7 +245,9 @@ class Sequential:
         shape = self.input_shape
         features = self.sizes[0]
         if arr.ndim == 0 or arr.shape[0] == 0:
-            raise GraiaValueError(f"{what} is empty; expected shape (n, {', '.join(map(str, shape))}) with n > 0")
+            raise GraiaValueError(
+                f"{what} is empty; expected shape (n, {', '.join(map(str, shape))}) with n > 0"
+            )
         if arr.shape[1:] != shape and arr.shape[1:] != (features,):
             raise GraiaValueError(
                 f"{what} has shape {arr.shape}; expected (n, {', '.join(map(str, shape))})"
@@ -258,8 +286,14 @@ class Sequential:
             raise GraiaError("call compile() before fit()")
         epochs = self._positive(epochs, "epochs")
         batch_size = self._positive(batch_size, "batch_size")
-        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) or initial_epoch < 0:
-            raise GraiaValueError(f"initial_epoch must be a non-negative int, got {initial_epoch!r}")
+        if (
+            isinstance(initial_epoch, bool)
+            or not isinstance(initial_epoch, (int, np.integer))
+            or initial_epoch < 0
+        ):
+            raise GraiaValueError(
+                f"initial_epoch must be a non-negative int, got {initial_epoch!r}"
+            )
         if not spec.learning_bound_ok(batch_size, self.classes):
             raise GraiaValueError(
                 f"batch_size={batch_size} with {self.classes} classes could overflow the 32-bit "
@@ -273,7 +307,9 @@ class Sequential:
         if validation_split:
             cut = int(len(xq) * (1.0 - validation_split))
             if cut <= 0 or cut >= len(xq):
-                raise GraiaValueError(f"validation_split={validation_split} leaves no training or no validation samples")
+                raise GraiaValueError(
+                    f"validation_split={validation_split} leaves no training or no validation samples"
+                )
             val = (xq[cut:], yq[cut:])
             xq, yq = xq[:cut], yq[:cut]
         elif validation_data is not None:
@@ -288,7 +324,9 @@ class Sequential:
         dataset = backend.upload(xq, yq)
         history = callbacks_mod.History()
         cbs = callbacks_mod.CallbackList(list(callbacks or []) + [history], model=self)
-        cbs.set_params({"epochs": epochs, "batch_size": batch_size, "verbose": verbose, "samples": len(xq)})
+        cbs.set_params(
+            {"epochs": epochs, "batch_size": batch_size, "verbose": verbose, "samples": len(xq)}
+        )
         self.stop_training = False
         cbs.on_train_begin({})
         bar = _EpochBar(epochs, initial_epoch, verbose)
@@ -302,8 +340,12 @@ class Sequential:
             start = time.perf_counter()
             # Fetched every epoch: a callback may have replaced the weights (set_weights).
             handle, correct, sq_error = backend.train_epoch(
-                self._handle_here(), dataset, order, 1 if self.rule.online else batch_size,
-                self.rule.rule_id, self.rule.params(),
+                self._handle_here(),
+                dataset,
+                order,
+                1 if self.rule.online else batch_size,
+                self.rule.rule_id,
+                self.rule.params(),
             )
             self._handle = handle
             logs = {
@@ -332,7 +374,9 @@ class Sequential:
         if batch_size is None:
             return self._predict_arrays(xq)
         batch_size = self._positive(batch_size, "batch_size")
-        return np.concatenate([self._predict_arrays(xq[i : i + batch_size]) for i in range(0, len(xq), batch_size)])
+        return np.concatenate(
+            [self._predict_arrays(xq[i : i + batch_size]) for i in range(0, len(xq), batch_size)]
+        )
 
     def predict_classes(self, x: Any) -> np.ndarray:
         """Predicted class ids (ties go to the lowest index)."""
@@ -348,7 +392,14 @@ class Sequential:
         loss = float(((out - targets) ** 2).sum()) / (out.size * 255.0**2)
         return {"loss": loss, "accuracy": float(np.mean(np.argmax(out, axis=1) == yq))}
 
-    def evaluate(self, x: Any, y: Any, batch_size: int | None = None, verbose: int = 0, return_dict: bool = False):
+    def evaluate(
+        self,
+        x: Any,
+        y: Any,
+        batch_size: int | None = None,
+        verbose: int = 0,
+        return_dict: bool = False,
+    ):
         """``[loss, accuracy]`` (or a dict with ``return_dict=True``) on ``(x, y)``."""
         if batch_size is not None:
             self._positive(batch_size, "batch_size")
@@ -408,7 +459,10 @@ class Sequential:
 
     def get_codes(self) -> list[np.ndarray]:
         """Each Dense layer's weight codes, i8 ``(n_in, n_out)``: 0 or ``±(k+1)`` for ``±2**-k``."""
-        return [spec.codes_of_latents(w, layer.kmax) for w, layer in zip(self.get_weights(), self.dense_layers)]
+        return [
+            spec.codes_of_latents(w, layer.kmax)
+            for w, layer in zip(self.get_weights(), self.dense_layers)
+        ]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Set the latent weights from arrays shaped like :meth:`get_weights`' (momenta reset)."""
@@ -419,9 +473,13 @@ class Sequential:
         for i, (w, shape) in enumerate(zip(weights, shapes)):
             w = np.asarray(w)
             if w.shape != shape or w.dtype.kind not in "iu":
-                raise GraiaValueError(f"set_weights: array {i} must be integer with shape {shape}, got {w.dtype} {w.shape}")
+                raise GraiaValueError(
+                    f"set_weights: array {i} must be integer with shape {shape}, got {w.dtype} {w.shape}"
+                )
             if w.size and (int(w.min()) < -spec.LATENT_MAX or int(w.max()) > spec.LATENT_MAX):
-                raise GraiaValueError(f"set_weights: array {i} has values outside ±{spec.LATENT_MAX}")
+                raise GraiaValueError(
+                    f"set_weights: array {i} has values outside ±{spec.LATENT_MAX}"
+                )
             flat.append(w.astype(np.int32).ravel())
         state = self._host_state()
         state["latent"] = np.concatenate(flat)
@@ -435,14 +493,16 @@ class Sequential:
     def summary(self, print_fn=print) -> None:
         """Print layers, output shapes, parameter counts, weight-code histograms and the backend."""
         lines = [f'Model: "{self.name}"  (seed {self.seed}, backend {backends.name()})']
-        lines.append(f"{'Layer':<18}{'Output shape':<16}{'Params':>10}  kmax shift  weight codes (0 / ±1 / ±1/2 / ...)")
-        lines.append(f"{self.layers[0].name:<18}{str((None, *self.input_shape)):<16}{0:>10}")
+        lines.append(
+            f"{'Layer':<18}{'Output shape':<16}{'Params':>10}  kmax shift  weight codes (0 / ±1 / ±1/2 / ...)"
+        )
+        lines.append(f"{self.layers[0].name:<18}{(None, *self.input_shape)!s:<16}{0:>10}")
         codes = self.get_codes() if len(self.layers) > 1 else []
         for i, layer in enumerate(self.dense_layers):
             hist = np.bincount(np.abs(codes[i]).ravel().astype(np.int64), minlength=layer.kmax + 2)
             frac = " ".join(f"{100 * h / codes[i].size:.0f}%" for h in hist)
             lines.append(
-                f"{layer.name:<18}{str((None, layer.units)):<16}{self.sizes[i] * layer.units:>10}  "
+                f"{layer.name:<18}{(None, layer.units)!s:<16}{self.sizes[i] * layer.units:>10}  "
                 f"{layer.kmax:>4} {layer.shift:>5}  {frac}"
             )
         lines.append(f"Total params: {self.count_params():,} (latent i32, forward codes i8)")
@@ -619,7 +679,13 @@ class _EpochBar:
         if verbose == 1:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=epochs, initial=initial_epoch, unit="epoch", dynamic_ncols=True, file=sys.stderr)
+            self.bar = tqdm(
+                total=epochs,
+                initial=initial_epoch,
+                unit="epoch",
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
 
     def update(self, epoch: int, logs: dict[str, float]) -> None:
         shown = {k: f"{v:.4f}" for k, v in logs.items() if k != "seconds"}
@@ -627,7 +693,10 @@ class _EpochBar:
             self.bar.set_postfix(shown, refresh=False)
             self.bar.update(1)
         elif self.verbose:
-            print(f"Epoch {epoch + 1}: " + " - ".join(f"{k}: {v}" for k, v in shown.items()), file=sys.stderr)
+            print(
+                f"Epoch {epoch + 1}: " + " - ".join(f"{k}: {v}" for k, v in shown.items()),
+                file=sys.stderr,
+            )
 
     def close(self) -> None:
         if self.bar is not None:

@@ -27,7 +27,11 @@ class Recipe:
     decay_step: bool = False
 
     def build(
-        self, input_shape: tuple[int, ...], classes: int, seed: int, rule: str | None = None,
+        self,
+        input_shape: tuple[int, ...],
+        classes: int,
+        seed: int,
+        rule: str | None = None,
         name: str | None = None,
     ) -> Sequential:
         """A compiled model for this recipe (``rule`` overrides the recipe's, with its defaults)."""

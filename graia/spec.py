@@ -169,7 +169,9 @@ def init_bound(n_in: int) -> int:
     return math.isqrt((3 << (2 * LATENT_ONE_BITS)) // n_in)
 
 
-def init_latent(seed: int, layer: int, n_in: int, n_out: int, kmax: int, initializer: str) -> np.ndarray:
+def init_latent(
+    seed: int, layer: int, n_in: int, n_out: int, kmax: int, initializer: str
+) -> np.ndarray:
     """Initial latent weights of one layer, flat row-major ``(n_in, n_out)`` i32 (§6)."""
     s = np.uint64(seed)
     if initializer == "uniform":

@@ -10,8 +10,14 @@ from graia import rules
 from graia.backends.numba import _seed_step
 
 QUICK = {  # a few seconds each on a 2-core CPU
-    "dfa": dict(hidden=(64,), options={"step": 1024}, epochs=8, batch_size=32, at_least=0.85),
-    "seed_hebbian": dict(hidden=(32,), options={}, epochs=1, batch_size=1, at_least=0.0),
+    "dfa": {
+        "hidden": (64,),
+        "options": {"step": 1024},
+        "epochs": 8,
+        "batch_size": 32,
+        "at_least": 0.85,
+    },
+    "seed_hebbian": {"hidden": (32,), "options": {}, "epochs": 1, "batch_size": 1, "at_least": 0.0},
 }
 
 
@@ -44,7 +50,9 @@ def test_rule_learns_on_digits(rule, digits, backend_name):
 
 def test_default_rule_far_above_chance(digits):
     (x, y), (xt, yt) = digits
-    model = graia.Sequential([graia.layers.Input((8, 8)), graia.layers.Dense(64), graia.layers.Dense(10)], seed=0)
+    model = graia.Sequential(
+        [graia.layers.Input((8, 8)), graia.layers.Dense(64), graia.layers.Dense(10)], seed=0
+    )
     model.compile(step=1024)
     model.fit(x, y, epochs=8, batch_size=32, verbose=0)
     assert model.evaluate(xt, yt)[1] > 0.85
@@ -52,13 +60,31 @@ def test_default_rule_far_above_chance(digits):
 
 def test_seed_step_table():
     n = 8
-    assert [_seed_step(c, True, n) for c in (1, 3, n, -1, -3, -n, 0)] == [1, 2, n - 1, -2, -4, n - 1, 0]
-    assert [_seed_step(c, False, n) for c in (1, 3, n, -1, -3, -n, 0)] == [2, 4, -(n - 1), -1, -2, -(n - 1), 0]
+    assert [_seed_step(c, True, n) for c in (1, 3, n, -1, -3, -n, 0)] == [
+        1,
+        2,
+        n - 1,
+        -2,
+        -4,
+        n - 1,
+        0,
+    ]
+    assert [_seed_step(c, False, n) for c in (1, 3, n, -1, -3, -n, 0)] == [
+        2,
+        4,
+        -(n - 1),
+        -1,
+        -2,
+        -(n - 1),
+        0,
+    ]
 
 
 def test_seed_rule_hand_checked_case():
     """One input, one output, one sample: the loss went down from 255, the unit fired: excite."""
-    model = graia.Sequential([graia.layers.Input(1), graia.layers.Dense(1, kmax=7, initializer="codes")], seed=0)
+    model = graia.Sequential(
+        [graia.layers.Input(1), graia.layers.Dense(1, kmax=7, initializer="codes")], seed=0
+    )
     model.compile("seed_hebbian")
     model.set_weights([np.array([[1 << 18]])])  # code +3: weight 1/4
     model.fit(np.array([[200]], np.uint8), np.array([0]), epochs=1, verbose=0, shuffle=False)

@@ -74,7 +74,9 @@ def _layer_views(state: HostState):
         )
         off += count
         if i < len(sizes) - 2:
-            feedback.append(state["feedback"][foff : foff + n_out * classes].reshape(n_out, classes))
+            feedback.append(
+                state["feedback"][foff : foff + n_out * classes].reshape(n_out, classes)
+            )
             foff += n_out * classes
     return layers, feedback
 
@@ -185,7 +187,9 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params):
         ]
         zs, acts = _forward_all(state, x[idx], weights, dropout)
         e = np.empty((rows, classes), np.int32)
-        correct, sq = _output_error(acts[-1], y[idx], np.ones(rows, np.bool_), target_on, target_off, e)
+        correct, sq = _output_error(
+            acts[-1], y[idx], np.ones(rows, np.bool_), target_on, target_off, e
+        )
         correct_total += correct
         sq_total += sq
         t = int(counters[COUNTER_STEP])
@@ -252,7 +256,9 @@ def _train_epoch_seed_hebbian(state, x, y, order):
         was_better = loss < counters[COUNTER_PREV_LOSS]
         counters[COUNTER_PREV_LOSS] = loss
         for layer, (lat, _) in enumerate(layers):
-            _seed_update(acts[layer][0], acts[layer + 1][0], lat, int(state["kmax"][layer]), was_better)
+            _seed_update(
+                acts[layer][0], acts[layer + 1][0], lat, int(state["kmax"][layer]), was_better
+            )
         counters[COUNTER_STEP] += 1
     return correct_total, sq_total
 

@@ -39,7 +39,9 @@ class Rule:
         for key, (default, lo, hi) in self.options.items():
             value = options.get(key, default)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise GraiaValueError(f"rule {self.name!r}: option {key} must be an int, got {value!r}")
+                raise GraiaValueError(
+                    f"rule {self.name!r}: option {key} must be an int, got {value!r}"
+                )
             if not lo <= int(value) <= hi:
                 raise GraiaValueError(
                     f"rule {self.name!r}: option {key}={value} out of range [{lo}, {hi}]"
@@ -68,7 +70,7 @@ class DFA(Rule):
 
     name = "dfa"
     rule_id = 0
-    options = {
+    options: ClassVar[dict[str, tuple[int, int, int]]] = {
         "step": (256, 1, 1 << 16),
         "beta1_shift": (3, 0, 20),
         "beta2_shift": (7, 0, 20),
@@ -87,7 +89,7 @@ class SeedHebbian(Rule):
 
     name = "seed_hebbian"
     rule_id = 1
-    options = {}
+    options: ClassVar[dict[str, tuple[int, int, int]]] = {}
     online = True
 
 
