@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Write the C source of a CFFI extension module for a Futhark-generated library.
+
+Usage: futhark_cffi.py STEM MODULE OUTPUT.c
+
+STEM is the prefix of what `futhark <backend> --library -o STEM` wrote (STEM.c, STEM.h,
+STEM.json); MODULE is the extension's full dotted name, whose last part starts with an
+underscore (e.g. graia.backends._futhark_opencl).
+Called by CMakeLists.txt at build time; futhark-ffi builds the cdef from the header and cffi emits
+the source, which CMake compiles as a normal Python extension. For the OpenCL backend a few
+OpenCL query functions are declared too, so that graia can name the platform and device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+
+from futhark_ffi.build import build
+
+OPENCL_QUERIES = """
+typedef int32_t cl_int;
+typedef uint32_t cl_uint;
+typedef uint64_t cl_ulong;
+typedef cl_ulong cl_bitfield;
+typedef cl_bitfield cl_device_type;
+typedef cl_uint cl_platform_info;
+typedef cl_uint cl_device_info;
+typedef cl_uint cl_command_queue_info;
+typedef struct _cl_platform_id *cl_platform_id;
+typedef struct _cl_device_id *cl_device_id;
+cl_int clGetPlatformIDs(cl_uint, cl_platform_id *, cl_uint *);
+cl_int clGetPlatformInfo(cl_platform_id, cl_platform_info, size_t, void *, size_t *);
+cl_int clGetDeviceIDs(cl_platform_id, cl_device_type, cl_uint, cl_device_id *, cl_uint *);
+cl_int clGetDeviceInfo(cl_device_id, cl_device_info, size_t, void *, size_t *);
+cl_int clGetCommandQueueInfo(cl_command_queue, cl_command_queue_info, size_t, void *, size_t *);
+"""
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 4:
+        print(__doc__, file=sys.stderr)
+        return 2
+    stem, module, output = argv[1:]
+    with open(stem + ".json") as f:
+        backend = json.load(f)["backend"]
+    package, _, name = module.rpartition(".")
+    if not name.startswith("_"):
+        print(
+            f"futhark_cffi.py: module name {module!r} must start with an underscore",
+            file=sys.stderr,
+        )
+        return 2
+    # futhark-ffi turns "a/b/name" into the module "a.b._name".
+    target = "/".join(package.split(".") + [name[1:]]) if package else name[1:]
+    with contextlib.redirect_stdout(io.StringIO()):  # futhark-ffi prints what it detects
+        ffi = build(stem, target)
+    if backend == "opencl":
+        ffi.cdef(OPENCL_QUERIES)
+    ffi.emit_c_code(output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
