@@ -1,0 +1,164 @@
+-- | Rule `dfa` (docs/arithmetic.md §7.1, §7.2): direct feedback alignment
+-- with a sign-momentum (Lion-like) integer step.
+--
+-- Parameters (i64, in the order of `graia/rules/__init__.py`): `step`,
+-- `beta1_shift`, `beta2_shift`, `decay_shift`, `target_on`, `target_off`,
+-- `dropout`.
+
+import "../arith"
+import "../dense"
+
+-- | Hyper-parameters of the rule, decoded from the i64 parameter vector.
+type dfa_params =
+  { step: i64
+  , beta1_shift: i32
+  , beta2_shift: i32
+  , decay_shift: i32
+  , target_on: i32
+  , target_off: i32
+  , dropout: i32
+  }
+
+-- | Decode the rule's i64 parameter vector (seven values; a missing
+-- `dropout` is 0).
+def dfa_params_of [p] (params: [p]i64) : dfa_params =
+  { step = params[0]
+  , beta1_shift = i32.i64 params[1]
+  , beta2_shift = i32.i64 params[2]
+  , decay_shift = i32.i64 params[3]
+  , target_on = i32.i64 params[4]
+  , target_off = i32.i64 params[5]
+  , dropout = if p > 6 then i32.i64 params[6] else 0
+  }
+
+-- | The output error of a batch (§7.1): `e[s, j] = a[s, j] - t_j`.
+def output_error [b] [c] (target_on: i32) (target_off: i32) (a: [b][c]u8) (labels: [b]i32) : [b][c]i32 =
+  map2 (\row y ->
+          map2 (\j v -> i32.u8 v - (if j == i64.i32 y then target_on else target_off))
+               (iota c)
+               row)
+       a
+       labels
+
+-- | Per-batch metrics (§7.1): the number of correct predictions and the
+-- sum of squared errors.
+def metrics [b] [c] (a: [b][c]u8) (labels: [b]i32) (e: [b][c]i32) : (i64, i64) =
+  let correct = i64.sum (map2 (\row y -> i64.bool (argmax row == i64.i32 y)) a labels)
+  let sq = i64.sum (map (\row -> i64.sum (map (\v -> i64.i32 v * i64.i32 v) row)) e)
+  in (correct, sq)
+
+-- | A hidden layer's deltas (§7.2): `d[s, h] = g[s, h] * sum_j B[h, j] * e[s, j]`,
+-- with the feedback matrix `B` (`n_out, classes`) and the clamp slopes `g`.
+def hidden_delta [b] [n_out] [c] (feedback: [n_out][c]i8) (g: [b][n_out]bool) (e: [b][c]i32) : [b][n_out]i32 =
+  let be =
+    map (\er -> map (\br -> i32.sum (map2 (\ej bj -> ej * i32.i8 bj) er br)) feedback) e
+  in map2 (map2 (\gs v -> if gs then v else 0)) g be
+
+-- | The update of one synapse (§7.2) from its accumulator `g`, latent
+-- `lat`, momentum `mom` and random word `r`; returns `(L', M')`.
+#[inline]
+def dfa_synapse (p: dfa_params) (r: u64) (g: i32) (lat: i32) (mom: i32) : (i32, i32) =
+  let mask21 = (1u64 << 21) - 1
+  let m = i64.i32 mom
+  let l = i64.i32 lat
+  let diff = i64.i32 g - m
+  let c = m + sround diff p.beta1_shift (r & mask21)
+  let new = l - p.step * sign64 c
+  let new = if p.decay_shift > 0 then new - sround l p.decay_shift (r >> 42) else new
+  let lmax = i64.i32 latent_max
+  let new = i64.max (-lmax) (i64.min lmax new)
+  let m' = m + sround diff p.beta2_shift ((r >> 21) & mask21)
+  in (i32.i64 new, i32.i64 m')
+
+-- | One batch of rule `dfa`: the forward pass (with the fixed-point
+-- `weights` of the latents, see `network_weights`), the output error and
+-- metrics, and the update of every layer's latents, momenta and weights.
+-- `t` is the global step counter of this batch; `cpu` picks the CPU form of
+-- the matrix products (see `forward_z`). Returns the new latents, momenta
+-- and weights, and the batch's `correct` and `sq_error`.
+def dfa_batch [k] [l1] [s] [f] [b] [d]
+              (cpu: bool)
+              (sizes: [k]i64)
+              (kmax: [l1]i32)
+              (shift: [l1]i32)
+              (latent: [s]i32)
+              (momentum: [s]i32)
+              (weights: [s]i32)
+              (feedback: [f]i8)
+              (seed: u64)
+              (t: i64)
+              (p: dfa_params)
+              (x: [b][d]u8)
+              (labels: [b]i32) : ([s]i32, [s]i32, [s]i32, i64, i64) =
+  let dr = {rate = p.dropout, seed, t}
+  let (acts, slopes) = forward_all cpu dr sizes shift weights x
+  let c = sizes[k - 1]
+  let out = map (\r -> r[:c]) acts[l1]
+  let e = output_error p.target_on p.target_off out labels
+  let (correct, sq) = metrics out labels e
+  let offsets = weight_offsets sizes
+  let foffsets = feedback_offsets sizes
+  let stream = hash seed stream_rounding
+  let (latent, momentum, weights) =
+    loop (latent, momentum, weights) = (copy latent, copy momentum, copy weights)
+    for l < l1 do
+      let n_in = sizes[l]
+      let n_out = sizes[l + 1]
+      let km = kmax[l]
+      let d =
+        if l == l1 - 1
+        then e :> [b][n_out]i32
+        else let fb = feedback[foffsets[l]:foffsets[l] + n_out * c] :> [n_out * c]i8
+             let g = map (\r -> r[:n_out]) slopes[l]
+             in hidden_delta (unflatten fb) g e
+      let pre = map (\r -> r[:n_in]) acts[l]
+      let gacc = accumulate cpu pre d
+      let off = offsets[l]
+      let cnt = n_in * n_out
+      let key = hash (hash stream l) t
+      let lat = unflatten (latent[off:off + cnt] :> [n_in * n_out]i32)
+      let mom = unflatten (momentum[off:off + cnt] :> [n_in * n_out]i32)
+      let (lat', mom', w') =
+        map4 (\i grow lrow mrow ->
+                map4 (\h g lq mq ->
+                        let (lq', mq') = dfa_synapse p (hash key (i * n_out + h)) g lq mq
+                        in (lq', mq', weight_of_latent km lq'))
+                     (iota n_out)
+                     grow
+                     lrow
+                     mrow
+                |> unzip3)
+             (iota n_in)
+             gacc
+             lat
+             mom
+        |> unzip3
+      let latent[off:off + cnt] = flatten lat'
+      let momentum[off:off + cnt] = flatten mom'
+      let weights[off:off + cnt] = flatten w'
+      in (latent, momentum, weights)
+  in (latent, momentum, weights, correct, sq)
+
+-- ==
+-- entry: test_dfa_synapse
+-- input { [0, 100, -100, 0, 1000000] [0, 0, 0, 2097151, 0] [0, 0, 0, 0, 50]
+--         [0u64, 0u64, 0u64, 0u64, 18446744073709551615u64] }
+-- output { [0, -32, 32, 2097151, -32] [0, 0, -1, 0, 7863] }
+entry test_dfa_synapse [n] (g: [n]i32) (lat: [n]i32) (mom: [n]i32) (r: [n]u64) : ([n]i32, [n]i32) =
+  let p =
+    { step = 32
+    , beta1_shift = 3
+    , beta2_shift = 7
+    , decay_shift = 0
+    , target_on = 255
+    , target_off = 0
+    , dropout = 0
+    }
+  in unzip (map4 (dfa_synapse p) r g lat mom)
+
+-- ==
+-- entry: test_hidden_delta
+-- input { [[1i8, -1i8], [0i8, 1i8], [1i8, 1i8]] [[true, true, false]] [[3, -5]] }
+-- output { [[8, -5, 0]] }
+entry test_hidden_delta [n] [c] [b] (fb: [n][c]i8) (g: [b][n]bool) (e: [b][c]i32) : [b][n]i32 =
+  hidden_delta fb g e
