@@ -1,0 +1,144 @@
+"""The Futhark wrapper itself (graia/backends/futhark.py): build, probing, handles, errors, and
+that its CPU and GPU forms of the matrix products give the same bits. Bit-identity with the
+Numba reference over whole training runs is tests/test_cross_backend.py's job."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graia import spec
+from graia.backends import futhark
+from graia.backends.interface import HOST_STATE_DTYPES
+from graia.errors import GraiaError
+
+
+def _state(sizes, kmax, seed=3):
+    sizes = np.array(sizes, np.int64)
+    layers = len(sizes) - 1
+    latent = np.concatenate(
+        [
+            spec.init_latent(seed, i, int(sizes[i]), int(sizes[i + 1]), kmax, "uniform")
+            for i in range(layers)
+        ]
+    ).astype(np.int32)
+    classes = int(sizes[-1])
+    feedback = [
+        spec.feedback_matrix(np.uint64(seed), i, int(sizes[i + 1]), classes)
+        for i in range(layers - 1)
+    ]
+    return {
+        "sizes": sizes,
+        "kmax": np.full(layers, kmax, np.int32),
+        "shift": np.full(layers, kmax, np.int32),
+        "latent": latent,
+        "momentum": np.zeros_like(latent),
+        "feedback": np.concatenate(feedback).astype(np.int8) if feedback else np.zeros(0, np.int8),
+        "counters": np.array([seed, 0, 255], np.int64),
+    }
+
+
+def _data(n, features, classes, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, size=(n, features), dtype=np.uint8)
+    x[rng.random(x.shape) < 0.5] = 0
+    return x, rng.integers(0, classes, size=n).astype(np.int32)
+
+
+DFA = np.array([256, 3, 7, 2, 255, 0, 40], np.int64)
+
+
+def test_probe_unknown_kind():
+    ok, reason = futhark.probe("cuda")
+    assert not ok and "unknown" in reason
+
+
+def test_probe_gives_reasons():
+    for kind in futhark.KINDS:
+        ok, reason = futhark.probe(kind)
+        assert isinstance(ok, bool) and isinstance(reason, str)
+        assert ok or reason, f"{kind}: no reason given"
+
+
+def test_load_dump_round_trip(futhark_backend):
+    be = futhark.FutharkBackend(futhark_backend)
+    state = _state([9, 7, 4], 5)
+    out = be.dump(be.load(state))
+    assert set(out) == set(HOST_STATE_DTYPES)
+    for key, dtype in HOST_STATE_DTYPES.items():
+        assert out[key].dtype == dtype, key
+        np.testing.assert_array_equal(out[key], state[key], err_msg=key)
+
+
+def test_cpu_and_gpu_forms_agree(futhark_backend, monkeypatch):
+    """The CPU loops and the tiled map-reduce forms give the same bits on one backend."""
+    x, y = _data(97, 23, 6)
+    results = []
+    for flag in ("0", "1"):
+        monkeypatch.setenv("GRAIA_FUTHARK_CPU_LOOPS", flag)
+        be = futhark.FutharkBackend(futhark_backend)
+        assert be.cpu_loops == (flag == "1")
+        handle, data = be.load(_state([23, 11, 9, 6], 6)), be.upload(x, y)
+        metrics = []
+        for epoch in range(2):
+            order = spec.permutation(len(x), np.uint64(3), epoch)
+            handle, correct, sq = be.train_epoch(handle, data, order, 10, 0, DFA)
+            metrics.append((correct, sq))
+        results.append((be.dump(handle), metrics, be.predict(handle, x)))
+    (s0, m0, p0), (s1, m1, p1) = results
+    assert m0 == m1
+    for key in s0:
+        np.testing.assert_array_equal(s0[key], s1[key], err_msg=key)
+    np.testing.assert_array_equal(p0, p1)
+
+
+def test_state_handles_are_values(futhark_backend):
+    """train_epoch returns a new handle and leaves the old one usable (no aliasing)."""
+    be = futhark.FutharkBackend(futhark_backend)
+    x, y = _data(40, 12, 3)
+    h0 = be.load(_state([12, 3], 4))
+    data = be.upload(x, y)
+    before = be.dump(h0)
+    h1, _, _ = be.train_epoch(h0, data, np.arange(40, dtype=np.int32), 8, 0, DFA)
+    np.testing.assert_array_equal(be.dump(h0)["latent"], before["latent"])
+    assert not np.array_equal(be.dump(h1)["latent"], before["latent"])
+    assert be.dump(h1)["counters"][1] == 5  # five batches
+
+
+def test_activations_match_predict(futhark_backend):
+    be = futhark.FutharkBackend(futhark_backend)
+    x, _ = _data(15, 10, 4)
+    h = be.load(_state([10, 8, 4], 3))
+    acts = be.activations(h, x)
+    assert [a.shape for a in acts] == [(15, 10), (15, 8), (15, 4)]
+    np.testing.assert_array_equal(acts[0], x)
+    np.testing.assert_array_equal(acts[-1], be.predict(h, x))
+
+
+def test_runtime_error_is_graia_error(futhark_backend):
+    be = futhark.FutharkBackend(futhark_backend)
+    x, y = _data(5, 4, 2)
+    h, data = be.load(_state([4, 2], 2)), be.upload(x, y)
+    with pytest.raises(GraiaError, match="train_epoch"):
+        be.train_epoch(h, data, np.arange(5, dtype=np.int32), 2, 99, DFA)
+    # the context is still usable afterwards
+    _, correct, _ = be.train_epoch(h, data, np.arange(5, dtype=np.int32), 2, 0, DFA)
+    assert 0 <= correct <= 5
+
+
+def test_handles_belong_to_their_backend(futhark_backend):
+    a = futhark.FutharkBackend(futhark_backend)
+    b = futhark.FutharkBackend(futhark_backend)
+    h = a.load(_state([4, 2], 2))
+    with pytest.raises(GraiaError):
+        b.dump(h)
+
+
+def test_device_info(futhark_backend):
+    info = futhark.FutharkBackend(futhark_backend).device_info()
+    assert info["available"] and info["backend"] == futhark_backend
+    if futhark_backend == "multicore":
+        assert info["threads"] >= 1
+    else:
+        assert info["platform"] and info["device"]
+        assert info["max_work_group_size"] <= 1024
