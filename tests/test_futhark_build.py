@@ -142,3 +142,19 @@ def test_device_info(futhark_backend):
     else:
         assert info["platform"] and info["device"]
         assert info["max_work_group_size"] <= 1024
+
+
+def test_opencl_device_choice_prefers_gpus():
+    """Without a preference the first GPU wins (PoCL is often listed first); with one,
+    Futhark's own substring rule, '#k' picking the k-th match."""
+    devices = [
+        {"platform": "Portable Computing Language", "device": "cpu-haswell", "type": "cpu"},
+        {"platform": "NVIDIA CUDA", "device": "NVIDIA H100", "type": "gpu"},
+        {"platform": "NVIDIA CUDA", "device": "NVIDIA H100", "type": "gpu"},
+    ]
+    chosen, platform, device = futhark._pick_device(devices, "", "")
+    assert chosen is devices[1] and (platform, device) == ("NVIDIA CUDA", "NVIDIA H100")
+    assert futhark._pick_device(devices, "Portable", "")[0] is devices[0]
+    assert futhark._pick_device(devices, "", "#1 H100")[0] is devices[2]
+    assert futhark._pick_device(devices, "AMD", "")[0] is None
+    assert futhark._pick_device(devices[:1], "", "")[0] is devices[0]

@@ -16,7 +16,7 @@ Environment:
   use).
 - ``GRAIA_OPENCL_PLATFORM``, ``GRAIA_OPENCL_DEVICE``: substrings of the OpenCL platform and device
   names to use (the first match wins; ``#k`` before the device name picks the k-th match), as
-  Futhark's ``-p``/``-d`` options.
+  Futhark's ``-p``/``-d`` options. Without them the first GPU is used, else the first device.
 - ``GRAIA_OPENCL_BUILD_OPTIONS``: extra options for the OpenCL kernel compiler.
 """
 
@@ -208,6 +208,21 @@ def _choose_device(devices: list[dict], platform: str, device: str) -> dict | No
     return None
 
 
+def _pick_device(devices: list[dict], platform: str, device: str) -> tuple[dict | None, str, str]:
+    """The device to use, and the platform and device strings to give Futhark for it.
+
+    With a preference, Futhark's own rule (`_choose_device`). Without one, the first GPU if there
+    is any (Futhark alone would take the first device, which may be a CPU: PoCL is often listed
+    before the GPU's platform), else the first device.
+    """
+    if platform or device:
+        return _choose_device(devices, platform, device), platform, device
+    gpus = [d for d in devices if d["type"] == "gpu"]
+    if gpus:
+        return gpus[0], gpus[0]["platform"], gpus[0]["device"]
+    return _choose_device(devices, "", ""), "", ""
+
+
 def _opencl_preferences(platform: str | None, device: str | None) -> tuple[str, str]:
     if platform is None:
         platform = os.environ.get("GRAIA_OPENCL_PLATFORM", "")
@@ -274,7 +289,7 @@ class _Context:
             if not devices:
                 lib.futhark_context_config_free(cfg)
                 raise GraiaError(_no_opencl_reason())
-            chosen = _choose_device(devices, platform, device)
+            chosen, platform, device = _pick_device(devices, platform, device)
             if chosen is None:
                 lib.futhark_context_config_free(cfg)
                 listing = "; ".join(f"{d['platform']}: {d['device']}" for d in devices)
@@ -629,7 +644,7 @@ def probe(kind: str) -> tuple[bool, str]:
     if not devices:
         return False, _no_opencl_reason()
     platform, device = _opencl_preferences(None, None)
-    chosen = _choose_device(devices, platform, device)
+    chosen, _, _ = _pick_device(devices, platform, device)
     if chosen is None:
         listing = "; ".join(f"{d['platform']}: {d['device']}" for d in devices)
         return False, (
@@ -658,7 +673,7 @@ def device_info(kind: str, context: _Context | None = None) -> dict[str, Any]:
         info["build_options"] = context.build_options
     else:
         platform, device = _opencl_preferences(None, None)
-        chosen = _choose_device(_cl_devices(mod), platform, device)
+        chosen, _, _ = _pick_device(_cl_devices(mod), platform, device)
         if chosen is not None:
             info.update(chosen)
     info["all_devices"] = [f"{d['platform']}: {d['device']}" for d in _cl_devices(mod)]
