@@ -35,6 +35,9 @@ def rule_dfa : i32 = 0
 -- | Rule id of `seed_hebbian` (`graia/rules/__init__.py`).
 def rule_seed_hebbian : i32 = 1
 
+-- | Rule id of `local_heads` (`graia/rules/__init__.py`).
+def rule_local_heads : i32 = 2
+
 -- | Build a state from the host state's flat arrays.
 def make_state (cpu: bool)
                (sizes: []i64)
@@ -67,9 +70,10 @@ def host_arrays (s: state) : ([]i64, []i32, []i32, []i32, []i32, []i8, []i64) =
 entry dump_state (s: state) : ([]i64, []i32, []i32, []i32, []i32, []i8, []i64) =
   host_arrays s
 
--- One epoch of rule `dfa` over the samples `order` in batches.
+-- One epoch of rule `dfa` (with `local_heads`, of rule `local_heads`) over
+-- the samples `order` in batches.
 local
-def epoch_dfa [n] [d] [m] (s: state) (x: [n][d]u8) (y: [n]i32) (order: [m]i32) (batch_size: i64) (params: []i64) : (state, i64, i64) =
+def epoch_dfa [n] [d] [m] (local_heads: bool) (s: state) (x: [n][d]u8) (y: [n]i32) (order: [m]i32) (batch_size: i64) (params: []i64) : (state, i64, i64) =
   let p = dfa_params_of params
   let seed = u64.i64 s.counters[0]
   let num_batches = (m + batch_size - 1) / batch_size
@@ -83,7 +87,7 @@ def epoch_dfa [n] [d] [m] (s: state) (x: [n][d]u8) (y: [n]i32) (order: [m]i32) (
       let xb = map (\i -> x[i]) idx
       let yb = map (\i -> y[i]) idx
       let (latent, momentum, weights, c, e) =
-        dfa_batch s.cpu s.sizes s.kmax s.shift latent momentum weights s.feedback seed t p xb yb
+        dfa_batch s.cpu local_heads s.sizes s.kmax s.shift latent momentum weights s.feedback seed t p xb yb
       in (latent, momentum, weights, t + 1, correct + c, sq + e)
   let counters = copy s.counters with [1] = t
   in ( s with latent = latent with momentum = momentum with weights = weights with counters = counters
@@ -117,7 +121,9 @@ def train [n] [d] [m]
           (rule_id: i32)
           (params: []i64) : (state, i64, i64) =
   if rule_id == rule_dfa
-  then epoch_dfa s x y order batch_size params
+  then epoch_dfa false s x y order batch_size params
+  else if rule_id == rule_local_heads
+  then epoch_dfa true s x y order batch_size params
   else if rule_id == rule_seed_hebbian
   then epoch_seed_hebbian s x y order
   else assert false (s, 0, 0)

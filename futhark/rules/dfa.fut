@@ -1,9 +1,11 @@
--- | Rule `dfa` (docs/arithmetic.md §7.1, §7.2): direct feedback alignment
--- with a sign-momentum (Lion-like) integer step.
+-- | Rules `dfa` (docs/arithmetic.md §7.1, §7.2): direct feedback alignment
+-- with a sign-momentum (Lion-like) integer step, and `local_heads` (§7.4):
+-- the same, except that every hidden layer's delta uses the error of its
+-- own fixed ternary classifier (`local_head_error`).
 --
 -- Parameters (i64, in the order of `graia/rules/__init__.py`): `step`,
 -- `beta1_shift`, `beta2_shift`, `decay_shift`, `target_on`, `target_off`,
--- `dropout`.
+-- `dropout`; `local_heads` adds `head_shift`.
 
 import "../arith"
 import "../dense"
@@ -17,10 +19,11 @@ type dfa_params =
   , target_on: i32
   , target_off: i32
   , dropout: i32
+  , head_shift: i32
   }
 
--- | Decode the rule's i64 parameter vector (seven values; a missing
--- `dropout` is 0).
+-- | Decode the rule's i64 parameter vector (seven values for `dfa`, eight
+-- for `local_heads`; a missing `dropout` or `head_shift` is 0).
 def dfa_params_of [p] (params: [p]i64) : dfa_params =
   { step = params[0]
   , beta1_shift = i32.i64 params[1]
@@ -29,6 +32,7 @@ def dfa_params_of [p] (params: [p]i64) : dfa_params =
   , target_on = i32.i64 params[4]
   , target_off = i32.i64 params[5]
   , dropout = if p > 6 then i32.i64 params[6] else 0
+  , head_shift = if p > 7 then i32.i64 params[7] else 0
   }
 
 -- | The output error of a batch (§7.1): `e[s, j] = a[s, j] - t_j`.
@@ -54,6 +58,26 @@ def hidden_delta [b] [n_out] [c] (feedback: [n_out][c]i8) (g: [b][n_out]bool) (e
     map (\er -> map (\br -> i32.sum (map2 (\ej bj -> ej * i32.i8 bj) er br)) feedback) e
   in map2 (map2 (\gs v -> if gs then v else 0)) g be
 
+-- | The local error of a hidden layer (§7.4): its activations `a` (after
+-- dropout) read by its fixed ternary classifier `feedback` (`n_out, classes`),
+-- `u = a B` (exact i32), and `e = clamp(u >> head_shift, 0, 255) - t`.
+def local_head_error [b] [n_out] [c]
+                     (head_shift: i32)
+                     (target_on: i32)
+                     (target_off: i32)
+                     (feedback: [n_out][c]i8)
+                     (a: [b][n_out]u8)
+                     (labels: [b]i32) : [b][c]i32 =
+  let bt = transpose feedback
+  let head =
+    map (\row ->
+           map (\col ->
+                  let u = i32.sum (map2 (\av bv -> i32.u8 av * i32.i8 bv) row col)
+                  in u8.i32 (i32.max 0 (i32.min 255 (u >> head_shift))))
+               bt)
+        a
+  in output_error target_on target_off head labels
+
 -- | The update of one synapse (§7.2) from its accumulator `g`, latent
 -- `lat`, momentum `mom` and random word `r`; returns `(L', M')`.
 #[inline]
@@ -70,14 +94,17 @@ def dfa_synapse (p: dfa_params) (r: u64) (g: i32) (lat: i32) (mom: i32) : (i32, 
   let m' = m + sround diff p.beta2_shift ((r >> 21) & mask21)
   in (i32.i64 new, i32.i64 m')
 
--- | One batch of rule `dfa`: the forward pass (with the fixed-point
--- `weights` of the latents, see `network_weights`), the output error and
--- metrics, and the update of every layer's latents, momenta and weights.
+-- | One batch of rule `dfa`, or with `local_heads` of rule `local_heads`
+-- (§7.4: hidden deltas from `local_head_error`): the forward pass (with the
+-- fixed-point `weights` of the latents, see `network_weights`), the output
+-- error and metrics, and the update of every layer's latents, momenta and
+-- weights.
 -- `t` is the global step counter of this batch; `cpu` picks the CPU form of
 -- the matrix products (see `forward_z`). Returns the new latents, momenta
 -- and weights, and the batch's `correct` and `sq_error`.
 def dfa_batch [k] [l1] [s] [f] [b] [d]
               (cpu: bool)
+              (local_heads: bool)
               (sizes: [k]i64)
               (kmax: [l1]i32)
               (shift: [l1]i32)
@@ -109,8 +136,14 @@ def dfa_batch [k] [l1] [s] [f] [b] [d]
         if l == l1 - 1
         then e :> [b][n_out]i32
         else let fb = feedback[foffsets[l]:foffsets[l] + n_out * c] :> [n_out * c]i8
+             let fb = unflatten fb
              let g = map (\r -> r[:n_out]) slopes[l]
-             in hidden_delta (unflatten fb) g e
+             let err =
+               if local_heads
+               then let a = map (\r -> r[:n_out]) acts[l + 1]
+                    in local_head_error p.head_shift p.target_on p.target_off fb a labels
+               else e
+             in hidden_delta fb g err
       let pre = map (\r -> r[:n_in]) acts[l]
       let gacc = accumulate cpu pre d
       let off = offsets[l]
@@ -153,6 +186,7 @@ entry test_dfa_synapse [n] (g: [n]i32) (lat: [n]i32) (mom: [n]i32) (r: [n]u64) :
     , target_on = 255
     , target_off = 0
     , dropout = 0
+    , head_shift = 0
     }
   in unzip (map4 (dfa_synapse p) r g lat mom)
 
@@ -162,3 +196,16 @@ entry test_dfa_synapse [n] (g: [n]i32) (lat: [n]i32) (mom: [n]i32) (r: [n]u64) :
 -- output { [[8, -5, 0]] }
 entry test_hidden_delta [n] [c] [b] (fb: [n][c]i8) (g: [b][n]bool) (e: [b][c]i32) : [b][n]i32 =
   hidden_delta fb g e
+
+-- ==
+-- entry: test_local_head_error
+-- input { 2 [[1i8, -1i8], [0i8, 1i8], [1i8, 1i8]]
+--         [[40u8, 8u8, 4u8], [255u8, 255u8, 255u8], [0u8, 200u8, 0u8]]
+--         [0, 1, 1] }
+-- output { [[-244, 0], [127, -192], [0, -205]] }
+-- input { 0 [[1i8, -1i8], [0i8, 1i8], [1i8, 1i8]]
+--         [[40u8, 8u8, 4u8], [255u8, 255u8, 255u8], [0u8, 200u8, 0u8]]
+--         [0, 1, 1] }
+-- output { [[-211, 0], [255, 0], [0, -55]] }
+entry test_local_head_error [n] [c] [b] (head_shift: i32) (fb: [n][c]i8) (a: [b][n]u8) (labels: [b]i32) : [b][c]i32 =
+  local_head_error head_shift 255 0 fb a labels

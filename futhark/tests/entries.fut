@@ -14,6 +14,7 @@ import "../graia"
 -- input @ data/train_dfa_decay.in output @ data/train_dfa_decay.out
 -- input @ data/train_seed_hebbian.in output @ data/train_seed_hebbian.out
 -- input @ data/train_dfa_dropout.in output @ data/train_dfa_dropout.out
+-- input @ data/train_local_heads.in output @ data/train_local_heads.out
 entry test_train_epoch [n] [d] [m]
                        (sizes: []i64)
                        (kmax: []i32)
