@@ -17,6 +17,13 @@ QUICK = {  # a few seconds each on a 2-core CPU
         "batch_size": 32,
         "at_least": 0.85,
     },
+    "local_heads": {
+        "hidden": (64,),
+        "options": {"step": 1024},
+        "epochs": 8,
+        "batch_size": 32,
+        "at_least": 0.85,
+    },
     "seed_hebbian": {"hidden": (32,), "options": {}, "epochs": 1, "batch_size": 1, "at_least": 0.0},
 }
 

@@ -1,8 +1,9 @@
 """The backend registry: which engine computes, chosen when graia is imported.
 
 ``GRAIA_BACKEND=opencl|multicore|numba`` picks one explicitly; an explicit choice that cannot run
-is an error that says why (never a silent fallback). Unset, the first that works in the order
-opencl, multicore, numba is used. ``use(name)`` switches within a ``with`` block.
+is an error that says why (never a silent fallback). Unset, the best that works: opencl when its
+device is a GPU, else multicore, else numba (OpenCL on a CPU, e.g. PoCL, is much slower than the
+multicore backend, so it is used only when asked for). ``use(name)`` switches within a ``with`` block.
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ def _check(name: str, source: str) -> str:
     return name
 
 
+def _good_default(name: str) -> bool:
+    if name != "opencl":
+        return True
+    from graia.backends import futhark
+
+    return futhark.device_info("opencl").get("type") == "gpu"
+
+
 def _select_default() -> None:
     global _default, _default_error
     wanted = os.environ.get("GRAIA_BACKEND", "").strip().lower()
@@ -70,7 +79,7 @@ def _select_default() -> None:
         if wanted:
             _default = _check(wanted, "GRAIA_BACKEND")
         else:
-            _default = next(n for n in NAMES if _probe(n)[0])
+            _default = next(n for n in NAMES if _probe(n)[0] and _good_default(n))
     except BackendError as exc:
         _default, _default_error = None, exc
 

@@ -29,6 +29,7 @@ from graia.spec import (
 
 RULE_DFA = 0
 RULE_SEED_HEBBIAN = 1
+RULE_LOCAL_HEADS = 2
 
 
 @njit(cache=True, parallel=True)
@@ -145,6 +146,21 @@ def _hidden_delta(z, shift, feedback, e, d) -> None:
 
 
 @njit(cache=True, parallel=True)
+def _local_head_error(a, feedback, head_shift, labels, target_on, target_off, e) -> None:
+    """§7.4: the error of a hidden layer's fixed ternary classifier ``B``:
+    ``e = clamp((a B) >> head_shift, 0, 255) - t``."""
+    rows, n_out = a.shape
+    classes = feedback.shape[1]
+    for s in prange(rows):
+        for j in range(classes):
+            acc = 0
+            for h in range(n_out):
+                acc += np.int32(a[s, h]) * feedback[h, j]
+            v = min(max(acc >> head_shift, 0), 255)
+            e[s, j] = v - (target_on if j == labels[s] else target_off)
+
+
+@njit(cache=True, parallel=True)
 def _dfa_update(pre, d, latent, momentum, key, step, beta1, beta2, decay) -> None:
     """§7.2: ``G = pre^T d`` and the sign-momentum step of every synapse of one layer."""
     n_in, n_out = latent.shape
@@ -170,8 +186,10 @@ def _dfa_update(pre, d, latent, momentum, key, step, beta1, beta2, decay) -> Non
             momentum[i, h] = m + sround(diff, beta2, (r >> np.uint64(21)) & mask21)
 
 
-def _train_epoch_dfa(state, x, y, order, batch_size, params):
+def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
+    """Rules ``dfa`` (§7.2) and, with ``local_heads``, ``local_heads`` (§7.4)."""
     step, beta1, beta2, decay, target_on, target_off, dropout = (int(v) for v in params[:7])
+    head_shift = int(params[7]) if local_heads else 0
     layers, feedback = _layer_views(state)
     counters = state["counters"]
     seed = counters[COUNTER_SEED : COUNTER_SEED + 1].view(np.uint64)[0]
@@ -197,8 +215,15 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params):
             if layer == len(layers) - 1:
                 d = e
             else:
+                err = e
+                if local_heads:
+                    err = np.empty((rows, classes), np.int32)
+                    _local_head_error(
+                        acts[layer + 1], feedback[layer], head_shift, y[idx], target_on,
+                        target_off, err,
+                    )
                 d = np.empty_like(zs[layer])
-                _hidden_delta(zs[layer], int(state["shift"][layer]), feedback[layer], e, d)
+                _hidden_delta(zs[layer], int(state["shift"][layer]), feedback[layer], err, d)
             key = np.uint64(rounding_key(seed, layer, t))  # numba hands u64 back as a Python int
             _dfa_update(acts[layer], d, lat, mom, key, step, beta1, beta2, decay)
         counters[COUNTER_STEP] = t + 1
@@ -282,6 +307,10 @@ class NumbaBackend:
         order = np.ascontiguousarray(order, np.int32)
         if rule_id == RULE_DFA:
             correct, sq = _train_epoch_dfa(handle, x, y, order, int(batch_size), params)
+        elif rule_id == RULE_LOCAL_HEADS:
+            correct, sq = _train_epoch_dfa(
+                handle, x, y, order, int(batch_size), params, local_heads=True
+            )
         elif rule_id == RULE_SEED_HEBBIAN:
             correct, sq = _train_epoch_seed_hebbian(handle, x, y, order)
         else:

@@ -81,6 +81,23 @@ class DFA(Rule):
     }
 
 
+class LocalHeads(Rule):
+    """Layer-local heads: every hidden layer learns from the error of its own fixed random
+    ternary classifier (§7.4); only the output layer sees the network's output error.
+
+    Locality: a synapse uses its pre-synaptic activity, its unit's slope, and the error of its
+    own layer's fixed local classifier against the target presented to that layer. No error
+    travels between layers. Same integer sign-momentum step as ``dfa``.
+    """
+
+    name = "local_heads"
+    rule_id = 2
+    options: ClassVar[dict[str, tuple[int, int, int]]] = {
+        **DFA.options,
+        "head_shift": (4, 0, 24),
+    }
+
+
 class SeedHebbian(Rule):
     """The original Graia's rule (2024), kept as the baseline (§7.3). It does not learn well.
 
