@@ -24,7 +24,8 @@ import graia
 from graia.callbacks import Callback
 from graia.recipes import RECIPES
 
-#: The original rule on the same architecture; it learns one sample at a time, so fewer epochs.
+#: The original rule on the same architecture, with its own code initialisation and kmax 7; it
+#: learns one sample at a time, so fewer epochs.
 #: Adam converges well before the local rules' epochs; more only overfits and costs CPU time.
 BACKPROP_EPOCHS = 20
 SEED_RULE_EPOCHS = {"digits": 5, "fashion-mnist": 1, "mnist": 1}
@@ -45,15 +46,18 @@ def run_graia(dataset, rule, data, seed=0):
     (x, y), (xt, yt) = data
     recipe = RECIPES[dataset]
     classes = int(y.max()) + 1
-    if rule == recipe.rule:
+    if rule != "seed_hebbian":
+        # The recipe's architecture, options and schedule, with this rule (its extra options
+        # at their defaults).
         model = recipe.build(x.shape[1:], classes, seed)
+        model.compile(rule, **recipe.rule_options)
         epochs, batch_size, callbacks = (
             recipe.epochs,
             recipe.batch_size,
             recipe.callbacks(recipe.epochs),
         )
     else:
-        init = "codes" if rule == "seed_hebbian" else "uniform"
+        init = "codes"
         model = graia.Sequential(
             [graia.layers.Input(x.shape[1:])]
             + [graia.layers.Dense(u, kmax=7, initializer=init) for u in recipe.hidden]
