@@ -150,16 +150,28 @@ def machine(backend: str = "") -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=["digits", "fashion-mnist"])
+    parser.add_argument("--datasets", nargs="*", default=["digits", "fashion-mnist"])
     parser.add_argument("--backend", help="graia backend (default: GRAIA_BACKEND or the best)")
     parser.add_argument("--rules", nargs="*", default=sorted(graia.rules.REGISTRY))
     parser.add_argument("--out", default="docs")
     parser.add_argument("--no-backprop", action="store_true", help="skip the MLP baseline")
+    parser.add_argument(
+        "--merge",
+        nargs="*",
+        default=[],
+        help="results.json files (e.g. from a GPU machine) to merge",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     report = json.loads(results_path.read_text()) if results_path.exists() else {}
+    for other in args.merge:
+        for dataset, entry in json.loads(Path(other).read_text()).items():
+            merged = {r["method"]: r for r in report.get(dataset, {}).get("results", [])}
+            merged.update({r["method"]: r for r in entry["results"]})
+            report[dataset] = {"date": entry["date"], "results": list(merged.values())}
+            plot_curves(dataset, report[dataset]["results"], out / f"learning_curves_{dataset}.png")
     for dataset in args.datasets:
         data = graia.datasets.load_data(dataset)
         results = []

@@ -144,7 +144,7 @@ def test_train_on_every_backend_with_progress_bar(
             "--seed",
             "3",
             "--batch-size",
-            "16",
+            "128",
             "--output",
             str(tmp_path),
         ],
@@ -153,7 +153,7 @@ def test_train_on_every_backend_with_progress_bar(
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])  # the bar goes to stderr
     assert result["backend"] == backend_name and result["seed"] == 3
-    assert result["batch_size"] == 16
+    assert result["batch_size"] == 128
     assert "epoch" in err
     assert (tmp_path / "model.graia").is_file() and (tmp_path / "learning_curve.png").is_file()
 
