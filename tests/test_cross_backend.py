@@ -115,6 +115,7 @@ def run_digest(name: str, data_path: str) -> dict:
     proc = subprocess.run(
         [sys.executable, "-c", DIGEST_SCRIPT.format(data=data_path)],
         env=env,
+        cwd=os.path.dirname(data_path),  # not the source tree: import the installed graia
         capture_output=True,
         text=True,
         timeout=600,
