@@ -384,11 +384,9 @@ class Sequential:
 
     def _evaluate_arrays(self, xq: np.ndarray, yq: np.ndarray) -> dict[str, float]:
         out = self._predict_arrays(xq).astype(np.int64)
-        targets = np.zeros_like(out)
-        targets[np.arange(len(yq)), yq] = 255
-        if self.rule is not None and "target_on" in self.rule.values:
-            targets[:] = self.rule.values["target_off"]
-            targets[np.arange(len(yq)), yq] = self.rule.values["target_on"]
+        values = self.rule.values if self.rule is not None else {}
+        targets = np.full_like(out, values.get("target_off", 0))
+        targets[np.arange(len(yq)), yq] = values.get("target_on", 255)
         loss = float(((out - targets) ** 2).sum()) / (out.size * 255.0**2)
         return {"loss": loss, "accuracy": float(np.mean(np.argmax(out, axis=1) == yq))}
 

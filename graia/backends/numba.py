@@ -58,6 +58,16 @@ def _forward(x: np.ndarray, w: np.ndarray, shift: int, z: np.ndarray, a: np.ndar
             a[s, j] = min(max(acc[j] >> shift, 0), 255)
 
 
+def _seed(state: HostState) -> np.uint64:
+    """The seed counter as the u64 key of §4."""
+    return state["counters"][COUNTER_SEED : COUNTER_SEED + 1].view(np.uint64)[0]
+
+
+def _all_fixed_weights(state: HostState, layers) -> list[np.ndarray]:
+    """Every layer's fixed-point weights ``W`` from its latent weights."""
+    return [_fixed_weights(lat, int(state["kmax"][i])) for i, (lat, _) in enumerate(layers)]
+
+
 def _layer_views(state: HostState):
     """Per-layer (latent, momentum) 2-D views and hidden feedback views of a host state."""
     sizes = state["sizes"]
@@ -95,7 +105,7 @@ def _dropout(a: np.ndarray, key: np.uint64, rate: int) -> None:
 def _forward_all(state: HostState, x: np.ndarray, weights: list[np.ndarray], dropout: int = 0):
     """Every layer's (z, a) for the rows of ``x``; ``dropout > 0`` drops hidden units (§7.2)."""
     zs, acts = [], [x]
-    seed = state["counters"][COUNTER_SEED : COUNTER_SEED + 1].view(np.uint64)[0]
+    seed = _seed(state)
     for layer, w in enumerate(weights):
         z = np.empty((x.shape[0], w.shape[1]), np.int32)
         a = np.empty((x.shape[0], w.shape[1]), np.uint8)
@@ -192,7 +202,7 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
     head_shift = int(params[7]) if local_heads else 0
     layers, feedback = _layer_views(state)
     counters = state["counters"]
-    seed = counters[COUNTER_SEED : COUNTER_SEED + 1].view(np.uint64)[0]
+    seed = _seed(state)
     classes = int(state["sizes"][-1])
     correct_total = 0
     sq_total = 0
@@ -200,9 +210,7 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         rows = idx.shape[0]
-        weights = [
-            _fixed_weights(lat, int(state["kmax"][layer])) for layer, (lat, _) in enumerate(layers)
-        ]
+        weights = _all_fixed_weights(state, layers)
         zs, acts = _forward_all(state, x[idx], weights, dropout)
         e = np.empty((rows, classes), np.int32)
         correct, sq = _output_error(
@@ -219,8 +227,13 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
                 if local_heads:
                     err = np.empty((rows, classes), np.int32)
                     _local_head_error(
-                        acts[layer + 1], feedback[layer], head_shift, y[idx], target_on,
-                        target_off, err,
+                        acts[layer + 1],
+                        feedback[layer],
+                        head_shift,
+                        y[idx],
+                        target_on,
+                        target_off,
+                        err,
                     )
                 d = np.empty_like(zs[layer])
                 _hidden_delta(zs[layer], int(state["shift"][layer]), feedback[layer], err, d)
@@ -269,9 +282,7 @@ def _train_epoch_seed_hebbian(state, x, y, order):
     ones = np.ones(1, np.bool_)
     for sample in order:
         idx = np.array([sample])
-        weights = [
-            _fixed_weights(lat, int(state["kmax"][layer])) for layer, (lat, _) in enumerate(layers)
-        ]
+        weights = _all_fixed_weights(state, layers)
         _, acts = _forward_all(state, x[idx], weights)
         e = np.empty((1, classes), np.int32)
         correct, sq = _output_error(acts[-1], y[idx], ones, 255, 0, e)
@@ -323,6 +334,6 @@ class NumbaBackend:
     def activations(self, handle: HostState, x: np.ndarray) -> list[np.ndarray]:
         """Every layer's u8 activations (input first) for the rows of ``x``."""
         layers, _ = _layer_views(handle)
-        weights = [_fixed_weights(lat, int(handle["kmax"][i])) for i, (lat, _) in enumerate(layers)]
+        weights = _all_fixed_weights(handle, layers)
         _, acts = _forward_all(handle, np.ascontiguousarray(x, np.uint8), weights)
         return acts
