@@ -1,149 +1,439 @@
-"""Speed benchmark: every backend on the same DFA workload, with ratios measured in the same run.
+"""Speed benchmark: Graia's backends against what a user would use instead, and against ceilings.
 
-Prints, for one epoch of a 784-H-10 network over N Fashion-MNIST samples (batch 64):
-seconds, samples/s and synapse-terms/s per backend; each backend's speed relative to the Numba
-reference; a backprop baseline a user would pick instead (PyTorch on the same device if present,
-else scikit-learn's MLP) on the same shapes; and the share of a measured ceiling (a float matrix
-product of the same shapes, the work an epoch must at least do). Usage::
+For 784-H-10 networks on Fashion-MNIST (rule dfa with dropout, the recipe's), for every width H
+and batch size asked for, one timed epoch per available backend (after a warm-up), and in the same
+run on the same machine:
 
-    python benchmarks/speed.py [--hidden 1000] [--samples 60000] [--backends opencl multicore numba]
+- the same rule written plainly in PyTorch float32 (clamped activations, power-of-two weights,
+  fixed random ternary feedback, sign-of-momentum step; GPU if there is one, else the same CPU
+  threads), with its accuracy after the epoch beside Graia's, to show it learns;
+- a PyTorch float32 backprop MLP of the same shape (Adam, cross-entropy);
+- measured ceilings of this machine: integer shift+add and multiply-add throughput from register
+  micro-kernels and memory bandwidth (CuPy kernels on a GPU, Numba loops on the CPU), and each
+  backend's share of the multiply-add ceiling in synapse-terms per second;
+- peak memory (device memory from Futhark's report; host RSS for CPU backends).
+
+``--profile`` adds Futhark's per-kernel breakdown of one epoch (``GRAIA_FUTHARK_PROFILE=1``).
+``--json FILE`` writes every number. CPU backends are timed on ``--cpu-samples`` samples and
+their epoch time scaled to the full epoch (their cost is linear in samples). Usage::
+
+    python benchmarks/speed.py                                  # everything, default grid
+    python benchmarks/speed.py --widths 1000 --batches 64 --backends multicore numba
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
+import os
+import platform
+import resource
+import subprocess
 import time
+from collections import defaultdict
 
 import numpy as np
 
 import graia
+from graia.backends import futhark as futhark_backend
+
+CLASSES = 10
+FEATURES = 784
 
 
-def terms_per_sample(sizes: list[int]) -> int:
-    """Synapse-terms per sample: one forward term and one learning term per synapse."""
-    return 2 * sum(a * b for a, b in itertools.pairwise(sizes))
+def terms_per_sample(hidden: int) -> int:
+    """Synapse-terms per trained sample: a forward and a learning term per synapse."""
+    return 2 * (FEATURES * hidden + hidden * CLASSES)
 
 
-def time_backend(name: str, x, y, hidden: int, epochs: int) -> float:
-    with graia.backend.use(name):
-        model = graia.Sequential(
-            [graia.layers.Input(784), graia.layers.Dense(hidden), graia.layers.Dense(10)], seed=0
-        )
-        model.compile("dfa", step=128)
-        model.fit(x[:2048], y[:2048], epochs=1, batch_size=64, verbose=0)  # compile/JIT, upload
+# ---------------------------------------------------------------------------------------------
+# Graia
+
+
+def build(hidden: int) -> graia.Sequential:
+    model = graia.Sequential(
+        [
+            graia.layers.Input(FEATURES),
+            graia.layers.Dense(hidden, shift=9),
+            graia.layers.Dense(CLASSES),
+        ],
+        seed=0,
+    )
+    model.compile("dfa", step=128, dropout=77)
+    return model
+
+
+def time_graia(backend, x, y, xt, yt, hidden, batch):
+    """Seconds for one epoch over ``x`` through ``fit``, and test accuracy after it."""
+    with graia.backend.use(backend):
+        model = build(hidden)
+        model.fit(x[: 4 * batch], y[: 4 * batch], epochs=1, batch_size=batch, verbose=0)
+        model = build(hidden)
+        model.fit(x[:batch], y[:batch], epochs=1, batch_size=batch, verbose=0)  # upload, JIT
         start = time.perf_counter()
-        model.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
-        return (time.perf_counter() - start) / epochs
+        model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
+        seconds = time.perf_counter() - start
+        return seconds, float(model.evaluate(xt, yt)[1])
 
 
-def time_backprop(x, y, hidden: int) -> tuple[str, float]:
-    """One epoch of a float backprop MLP of the same shape: PyTorch (GPU if any) or scikit-learn."""
+def profile_epoch(backend, x, y, hidden, batch) -> dict:
+    """Futhark's per-kernel profile of one epoch (a fresh profiled context)."""
+    os.environ["GRAIA_FUTHARK_PROFILE"] = "1"
     try:
-        import torch
-    except ImportError:
-        torch = None
-    if torch is not None:
-        dev = "cuda" if torch.cuda.is_available() else "cpu"
-        net = torch.nn.Sequential(
-            torch.nn.Linear(784, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10)
-        ).to(dev)
-        opt = torch.optim.Adam(net.parameters(), 1e-3)
-        xt = torch.tensor(x / 255.0, dtype=torch.float32, device=dev)
-        yt = torch.tensor(y, dtype=torch.int64, device=dev)
-
-        def epoch():
-            for i in range(0, len(xt), 64):
-                opt.zero_grad()
-                torch.nn.functional.cross_entropy(net(xt[i : i + 64]), yt[i : i + 64]).backward()
-                opt.step()
-            if dev == "cuda":
-                torch.cuda.synchronize()
-
-        epoch()
-        start = time.perf_counter()
-        epoch()
-        return f"PyTorch backprop MLP ({dev}, float32, Adam)", time.perf_counter() - start
-    from sklearn.neural_network import MLPClassifier
-
-    mlp = MLPClassifier(hidden_layer_sizes=(hidden,), batch_size=64)
-    mlp.partial_fit(x[:2048] / 255.0, y[:2048], classes=np.arange(10))
+        be = futhark_backend.FutharkBackend(backend)
+    finally:
+        del os.environ["GRAIA_FUTHARK_PROFILE"]
+    host = build(hidden)._initial_state()
+    params = graia.rules.get("dfa", step=128, dropout=77).params()
+    handle, data = be.load(host), be.upload(x, y)
+    order = np.arange(len(x), dtype=np.int32)
+    be.train_epoch(handle, data, order[: 2 * batch], batch, 0, params)
+    be.report()  # drop the warm-up's events
     start = time.perf_counter()
-    mlp.partial_fit(x / 255.0, y)
-    return "scikit-learn backprop MLP (CPU, float64, Adam)", time.perf_counter() - start
+    be.train_epoch(handle, data, order, batch, 0, params)
+    wall = time.perf_counter() - start
+    report = be.report()
+    batches = -(-len(x) // batch)
+    kinds: dict[str, list[float]] = defaultdict(list)
+    for event in report.get("events", []):
+        kinds[event["name"]].append(float(event.get("duration", 0.0)))
+    rows = sorted(
+        ((name, len(d), sum(d)) for name, d in kinds.items()), key=lambda r: r[2], reverse=True
+    )
+    return {
+        "wall_s": wall,
+        "batches": batches,
+        "peak_device_bytes": report.get("memory", {}),
+        "events_per_batch": sum(r[1] for r in rows) / batches,
+        "device_us_per_batch": sum(r[2] for r in rows) / batches,
+        "kernels": [
+            {"name": n, "count": c, "us_total": t, "us_per_batch": t / batches} for n, c, t in rows
+        ],
+    }
 
 
-def ceiling_seconds(n: int, hidden: int) -> tuple[str, float]:
-    """A float32 matrix-product floor for one epoch's forward + learning products (same shapes)."""
+# ---------------------------------------------------------------------------------------------
+# PyTorch baselines
+
+
+def torch_device():
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    if torch.cuda.is_available():
+        return torch, "cuda"
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    return torch, "cpu"
+
+
+def _sync(torch, dev):
+    if dev == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_torch_same_rule(x, y, xt, yt, hidden, batch):
+    """The dfa rule in PyTorch float32: seconds for one epoch, test accuracy after it."""
+    torch, dev = torch_device()
+    gen = torch.Generator(device="cpu").manual_seed(0)
+
+    def tensor(a, dtype):
+        return torch.as_tensor(a, dtype=dtype, device=dev)
+
+    xs, ys = tensor(x, torch.float32), tensor(y, torch.int64)
+    latent = [
+        (torch.rand(a, b, generator=gen) * 2 - 1).to(dev) * (3.0 / a) ** 0.5
+        for a, b in ((FEATURES, hidden), (hidden, CLASSES))
+    ]
+    momentum = [torch.zeros_like(w) for w in latent]
+    feedback = (torch.randint(-1, 2, (hidden, CLASSES), generator=gen)).float().to(dev)
+    shifts = (2.0**-9, 2.0**-8)  # activation shifts of the recipe, as scales
+    step, kmax = 128 / 2**20, 8
+
+    def quantise(w):  # nearest power of two, dead zone below 2^-kmax
+        mag = torch.exp2(torch.round(torch.log2(w.abs().clamp_min(1e-30))))
+        return torch.where(mag >= 2.0**-kmax, torch.sign(w) * mag.clamp_max(1.0), 0.0)
+
+    def forward(xb, train):
+        w0, w1 = quantise(latent[0]), quantise(latent[1])
+        z0 = (xb @ w0) * 2**kmax * shifts[0]
+        h = z0.floor().clamp(0, 255)
+        if train:
+            h = h * (torch.rand(h.shape, device=dev) >= 77 / 256)
+        out = ((h @ w1) * 2**kmax * shifts[1]).floor().clamp(0, 255)
+        return z0, h, out
+
+    def epoch(n):
+        for i in range(0, n, batch):
+            xb, yb = xs[i : i + batch], ys[i : i + batch]
+            z0, h, out = forward(xb, True)
+            target = torch.nn.functional.one_hot(yb, CLASSES).float() * 255
+            e = out - target
+            d0 = (e @ feedback.T) * ((z0 > 0) & (z0 < 255))
+            for layer, (pre, d) in enumerate(((xb, d0), (h, e))):
+                g = pre.T @ d
+                c = momentum[layer] + (g - momentum[layer]) / 8
+                latent[layer] -= step * torch.sign(c)
+                momentum[layer] += (g - momentum[layer]) / 128
+        _sync(torch, dev)
+
+    epoch(4 * batch)
+    start = time.perf_counter()
+    epoch(len(x))
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        pred = forward(tensor(xt, torch.float32), False)[2].argmax(1).cpu().numpy()
+    return seconds, float((pred == yt).mean()), dev
+
+
+def time_torch_backprop(x, y, hidden, batch):
+    """One epoch of a float32 backprop MLP of the same shape (Adam, cross-entropy)."""
+    torch, dev = torch_device()
+    net = torch.nn.Sequential(
+        torch.nn.Linear(FEATURES, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, CLASSES)
+    ).to(dev)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    xs = torch.as_tensor(x / 255.0, dtype=torch.float32, device=dev)
+    ys = torch.as_tensor(y, dtype=torch.int64, device=dev)
+
+    def epoch(n):
+        for i in range(0, n, batch):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(net(xs[i : i + batch]), ys[i : i + batch])
+            loss.backward()
+            opt.step()
+        _sync(torch, dev)
+
+    epoch(4 * batch)
+    start = time.perf_counter()
+    epoch(len(x))
+    return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------------------------
+# Ceilings
+
+_GPU_KERNELS = r"""
+extern "C" __global__ void shift_add(const int *in, int *out, int iters) {
+  int t = blockIdx.x * blockDim.x + threadIdx.x;
+  int a0 = in[t & 1023], a1 = a0 + 1, a2 = a0 + 2, a3 = a0 + 3, a4 = a0 + 4, a5 = a0 + 5,
+      a6 = a0 + 6, a7 = a0 + 7, x = in[(t + 7) & 1023] & 255, s = in[(t + 3) & 1023] & 7;
+  for (int i = 0; i < iters; i++) {
+    a0 += x << s; a1 += x << s; a2 += x << s; a3 += x << s;
+    a4 += x << s; a5 += x << s; a6 += x << s; a7 += x << s; x ^= a0 & 1;
+  }
+  out[t] = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+}
+extern "C" __global__ void mul_add(const int *in, int *out, int iters) {
+  int t = blockIdx.x * blockDim.x + threadIdx.x;
+  int a0 = in[t & 1023], a1 = a0 + 1, a2 = a0 + 2, a3 = a0 + 3, a4 = a0 + 4, a5 = a0 + 5,
+      a6 = a0 + 6, a7 = a0 + 7, x = in[(t + 7) & 1023] & 255, w = in[(t + 3) & 1023];
+  for (int i = 0; i < iters; i++) {
+    a0 += x * w; a1 += x * w; a2 += x * w; a3 += x * w;
+    a4 += x * w; a5 += x * w; a6 += x * w; a7 += x * w; x ^= a0 & 1;
+  }
+  out[t] = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+}
+"""
+
+
+def gpu_ceilings() -> dict:
+    """Integer shift+add and multiply-add terms/s, and copy bandwidth, on the CUDA GPU."""
+    import cupy as cp
+
+    module = cp.RawModule(code=_GPU_KERNELS)
+    blocks, threads, iters = 132 * 64, 256, 4096
+    inp = cp.arange(1024, dtype=cp.int32)
+    out = cp.empty(blocks * threads, cp.int32)
+    result = {}
+    for name in ("shift_add", "mul_add"):
+        kernel = module.get_function(name)
+        kernel((blocks,), (threads,), (inp, out, cp.int32(16)))
+        cp.cuda.Device().synchronize()
+        start = time.perf_counter()
+        kernel((blocks,), (threads,), (inp, out, cp.int32(iters)))
+        cp.cuda.Device().synchronize()
+        result[f"{name}_terms_per_s"] = blocks * threads * iters * 8 / (time.perf_counter() - start)
+    src = cp.ones(1 << 28, cp.uint8)
+    dst = cp.empty_like(src)
+    cp.copyto(dst, src)
+    cp.cuda.Device().synchronize()
+    start = time.perf_counter()
+    for _ in range(10):
+        cp.copyto(dst, src)
+    cp.cuda.Device().synchronize()
+    result["memory_bytes_per_s"] = 2 * 10 * src.nbytes / (time.perf_counter() - start)
+    result["how"] = "CuPy register micro-kernels (8 chains a thread), device-to-device copy"
+    return result
+
+
+def cpu_ceilings() -> dict:
+    """Integer shift+add and multiply-add terms/s (vectorised Numba loops over L1-resident data
+    on every core), and memory bandwidth (a parallel copy of 512 MB)."""
+    from numba import njit, prange
+
+    @njit(parallel=True, cache=False)
+    def shift_add(x, s, acc, reps):
+        for c in prange(acc.shape[0]):
+            a = acc[c]
+            for _ in range(reps):
+                for i in range(x.shape[0]):
+                    a[i] += np.int32(x[i]) << s[i]
+
+    @njit(parallel=True, cache=False)
+    def mul_add(x, w, acc, reps):
+        for c in prange(acc.shape[0]):
+            a = acc[c]
+            for _ in range(reps):
+                for i in range(x.shape[0]):
+                    a[i] += np.int32(x[i]) * w[i]
+
+    @njit(parallel=True, cache=False)
+    def copy(src, dst):
+        for i in prange(src.shape[0]):
+            dst[i] = src[i]
+
+    cores = len(os.sched_getaffinity(0))
+    n, reps = 2048, 20000
+    x = np.arange(n, dtype=np.uint8)
+    s = (np.arange(n) % 8).astype(np.int32)
+    acc = np.zeros((cores, n), np.int32)
+    result = {}
+    for name, fn, arg in (("shift_add", shift_add, s), ("mul_add", mul_add, s * 3 - 11)):
+        fn(x, arg, acc, 1)
+        start = time.perf_counter()
+        fn(x, arg, acc, reps)
+        result[f"{name}_terms_per_s"] = cores * n * reps / (time.perf_counter() - start)
+    src = np.ones(1 << 26, np.int64)
+    dst = np.empty_like(src)
+    copy(src, dst)
+    start = time.perf_counter()
+    for _ in range(5):
+        copy(src, dst)
+    result["memory_bytes_per_s"] = 2 * 5 * src.nbytes / (time.perf_counter() - start)
+    result["how"] = f"Numba loops on {cores} cores (L1-resident), parallel 512 MB copy"
+    return result
+
+
+def machine() -> dict:
+    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
     try:
-        import torch
-
-        if torch.cuda.is_available():
-            a = torch.rand(64, 784, device="cuda")
-            w = torch.rand(784, hidden, device="cuda")
-            d = torch.rand(64, hidden, device="cuda")
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            for _ in range(n // 64):
-                (a @ w).sum()
-                a.T @ d
-            torch.cuda.synchronize()
-            return "torch float32 matmuls (cuda)", time.perf_counter() - start
-    except ImportError:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        info["cpu"] = names[0] if names else info["cpu"]
+    except OSError:
         pass
-    a = np.random.rand(64, 784).astype(np.float32)
-    w = np.random.rand(784, hidden).astype(np.float32)
-    d = np.random.rand(64, hidden).astype(np.float32)
-    start = time.perf_counter()
-    for _ in range(n // 64):
-        a @ w
-        a.T @ d
-    return "numpy float32 matmuls (BLAS, CPU)", time.perf_counter() - start
+    try:
+        smi = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        info["gpu"] = smi.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return info
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hidden", type=int, default=1000)
+    parser.add_argument("--widths", type=int, nargs="+", default=[100, 1000, 4000])
+    parser.add_argument("--batches", type=int, nargs="+", default=[64, 256, 1024])
     parser.add_argument("--samples", type=int, default=60000)
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--cpu-samples", type=int, default=60000)
     parser.add_argument("--backends", nargs="+", default=list(graia.backend.NAMES))
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baselines")
+    parser.add_argument("--profile", action="store_true", help="per-kernel Futhark profile")
+    parser.add_argument("--json", help="write all results to this file")
     args = parser.parse_args()
-    (x, y), _ = graia.datasets.fashion_mnist.load_data()
-    x, y = x[: args.samples].reshape(-1, 784), y[: args.samples]
-    terms = terms_per_sample([784, args.hidden, 10]) * len(x)
-    rows = {}
-    for name in args.backends:
-        ok, why = graia.backend.available()[name]
-        if not ok:
-            print(f"{name}: unavailable ({why})")
-            continue
-        rows[name] = time_backend(name, x, y, args.hidden, args.epochs)
-    base_name, base = time_backprop(x, y, args.hidden)
-    ceil_name, ceil = ceiling_seconds(len(x), args.hidden)
-    print(f"workload: 784-{args.hidden}-10 DFA, {len(x)} samples, batch 64, one epoch")
-    print(
-        f"{'backend':<12}{'s/epoch':>10}{'samples/s':>12}{'G terms/s':>11}{'vs numba':>10}"
-        f"{'vs backprop':>13}{'vs ceiling':>12}"
+
+    (x, y), (xt, yt) = graia.datasets.fashion_mnist.load_data()
+    x, y = x[: args.samples].reshape(-1, FEATURES), y[: args.samples]
+    xt, yt = xt.reshape(-1, FEATURES), yt
+    backends = [b for b in args.backends if graia.backend.available()[b][0]]
+    for b in set(args.backends) - set(backends):
+        print(f"{b}: unavailable ({graia.backend.available()[b][1]})")
+    gpu = any(
+        futhark_backend.device_info(b).get("type") == "gpu" for b in backends if b == "opencl"
     )
-    for name, sec in rows.items():
-        vs_numba = rows["numba"] / sec if "numba" in rows else float("nan")
-        print(
-            f"{name:<12}{sec:>10.3f}{len(x) / sec:>12.0f}{terms / sec / 1e9:>11.2f}"
-            f"{vs_numba:>9.2f}x{base / sec:>12.2f}x{ceil / sec:>11.1%}"
-        )
-    print(f"baseline: {base_name}: {base:.3f} s/epoch; ceiling: {ceil_name}: {ceil:.3f} s/epoch")
+    try:
+        ceilings = gpu_ceilings() if gpu else cpu_ceilings()
+    except ImportError:
+        ceilings = cpu_ceilings()
+    info = {"machine": machine(), "ceilings": ceilings, "samples": len(x), "runs": []}
+    if "opencl" in backends:
+        d = futhark_backend.device_info("opencl")
+        info["machine"]["opencl_device"] = f"{d.get('platform')}: {d.get('device')}"
+    print(json.dumps(info["machine"]))
     print(
-        json.dumps(
-            {
-                "hidden": args.hidden,
-                "samples": len(x),
-                "seconds": rows,
-                "baseline": {base_name: base},
-                "ceiling": {ceil_name: ceil},
-            }
+        "ceilings: "
+        + ", ".join(
+            f"{k} {v / 1e9:.1f} G" if isinstance(v, float) else f"{k}: {v}"
+            for k, v in ceilings.items()
         )
     )
+    mul_add = ceilings["mul_add_terms_per_s"]
+
+    for hidden in args.widths:
+        for batch in args.batches:
+            run: dict = {"hidden": hidden, "batch": batch, "seconds_per_epoch": {}}
+            terms = terms_per_sample(hidden) * len(x)
+            for b in backends:
+                n = len(x) if b == "opencl" else min(len(x), args.cpu_samples)
+                sec, acc = time_graia(b, x[:n], y[:n], xt, yt, hidden, batch)
+                run["seconds_per_epoch"][b] = sec * len(x) / n
+                run.setdefault("accuracy_after_epoch", {})[b] = acc
+                if b != "opencl":
+                    run.setdefault("peak_rss_bytes", {})[b] = (
+                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+                    )
+            if not args.no_torch:
+                try:
+                    sec, acc, dev = time_torch_same_rule(x, y, xt, yt, hidden, batch)
+                    run["seconds_per_epoch"][f"torch_same_rule_{dev}"] = sec
+                    run.setdefault("accuracy_after_epoch", {})[f"torch_same_rule_{dev}"] = acc
+                    run["seconds_per_epoch"][f"torch_backprop_{dev}"] = time_torch_backprop(
+                        x, y, hidden, batch
+                    )
+                except ImportError:
+                    print("PyTorch is not installed: no PyTorch baselines (pip install torch)")
+            if args.profile:
+                for b in backends:
+                    if b != "numba":
+                        n = len(x) if b == "opencl" else min(len(x), args.cpu_samples)
+                        run.setdefault("profile", {})[b] = profile_epoch(
+                            b, x[:n], y[:n], hidden, batch
+                        )
+            info["runs"].append(run)
+            print(f"\n784-{hidden}-10, batch {batch}, {len(x)} samples")
+            secs = run["seconds_per_epoch"]
+            same = next((v for k, v in secs.items() if k.startswith("torch_same_rule")), None)
+            for name, sec in secs.items():
+                ratios = [f"{terms / sec / 1e9:8.1f} G terms/s"]
+                if not name.startswith("torch"):
+                    ratios.append(f"{terms / sec / mul_add:6.1%} of int mul-add ceiling")
+                    if same:
+                        ratios.append(f"{same / sec:5.2f}x vs torch same rule")
+                    if "numba" in secs:
+                        ratios.append(f"{secs['numba'] / sec:5.2f}x vs numba")
+                acc = run.get("accuracy_after_epoch", {}).get(name)
+                tail = f"  acc {acc:.4f}" if acc is not None else ""
+                print(f"  {name:<24}{sec:9.3f} s/epoch  " + "  ".join(ratios) + tail)
+            for b, prof in run.get("profile", {}).items():
+                print(
+                    f"  profile {b}: {prof['events_per_batch']:.1f} events/batch, "
+                    f"{prof['device_us_per_batch']:.0f} us device time/batch, "
+                    f"peak memory {prof['peak_device_bytes']}"
+                )
+                for k in prof["kernels"][:12]:
+                    print(f"    {k['us_per_batch']:8.1f} us/batch  {k['count']:6d}x  {k['name']}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(info, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,11 @@ Numba reference over whole training runs is tests/test_cross_backend.py's job.""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -158,3 +163,34 @@ def test_opencl_device_choice_prefers_gpus():
     assert futhark._pick_device(devices, "", "#1 H100")[0] is devices[2]
     assert futhark._pick_device(devices, "AMD", "")[0] is None
     assert futhark._pick_device(devices[:1], "", "")[0] is devices[0]
+
+
+def test_generated_entry_points_are_current():
+    """futhark/graia.fut is what scripts/gen_graia_fut.py writes from graia/rules (rule ids)."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "gen_graia_fut.py"
+    if not script.exists() or shutil.which("futhark") is None:
+        pytest.skip("needs the source tree and the futhark compiler")
+    proc = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_deeper_networks_than_compiled_are_refused(futhark_backend):
+    be = futhark.FutharkBackend(futhark_backend)
+    sizes = [3] * (futhark.MAX_LAYERS + 1) + [2]
+    with pytest.raises(GraiaError, match="numba"):
+        be.load(_state(sizes, 2))
+
+
+@pytest.mark.parametrize("depth", range(1, futhark.MAX_LAYERS + 1))
+def test_every_depth_round_trips(futhark_backend, depth):
+    be = futhark.FutharkBackend(futhark_backend)
+    state = _state([5, *range(4, 4 + depth - 1), 3], 4)
+    x, y = _data(11, 5, 3)
+    handle, _, _ = be.train_epoch(
+        be.load(state), be.upload(x, y), np.arange(11, dtype=np.int32), 4, 0, DFA
+    )
+    out = be.dump(handle)
+    assert out["counters"][1] == 3
+    assert len(be.activations(handle, x)) == depth + 1

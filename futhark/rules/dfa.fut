@@ -94,83 +94,46 @@ def dfa_synapse (p: dfa_params) (r: u64) (g: i32) (lat: i32) (mom: i32) : (i32, 
   let m' = m + sround diff p.beta2_shift ((r >> 21) & mask21)
   in (i32.i64 new, i32.i64 m')
 
--- | One batch of rule `dfa`, or with `local_heads` of rule `local_heads`
--- (§7.4: hidden deltas from `local_head_error`): the forward pass (with the
--- fixed-point `weights` of the latents, see `network_weights`), the output
--- error and metrics, and the update of every layer's latents, momenta and
--- weights.
--- `t` is the global step counter of this batch; `cpu` picks the CPU form of
--- the matrix products (see `forward_z`). Returns the new latents, momenta
--- and weights, and the batch's `correct` and `sq_error`.
-def dfa_batch [k] [l1] [s] [f] [b] [d]
-              (cpu: bool)
-              (local_heads: bool)
-              (sizes: [k]i64)
-              (kmax: [l1]i32)
-              (shift: [l1]i32)
-              (latent: [s]i32)
-              (momentum: [s]i32)
-              (weights: [s]i32)
-              (feedback: [f]i8)
-              (seed: u64)
-              (t: i64)
-              (p: dfa_params)
-              (x: [b][d]u8)
-              (labels: [b]i32) : ([s]i32, [s]i32, [s]i32, i64, i64) =
-  let dr = {rate = p.dropout, seed, t}
-  let (acts, slopes) = forward_all cpu dr sizes shift weights x
-  let c = sizes[k - 1]
-  let out = map (\r -> r[:c]) acts[l1]
-  let e = output_error p.target_on p.target_off out labels
-  let (correct, sq) = metrics out labels e
-  let offsets = weight_offsets sizes
-  let foffsets = feedback_offsets sizes
-  let stream = hash seed stream_rounding
-  let (latent, momentum, weights) =
-    loop (latent, momentum, weights) = (copy latent, copy momentum, copy weights)
-    for l < l1 do
-      let n_in = sizes[l]
-      let n_out = sizes[l + 1]
-      let km = kmax[l]
-      let d =
-        if l == l1 - 1
-        then e :> [b][n_out]i32
-        else let fb = feedback[foffsets[l]:foffsets[l] + n_out * c] :> [n_out * c]i8
-             let fb = unflatten fb
-             let g = map (\r -> r[:n_out]) slopes[l]
-             let err =
-               if local_heads
-               then let a = map (\r -> r[:n_out]) acts[l + 1]
-                    in local_head_error p.head_shift p.target_on p.target_off fb a labels
-               else e
-             in hidden_delta fb g err
-      let pre = map (\r -> r[:n_in]) acts[l]
-      let gacc = accumulate cpu pre d
-      let off = offsets[l]
-      let cnt = n_in * n_out
-      let key = hash (hash stream l) t
-      let lat = unflatten (latent[off:off + cnt] :> [n_in * n_out]i32)
-      let mom = unflatten (momentum[off:off + cnt] :> [n_in * n_out]i32)
-      let (lat', mom', w') =
-        map4 (\i grow lrow mrow ->
-                map4 (\h g lq mq ->
-                        let (lq', mq') = dfa_synapse p (hash key (i * n_out + h)) g lq mq
-                        in (lq', mq', weight_of_latent km lq'))
-                     (iota n_out)
-                     grow
-                     lrow
-                     mrow
-                |> unzip3)
-             (iota n_in)
-             gacc
-             lat
-             mom
-        |> unzip3
-      let latent[off:off + cnt] = flatten lat'
-      let momentum[off:off + cnt] = flatten mom'
-      let weights[off:off + cnt] = flatten w'
-      in (latent, momentum, weights)
-  in (latent, momentum, weights, correct, sq)
+-- | A hidden layer's deltas (§7.2, §7.4) from the output error `e` of a
+-- batch: with `local_heads`, from the error of the layer's own fixed
+-- classifier (`local_head_error`) instead. `fb` is the layer's ternary
+-- feedback matrix, `g` the clamp slopes and `a` the activations (after
+-- dropout).
+def layer_delta [b] [n] [c]
+                (local_heads: bool)
+                (p: dfa_params)
+                (fb: [][]i8)
+                (g: [b][n]bool)
+                (a: [b][n]u8)
+                (e: [b][c]i32)
+                (labels: [b]i32) : [b][n]i32 =
+  let fb = fb :> [n][c]i8
+  let err =
+    if local_heads
+    then local_head_error p.head_shift p.target_on p.target_off fb a labels
+    else e
+  in hidden_delta fb g err
+
+-- | The update of layer `l` (§7.2) at global step `t`: the accumulator
+-- `G = pre^T d` and, in the same pass, each synapse's sign-momentum step;
+-- returns the layer with its new latents, momenta and weights.
+def dfa_layer_update [b] [n] [m]
+                     (tg: target)
+                     (p: dfa_params)
+                     (seed: u64)
+                     (t: i64)
+                     (l: i64)
+                     (layer: dense)
+                     (pre: [b][n]u8)
+                     (d: [b][m]i32) : dense =
+  let key = hash (hash (hash seed stream_rounding) l) t
+  let lat = layer.latent :> [n][m]i32
+  let mom = layer.momentum :> [n][m]i32
+  let step i h g =
+    let (lq, mq) = dfa_synapse p (hash key (i * m + h)) g lat[i, h] mom[i, h]
+    in (lq, mq, weight_of_latent layer.kmax lq)
+  let (lat', mom', w') = map unzip3 (accumulate tg step pre d) |> unzip3
+  in layer with latent = lat' with momentum = mom' with weights = w'
 
 -- ==
 -- entry: test_dfa_synapse

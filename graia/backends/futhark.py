@@ -18,11 +18,14 @@ Environment:
   names to use (the first match wins; ``#k`` before the device name picks the k-th match), as
   Futhark's ``-p``/``-d`` options. Without them the first GPU is used, else the first device.
 - ``GRAIA_OPENCL_BUILD_OPTIONS``: extra options for the OpenCL kernel compiler.
+- ``GRAIA_FUTHARK_PROFILE=1``: record Futhark's per-kernel profile (see ``FutharkBackend.report``;
+  ``benchmarks/speed.py --profile`` prints it). Costs a little time per kernel.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import threading
 import weakref
@@ -30,7 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from graia.backends.interface import HOST_STATE_DTYPES, HostState
+from graia.backends.interface import (
+    HOST_STATE_DTYPES,
+    HostState,
+    feedback_blocks,
+    layer_blocks,
+)
 from graia.errors import GraiaError
 
 __all__ = ["KINDS", "FutharkBackend", "device_info", "probe"]
@@ -41,8 +49,8 @@ KINDS = {
     "opencl": "graia.backends._futhark_opencl",
 }
 
-#: Order of the host state's arrays in ``load_state``/``dump_state`` (futhark/graia.fut).
-_STATE_KEYS = ("sizes", "kmax", "shift", "latent", "momentum", "feedback", "counters")
+#: The deepest network the compiled modules have entry points for (scripts/gen_graia_fut.py).
+MAX_LAYERS = 4
 
 _CTYPES = {
     np.dtype(np.int8): "int8_t",
@@ -251,7 +259,9 @@ def _default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def _free_context(lib, ctx, cfg) -> None:
+def _free_context(lib, ctx, cfg, alive: list[bool] | None = None) -> None:
+    if alive is not None:
+        alive[0] = False
     lib.futhark_context_free(ctx)
     lib.futhark_context_config_free(cfg)
 
@@ -280,6 +290,8 @@ class _Context:
         if cfg == ffi.NULL:
             raise GraiaError(f"futhark {kind}: cannot allocate a context configuration")
         keep = []  # C strings must outlive the config calls
+        if os.environ.get("GRAIA_FUTHARK_PROFILE", "").strip() == "1":
+            lib.futhark_context_config_set_profiling(cfg, 1)
         if kind == "multicore":
             self.num_threads = num_threads or _default_threads()
             lib.futhark_context_config_set_num_threads(cfg, self.num_threads)
@@ -329,7 +341,11 @@ class _Context:
             _free_context(lib, ctx, cfg)
             raise GraiaError(f"futhark {kind}: cannot create a context: {msg.strip()}")
         self.ctx = ctx
-        self._finalizer = weakref.finalize(self, _free_context, lib, ctx, cfg)
+        #: Shared with the values' finalizers: the garbage collector may finalise a context and
+        #: its values in any order (e.g. within a reference cycle), and a value must not be freed
+        #: after its context (which releases the value's memory itself).
+        self.alive = [True]
+        self._finalizer = weakref.finalize(self, _free_context, lib, ctx, cfg, self.alive)
 
     def _take_string(self, ptr) -> str:
         s = self.ffi.string(ptr).decode(errors="replace")
@@ -347,6 +363,13 @@ class _Context:
 
     def sync(self, what: str = "sync") -> None:
         self.check(self.lib.futhark_context_sync(self.ctx), what)
+
+    def report(self) -> dict[str, Any]:
+        """Futhark's report: peak memory per space and the profiled events since the last report."""
+        ptr = self.lib.futhark_context_report(self.ctx)
+        if ptr == self.ffi.NULL:
+            raise self.error("report")
+        return json.loads(self._take_string(ptr))
 
     # ---- arrays ----------------------------------------------------------------------------
 
@@ -377,8 +400,9 @@ class _Context:
         return out
 
 
-def _free_value(free, ctx, ptr) -> None:
-    free(ctx, ptr)
+def _free_value(free, ctx, ptr, alive: list[bool]) -> None:
+    if alive[0]:
+        free(ctx, ptr)
 
 
 class _Value:
@@ -391,18 +415,36 @@ class _Value:
         self.ptr = ptr
         self.name = name
         free = getattr(context.lib, f"futhark_free_{name}")
-        self._finalizer = weakref.finalize(self, _free_value, free, context.ctx, ptr)
+        self._finalizer = weakref.finalize(
+            self, _free_value, free, context.ctx, ptr, context.alive
+        )
 
     def free(self) -> None:
         self._finalizer()
 
 
 class FutharkState:
-    """A network state resident on a Futhark backend (an opaque Futhark value)."""
+    """A network resident on a Futhark backend: an opaque ``net<depth>`` value, and the parts of
+    its host state that training never changes (kept here, so that ``dump`` need not fetch them).
+    """
 
-    def __init__(self, value: _Value, backend: FutharkBackend) -> None:
+    def __init__(
+        self,
+        value: _Value,
+        backend: FutharkBackend,
+        depth: int,
+        fixed: HostState,
+        seed: int,
+    ) -> None:
         self.value = value
         self.backend = backend
+        self.depth = depth
+        self.fixed = fixed
+        self.seed = seed
+
+    def replaced(self, value: _Value) -> FutharkState:
+        """The same network with a new device value (after training)."""
+        return FutharkState(value, self.backend, self.depth, self.fixed, self.seed)
 
     def __repr__(self) -> str:
         return f"<FutharkState on {self.backend.name}>"
@@ -481,34 +523,59 @@ class FutharkBackend:
 
     def load(self, state: HostState) -> FutharkState:
         c = self.context
-        arrays = [np.ascontiguousarray(state[k], HOST_STATE_DTYPES[k]) for k in _STATE_KEYS]
-        with c.lock:
-            inputs = [c.new_array(a) for a in arrays]
-            out = c.ffi.new("struct futhark_opaque_state **")
-            rc = c.lib.futhark_entry_load_state(
-                c.ctx, out, self.cpu_loops, *(v.ptr for v in inputs)
+        host = {k: np.ascontiguousarray(state[k], dt) for k, dt in HOST_STATE_DTYPES.items()}
+        depth = len(host["sizes"]) - 1
+        if not 1 <= depth <= MAX_LAYERS:
+            raise GraiaError(
+                f"the {self.kind} backend runs networks of 1 to {MAX_LAYERS} dense layers, not "
+                f"{depth}; use GRAIA_BACKEND=numba for deeper ones"
             )
-            c.check(rc, "load_state")
-            result = _Value(c, out[0], "opaque_state")
-            c.sync("load_state")
-            del inputs, arrays
-        return FutharkState(result, self)
+        seed, t, prev_loss = (int(v) for v in host["counters"])
+        arrays = []
+        for (lat, mom), kmax, shift in zip(
+            layer_blocks(host, "latent", "momentum"), host["kmax"], host["shift"]
+        ):
+            arrays.append((int(kmax), int(shift), lat, mom))
+        feedback = feedback_blocks(host)
+        with c.lock:
+            args: list = [bool(self.cpu_loops), seed, t, prev_loss]
+            keep = []
+            for kmax, shift, lat, mom in arrays:
+                keep += [c.new_array(lat), c.new_array(mom)]
+                args += [kmax, shift, keep[-2].ptr, keep[-1].ptr]
+            for fb in feedback:
+                keep.append(c.new_array(fb))
+                args.append(keep[-1].ptr)
+            out = c.ffi.new(f"struct futhark_opaque_net{depth} **")
+            c.check(getattr(c.lib, f"futhark_entry_load_{depth}")(c.ctx, out, *args), "load")
+            result = _Value(c, out[0], f"opaque_net{depth}")
+            c.sync("load")
+            del keep
+        fixed = {k: host[k] for k in ("sizes", "kmax", "shift", "feedback")}
+        return FutharkState(result, self, depth, fixed, seed)
 
     def dump(self, handle: FutharkState) -> HostState:
         c = self.context
         self._check_handle(handle)
+        d = handle.depth
         with c.lock:
-            outs = [
-                c.ffi.new(f"struct futhark_{_FUT_ELEM[np.dtype(HOST_STATE_DTYPES[k])]}_1d **")
-                for k in _STATE_KEYS
-            ]
-            c.check(c.lib.futhark_entry_dump_state(c.ctx, *outs, handle.value.ptr), "dump_state")
-            values = [
-                _Value(c, o[0], f"{_FUT_ELEM[np.dtype(HOST_STATE_DTYPES[k])]}_1d")
-                for o, k in zip(outs, _STATE_KEYS)
-            ]
-            c.sync("dump_state")
-            return {k: c.to_numpy(v, HOST_STATE_DTYPES[k]) for k, v in zip(_STATE_KEYS, values)}
+            t = c.ffi.new("int64_t *")
+            prev_loss = c.ffi.new("int64_t *")
+            outs = [c.ffi.new("struct futhark_i32_2d **") for _ in range(2 * d)]
+            c.check(
+                getattr(c.lib, f"futhark_entry_dump_{d}")(
+                    c.ctx, t, prev_loss, *outs, handle.value.ptr
+                ),
+                "dump",
+            )
+            values = [_Value(c, o[0], "i32_2d") for o in outs]
+            c.sync("dump")
+            blocks = [c.to_numpy(v, np.int32).ravel() for v in values]
+        host = {k: v.copy() for k, v in handle.fixed.items()}
+        host["latent"] = np.concatenate(blocks[0::2]).astype(np.int32, copy=False)
+        host["momentum"] = np.concatenate(blocks[1::2]).astype(np.int32, copy=False)
+        host["counters"] = np.array([handle.seed, t[0], prev_loss[0]], np.int64)
+        return host
 
     def upload(self, x: np.ndarray, y: np.ndarray) -> FutharkDataset:
         c = self.context
@@ -540,10 +607,10 @@ class FutharkBackend:
         with c.lock:
             ov = c.new_array(order)
             pv = c.new_array(params)
-            out = c.ffi.new("struct futhark_opaque_state **")
+            out = c.ffi.new(f"struct futhark_opaque_net{handle.depth} **")
             correct = c.ffi.new("int64_t *")
             sq_error = c.ffi.new("int64_t *")
-            rc = c.lib.futhark_entry_train_epoch(
+            rc = getattr(c.lib, f"futhark_entry_train_epoch_{handle.depth}")(
                 c.ctx,
                 out,
                 correct,
@@ -557,43 +624,46 @@ class FutharkBackend:
                 pv.ptr,
             )
             c.check(rc, "train_epoch")
-            result = _Value(c, out[0], "opaque_state")
+            result = _Value(c, out[0], f"opaque_net{handle.depth}")
             c.sync("train_epoch")  # before reading the scalars, and before order/params go
             del ov, pv
-        return FutharkState(result, self), int(correct[0]), int(sq_error[0])
+        return handle.replaced(result), int(correct[0]), int(sq_error[0])
 
     def predict(self, handle: FutharkState, x: np.ndarray) -> np.ndarray:
-        c = self.context
-        self._check_handle(handle)
-        x = np.ascontiguousarray(x, np.uint8)
-        with c.lock:
-            xv = c.new_array(x)
-            out = c.ffi.new("struct futhark_u8_2d **")
-            c.check(c.lib.futhark_entry_predict(c.ctx, out, handle.value.ptr, xv.ptr), "predict")
-            result = _Value(c, out[0], "u8_2d")
-            c.sync("predict")
-            del xv
-            return c.to_numpy(result, np.uint8)
+        return self._forward(handle, x, "predict", 1)[0]
 
     # ---- extras ----------------------------------------------------------------------------
 
     def activations(self, handle: FutharkState, x: np.ndarray) -> list[np.ndarray]:
         """Every layer's u8 activations (input first) for the rows of ``x``."""
+        x = np.ascontiguousarray(x, np.uint8)
+        return [x, *self._forward(handle, x, "activations", handle.depth)]
+
+    def _forward(self, handle: FutharkState, x: np.ndarray, entry: str, outputs: int):
+        """Run entry ``<entry>_<depth>`` on the rows of ``x``; its ``outputs`` u8 matrices."""
         c = self.context
         self._check_handle(handle)
         x = np.ascontiguousarray(x, np.uint8)
-        sizes = self.dump(handle)["sizes"]
         with c.lock:
             xv = c.new_array(x)
-            out = c.ffi.new("struct futhark_u8_3d **")
+            outs = [c.ffi.new("struct futhark_u8_2d **") for _ in range(outputs)]
             c.check(
-                c.lib.futhark_entry_activations(c.ctx, out, handle.value.ptr, xv.ptr), "activations"
+                getattr(c.lib, f"futhark_entry_{entry}_{handle.depth}")(
+                    c.ctx, *outs, handle.value.ptr, xv.ptr
+                ),
+                entry,
             )
-            result = _Value(c, out[0], "u8_3d")
-            c.sync("activations")
+            values = [_Value(c, o[0], "u8_2d") for o in outs]
+            c.sync(entry)
             del xv
-            padded = c.to_numpy(result, np.uint8)
-        return [np.ascontiguousarray(padded[i, :, : int(w)]) for i, w in enumerate(sizes)]
+            return [c.to_numpy(v, np.uint8) for v in values]
+
+    def report(self) -> dict[str, Any]:
+        """Futhark's report since the last one: ``memory`` (peak bytes per memory space) and, with
+        ``GRAIA_FUTHARK_PROFILE=1``, ``events`` (each kernel run and copy, with its duration)."""
+        c = self.context
+        with c.lock:
+            return c.report()
 
     def device_info(self) -> dict[str, Any]:
         """What this backend runs on (for ``graia info``)."""

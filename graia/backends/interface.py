@@ -40,6 +40,30 @@ def feedback_offsets(sizes: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
+def layer_blocks(state: HostState, *keys: str) -> list[tuple[np.ndarray, ...]]:
+    """Each layer's ``(n_in, n_out)`` views of the per-synapse arrays ``keys`` of a host state."""
+    sizes = state["sizes"]
+    offsets = layer_offsets(sizes)
+    return [
+        tuple(
+            state[k][offsets[i] : offsets[i + 1]].reshape(int(sizes[i]), int(sizes[i + 1]))
+            for k in keys
+        )
+        for i in range(len(sizes) - 1)
+    ]
+
+
+def feedback_blocks(state: HostState) -> list[np.ndarray]:
+    """Each hidden layer's ``(n_out, classes)`` view of a host state's feedback matrices."""
+    sizes = state["sizes"]
+    offsets = feedback_offsets(sizes)
+    classes = int(sizes[-1])
+    return [
+        state["feedback"][offsets[i] : offsets[i + 1]].reshape(int(sizes[i + 1]), classes)
+        for i in range(len(sizes) - 2)
+    ]
+
+
 class Backend(Protocol):
     """What the API needs from a backend. Handles and datasets are backend-owned objects."""
 

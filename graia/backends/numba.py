@@ -15,6 +15,8 @@ from graia.backends.interface import (
     COUNTER_STEP,
     HOST_STATE_DTYPES,
     HostState,
+    feedback_blocks,
+    layer_blocks,
 )
 from graia.spec import (
     LATENT_MAX,
@@ -70,26 +72,7 @@ def _all_fixed_weights(state: HostState, layers) -> list[np.ndarray]:
 
 def _layer_views(state: HostState):
     """Per-layer (latent, momentum) 2-D views and hidden feedback views of a host state."""
-    sizes = state["sizes"]
-    layers, feedback = [], []
-    off, foff = 0, 0
-    classes = int(sizes[-1])
-    for i in range(len(sizes) - 1):
-        n_in, n_out = int(sizes[i]), int(sizes[i + 1])
-        count = n_in * n_out
-        layers.append(
-            (
-                state["latent"][off : off + count].reshape(n_in, n_out),
-                state["momentum"][off : off + count].reshape(n_in, n_out),
-            )
-        )
-        off += count
-        if i < len(sizes) - 2:
-            feedback.append(
-                state["feedback"][foff : foff + n_out * classes].reshape(n_out, classes)
-            )
-            foff += n_out * classes
-    return layers, feedback
+    return layer_blocks(state, "latent", "momentum"), feedback_blocks(state)
 
 
 @njit(cache=True, parallel=True)
