@@ -353,7 +353,7 @@ def main() -> None:
 
     (x, y), (xt, yt) = graia.datasets.fashion_mnist.load_data()
     x, y = x[: args.samples].reshape(-1, FEATURES), y[: args.samples]
-    xt, yt = xt.reshape(-1, FEATURES), yt
+    xt = xt.reshape(-1, FEATURES)
     backends = [b for b in args.backends if graia.backend.available()[b][0]]
     for b in set(args.backends) - set(backends):
         print(f"{b}: unavailable ({graia.backend.available()[b][1]})")
