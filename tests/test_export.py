@@ -211,7 +211,7 @@ def test_inference_path_is_shifts_and_adds_only(numba_digits_model, tmp_path):
     model = numba_digits_model
     model.export(tmp_path, format="c")
     source = (tmp_path / "graia_model.c").read_text()
-    code = re.sub(r"/\*.*?\*/", "", source, flags=re.S)
+    code = re.sub(r"/\*.*?\*/", "", source, flags=re.DOTALL)
     assert re.findall(r"#include\s*[<\"]([^>\"]+)", code) == ["graia_model.h", "stddef.h"]
     for word in ("float", "double", "malloc", "free", "alloca", "/", "%"):
         assert word not in code, word

@@ -28,8 +28,9 @@ _DENSE_KERNEL = """\
  * as a left shift of x[i] (|code| = k + 1), then a[j] = clamp(z[j] >> shift, 0, 255). Rows
  * whose input is 0 are skipped; codes are sign-magnitude fields of `bits` bits, least
  * significant bit first. */
-static void graia_dense(const uint8_t *x, size_t n_in, const uint8_t *codes, size_t row_bytes,
-                        size_t n_out, unsigned bits, unsigned kmax, unsigned shift, uint8_t *out)
+static inline void graia_dense(const uint8_t *x, size_t n_in, const uint8_t *codes,
+                               size_t row_bytes, size_t n_out, unsigned bits, unsigned kmax,
+                               unsigned shift, uint8_t *out)
 {
     const unsigned field_mask = (1u << bits) - 1u;
     const unsigned sign_bit = 1u << (bits - 1u);
