@@ -43,10 +43,10 @@ def seconds_per_call(fn, min_seconds: float = 0.5) -> float:
     return elapsed / calls
 
 
-def train(dataset: str, epochs: int, train_samples: int | None):
+def train(dataset: str, epochs: int, train_samples: int | None, test_samples: int | None):
     (x, y), (x_test, y_test) = graia.datasets.load_data(dataset)
-    if train_samples:
-        x, y = x[:train_samples], y[:train_samples]
+    x, y = x[:train_samples], y[:train_samples]
+    x_test, y_test = x_test[:test_samples], y_test[:test_samples]
     recipe = RECIPES[dataset]
     model = recipe.build(x.shape[1:], 10, seed=0, name=dataset)
     model.fit(
@@ -180,21 +180,27 @@ def main() -> None:
     parser.add_argument("--digits-epochs", type=int, default=RECIPES["digits"].epochs)
     parser.add_argument("--fashion-epochs", type=int, default=1)
     parser.add_argument("--fashion-train-samples", type=int, default=None)
+    parser.add_argument("--fashion-test-samples", type=int, default=2000)
     parser.add_argument("--output", default="graia-runs/deploy")
     args = parser.parse_args()
     import graia.export  # graia.export.plan, used by measure()
 
     out = Path(args.output)
     results = []
-    for dataset, epochs, samples in (
-        ("digits", args.digits_epochs, None),
-        ("fashion-mnist", args.fashion_epochs, args.fashion_train_samples),
+    for dataset, epochs, train_samples, test_samples in (
+        ("digits", args.digits_epochs, None, None),
+        (
+            "fashion-mnist",
+            args.fashion_epochs,
+            args.fashion_train_samples,
+            args.fashion_test_samples,
+        ),
     ):
         start = time.perf_counter()
-        model, x_test, y_test = train(dataset, epochs, samples)
+        model, x_test, y_test = train(dataset, epochs, train_samples, test_samples)
         print(f"{dataset}: trained {epochs} epochs in {time.perf_counter() - start:.0f} s")
         results.append(measure(dataset, model, x_test, y_test, out / dataset))
-        results[-1]["epochs"] = epochs
+        results[-1].update(epochs=epochs, test_samples=len(x_test))
         print(results[-1])
     print(
         f"\nmachine: {platform.processor() or platform.machine()}, backend {graia.backend.name()}"
@@ -203,7 +209,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {r['name']} {r['shape']} ({r['epochs']} epochs, test acc {r['accuracy']:.4f}) "
+            f"| {r['name']} {r['shape']} ({r['epochs']} epochs, accuracy {r['accuracy']:.4f} "
+            f"on {r['test_samples']} test samples) "
             f"| {us(r['c_ns'] * 1e-9)} | {us(r['onnx_one'])} / {us(r['onnx_batch'])} "
             f"| {us(r['predict_one'])} / {us(r['predict_batch'])} "
             f"| {us(r['float_one'])} / {us(r['float_batch'])} |"

@@ -262,8 +262,8 @@ def test_summary_reports_deployed_sizes(numba_digits_model, capsys):
     nonzero = sum(int(np.count_nonzero(c)) for c in model.get_codes())
     assert f"{nonzero:,} shift-adds per sample" in text
     assert "multiply-accumulates" in text and "Total params: 2,080" in text
-    # Sums of the widest layer (i32), the two hidden buffers, classify's output.
-    assert f"activations: {4 * 24 + 24 + 16 + 10:,} bytes peak" in text
+    # Sums of the widest layer and terms of 5-bit codes (i32), the hidden buffers, the output.
+    assert f"activations: {4 * (24 + 32) + 24 + 16 + 10:,} bytes peak" in text
 
 
 def test_export_argument_errors(numba_digits_model, tmp_path):

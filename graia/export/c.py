@@ -22,7 +22,10 @@ HEADER = "graia_model.h"
 SOURCE = "graia_model.c"
 
 # docs/arithmetic.md §3 with each weight applied as a shift of the input; see plan.py for the
-# packing. z <= 0 is tested first: >> of a negative int is implementation-defined in C.
+# packing. Per input row, the signed term of every possible code field is tabled first (at most 2
+# shifts per code value), so the inner loop is a table look-up and an add, without branches on
+# the (unpredictable) codes. z <= 0 is tested first: >> of a negative int is
+# implementation-defined in C.
 _DENSE_KERNEL = """\
 /* docs/arithmetic.md section 3: z[j] = sum_i x[i] * W[i][j] with W = +-2^(kmax - k) applied
  * as a left shift of x[i] (|code| = k + 1), then a[j] = clamp(z[j] >> shift, 0, 255). Rows
@@ -34,11 +37,13 @@ static inline void graia_dense(const uint8_t *x, size_t n_in, const uint8_t *cod
 {
     const unsigned field_mask = (1u << bits) - 1u;
     const unsigned sign_bit = 1u << (bits - 1u);
-    const unsigned magnitude_mask = sign_bit - 1u;
     size_t i, j;
+    unsigned magnitude;
     for (j = 0; j < n_out; j++) {
         graia_sums[j] = 0;
     }
+    graia_terms[0] = 0;
+    graia_terms[sign_bit] = 0;
     for (i = 0; i < n_in; i++, codes += row_bytes) {
         const uint8_t *p = codes;
         const int32_t xi = x[i];
@@ -47,26 +52,19 @@ static inline void graia_dense(const uint8_t *x, size_t n_in, const uint8_t *cod
         if (xi == 0) {
             continue;
         }
+        for (magnitude = 1u; magnitude <= kmax + 1u; magnitude++) {
+            const int32_t term = xi << (kmax + 1u - magnitude);
+            graia_terms[magnitude] = term;
+            graia_terms[sign_bit | magnitude] = -term;
+        }
         for (j = 0; j < n_out; j++) {
-            unsigned code, magnitude;
-            int32_t term;
             if (held < bits) {
                 window |= (uint32_t)*p++ << held;
                 held += 8u;
             }
-            code = (unsigned)window & field_mask;
+            graia_sums[j] += graia_terms[window & field_mask];
             window >>= bits;
             held -= bits;
-            magnitude = code & magnitude_mask;
-            if (magnitude == 0u) {
-                continue;
-            }
-            term = xi << (kmax + 1u - magnitude);
-            if (code & sign_bit) {
-                graia_sums[j] -= term;
-            } else {
-                graia_sums[j] += term;
-            }
         }
     }
     for (j = 0; j < n_out; j++) {
@@ -210,8 +208,10 @@ def _source(
 /* Layers:
 {layer_lines} */
 
-/* Static RAM: i32 sums of the widest layer, u8 activations of the hidden layers, classify's output. */
+/* Static RAM: i32 sums of the widest layer, the i32 term of each code of one input, u8
+ * activations of the hidden layers, classify's output. */
 static int32_t graia_sums[{memory.sums}];
+static int32_t graia_terms[{memory.terms}];
 {"".join(buffers)}static uint8_t graia_output[GRAIA_MODEL_OUTPUTS];
 
 {"".join(part.tables for part in emitted)}
@@ -292,7 +292,8 @@ def write(
         f" * ROM: {report.rom_bytes} bytes of constant data = weight codes {report.weight_bytes}"
         f" + self-test pairs {report.golden_bytes}, plus code.\n"
         f" * RAM: {report.ram_bytes} bytes static = i32 sums {SUM_BYTES * memory.sums}"
-        f" + u8 activations {sum(memory.buffers)} + classify output {memory.outputs}.\n"
+        f" + i32 code terms {SUM_BYTES * memory.terms} + u8 activations {sum(memory.buffers)}"
+        f" + classify output {memory.outputs}.\n"
         " * The integer forward pass of docs/arithmetic.md sections 2-3: shifts, adds and compares\n"
         " * only; no multiplication, division, floating point or malloc. Not reentrant (static\n"
         " * buffers).\n"

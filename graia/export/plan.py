@@ -85,17 +85,20 @@ LayerPlan = DensePlan
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    """Static RAM of the exported C: i32 sums of the widest layer and two u8 activation buffers
-    used in turn by the hidden layers (the input and output arrays belong to the caller)."""
+    """Static RAM of the exported C: i32 sums of the widest layer, the i32 term of every code
+    value for one input (``2**bits`` of the widest codes), two u8 activation buffers used in turn
+    by the hidden layers (the input and output arrays belong to the caller) and classify's
+    output."""
 
     sums: int
+    terms: int
     buffers: tuple[int, int]
     outputs: int
 
     @property
     def ram_bytes(self) -> int:
-        """Every static byte the exported C needs (sums, hidden activations, classify's output)."""
-        return SUM_BYTES * self.sums + sum(self.buffers) + self.outputs
+        """Every static byte the exported C needs."""
+        return SUM_BYTES * (self.sums + self.terms) + sum(self.buffers) + self.outputs
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,9 @@ def plan(model: Sequential) -> DeploymentPlan:
     hidden = [layer.n_out for layer in plans[:-1]]
     buffers = (max(hidden[0::2], default=0), max(hidden[1::2], default=0))
     memory = MemoryPlan(
-        sums=max(layer.n_out for layer in plans), buffers=buffers, outputs=plans[-1].n_out
+        sums=max(layer.n_out for layer in plans),
+        terms=max(1 << layer.bits for layer in plans),
+        buffers=buffers,
+        outputs=plans[-1].n_out,
     )
     return DeploymentPlan(model.sizes[0], plans, memory)

@@ -47,7 +47,7 @@ def summary_text(model: Sequential) -> str:
         f" vs {deployment.macs:,} multiply-accumulates"
     )
     lines.append(
-        f"  activations: {ram:,} bytes peak (static i32 sums and u8 activations)"
+        f"  activations: {ram:,} bytes peak (static: i32 sums and code terms, u8 activations)"
         f" vs {deployment.float32_activation_bytes:,} bytes float32"
     )
     return "\n".join(lines)
