@@ -266,6 +266,19 @@ def test_summary_reports_deployed_sizes(numba_digits_model, capsys):
     assert f"activations: {4 * (24 + 32) + 24 + 16 + 10:,} bytes peak" in text
 
 
+def test_the_docs_c_example_builds_and_runs(numba_digits_model, tmp_path):
+    docs = (Path(__file__).parent.parent / "docs" / "deploy.md").read_text()
+    example = re.search(r"```c\n(.*?)```", docs, flags=re.DOTALL).group(1)
+    numba_digits_model.export(tmp_path, format="c")
+    (tmp_path / "main.c").write_text(example)
+    exe = tmp_path / "classify"
+    sources = [str(tmp_path / "main.c"), str(tmp_path / "graia_model.c")]
+    subprocess.run([_need("gcc"), *STRICT, "-O2", *sources, "-o", str(exe)], check=True)
+    done = subprocess.run([str(exe)], capture_output=True, text=True)
+    expected = numba_digits_model.predict_classes(np.zeros((1, 64), np.uint8))[0]
+    assert (done.returncode, done.stdout) == (0, f"class {expected}\n")
+
+
 def test_export_argument_errors(numba_digits_model, tmp_path):
     model = numba_digits_model
     with pytest.raises(GraiaValueError, match="format must be one of"):
