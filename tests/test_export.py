@@ -274,7 +274,7 @@ def test_the_docs_c_example_builds_and_runs(numba_digits_model, tmp_path):
     exe = tmp_path / "classify"
     sources = [str(tmp_path / "main.c"), str(tmp_path / "graia_model.c")]
     subprocess.run([_need("gcc"), *STRICT, "-O2", *sources, "-o", str(exe)], check=True)
-    done = subprocess.run([str(exe)], capture_output=True, text=True)
+    done = subprocess.run([str(exe)], check=False, capture_output=True, text=True)
     expected = numba_digits_model.predict_classes(np.zeros((1, 64), np.uint8))[0]
     assert (done.returncode, done.stdout) == (0, f"class {expected}\n")
 
