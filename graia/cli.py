@@ -1,4 +1,4 @@
-"""The ``graia`` command: train, evaluate, predict, info.
+"""The ``graia`` command: train, evaluate, predict, summary, export, info.
 
 Exit status: 0 on success, 2 for a user error (a bad option, missing data, an unreadable model or
 array file, a backend that cannot run), printed as one ``graia: error: ...`` line on stderr
@@ -197,6 +197,21 @@ def _predict(args: argparse.Namespace) -> None:
     print(json.dumps(classes.tolist()) if args.json else "\n".join(map(str, classes)))
 
 
+def _summary(args: argparse.Namespace) -> None:
+    import graia
+
+    graia.load_model(args.model).summary()
+
+
+def _export(args: argparse.Namespace) -> None:
+    import graia
+
+    model = graia.load_model(args.model)
+    samples = _read_npy(args.samples) if args.samples else None
+    exported = model.export(args.output, format=args.format, samples=samples)
+    print(f"wrote {', '.join(exported.files)}: {exported.description}")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graia", description="Integer neural networks with power-of-two weights."
@@ -232,7 +247,16 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("model")
     predict.add_argument("file")
     predict.add_argument("--json", action="store_true", help="print one JSON list")
-    for p in (info, train, evaluate, predict):
+    summary = sub.add_parser("summary", help="layers, parameters and deployed sizes of a model")
+    summary.add_argument("model")
+    export = sub.add_parser("export", help="write a model as dependency-free C or as ONNX")
+    export.add_argument("model")
+    export.add_argument("--format", choices=("c", "onnx"), required=True)
+    export.add_argument("--output", required=True, help="directory for the generated files")
+    export.add_argument(
+        "--samples", help="C: a .npy of inputs (at most 64) for the embedded self-test"
+    )
+    for p in (info, train, evaluate, predict, summary, export):
         p.add_argument(
             "--backend", choices=BACKENDS, default=argparse.SUPPRESS, help="backend to use"
         )
@@ -273,7 +297,14 @@ def main(argv: list[str] | None = None) -> int:
         from graia import backend
         from graia.errors import GraiaError
 
-        handler = {"info": _info, "train": _train, "evaluate": _evaluate, "predict": _predict}
+        handler = {
+            "info": _info,
+            "train": _train,
+            "evaluate": _evaluate,
+            "predict": _predict,
+            "summary": _summary,
+            "export": _export,
+        }
         try:
             if args.backend:
                 with backend.use(args.backend):

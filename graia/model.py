@@ -489,23 +489,21 @@ class Sequential:
         return sum(self.sizes[i] * self.sizes[i + 1] for i in range(len(self.dense_layers)))
 
     def summary(self, print_fn=print) -> None:
-        """Print layers, output shapes, parameter counts, weight-code histograms and the backend."""
-        lines = [f'Model: "{self.name}"  (seed {self.seed}, backend {backends.name()})']
-        lines.append(
-            f"{'Layer':<18}{'Output shape':<16}{'Params':>10}  kmax shift  weight codes (0 / ±1 / ±1/2 / ...)"
-        )
-        lines.append(f"{self.layers[0].name:<18}{(None, *self.input_shape)!s:<16}{0:>10}")
-        codes = self.get_codes() if len(self.layers) > 1 else []
-        for i, layer in enumerate(self.dense_layers):
-            hist = np.bincount(np.abs(codes[i]).ravel().astype(np.int64), minlength=layer.kmax + 2)
-            frac = " ".join(f"{100 * h / codes[i].size:.0f}%" for h in hist)
-            lines.append(
-                f"{layer.name:<18}{(None, layer.units)!s:<16}{self.sizes[i] * layer.units:>10}  "
-                f"{layer.kmax:>4} {layer.shift:>5}  {frac}"
-            )
-        lines.append(f"Total params: {self.count_params():,} (latent i32, forward codes i8)")
-        lines.append(f"Rule: {self.rule!r}" if self.rule else "Rule: not compiled")
-        print_fn("\n".join(lines))
+        """Print layers, output shapes, parameter counts, weight-code histograms, the backend,
+        and the deployed sizes (packed bytes, shift-adds, activation memory) against a float32
+        model of the same shape."""
+        from graia.export.summary import summary_text
+
+        print_fn(summary_text(self))
+
+    def export(self, path: str | os.PathLike, format: str = "c", samples: Any = None):
+        """Export for deployment: dependency-free C (``graia_model.h``/``.c``, shifts and adds
+        only) or ONNX (``graia_model.onnx``) into the directory ``path``, both bit-exact with
+        :meth:`predict`. ``samples``: C only, inputs for the embedded self-test. Returns a
+        :class:`graia.export.Exported` (files written, sizes). See docs/deploy.md."""
+        from graia.export import export
+
+        return export(self, path, format=format, samples=samples)
 
     # ---------------------------------------------------------------------------- save/load
     def get_config(self) -> dict:

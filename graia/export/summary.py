@@ -1,0 +1,53 @@
+"""``model.summary()``'s text: Keras's table plus what deployment cares about."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from graia.export.plan import plan
+
+if TYPE_CHECKING:
+    from graia.model import Sequential
+
+
+def summary_text(model: Sequential) -> str:
+    """Layers (output shape, parameters, packed bytes, shift-adds, kmax, shift, code histogram),
+    totals, the rule, and the deployed sizes against a float32 model of the same shape."""
+    from graia import backends
+
+    lines = [f'Model: "{model.name}"  (seed {model.seed}, backend {backends.name()})']
+    lines.append(
+        f"{'Layer':<18}{'Output shape':<16}{'Params':>10}{'Bytes':>10}{'Shift-adds':>12}"
+        "  kmax shift  weight codes (0 / ±1 / ±1/2 / ...)"
+    )
+    lines.append(f"{model.layers[0].name:<18}{(None, *model.input_shape)!s:<16}{0:>10}")
+    if len(model.layers) < 2:
+        return "\n".join(lines + ["(no Dense layer yet)"])
+    deployment = plan(model)
+    for layer in deployment.layers:
+        hist = np.bincount(np.abs(layer.codes).ravel().astype(np.int64), minlength=layer.kmax + 2)
+        frac = " ".join(f"{100 * h / layer.codes.size:.0f}%" for h in hist)
+        lines.append(
+            f"{layer.name:<18}{(None, layer.n_out)!s:<16}{layer.params:>10}"
+            f"{layer.table_bytes:>10}{layer.shift_adds:>12}  {layer.kmax:>4} {layer.shift:>5}  {frac}"
+        )
+    lines.append(f"Total params: {model.count_params():,} (latent i32, forward codes i8)")
+    lines.append(f"Rule: {model.rule!r}" if model.rule else "Rule: not compiled")
+    weights, floats = deployment.weight_bytes, deployment.float32_bytes
+    ram = deployment.memory.ram_bytes
+    lines.append("Deployed (graia export --format c), against a float32 model of the same shape:")
+    lines.append(
+        f"  weights:     {weights:,} bytes of packed codes vs {floats:,} bytes float32"
+        + (f" ({floats / weights:.1f}x smaller)" if weights else "")
+    )
+    lines.append(
+        f"  operations:  {deployment.shift_adds:,} shift-adds per sample (non-zero weights)"
+        f" vs {deployment.macs:,} multiply-accumulates"
+    )
+    lines.append(
+        f"  activations: {ram:,} bytes peak (static: i32 sums and code terms, u8 activations)"
+        f" vs {deployment.float32_activation_bytes:,} bytes float32"
+    )
+    return "\n".join(lines)
