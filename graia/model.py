@@ -788,9 +788,9 @@ class _CollapseWatch:
             f"(always answering the commonest class gives {self.majority:.3f}), "
             f"{100 * same_class:.0f}% of sampled inputs get the same class"
             + (f", dead hidden units: {layers}" if layers else "")
-            + ". Try: wider hidden layers (e.g. 256+ units), fewer hidden layers, a larger rule "
-            "step (compile(step=...)), a larger activation shift for the hidden layers "
-            "(Dense(shift=kmax + 1)), or rule='local_heads'",
+            + ". Try: wider hidden layers (e.g. 256+ units) or fewer of them, a larger rule "
+            "step (e.g. compile(step=4096)), or a larger shift on the output layer "
+            "(Dense(classes, shift=kmax + 1))",
             GraiaWarning,
             stacklevel=3,
         )

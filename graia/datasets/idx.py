@@ -111,7 +111,8 @@ def _check_header(
         len(want_shape) != len(dims)
         or any(w is not None and w != d for w, d in zip(want_shape, dims, strict=True))
     ):
-        wanted = "(" + ", ".join("n" if w is None else str(w) for w in want_shape) + ")"
+        entries = ["n" if w is None else str(w) for w in want_shape]
+        wanted = "(" + ", ".join(entries) + ("," if len(entries) == 1 else "") + ")"
         raise DatasetError(f"{source}: IDX header declares dimensions {dims}, expected {wanted}")
     nbytes = math.prod(dims) * dtype.itemsize
     if nbytes > max_bytes:
