@@ -10,11 +10,12 @@ __version__ = "0.1.0"
 
 from graia import backends as backend
 from graia import callbacks, datasets, layers, plot, rules
-from graia.errors import GraiaError
+from graia.errors import GraiaError, GraiaWarning
 from graia.model import Sequential, load_model
 
 __all__ = [
     "GraiaError",
+    "GraiaWarning",
     "Sequential",
     "__version__",
     "backend",

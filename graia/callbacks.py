@@ -586,7 +586,9 @@ class StepScheduler(Callback):
         new = self.schedule(epoch, rule.values["step"])
         lo, hi = rule.options["step"][1:]
         if isinstance(new, bool) or not isinstance(new, (int, np.integer)) or not lo <= new <= hi:
-            raise GraiaValueError(f"StepScheduler: schedule returned {new!r}; expected an int in [{lo}, {hi}]")
+            raise GraiaValueError(
+                f"StepScheduler: schedule returned {new!r}; expected an int in [{lo}, {hi}]"
+            )
         rule.values["step"] = int(new)
         if self.verbose:
             print(f"Epoch {epoch + 1}: StepScheduler set step to {new}.")

@@ -18,7 +18,6 @@ from typing import Any
 
 DATASETS = ("digits", "fashion-mnist", "mnist")
 BACKENDS = ("opencl", "multicore", "numba")
-_NPY_MAGIC = b"\x93NUMPY"
 
 
 def _load_dataset(name: str, data_dir: str | None):
@@ -87,9 +86,102 @@ def _info(args: argparse.Namespace) -> dict:
     return report
 
 
+def _rescue_dirs() -> list[Path]:
+    """Where a trained model goes when its output path cannot be written (tried in order)."""
+    import tempfile
+
+    return [Path(tempfile.gettempdir()), Path.home()]
+
+
+class _Output:
+    """The run's output directory, checked before training: it must be (or become) a writable
+    directory with room for the model. A directory created here is removed again when the run
+    fails or is interrupted before anything is written into it."""
+
+    def __init__(self, directory: Path, needed_bytes: int) -> None:
+        from graia.errors import GraiaValueError
+
+        self.directory = directory
+        self.created: list[Path] = []
+        if directory.exists() and not directory.is_dir():
+            raise GraiaValueError(f"--output {directory} exists and is not a directory")
+        for name in ("model.graia", "learning_curve.png"):
+            if (directory / name).is_dir():
+                raise GraiaValueError(f"--output: {directory / name} is a directory")
+        missing = []
+        parent = directory
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        if not parent.is_dir():
+            raise GraiaValueError(f"--output {directory}: {parent} is not a directory")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self.created = list(reversed(missing))
+            import tempfile
+
+            with tempfile.TemporaryFile(dir=directory) as probe:
+                probe.write(b"\0" * 4096)
+                probe.flush()
+                os.fsync(probe.fileno())
+            import shutil
+
+            free = shutil.disk_usage(directory).free
+        except OSError as exc:
+            self.remove_if_empty()
+            raise GraiaValueError(
+                f"--output {directory} is not writable: {exc.strerror or exc}"
+            ) from exc
+        if free < needed_bytes:
+            self.remove_if_empty()
+            raise GraiaValueError(
+                f"--output {directory}: {free} bytes free, the run needs about {needed_bytes}"
+            )
+
+    def remove_if_empty(self) -> None:
+        """Remove the directories created here, if still empty."""
+        for path in reversed(self.created):
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        self.created = []
+
+
+def _save_model(model: Any, path: Path) -> None:
+    """Save ``model``; when ``path`` cannot be written, save it in a fallback location and say
+    where in the one-line error."""
+    from graia.errors import GraiaError
+
+    try:
+        model.save(path)
+        return
+    except OSError as exc:
+        failure = f"cannot write {path}: {exc.strerror or exc}"
+    for directory in _rescue_dirs():
+        rescue = directory / f"graia-rescued-{os.getpid()}-{time.strftime('%Y%m%d-%H%M%S')}.graia"
+        try:
+            model.save(rescue)
+        except OSError:
+            continue
+        raise GraiaError(f"{failure}; the trained model was saved to {rescue} instead")
+    raise GraiaError(
+        f"{failure}; no fallback location ({', '.join(map(str, _rescue_dirs()))}) could be "
+        "written either, so the trained model is lost"
+    )
+
+
+def _status(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
 def _train(args: argparse.Namespace) -> None:
+    import numpy as np
+
     import graia
     from graia import plot
+    from graia.errors import GraiaValueError
     from graia.recipes import RECIPES
 
     recipe = RECIPES[args.dataset]
@@ -97,30 +189,54 @@ def _train(args: argparse.Namespace) -> None:
     graia.rules.get(rule)  # an unknown rule fails before any data is loaded
     backend_name = graia.backend.name()  # so does a backend that cannot run
     (x_train, y_train), (x_test, y_test) = _load_dataset(args.dataset, args.data_dir)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    output = Path(args.output or f"graia-runs/{args.dataset}-{stamp}")
-    output.mkdir(parents=True, exist_ok=True)
+    for split, x in (("training", x_train), ("test", x_test)):
+        if len(x) == 0:
+            raise GraiaValueError(f"the {args.dataset} {split} split has no samples")
     classes = int(max(y_train.max(), y_test.max())) + 1
     model = recipe.build(x_train.shape[1:], classes, args.seed, rule, name=f"{args.dataset}-{rule}")
     epochs = args.epochs or recipe.epochs
     batch_size = args.batch_size or recipe.batch_size
-    start = time.perf_counter()
-    history = model.fit(
-        x_train,
-        y_train,
-        epochs=epochs,
-        batch_size=batch_size,
-        validation_data=(x_test, y_test),
-        callbacks=recipe.callbacks(epochs) if rule == recipe.rule else [],
-        verbose=0 if args.quiet else 1,
+    validation = None
+    if args.validation_split:
+        # A seeded random split of the training data; the test split is never used for it.
+        order = np.random.default_rng(args.seed).permutation(len(x_train))
+        cut = len(x_train) - round(len(x_train) * args.validation_split)
+        if not 0 < cut < len(x_train):
+            raise GraiaValueError(
+                f"--validation-split {args.validation_split} leaves no training or no "
+                f"validation samples of {len(x_train)}"
+            )
+        validation = (x_train[order[cut:]], y_train[order[cut:]])
+        x_train, y_train = x_train[order[:cut]], y_train[order[:cut]]
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    output = _Output(
+        Path(args.output or f"graia-runs/{args.dataset}-{stamp}"),
+        needed_bytes=8 * model.count_params() + (1 << 20),
     )
-    seconds = time.perf_counter() - start
-    train_loss, train_acc = model.evaluate(x_train, y_train)
-    test_loss, test_acc = model.evaluate(x_test, y_test)
-    model_path = output / "model.graia"
-    model.save(model_path)
-    curve_path = output / "learning_curve.png"
-    plot.history(history, path=curve_path)
+    model_path = output.directory / "model.graia"
+    curve_path = output.directory / "learning_curve.png"
+    try:
+        start = time.perf_counter()
+        history = model.fit(
+            x_train,
+            y_train,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=validation,
+            callbacks=recipe.callbacks(epochs) if rule == recipe.rule else [],
+            verbose=0 if args.quiet else "auto",
+        )
+        seconds = time.perf_counter() - start
+        _status(args, "evaluating on the training and test splits")
+        train_loss, train_acc = model.evaluate(x_train, y_train)
+        test_loss, test_acc = model.evaluate(x_test, y_test)
+        _status(args, f"saving {model_path} and {curve_path}")
+        _save_model(model, model_path)
+        args.saved = model_path
+        plot.history(history, path=curve_path)
+    except BaseException:
+        output.remove_if_empty()  # only what this run created, and only if still empty
+        raise
     result = {
         "dataset": args.dataset,
         "backend": backend_name,
@@ -129,6 +245,7 @@ def _train(args: argparse.Namespace) -> None:
         "hidden": list(recipe.hidden),
         "epochs": epochs,
         "batch_size": batch_size,
+        "validation_split": args.validation_split,
         "seed": model.seed,
         "seconds": round(seconds, 3),
         "train_accuracy": train_acc,
@@ -138,6 +255,9 @@ def _train(args: argparse.Namespace) -> None:
         "model_path": str(model_path),
         "learning_curve": str(curve_path),
     }
+    if validation is not None:
+        result["val_accuracy"] = history.history["val_accuracy"][-1]
+        result["val_loss"] = history.history["val_loss"][-1]
     print(
         f"test accuracy: {test_acc:.4f} (train {train_acc:.4f}) after {epochs} epochs, "
         f"{seconds:.1f} s on {backend_name}; model: {model_path}; curve: {curve_path}"
@@ -162,34 +282,28 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(result) if args.json else f"test accuracy: {acc:.4f}, loss: {loss:.4f}")
 
 
-def _read_npy(path: str):
-    """A numeric array from a ``.npy`` file, never unpickling."""
-    import numpy as np
-
-    from graia.errors import GraiaValueError
-
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(len(_NPY_MAGIC))
-            if magic != _NPY_MAGIC:
-                raise GraiaValueError(f"{path}: not a .npy file (save arrays with numpy.save)")
-            f.seek(0)
-            x = np.load(f, allow_pickle=False)
-    except FileNotFoundError as exc:
-        raise GraiaValueError(f"{path}: no such file") from exc
-    except (OSError, ValueError, EOFError) as exc:
-        if isinstance(exc, GraiaValueError):
-            raise
-        raise GraiaValueError(f"{path}: cannot read a numeric .npy array ({exc})") from exc
-    return x
-
-
 def _predict(args: argparse.Namespace) -> None:
     import graia
+    from graia import io
     from graia.errors import GraiaValueError
 
     model = graia.load_model(args.model)
-    x = _read_npy(args.file)
+    shape, features = model.input_shape, model.sizes[0]
+
+    def check(dtype: Any, file_shape: tuple[int, ...]) -> None:
+        # Refused from the header alone, before the samples are read.
+        if len(file_shape) < 1 or file_shape[1:] not in (shape, (features,)):
+            raise GraiaValueError(
+                f"{args.file}: holds shape {file_shape}; expected (n, "
+                f"{', '.join(map(str, shape))})"
+                + (f" or (n, {features})" if len(shape) > 1 else "")
+            )
+        if dtype.kind not in "iuf" or dtype == bool:
+            raise GraiaValueError(
+                f"{args.file}: holds {dtype}; expected uint8, int or float samples"
+            )
+
+    x = io.read_npy(args.file, check)
     try:
         classes = model.predict_classes(x)
     except GraiaValueError as exc:
@@ -235,8 +349,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive, help="batch size (default: the recipe's)")
     train.add_argument("--rule", help="learning rule (default: the recipe's)")
     train.add_argument("--seed", type=_seed, default=0, help="seed of every random choice")
+    train.add_argument(
+        "--validation-split",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="hold out this fraction of the training data (seeded by --seed) and plot its "
+        "metrics each epoch (default 0: train on all of it; the test split is only used once, "
+        "at the end)",
+    )
     train.add_argument("--output", help="output directory (default ./graia-runs/<dataset>-<time>)")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--quiet", action="store_true", help="no progress or status lines")
     train.add_argument("--json", action="store_true", help="end with one JSON line of results")
     evaluate = sub.add_parser("evaluate", help="test accuracy of a saved model")
     evaluate.add_argument("model")
@@ -277,6 +400,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def _seed(text: str) -> int:
     value = _integer(text)
     if not 0 <= value < 2**64:
@@ -290,9 +423,18 @@ def _error(message: object) -> int:
     return 2
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Library warnings (e.g. a training collapse) as one ``graia: warning:`` line."""
+    text = " ".join(str(message).split())
+    print(f"graia: warning: {text}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``graia`` console script; returns the exit status."""
+    import warnings
+
     args = _parser().parse_args(argv)
+    args.saved = None
     try:
         from graia import backend
         from graia.errors import GraiaError
@@ -306,14 +448,18 @@ def main(argv: list[str] | None = None) -> int:
             "export": _export,
         }
         try:
-            if args.backend:
-                with backend.use(args.backend):
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                if args.backend:
+                    with backend.use(args.backend):
+                        handler[args.command](args)
+                else:
                     handler[args.command](args)
-            else:
-                handler[args.command](args)
         except GraiaError as exc:
             return _error(exc)
     except KeyboardInterrupt:
+        saved = f"saved {args.saved}" if args.saved else "nothing saved"
+        print(f"graia: interrupted; {saved}", file=sys.stderr, flush=True)
         return 130
     except BrokenPipeError:
         # stdout was closed early (e.g. piped into head): stop quietly.

@@ -7,7 +7,7 @@ so code written against the standard library (or Keras) catches them as usual.
 
 from __future__ import annotations
 
-__all__ = ["DatasetError", "GraiaError", "GraiaValueError", "ModelFileError"]
+__all__ = ["DatasetError", "GraiaError", "GraiaValueError", "GraiaWarning", "ModelFileError"]
 
 
 class GraiaError(Exception):
@@ -24,3 +24,7 @@ class ModelFileError(GraiaError, ValueError):
 
 class DatasetError(GraiaError, ValueError):
     """A dataset cannot be found, downloaded, verified or parsed."""
+
+
+class GraiaWarning(UserWarning):
+    """Something is probably wrong but Graia carries on (e.g. training that learns nothing)."""

@@ -8,9 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+#: Marks the temporary files :func:`atomic_write` creates, so stale ones can be recognised.
+_MARK = "graia-"
+#: Age after which an unlocked temporary of ours is considered abandoned (a killed writer).
+STALE_SECONDS = 60
 
 
 def _read_umask() -> int:
@@ -54,10 +67,12 @@ def _fsync_dir(directory: str) -> None:
 def atomic_write(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[BinaryIO]:
     """Write ``path`` atomically: yield a binary file that replaces ``path`` on success.
 
-    The file yielded is a temporary file ``.<name>.<random><suffix>`` in the destination's
-    directory. When the ``with`` block ends normally it is flushed, fsynced, given the mode a
+    The file yielded is a temporary file ``.<name>.graia-<random><suffix>`` in the destination's
+    directory, locked (``flock``) while it is written. When the ``with`` block ends normally it is flushed, fsynced, given the mode a
     plain ``open()`` would give (``0o666 & ~umask``; :func:`tempfile.mkstemp` makes 0600 files),
-    renamed over ``path`` with :func:`os.replace`, and the directory is fsynced (best effort).
+    renamed over ``path`` with :func:`os.replace`, and the directory is fsynced (best effort);
+    then stale temporaries of earlier, killed writes are removed
+    (:func:`remove_stale_temporaries`).
     If the block (or any of those steps) raises, the temporary file is removed, ``path`` is left
     untouched, and the exception propagates.
 
@@ -73,9 +88,12 @@ def atomic_write(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator
     """
     dest = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(dest))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(dest)}.", suffix=suffix)
+    base = os.path.basename(dest)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{base}.{_MARK}", suffix=suffix)
     try:
         try:
+            if fcntl is not None:  # held while writing: tells a live temporary from a stale one
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             f = os.fdopen(fd, "wb")
         except BaseException:
             os.close(fd)
@@ -94,3 +112,50 @@ def atomic_write(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator
             os.unlink(tmp)
         raise
     _fsync_dir(directory)
+    remove_stale_temporaries(directory, base, suffix)
+
+
+def remove_stale_temporaries(
+    directory: str | os.PathLike[str], base: str, suffix: str = ".tmp"
+) -> list[str]:
+    """Delete temporaries that :func:`atomic_write` left behind (a killed process) in
+    ``directory``; called after every successful write there.
+
+    Only files of our naming pattern are candidates: ``.<any name>.graia-<8 chars><suffix>``, and
+    ``.<base>.<8 chars><suffix>`` as written by earlier versions. Of those, only regular files
+    older than :data:`STALE_SECONDS` that no process is writing (none holds their lock; where
+    locks are unavailable, only those older than a day) are removed. Errors are ignored.
+
+    Returns:
+        The names removed.
+    """
+    patterns = (
+        re.compile(r"\..+\." + _MARK + r"[a-z0-9_]{8}" + re.escape(suffix)),
+        re.compile(r"\." + re.escape(base) + r"\.[a-z0-9_]{8}" + re.escape(suffix)),
+    )
+    cutoff = time.time() - (STALE_SECONDS if fcntl is not None else 86400)
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not any(p.fullmatch(entry.name) for p in patterns):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or st.st_mtime > cutoff:
+                continue
+            if fcntl is None:
+                os.unlink(entry.path)
+            else:
+                fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while being written
+                    os.unlink(entry.path)
+                finally:
+                    os.close(fd)
+        except OSError:
+            continue
+        removed.append(entry.name)
+    return removed

@@ -31,21 +31,23 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from graia.errors import GraiaValueError, ModelFileError
+from graia.errors import GraiaError, GraiaValueError, ModelFileError
 from graia.files import atomic_write
 
 __all__ = [
     "FORMAT_VERSION",
     "MAX_JSON_BYTES",
+    "MAX_MEMBERS",
     "MAX_TOTAL_BYTES",
     "check_arrays",
     "read_model_file",
+    "read_npy",
     "write_model_file",
 ]
 
@@ -54,8 +56,10 @@ FORMAT_VERSION = 1
 
 #: Largest uncompressed size accepted for all members together (and for any one member).
 MAX_TOTAL_BYTES = 4 << 30
-#: Largest uncompressed size accepted for each JSON member.
-MAX_JSON_BYTES = 64 << 20
+#: Largest uncompressed size accepted for each JSON member (a model's config is a few kB).
+MAX_JSON_BYTES = 4 << 20
+#: Most members a model file may hold (three JSON members and the arrays).
+MAX_MEMBERS = 1024
 
 _NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 _CONFIG, _METADATA, _MANIFEST = "config.json", "metadata.json", "arrays.json"
@@ -129,6 +133,19 @@ def write_model_file(
     checked = {_check_name(k): _check_array(k, v) for k, v in arrays.items()}
     manifest = {k: {"dtype": v.dtype.str, "shape": list(v.shape)} for k, v in checked.items()}
     manifest_bytes = _json_bytes("arrays", manifest)
+    # Never write a file that read_model_file would refuse.
+    for what, data in (("config", config_bytes), ("metadata", metadata_bytes)):
+        if len(data) > MAX_JSON_BYTES:
+            raise GraiaValueError(
+                f"{what}: {len(data)} bytes of JSON, over the {MAX_JSON_BYTES}-byte limit"
+            )
+    if len(checked) + 3 > MAX_MEMBERS:
+        raise GraiaValueError(f"arrays: {len(checked)} arrays, more than {MAX_MEMBERS - 3}")
+    total = sum(v.nbytes for v in checked.values())
+    if total + len(manifest_bytes) > MAX_TOTAL_BYTES:
+        raise GraiaValueError(
+            f"arrays: {total} bytes in all, over the {MAX_TOTAL_BYTES}-byte limit of a model file"
+        )
 
     dest = Path(path)
     with (
@@ -187,34 +204,40 @@ def _read_json(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> dict[
     return obj
 
 
-def _read_exactly(f: IO[bytes], n: int, source: str, member: str) -> bytes:
+def _read_exactly(f: IO[bytes], n: int, where: str, error: type[GraiaError]) -> bytes:
     data = f.read(n)
     if len(data) != n:
-        raise ModelFileError(f"{source}: {member} is truncated")
+        raise error(f"{where} is truncated")
     return data
 
 
-def _parse_npy_header(f: IO[bytes], source: str, member: str) -> tuple[np.dtype, tuple, bool, int]:
-    """Parse a .npy header without numpy's pickle-capable reader; return the header length too."""
-    magic = _read_exactly(f, 8, source, member)
-    if magic[:6] != _NPY_MAGIC:
-        raise ModelFileError(f"{source}: {member} is not a .npy file (bad magic)")
+def _parse_npy_header(
+    f: IO[bytes], where: str, error: type[GraiaError] = ModelFileError
+) -> tuple[np.dtype, tuple[int, ...], bool, int]:
+    """Parse a .npy header without numpy's pickle-capable reader; return the header length too.
+
+    ``where`` names the file (and member) in the ``error`` raised for anything malformed."""
+    magic = f.read(8)
+    if magic[:6] != _NPY_MAGIC[: len(magic)]:
+        raise error(f"{where} is not a .npy file (bad magic)")
+    if len(magic) != 8:
+        raise error(f"{where} is truncated")
     major = magic[6]
     if major == 1:
-        (hlen,) = struct.unpack("<H", _read_exactly(f, 2, source, member))
+        (hlen,) = struct.unpack("<H", _read_exactly(f, 2, where, error))
         start = 10
     elif major == 2:
-        (hlen,) = struct.unpack("<I", _read_exactly(f, 4, source, member))
+        (hlen,) = struct.unpack("<I", _read_exactly(f, 4, where, error))
         start = 12
     else:
-        raise ModelFileError(f"{source}: {member} has unsupported .npy version {major}")
+        raise error(f"{where} has unsupported .npy version {major}")
     if hlen > _MAX_NPY_HEADER:
-        raise ModelFileError(f"{source}: {member} has a {hlen}-byte .npy header (too large)")
-    text = _read_exactly(f, hlen, source, member)
+        raise error(f"{where} has a {hlen}-byte .npy header (too large)")
+    text = _read_exactly(f, hlen, where, error)
     try:
         header = ast.literal_eval(text.decode("latin1"))
     except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as exc:
-        raise ModelFileError(f"{source}: {member} has an unreadable .npy header") from exc
+        raise error(f"{where} has an unreadable .npy header") from exc
     if (
         not isinstance(header, dict)
         or set(header) != {"descr", "fortran_order", "shape"}
@@ -225,31 +248,110 @@ def _parse_npy_header(f: IO[bytes], source: str, member: str) -> tuple[np.dtype,
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in header["shape"]
         )
     ):
-        raise ModelFileError(f"{source}: {member} has an invalid .npy header {header!r:.200}")
+        raise error(f"{where} has an invalid .npy header {header!r:.200}")
     try:
         dtype = np.dtype(header["descr"])
     except Exception as exc:  # any failure to parse an untrusted dtype
-        raise ModelFileError(
-            f"{source}: {member} has an unknown dtype {header['descr']!r}"
-        ) from exc
+        raise error(f"{where} has an unknown dtype {header['descr']!r}") from exc
     if dtype.hasobject or dtype.kind not in "biufc" or dtype.fields is not None:
-        raise ModelFileError(
-            f"{source}: {member} has dtype {dtype}; only numeric and bool arrays are allowed"
-        )
+        raise error(f"{where} has dtype {dtype}; only numeric and bool arrays are allowed")
     return dtype, header["shape"], header["fortran_order"], start + hlen
 
 
-def _read_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> np.ndarray:
+def read_npy(
+    path: str | os.PathLike[str],
+    check: Callable[[np.dtype, tuple[int, ...]], None] | None = None,
+) -> np.ndarray:
+    """Read a numeric ``.npy`` file safely: never unpickling, bounded by the file's size.
+
+    The header is parsed here (not by numpy's pickle-capable reader), its dtype and shape are
+    passed to ``check`` (which raises to refuse them) and compared with the file's size, all
+    before the array is allocated; so a header claiming a huge shape costs nothing.
+
+    Raises:
+        GraiaValueError: The file is missing or unreadable, not a ``.npy`` file, has an object,
+            string or structured dtype, a malformed header, or fewer or more bytes than its
+            header declares; or whatever ``check`` raises.
+    """
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as f:
+            dtype, shape, fortran, header_len = _parse_npy_header(f, source, GraiaValueError)
+            if check is not None:
+                check(dtype, shape)
+            nbytes = math.prod(shape) * dtype.itemsize
+            held = os.fstat(f.fileno()).st_size - header_len
+            if held != nbytes:
+                raise GraiaValueError(
+                    f"{source}: its header declares shape {shape} of {dtype} ({nbytes} bytes), "
+                    f"but the file holds {held} bytes of data"
+                )
+            data = np.empty(nbytes, np.uint8)
+            if f.readinto(memoryview(data)) != nbytes:
+                raise GraiaValueError(f"{source} is truncated")
+    except FileNotFoundError as exc:
+        raise GraiaValueError(f"{source}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise GraiaValueError(f"{source}: is a directory, not a .npy file") from exc
+    except OSError as exc:
+        raise GraiaValueError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+    arr = data.view(dtype).reshape(shape, order="F" if fortran else "C")
+    return arr.astype(dtype.newbyteorder("="), copy=False)
+
+
+def _manifest_entry(source: str, name: str, entry: Any) -> tuple[np.dtype, tuple[int, ...]]:
+    """The dtype and shape ``arrays.json`` gives an array, checked before anything is read."""
+    where = f"{source}: arrays.json entry for {name!r}"
+    if not isinstance(entry, dict):
+        raise ModelFileError(f"{where} is not an object")
+    dtype, shape = entry.get("dtype"), entry.get("shape")
+    if not isinstance(dtype, str):
+        raise ModelFileError(f"{where} has an invalid dtype {dtype!r:.80}")
+    try:
+        dt = np.dtype(dtype)
+    except Exception as exc:  # any failure to parse an untrusted dtype
+        raise ModelFileError(f"{where} has an invalid dtype {dtype!r:.80}") from exc
+    if dt.hasobject or dt.kind not in "biufc" or dt.fields is not None:
+        raise ModelFileError(f"{where} has dtype {dt}; only numeric and bool arrays are allowed")
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise ModelFileError(f"{where} has an invalid shape {shape!r:.80}")
+    return dt, tuple(shape)
+
+
+def _read_array(
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    source: str,
+    dtype: np.dtype,
+    shape: tuple[int, ...],
+) -> np.ndarray:
+    """Read one ``.npy`` member whose dtype and shape are already known from the manifest.
+
+    The member's declared size is checked before decompressing, its header before allocating,
+    and no more than the expected number of bytes is ever decompressed.
+    """
     member = info.filename
+    nbytes = math.prod(shape) * dtype.itemsize
+    if not nbytes + 10 <= info.file_size <= nbytes + 12 + _MAX_NPY_HEADER:
+        raise ModelFileError(
+            f"{source}: {member} declares {info.file_size} bytes, but arrays.json gives it "
+            f"shape {shape} of {dtype} ({nbytes} bytes of data)"
+        )
     with zf.open(info) as f:
-        dtype, shape, fortran, header_len = _parse_npy_header(f, source, member)
-        nbytes = math.prod(shape) * dtype.itemsize
+        got_dtype, got_shape, fortran, header_len = _parse_npy_header(f, f"{source}: {member}")
+        if got_dtype != dtype or got_shape != shape:
+            raise ModelFileError(
+                f"{source}: {member} holds {got_dtype} {got_shape}, but arrays.json lists "
+                f"{dtype} {shape}"
+            )
         if header_len + nbytes != info.file_size:
             raise ModelFileError(
                 f"{source}: {member} declares shape {shape} of {dtype} ({nbytes} bytes) but holds "
                 f"{info.file_size - header_len} bytes of data"
             )
-        buf = bytearray(nbytes)
+        buf = np.empty(nbytes, np.uint8)
         view = memoryview(buf)
         got = 0
         while got < nbytes:
@@ -259,19 +361,34 @@ def _read_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> np.n
             got += n
         if f.read(1):
             raise ModelFileError(f"{source}: {member} has bytes after its data")
-    arr = np.frombuffer(buf, dtype=dtype)
-    return arr.reshape(shape, order="F" if fortran else "C")
+    arr = buf.view(dtype).reshape(shape, order="F" if fortran else "C")
+    return arr.astype(dtype.newbyteorder("="), copy=False)
+
+
+#: What :func:`read_model_file` checks the arrays against: ``{name: (dtype, shape)}``, or a
+#: function of the file's config returning it (so the architecture decides before any array is
+#: read).
+Expected = (
+    Mapping[str, tuple[Any, tuple[int | None, ...] | None]]
+    | Callable[[dict[str, Any]], Mapping[str, tuple[Any, tuple[int | None, ...] | None]]]
+)
 
 
 def read_model_file(
     path: str | os.PathLike[str],
-    expected: Mapping[str, tuple[Any, tuple[int, ...] | None]] | None = None,
+    expected: Expected | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
     """Read and validate a model file written by :func:`write_model_file`.
 
+    Reading is bounded: the members' declared sizes, the manifest and (when given) ``expected``
+    are checked before any array is decompressed, and no member is decompressed past the size
+    its manifest entry implies. Memory is about the size of the arrays the file really holds.
+
     Args:
         path: The file.
-        expected: Optional ``{name: (dtype, shape)}`` checked with :func:`check_arrays`.
+        expected: Optional ``{name: (dtype, shape)}`` as for :func:`check_arrays`, or a function
+            that receives ``config`` and returns it (it may raise ``ModelFileError``). It is
+            checked against ``arrays.json`` before any array is read.
 
     Returns:
         ``(config, metadata, arrays)``: two dicts from the JSON members and a dict of arrays
@@ -305,7 +422,7 @@ def read_model_file(
 
 
 def _read(
-    source: str, expected: Mapping[str, tuple[Any, tuple[int, ...] | None]] | None
+    source: str, expected: Expected | None
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
     if not zipfile.is_zipfile(source):
         if not os.path.exists(source):
@@ -313,6 +430,10 @@ def _read(
         raise ModelFileError(f"{source}: not a model file (not a zip archive)")
     with zipfile.ZipFile(source, "r") as zf:
         infos = zf.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise ModelFileError(
+                f"{source}: {len(infos)} members, more than the {MAX_MEMBERS} a model file may hold"
+            )
         by_name: dict[str, zipfile.ZipInfo] = {}
         total = 0
         for info in infos:
@@ -369,45 +490,59 @@ def _read(
                 parts.append(f"arrays not listed in arrays.json: {', '.join(extra)}")
             raise ModelFileError(f"{source}: {'; '.join(parts)}")
 
-        arrays: dict[str, np.ndarray] = {}
-        for name in manifest:
-            arr = _read_array(zf, array_members[name], source)
-            entry = manifest[name]
-            if not isinstance(entry, dict):
-                raise ModelFileError(f"{source}: arrays.json entry for {name!r} is not an object")
+        # Everything about the arrays is checked here, before the first one is decompressed.
+        declared = {name: _manifest_entry(source, name, manifest[name]) for name in manifest}
+        declared_bytes = sum(math.prod(shape) * dt.itemsize for dt, shape in declared.values())
+        if declared_bytes > MAX_TOTAL_BYTES:
+            raise ModelFileError(
+                f"{source}: arrays.json declares {declared_bytes} bytes of arrays, over the "
+                f"{MAX_TOTAL_BYTES}-byte limit"
+            )
+        if expected is not None:
+            wanted = expected(config) if callable(expected) else expected
             try:
-                _check_one(name, arr, entry.get("dtype"), entry.get("shape"), "arrays.json")
+                _check_declared(declared, wanted)
             except ModelFileError as exc:
-                raise ModelFileError(f"{source}: {exc} as listed in arrays.json") from None
-            arrays[name] = arr.astype(arr.dtype.newbyteorder("="), copy=False)
-    if expected is not None:
-        try:
-            check_arrays(arrays, expected)
-        except ModelFileError as exc:
-            raise ModelFileError(f"{source}: {exc}") from None
+                raise ModelFileError(f"{source}: {exc}") from None
+
+        arrays: dict[str, np.ndarray] = {}
+        for name, (dt, shape) in declared.items():
+            arrays[name] = _read_array(zf, array_members[name], source, dt, shape)
     return config, metadata, arrays
 
 
-def _check_one(name: str, arr: np.ndarray, dtype: Any, shape: Any, where: str) -> None:
-    if where == "arrays.json" and dtype is not None and not isinstance(dtype, str):
-        raise ModelFileError(f"{where} gives array {name!r} an invalid dtype {dtype!r}")
-    if dtype is not None:
+def _check_one(
+    name: str, dtype: np.dtype, shape: tuple[int, ...], want_dtype: Any, want_shape: Any
+) -> None:
+    if want_dtype is not None:
         try:
-            want = np.dtype(dtype)
-        except Exception as exc:  # any failure to parse an untrusted dtype
-            raise ModelFileError(
-                f"{where} gives array {name!r} an invalid dtype {dtype!r}"
-            ) from exc
-        if arr.dtype.newbyteorder("=") != want.newbyteorder("="):
-            raise ModelFileError(f"array {name!r} has dtype {arr.dtype}, expected {want}")
-    if shape is not None:
-        if not isinstance(shape, (list, tuple)):
-            raise ModelFileError(f"{where} gives array {name!r} an invalid shape {shape!r}")
-        want_shape = tuple(shape)
-        if len(want_shape) != arr.ndim or any(
-            w is not None and w != -1 and w != d for w, d in zip(want_shape, arr.shape, strict=True)
+            want = np.dtype(want_dtype)
+        except Exception as exc:  # any failure to parse a dtype
+            raise ModelFileError(f"invalid expected dtype {want_dtype!r} for {name!r}") from exc
+        if dtype.newbyteorder("=") != want.newbyteorder("="):
+            raise ModelFileError(f"array {name!r} has dtype {dtype}, expected {want}")
+    if want_shape is not None:
+        want_shape = tuple(want_shape)
+        if len(want_shape) != len(shape) or any(
+            w is not None and w != -1 and w != d for w, d in zip(want_shape, shape, strict=True)
         ):
-            raise ModelFileError(f"array {name!r} has shape {arr.shape}, expected {want_shape}")
+            raise ModelFileError(f"array {name!r} has shape {shape}, expected {want_shape}")
+
+
+def _check_declared(
+    found: Mapping[str, tuple[np.dtype, tuple[int, ...]]],
+    expected: Mapping[str, tuple[Any, tuple[int | None, ...] | None]],
+    allow_extra: bool = False,
+) -> None:
+    missing = [n for n in expected if n not in found]
+    if missing:
+        raise ModelFileError(f"missing arrays {', '.join(missing)}")
+    if not allow_extra:
+        extra = [n for n in found if n not in expected]
+        if extra:
+            raise ModelFileError(f"unexpected arrays {', '.join(extra)}")
+    for name, (dtype, shape) in expected.items():
+        _check_one(name, *found[name], dtype, shape)
 
 
 def check_arrays(
@@ -428,12 +563,8 @@ def check_arrays(
     Raises:
         ModelFileError: A name is missing (or unexpected), or a dtype or shape differs.
     """
-    missing = [n for n in expected if n not in arrays]
-    if missing:
-        raise ModelFileError(f"missing arrays {', '.join(missing)}")
-    if not allow_extra:
-        extra = [n for n in arrays if n not in expected]
-        if extra:
-            raise ModelFileError(f"unexpected arrays {', '.join(extra)}")
-    for name, (dtype, shape) in expected.items():
-        _check_one(name, np.asarray(arrays[name]), dtype, shape, "expected")
+    found = {}
+    for name, value in arrays.items():
+        arr = np.asarray(value)
+        found[name] = (arr.dtype, arr.shape)
+    _check_declared(found, expected, allow_extra)

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import math
 
+from graia import _validation
 from graia.errors import GraiaValueError
 from graia.spec import KMAX_LIMIT
 
 INITIALIZERS = ("uniform", "codes")
-
-
-def _positive_int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise GraiaValueError(f"{what} must be a positive int, got {value!r}")
-    return value
 
 
 class Layer:
@@ -27,12 +22,12 @@ class Input(Layer):
     """The network's input: ``shape`` is an int or a tuple (images are flattened, shape kept)."""
 
     def __init__(self, shape: int | tuple[int, ...], name: str | None = None) -> None:
-        dims = (shape,) if isinstance(shape, int) and not isinstance(shape, bool) else shape
-        if not isinstance(dims, (tuple, list)) or not dims:
+        dims = shape if isinstance(shape, (tuple, list)) else (shape,)
+        if not dims:
             raise GraiaValueError(f"Input shape must be an int or a tuple of ints, got {shape!r}")
-        self.shape = tuple(_positive_int(d, "Input shape entry") for d in dims)
+        self.shape = tuple(_validation.integer(d, "Input shape entry", minimum=1) for d in dims)
         self.units = math.prod(self.shape)
-        self.name = name or "input"
+        self.name = _validation.name(name, "Input name") or "input"
 
     def get_config(self) -> dict:
         return {"class": "Input", "shape": list(self.shape), "name": self.name}
@@ -63,21 +58,17 @@ class Dense(Layer):
         initializer: str = "uniform",
         name: str | None = None,
     ) -> None:
-        self.units = _positive_int(units, "Dense units")
-        if isinstance(kmax, bool) or not isinstance(kmax, int) or not 0 <= kmax <= KMAX_LIMIT:
-            raise GraiaValueError(f"Dense kmax must be an int in [0, {KMAX_LIMIT}], got {kmax!r}")
-        self.kmax = kmax
-        if shift is None:
-            shift = kmax
-        if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift <= 30:
-            raise GraiaValueError(f"Dense shift must be an int in [0, 30], got {shift!r}")
-        self.shift = shift
-        if initializer not in INITIALIZERS:
+        self.units = _validation.integer(units, "Dense units", minimum=1)
+        self.kmax = _validation.integer(kmax, "Dense kmax", 0, KMAX_LIMIT)
+        self.shift = _validation.integer(
+            self.kmax if shift is None else shift, "Dense shift", 0, 30
+        )
+        if not isinstance(initializer, str) or initializer not in INITIALIZERS:
             raise GraiaValueError(
                 f"Dense initializer must be one of {INITIALIZERS}, got {initializer!r}"
             )
         self.initializer = initializer
-        self.name = name
+        self.name = _validation.name(name, "Dense name")
 
     def get_config(self) -> dict:
         return {

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import secrets
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from graia import backends, spec
+from graia import _validation, backends, spec
 from graia import layers as layers_mod
 from graia import rules as rules_mod
 from graia.backends.interface import (
@@ -22,7 +24,7 @@ from graia.backends.interface import (
     HostState,
     layer_offsets,
 )
-from graia.errors import GraiaError, GraiaValueError
+from graia.errors import GraiaError, GraiaValueError, GraiaWarning
 
 SEED_MAX = (1 << 64) - 1
 
@@ -75,14 +77,8 @@ class Sequential:
     ) -> None:
         if seed is None:
             seed = secrets.randbits(63)
-        if (
-            isinstance(seed, bool)
-            or not isinstance(seed, (int, np.integer))
-            or not 0 <= seed <= SEED_MAX
-        ):
-            raise GraiaValueError(f"seed must be an int in [0, 2**64 - 1] or None, got {seed!r}")
-        self.seed = int(seed)
-        self.name = name or "sequential"
+        self.seed = _validation.integer(seed, "seed (or None)", 0, SEED_MAX)
+        self.name = _validation.name(name, "Sequential name") or "sequential"
         self.layers: list[layers_mod.Layer] = []
         self.rule: rules_mod.Rule | None = None
         self.stop_training = False
@@ -239,12 +235,12 @@ class Sequential:
             )
         return xq, yarr.astype(np.int32)
 
-    def _validate_x(self, x: Any, what: str = "x") -> np.ndarray:
+    def _validate_x(self, x: Any, what: str = "x", allow_empty: bool = False) -> np.ndarray:
         self._require_layers()
         arr = np.asarray(x)
         shape = self.input_shape
         features = self.sizes[0]
-        if arr.ndim == 0 or arr.shape[0] == 0:
+        if arr.ndim == 0 or (arr.shape[0] == 0 and not allow_empty):
             raise GraiaValueError(
                 f"{what} is empty; expected shape (n, {', '.join(map(str, shape))}) with n > 0"
             )
@@ -257,9 +253,7 @@ class Sequential:
 
     @staticmethod
     def _positive(value: Any, what: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-            raise GraiaValueError(f"{what} must be a positive int, got {value!r}")
-        return int(value)
+        return _validation.integer(value, what, minimum=1)
 
     def fit(
         self,
@@ -286,20 +280,17 @@ class Sequential:
             raise GraiaError("call compile() before fit()")
         epochs = self._positive(epochs, "epochs")
         batch_size = self._positive(batch_size, "batch_size")
-        if (
-            isinstance(initial_epoch, bool)
-            or not isinstance(initial_epoch, (int, np.integer))
-            or initial_epoch < 0
-        ):
-            raise GraiaValueError(
-                f"initial_epoch must be a non-negative int, got {initial_epoch!r}"
-            )
+        initial_epoch = _validation.integer(initial_epoch, "initial_epoch", minimum=0)
         if not spec.learning_bound_ok(batch_size, self.classes):
             raise GraiaValueError(
                 f"batch_size={batch_size} with {self.classes} classes could overflow the 32-bit "
                 f"learning sum (batch_size * classes must be at most {spec.I32_MAX // 65025})"
             )
-        if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
+        if (
+            isinstance(validation_split, (bool, np.bool_))
+            or not isinstance(validation_split, numbers.Real)
+            or not 0.0 <= validation_split < 1.0
+        ):
             raise GraiaValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
         if validation_data is not None and validation_split:
             raise GraiaValueError("pass either validation_data or validation_split, not both")
@@ -319,7 +310,7 @@ class Sequential:
         else:
             val = None
         if verbose == "auto":
-            verbose = 1
+            verbose = 1 if _is_terminal(sys.stderr) else 2
         backend = self._backend()
         dataset = backend.upload(xq, yq)
         history = callbacks_mod.History()
@@ -329,8 +320,11 @@ class Sequential:
         )
         self.stop_training = False
         cbs.on_train_begin({})
-        bar = _EpochBar(epochs, initial_epoch, verbose)
         n = len(xq)
+        steps_batch = 1 if self.rule.online else batch_size
+        chunk = epoch_chunk(n, steps_batch)
+        progress = _Progress(epochs, initial_epoch, n, verbose)
+        watch = _CollapseWatch(self, xq, yq)
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch, {})
             if shuffle:
@@ -338,28 +332,38 @@ class Sequential:
             else:
                 order = np.arange(n, dtype=np.int32)
             start = time.perf_counter()
+            correct = sq_error = 0
             # Fetched every epoch: a callback may have replaced the weights (set_weights).
-            handle, correct, sq_error = backend.train_epoch(
-                self._handle_here(),
-                dataset,
-                order,
-                1 if self.rule.online else batch_size,
-                self.rule.rule_id,
-                self.rule.params(),
-            )
-            self._handle = handle
+            handle = self._handle_here()
+            # The epoch in a few calls of whole batches, for progress; the global step lives in
+            # the state, so the bits are those of one call.
+            for lo in range(0, n, chunk):
+                handle, c, e = backend.train_epoch(
+                    handle,
+                    dataset,
+                    order[lo : lo + chunk],
+                    steps_batch,
+                    self.rule.rule_id,
+                    self.rule.params(),
+                )
+                self._handle = handle
+                correct += int(c)
+                sq_error += int(e)
+                progress.advance(min(chunk, n - lo))
             logs = {
                 "loss": sq_error / (n * self.classes * 255.0**2),
                 "accuracy": correct / n,
             }
             if val is not None:
+                progress.status("validating")
                 logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(*val).items()})
             logs["seconds"] = time.perf_counter() - start
-            bar.update(epoch, logs)
+            progress.epoch_end(epoch, logs)
+            watch.check(epoch, epochs - initial_epoch, logs)
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
-        bar.close()
+        progress.close()
         cbs.on_train_end({})
         self.history = history
         return history
@@ -369,11 +373,16 @@ class Sequential:
         return self._backend().predict(self._handle_here(), xq)
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
-        """Output activations (u8, shape ``(n, classes)``); the class is their argmax."""
-        xq = self._validate_x(x)
+        """Output activations (u8, shape ``(n, classes)``); the class is their argmax.
+
+        Zero samples give an empty ``(0, classes)`` array, as in Keras."""
+        xq = self._validate_x(x, allow_empty=True)
+        if batch_size is not None:
+            batch_size = self._positive(batch_size, "batch_size")
+        if len(xq) == 0:
+            return np.zeros((0, self.classes), np.uint8)
         if batch_size is None:
             return self._predict_arrays(xq)
-        batch_size = self._positive(batch_size, "batch_size")
         return np.concatenate(
             [self._predict_arrays(xq[i : i + batch_size]) for i in range(0, len(xq), batch_size)]
         )
@@ -566,49 +575,29 @@ class Sequential:
         from graia.errors import ModelFileError
 
         source = os.fspath(path)
-        config, _metadata, arrays = io.read_model_file(path)
-        if config.get("content") != "weights":
-            raise ModelFileError(
-                f"{source}: not a weights file (written by save_weights); "
-                "load a whole model with graia.load_model()"
-            )
         self._require_layers()
         shapes = [(self.sizes[i], self.sizes[i + 1]) for i in range(len(self.dense_layers))]
         names = [f"weights_{i}" for i in range(len(shapes))]
-        if sorted(arrays) != sorted(names):
-            raise ModelFileError(
-                f"{source}: holds arrays {sorted(arrays)}, expected {names} for this model's "
-                f"{len(shapes)} Dense layers"
-            )
-        for name, shape in zip(names, shapes):
-            arr = arrays[name]
-            if arr.dtype != np.int32 or arr.shape != shape:
+
+        def expected_arrays(config: dict[str, Any]) -> dict[str, tuple[Any, tuple[int, ...]]]:
+            if config.get("content") != "weights":
                 raise ModelFileError(
-                    f"{source}: array {name!r} is {arr.dtype} {arr.shape}, expected int32 {shape}"
+                    f"{source}: not a weights file (written by save_weights); "
+                    "load a whole model with graia.load_model()"
                 )
+            return {name: (np.int32, shape) for name, shape in zip(names, shapes)}
+
+        _config, _metadata, arrays = io.read_model_file(path, expected=expected_arrays)
         try:
             self.set_weights([np.ascontiguousarray(arrays[n]) for n in names])
         except GraiaValueError as exc:
             raise ModelFileError(f"{source}: {exc}") from exc
 
 
-def load_model(path: str | os.PathLike) -> Sequential:
-    """Load a model saved with :meth:`Sequential.save`, on the backend in use.
-
-    Restores layers, rule and options, seed, name, latent weights, momenta and the training
-    counters, so predictions are identical on every backend and ``fit(initial_epoch=...)``
-    resumes exactly. Nothing is unpickled.
-
-    Raises:
-        ModelFileError: The file is missing, not a model file, truncated or corrupt, of a newer
-            format version, lacks a member or an array, has arrays of the wrong dtype or shape,
-            an invalid config, out-of-range weights, or counters that do not match its seed.
-    """
-    from graia import io
+def _model_from_config(config: dict[str, Any], source: str) -> Sequential:
+    """The (unbuilt) model a ``config.json`` describes; ModelFileError when it is invalid."""
     from graia.errors import ModelFileError
 
-    source = os.fspath(path)
-    config, _metadata, arrays = io.read_model_file(path)
     if config.get("content") == "weights":
         raise ModelFileError(
             f"{source}: holds weights only (written by save_weights); build the model and call "
@@ -640,18 +629,37 @@ def load_model(path: str | os.PathLike) -> Sequential:
         raise ModelFileError(f"{source}: invalid config.json: missing key {exc}") from exc
     except (TypeError, ValueError, GraiaError) as exc:
         raise ModelFileError(f"{source}: invalid config.json: {exc}") from exc
-    # Check the arrays against the architecture before allocating anything of its size.
-    synapses = int(layer_offsets(np.array(model.sizes, np.int64))[-1])
-    expected = {"latent": (synapses,), "momentum": (synapses,), "counters": (3,)}
-    for key, shape in expected.items():
-        if key not in arrays:
-            raise ModelFileError(f"{source}: missing array {key!r}")
-        arr = arrays[key]
-        want = np.dtype(HOST_STATE_DTYPES[key])
-        if arr.dtype != want or arr.shape != shape:
-            raise ModelFileError(
-                f"{source}: array {key!r} is {arr.dtype} {arr.shape}, expected {want} {shape}"
-            )
+    return model
+
+
+def load_model(path: str | os.PathLike) -> Sequential:
+    """Load a model saved with :meth:`Sequential.save`, on the backend in use.
+
+    Restores layers, rule and options, seed, name, latent weights, momenta and the training
+    counters, so predictions are identical on every backend and ``fit(initial_epoch=...)``
+    resumes exactly. Nothing is unpickled, and the arrays are checked against the architecture
+    in the file's config before any of them is decompressed (docs/security.md).
+
+    Raises:
+        ModelFileError: The file is missing, not a model file, truncated or corrupt, of a newer
+            format version, lacks a member or an array, has arrays of the wrong dtype or shape,
+            an invalid config, out-of-range weights, or counters that do not match its seed.
+    """
+    from graia import io
+    from graia.errors import ModelFileError
+
+    source = os.fspath(path)
+    built: list[Sequential] = []
+
+    def expected_arrays(config: dict[str, Any]) -> dict[str, tuple[Any, tuple[int, ...]]]:
+        model = _model_from_config(config, source)
+        built.append(model)
+        synapses = sum(a * b for a, b in zip(model.sizes, model.sizes[1:]))
+        shapes = {"latent": (synapses,), "momentum": (synapses,), "counters": (3,)}
+        return {key: (HOST_STATE_DTYPES[key], shape) for key, shape in shapes.items()}
+
+    _config, _metadata, arrays = io.read_model_file(path, expected=expected_arrays)
+    model = built[0]
     counters = arrays["counters"]
     if int(counters[COUNTER_SEED]) != int(np.uint64(model.seed).view(np.int64)):
         raise ModelFileError(f"{source}: the saved RNG counters do not match the model's seed")
@@ -660,40 +668,127 @@ def load_model(path: str | os.PathLike) -> Sequential:
     if np.abs(arrays["latent"].astype(np.int64)).max(initial=0) > spec.LATENT_MAX:
         raise ModelFileError(f"{source}: latent weights out of range (at most ±{spec.LATENT_MAX})")
     state = model._initial_state()
-    for key in expected:
+    for key in ("latent", "momentum", "counters"):
         state[key] = np.ascontiguousarray(arrays[key], dtype=HOST_STATE_DTYPES[key])
     model._set_host_state(state)
     return model
 
 
-class _EpochBar:
-    """A per-epoch progress bar (tqdm), silent when ``verbose`` is 0."""
+#: Epochs are split into at most this many backend calls (for progress within an epoch) ...
+EPOCH_CHUNKS = 10
+#: ... of at least this many samples each (every call has a fixed cost on a GPU).
+MIN_CHUNK_SAMPLES = 4096
 
-    def __init__(self, epochs: int, initial_epoch: int, verbose: int) -> None:
+
+def epoch_chunk(samples: int, batch_size: int) -> int:
+    """Samples per backend call within an epoch: a multiple of ``batch_size``, so that splitting
+    changes no bit of the result, about ``samples / EPOCH_CHUNKS`` and at least
+    ``MIN_CHUNK_SAMPLES``."""
+    per_chunk = max(-(-samples // EPOCH_CHUNKS), MIN_CHUNK_SAMPLES)
+    return max(batch_size, -(-per_chunk // batch_size) * batch_size)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Progress:
+    """Training progress on stderr: a bar moving within epochs (``verbose=1`` on a terminal), or
+    one plain line per epoch (``verbose=2``, or ``verbose=1`` when stderr is not a terminal,
+    where a bar's redraws would pile up on one line); nothing for ``verbose=0``."""
+
+    def __init__(self, epochs: int, initial_epoch: int, samples: int, verbose: int) -> None:
+        self.epochs = epochs
+        self.samples = samples
         self.verbose = verbose
         self.bar = None
-        if verbose == 1:
+        if verbose == 1 and _is_terminal(sys.stderr):
             from tqdm.auto import tqdm
 
             self.bar = tqdm(
-                total=epochs,
-                initial=initial_epoch,
-                unit="epoch",
+                total=epochs * samples,
+                initial=initial_epoch * samples,
+                unit="sample",
+                unit_scale=True,
                 dynamic_ncols=True,
                 file=sys.stderr,
+                desc=f"epoch {initial_epoch + 1}/{epochs}",
             )
 
-    def update(self, epoch: int, logs: dict[str, float]) -> None:
+    def advance(self, samples: int) -> None:
+        if self.bar is not None:
+            self.bar.update(samples)
+
+    def status(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+
+    def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         shown = {k: f"{v:.4f}" for k, v in logs.items() if k != "seconds"}
         if self.bar is not None:
-            self.bar.set_postfix(shown, refresh=False)
-            self.bar.update(1)
+            self.bar.set_description(f"epoch {min(epoch + 2, self.epochs)}/{self.epochs}")
+            self.bar.set_postfix(shown)
         elif self.verbose:
             print(
-                f"Epoch {epoch + 1}: " + " - ".join(f"{k}: {v}" for k, v in shown.items()),
+                f"Epoch {epoch + 1}/{self.epochs} - {logs['seconds']:.1f}s - "
+                + " - ".join(f"{k}: {v}" for k, v in shown.items()),
                 file=sys.stderr,
+                flush=True,
             )
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class _CollapseWatch:
+    """Warns (once per ``fit``) when training has collapsed: the accuracy is no better than
+    always answering the commonest class and the network gives (nearly) every input the same
+    class, or most hidden units never fire. Checked on a fixed probe of training samples after
+    every epoch but the first of a multi-epoch run."""
+
+    PROBE = 512
+
+    def __init__(self, model: Sequential, xq: np.ndarray, yq: np.ndarray) -> None:
+        self.model = model
+        step = max(1, len(xq) // self.PROBE)
+        self.x, self.y = xq[::step][: self.PROBE], yq[::step][: self.PROBE]
+        self.majority = float(np.bincount(yq).max()) / len(yq)
+        self.done = False
+        self.seen = 0
+
+    def check(self, epoch: int, epochs_in_fit: int, logs: dict[str, float]) -> None:
+        self.seen += 1
+        if self.done or (self.seen == 1 and epochs_in_fit > 1) or len(np.unique(self.y)) < 2:
+            return
+        if logs["accuracy"] > max(1.5 * self.majority, self.majority + 0.05):
+            return
+        predicted = np.argmax(self.model._predict_arrays(self.x), axis=1)
+        same_class = float(np.bincount(predicted).max()) / len(predicted)
+        from graia.backends.numba import NumbaBackend
+
+        hidden = NumbaBackend().activations(self.model._host_state(), self.x)[1:-1]
+        dead = [float(np.mean(a.max(axis=0) == 0)) for a in hidden]
+        dead_all = sum(d * a.shape[1] for d, a in zip(dead, hidden)) / max(
+            1, sum(a.shape[1] for a in hidden)
+        )
+        if same_class < 0.9 and dead_all < 0.5:
+            return
+        self.done = True
+        layers = ", ".join(
+            f"{layer.name} {100 * d:.0f}%" for layer, d in zip(self.model.dense_layers, dead)
+        )
+        warnings.warn(
+            f"training has collapsed after epoch {epoch + 1}: accuracy {logs['accuracy']:.3f} "
+            f"(always answering the commonest class gives {self.majority:.3f}), "
+            f"{100 * same_class:.0f}% of sampled inputs get the same class"
+            + (f", dead hidden units: {layers}" if layers else "")
+            + ". Try: wider hidden layers (e.g. 256+ units) or fewer of them, a larger rule "
+            "step (e.g. compile(step=4096)), or a larger shift on the output layer "
+            "(Dense(classes, shift=kmax + 1))",
+            GraiaWarning,
+            stacklevel=3,
+        )

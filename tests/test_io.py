@@ -189,17 +189,29 @@ def _manifest_with(members: dict[str, bytes], **entries: Any) -> bytes:
         (lambda m: m.update({"evil.py": b"print(1)"}), "unexpected member evil.py"),
         (lambda m: m.update({"arrays/../x.npy": b""}), "unexpected member"),
         (lambda m: m.update({"arrays/latent.npy": m["arrays/sizes.npy"]}), "arrays.json"),
-        (lambda m: m.update({"arrays/latent.npy": b"garbage"}), "not a .npy|truncated"),
+        (lambda m: m.update({"arrays/latent.npy": b"garbage"}), "declares 7 bytes"),
+        (
+            lambda m: m.update({"arrays/latent.npy": b"\x93NUMPX" + m["arrays/latent.npy"][6:]}),
+            "not a .npy",
+        ),
         (lambda m: m.update({"arrays/latent.npy": m["arrays/latent.npy"][:-4]}), "holds"),
         (lambda m: m.update({"arrays/latent.npy": m["arrays/latent.npy"] + b"x"}), "holds"),
         (lambda m: m.update({"arrays.json": _manifest_with(m, latent=3)}), "not an object"),
         (
-            lambda m: m.update({"arrays.json": _manifest_with(m, latent={"shape": 7})}),
+            lambda m: m.update(
+                {"arrays.json": _manifest_with(m, latent={"dtype": "<i4", "shape": 7})}
+            ),
             "invalid shape",
         ),
         (
             lambda m: m.update({"arrays.json": _manifest_with(m, latent={"dtype": "??"})}),
             "invalid dtype",
+        ),
+        (
+            lambda m: m.update(
+                {"arrays.json": _manifest_with(m, latent={"dtype": "|O", "shape": [3, 4]})}
+            ),
+            "dtype object; only numeric",
         ),
         (lambda m: m.update({"arrays.json": b'{"../x": {}}'}), "invalid name"),
     ],
@@ -224,7 +236,10 @@ def _npy(header: dict[str, Any] | str, data: bytes = b"", version: int = 1) -> b
         (_npy({"descr": "|O", "fortran_order": False, "shape": (1,)}, b"\0" * 8), "dtype object"),
         (_npy({"descr": "<U3", "fortran_order": False, "shape": (1,)}, b"\0" * 12), "only numeric"),
         (_npy({"descr": [("a", "<i4")], "fortran_order": False, "shape": (1,)}), "invalid"),
-        (_npy({"descr": "<i4", "fortran_order": False, "shape": (2**40, 2**40)}), "declares"),
+        (
+            _npy({"descr": "<i4", "fortran_order": False, "shape": (2**40, 2**40)}),
+            "lists int32 \\(1,\\)",
+        ),
         (_npy({"descr": "<i4", "fortran_order": False, "shape": (-1,)}), "invalid .npy header"),
         (_npy({"descr": "<i4", "fortran_order": 0, "shape": (1,)}, b"\0" * 4), "invalid"),
         (_npy("__import__('os').system('echo pwned')"), "unreadable"),
@@ -236,7 +251,7 @@ def test_unsafe_or_bad_npy(good: Path, npy: bytes, match: str) -> None:
     members = _members(good)
     members["arrays/x.npy"] = npy
     manifest = json.loads(members["arrays.json"])
-    manifest["x"] = {"dtype": None, "shape": None}
+    manifest["x"] = {"dtype": "<i4", "shape": [1]}
     members["arrays.json"] = json.dumps(manifest).encode()
     _expect(_rezip(good, members), match)
 

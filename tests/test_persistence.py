@@ -235,15 +235,24 @@ def _counters(arrays: dict[str, np.ndarray], index: int, value: int) -> np.ndarr
 
 
 ARRAY_CASES = [
-    (lambda a: _with(a, latent=_DROP), "missing array 'latent'"),
-    (lambda a: _with(a, momentum=_DROP), "missing array 'momentum'"),
-    (lambda a: _with(a, counters=_DROP), "missing array 'counters'"),
-    (lambda a: _with(a, latent=a["latent"].astype(np.int64)), "'latent' is int64"),
-    (lambda a: _with(a, momentum=a["momentum"].astype(np.float32)), "'momentum' is float32"),
-    (lambda a: _with(a, counters=a["counters"].astype(np.uint64)), "'counters' is uint64"),
-    (lambda a: _with(a, latent=a["latent"][:-1]), r"expected int32 \(228,\)"),
-    (lambda a: _with(a, latent=a["latent"].reshape(12, 19)), r"expected int32 \(228,\)"),
-    (lambda a: _with(a, counters=a["counters"][:2]), r"expected int64 \(3,\)"),
+    (lambda a: _with(a, latent=_DROP), "missing arrays latent"),
+    (lambda a: _with(a, momentum=_DROP), "missing arrays momentum"),
+    (lambda a: _with(a, counters=_DROP), "missing arrays counters"),
+    (
+        lambda a: _with(a, latent=a["latent"].astype(np.int64)),
+        "'latent' has dtype int64, expected int32",
+    ),
+    (
+        lambda a: _with(a, momentum=a["momentum"].astype(np.float32)),
+        "'momentum' has dtype float32, expected int32",
+    ),
+    (
+        lambda a: _with(a, counters=a["counters"].astype(np.uint64)),
+        "'counters' has dtype uint64, expected int64",
+    ),
+    (lambda a: _with(a, latent=a["latent"][:-1]), r"\(227,\), expected \(228,\)"),
+    (lambda a: _with(a, latent=a["latent"].reshape(12, 19)), r"\(12, 19\), expected \(228,\)"),
+    (lambda a: _with(a, counters=a["counters"][:2]), r"\(2,\), expected \(3,\)"),
     (lambda a: _with(a, counters=_counters(a, 0, 12345)), "do not match the model's seed"),
     (lambda a: _with(a, counters=_counters(a, 1, -1)), "invalid training counters"),
     (lambda a: _with(a, counters=_counters(a, 2, 256)), "invalid training counters"),

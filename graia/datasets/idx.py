@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import struct
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 
 from graia.errors import DatasetError, GraiaValueError
 from graia.files import atomic_write
@@ -39,6 +41,7 @@ __all__ = [
     "decode_idx",
     "encode_idx",
     "read_idx",
+    "read_idx_header",
     "write_idx",
 ]
 
@@ -60,23 +63,21 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
 
 
+#: An expected shape for :func:`read_idx`: one entry per dimension, ``None`` for any size.
+Shape = tuple[int | None, ...]
+
+
 def _read_exact(stream: BinaryIO, n: int, source: str, what: str) -> bytes:
-    """Read exactly ``n`` bytes or raise a DatasetError saying the file is truncated."""
-    parts: list[bytes] = []
-    left = n
-    while left > 0:
-        chunk = stream.read(min(left, _CHUNK))
-        if not chunk:
-            got = n - left
-            raise DatasetError(
-                f"{source}: truncated IDX file: expected {n} bytes of {what}, got {got}"
-            )
-        parts.append(chunk)
-        left -= len(chunk)
-    return b"".join(parts)
+    """Read exactly ``n`` (a few) bytes or raise a DatasetError saying the file is truncated."""
+    data = stream.read(n)
+    if len(data) != n:
+        raise DatasetError(
+            f"{source}: truncated IDX file: expected {n} bytes of {what}, got {len(data)}"
+        )
+    return data
 
 
-def _parse(stream: BinaryIO, source: str, max_bytes: int) -> np.ndarray:
+def _parse_header(stream: BinaryIO, source: str) -> tuple[np.dtype, tuple[int, ...]]:
     magic = _read_exact(stream, 4, source, "magic number")
     if magic[0] != 0 or magic[1] != 0:
         raise DatasetError(
@@ -89,33 +90,99 @@ def _parse(stream: BinaryIO, source: str, max_bytes: int) -> np.ndarray:
     if ndim == 0:
         raise DatasetError(f"{source}: IDX header declares 0 dimensions")
     dims = struct.unpack(f">{ndim}I", _read_exact(stream, 4 * ndim, source, "dimensions"))
-    dtype = IDX_TYPES[code]
-    count = 1
-    for d in dims:
-        count *= d
-    nbytes = count * dtype.itemsize
+    return IDX_TYPES[code], dims
+
+
+def _check_header(
+    source: str,
+    dtype: np.dtype,
+    dims: tuple[int, ...],
+    max_bytes: int,
+    want_dtype: npt.DTypeLike | None,
+    want_shape: Shape | None,
+) -> int:
+    """Refuse a header that does not match what the caller expects; return the data's size."""
+    if want_dtype is not None and dtype.newbyteorder("=") != np.dtype(want_dtype):
+        raise DatasetError(
+            f"{source}: IDX element type is {dtype.newbyteorder('=')}, expected "
+            f"{np.dtype(want_dtype)}"
+        )
+    if want_shape is not None and (
+        len(want_shape) != len(dims)
+        or any(w is not None and w != d for w, d in zip(want_shape, dims, strict=True))
+    ):
+        entries = ["n" if w is None else str(w) for w in want_shape]
+        wanted = "(" + ", ".join(entries) + ("," if len(entries) == 1 else "") + ")"
+        raise DatasetError(f"{source}: IDX header declares dimensions {dims}, expected {wanted}")
+    nbytes = math.prod(dims) * dtype.itemsize
     if nbytes > max_bytes:
         raise DatasetError(
             f"{source}: IDX header declares dimensions {dims} = {nbytes} bytes of data, "
             f"more than the limit of {max_bytes} bytes"
         )
-    data = _read_exact(stream, nbytes, source, f"data for dimensions {dims}")
+    return nbytes
+
+
+def _parse(
+    stream: BinaryIO,
+    source: str,
+    max_bytes: int,
+    want_dtype: npt.DTypeLike | None,
+    want_shape: Shape | None,
+    raw_size: int | None,
+) -> np.ndarray:
+    dtype, dims = _parse_header(stream, source)
+    nbytes = _check_header(source, dtype, dims, max_bytes, want_dtype, want_shape)
+    header_bytes = 4 + 4 * len(dims)
+    # Uncompressed, the file's size is known: a lying header is refused before reading.
+    if raw_size is not None and raw_size < header_bytes + nbytes:
+        raise DatasetError(
+            f"{source}: truncated IDX file: dimensions {dims} declare {nbytes} bytes of data, "
+            f"the file holds {raw_size - header_bytes}"
+        )
+    if raw_size is not None and raw_size > header_bytes + nbytes:
+        raise DatasetError(
+            f"{source}: extra bytes after the {nbytes} bytes of data that dimensions {dims} declare"
+        )
+    # Read straight into the result: memory is the data's size, and never more is decompressed.
+    data = np.empty(nbytes, np.uint8)
+    view = memoryview(data)
+    got = 0
+    while got < nbytes:
+        n = stream.readinto(view[got : got + _CHUNK])  # type: ignore[attr-defined]
+        if not n:
+            raise DatasetError(
+                f"{source}: truncated IDX file: expected {nbytes} bytes of data for dimensions "
+                f"{dims}, got {got}"
+            )
+        got += n
     if stream.read(1):
         raise DatasetError(
             f"{source}: extra bytes after the {nbytes} bytes of data that dimensions {dims} declare"
         )
-    array = np.frombuffer(data, dtype=dtype).reshape(dims)
-    return array.astype(dtype.newbyteorder("="))
+    return data.view(dtype).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
 
 
-def _parse_maybe_gzip(raw: BinaryIO, source: str, max_bytes: int) -> np.ndarray:
+def _parse_maybe_gzip(
+    raw: BinaryIO,
+    source: str,
+    max_bytes: int,
+    want_dtype: npt.DTypeLike | None = None,
+    want_shape: Shape | None = None,
+    header_only: bool = False,
+) -> Any:
     head = raw.read(2)
+    size = raw.seek(0, os.SEEK_END)
     raw.seek(0)
     try:
         if head == _GZIP_MAGIC:
             with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                return _parse(gz, source, max_bytes)  # type: ignore[arg-type]
-        return _parse(raw, source, max_bytes)
+                if header_only:
+                    return _parse_header(gz, source)  # type: ignore[arg-type]
+                return _parse(gz, source, max_bytes, want_dtype, want_shape, None)  # type: ignore[arg-type]
+        if header_only:
+            return _parse_header(raw, source)
+        return _parse(raw, source, max_bytes, want_dtype, want_shape, size)
     except DatasetError:
         raise
     except EOFError as exc:
@@ -125,12 +192,44 @@ def _parse_maybe_gzip(raw: BinaryIO, source: str, max_bytes: int) -> np.ndarray:
         raise DatasetError(f"{source}: corrupt gzip data: {exc}") from exc
 
 
-def read_idx(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+def _open(source: str) -> BinaryIO:
+    try:
+        return open(source, "rb")
+    except OSError as exc:
+        raise DatasetError(f"{source}: cannot open IDX file: {exc.strerror or exc}") from exc
+
+
+def read_idx_header(path: str | os.PathLike[str]) -> tuple[np.dtype, tuple[int, ...]]:
+    """Read only an IDX file's header: its element dtype (native byte order) and dimensions.
+
+    Cheap even for a large or hostile file: only the first bytes are read (and decompressed).
+
+    Raises:
+        DatasetError: The file cannot be opened, is not IDX, or its header is corrupt.
+    """
+    source = os.fspath(path)
+    with _open(source) as f:
+        dtype, dims = _parse_maybe_gzip(f, source, 0, header_only=True)
+    return dtype.newbyteorder("="), dims
+
+
+def read_idx(
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    dtype: npt.DTypeLike | None = None,
+    shape: Shape | None = None,
+) -> np.ndarray:
     """Read an IDX file (gzip-compressed or raw) into a numpy array.
+
+    The header is checked (against ``max_bytes``, ``dtype`` and ``shape``) before the data is
+    read, and no more data than the header declares is ever read or decompressed.
 
     Args:
         path: The file. Compression is detected from its first bytes, not its name.
         max_bytes: Refuse files whose header declares more data than this many bytes.
+        dtype: Refuse files of another element type (native byte order, e.g. ``np.uint8``).
+        shape: Refuse files of other dimensions; ``None`` entries match any size.
 
     Returns:
         An array with the file's dimensions and a native-byte-order dtype
@@ -138,15 +237,12 @@ def read_idx(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES
 
     Raises:
         DatasetError: The file cannot be opened, is not IDX, is corrupt, truncated, has extra
-            bytes after the data, or is larger than ``max_bytes``.
+            bytes after the data, is larger than ``max_bytes``, or does not match ``dtype`` or
+            ``shape``.
     """
     source = os.fspath(path)
-    try:
-        f = open(source, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise DatasetError(f"{source}: cannot open IDX file: {exc.strerror or exc}") from exc
-    with f:
-        return _parse_maybe_gzip(f, source, max_bytes)
+    with _open(source) as f:
+        return _parse_maybe_gzip(f, source, max_bytes, dtype, shape)
 
 
 def decode_idx(
@@ -159,7 +255,7 @@ def decode_idx(
         source: Name used in error messages.
         max_bytes: Refuse content whose header declares more data than this many bytes.
     """
-    return _parse_maybe_gzip(io.BytesIO(bytes(data)), source, max_bytes)
+    return _parse_maybe_gzip(io.BytesIO(data), source, max_bytes)
 
 
 def encode_idx(array: np.ndarray) -> bytes:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from graia.datasets.download import Resource, fetch
-from graia.datasets.idx import read_idx
+from graia.datasets.idx import read_idx, read_idx_header
 from graia.errors import DatasetError
 
 __all__ = ["CLASS_NAMES", "MIRRORS", "NAME", "RESOURCES", "load_data"]
@@ -59,30 +59,37 @@ CLASS_NAMES: tuple[str, ...] = tuple(str(d) for d in range(10))
 Split = tuple[np.ndarray, np.ndarray]
 
 
-def _images(path: Path) -> np.ndarray:
-    x = read_idx(path)
-    if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
+def _count(images: Path, labels: Path) -> int:
+    """The number of samples, from the two files' headers, checked before any data is read."""
+    x_dtype, x_dims = read_idx_header(images)
+    if x_dtype != np.uint8 or len(x_dims) != 3 or x_dims[1:] != (28, 28):
         raise DatasetError(
-            f"{path}: expected uint8 images of shape (n, 28, 28), got {x.dtype} {x.shape}"
+            f"{images}: expected uint8 images of shape (n, 28, 28), got {x_dtype} {x_dims}"
         )
-    return x
+    y_dtype, y_dims = read_idx_header(labels)
+    if y_dtype != np.uint8 or len(y_dims) != 1:
+        raise DatasetError(f"{labels}: expected uint8 labels of shape (n,), got {y_dtype} {y_dims}")
+    if y_dims[0] != x_dims[0]:
+        raise DatasetError(f"{labels}: {y_dims[0]} labels for {x_dims[0]} images in {images}")
+    return x_dims[0]
 
 
-def _labels(path: Path, n: int, classes: int) -> np.ndarray:
-    y = read_idx(path)
-    if y.dtype != np.uint8 or y.ndim != 1:
-        raise DatasetError(f"{path}: expected uint8 labels of shape (n,), got {y.dtype} {y.shape}")
-    if y.shape[0] != n:
-        raise DatasetError(f"{path}: {y.shape[0]} labels for {n} images")
+def _split(images: Path, labels: Path, classes: int) -> Split:
+    n = _count(images, labels)
+    x = read_idx(images, dtype=np.uint8, shape=(n, 28, 28))
+    y = read_idx(labels, dtype=np.uint8, shape=(n,))
     if y.size and int(y.max()) >= classes:
-        raise DatasetError(f"{path}: label {int(y.max())} out of range 0..{classes - 1}")
-    return y
+        raise DatasetError(f"{labels}: label {int(y.max())} out of range 0..{classes - 1}")
+    return x, y
 
 
 def load_idx_files(
     files: Mapping[str, Path], resources: Sequence[Resource], classes: int = 10
 ) -> tuple[Split, Split]:
     """Read and check the four MNIST-format files (train images, train labels, test ...).
+
+    Each pair's headers are checked against each other before any data is read, so a file that
+    declares more samples than its companion costs nothing.
 
     Args:
         files: Each resource's ``filename`` mapped to its path on disk.
@@ -94,11 +101,8 @@ def load_idx_files(
         DatasetError: A file is malformed or the images and labels do not fit together.
     """
     tr_x, tr_y, te_x, te_y = (files[r.filename] for r in resources)
-    x_train = _images(tr_x)
-    y_train = _labels(tr_y, x_train.shape[0], classes)
-    x_test = _images(te_x)
-    y_test = _labels(te_y, x_test.shape[0], classes)
-    return (x_train, y_train), (x_test, y_test)
+    _count(te_x, te_y)  # both pairs' headers before either's data
+    return _split(tr_x, tr_y, classes), _split(te_x, te_y, classes)
 
 
 def load_data(
