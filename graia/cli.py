@@ -282,28 +282,33 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(result) if args.json else f"test accuracy: {acc:.4f}, loss: {loss:.4f}")
 
 
-def _predict(args: argparse.Namespace) -> None:
-    import graia
+def _read_samples(path: str, model: Any) -> Any:
+    """The samples of a ``.npy`` file for ``model``, refused from the header alone (shape, dtype)
+    before anything is read."""
     from graia import io
     from graia.errors import GraiaValueError
 
-    model = graia.load_model(args.model)
     shape, features = model.input_shape, model.sizes[0]
 
     def check(dtype: Any, file_shape: tuple[int, ...]) -> None:
-        # Refused from the header alone, before the samples are read.
         if len(file_shape) < 1 or file_shape[1:] not in (shape, (features,)):
             raise GraiaValueError(
-                f"{args.file}: holds shape {file_shape}; expected (n, "
+                f"{path}: holds shape {file_shape}; expected (n, "
                 f"{', '.join(map(str, shape))})"
                 + (f" or (n, {features})" if len(shape) > 1 else "")
             )
         if dtype.kind not in "iuf" or dtype == bool:
-            raise GraiaValueError(
-                f"{args.file}: holds {dtype}; expected uint8, int or float samples"
-            )
+            raise GraiaValueError(f"{path}: holds {dtype}; expected uint8, int or float samples")
 
-    x = io.read_npy(args.file, check)
+    return io.read_npy(path, check)
+
+
+def _predict(args: argparse.Namespace) -> None:
+    import graia
+    from graia.errors import GraiaValueError
+
+    model = graia.load_model(args.model)
+    x = _read_samples(args.file, model)
     try:
         classes = model.predict_classes(x)
     except GraiaValueError as exc:
@@ -321,7 +326,7 @@ def _export(args: argparse.Namespace) -> None:
     import graia
 
     model = graia.load_model(args.model)
-    samples = _read_npy(args.samples) if args.samples else None
+    samples = _read_samples(args.samples, model) if args.samples else None
     exported = model.export(args.output, format=args.format, samples=samples)
     print(f"wrote {', '.join(exported.files)}: {exported.description}")
 
