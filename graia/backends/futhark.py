@@ -415,9 +415,7 @@ class _Value:
         self.ptr = ptr
         self.name = name
         free = getattr(context.lib, f"futhark_free_{name}")
-        self._finalizer = weakref.finalize(
-            self, _free_value, free, context.ctx, ptr, context.alive
-        )
+        self._finalizer = weakref.finalize(self, _free_value, free, context.ctx, ptr, context.alive)
 
     def free(self) -> None:
         self._finalizer()
