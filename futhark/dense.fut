@@ -13,12 +13,12 @@ import "arith"
 -- | One dense layer's state: the latent weights, the rule's momenta and
 -- the fixed-point weights `W` of the latents (§2), kept up to date by the
 -- rules; `kmax` and `shift` as in §2-§3.
-type~ dense =
+type dense [n] [m] =
   { kmax: i32
   , shift: i32
-  , latent: [][]i32
-  , momentum: [][]i32
-  , weights: [][]i32
+  , latent: [n][m]i32
+  , momentum: [n][m]i32
+  , weights: [n][m]i32
   }
 
 -- | Which form of the matrix products to use: `cpu` picks the loop forms,
@@ -30,7 +30,7 @@ def weights [n] [m] (kmax: i32) (latent: [n][m]i32) : [n][m]i32 =
   map (map (weight_of_latent kmax)) latent
 
 -- | A dense layer built from its latent weights and momenta.
-def dense_of [n] [m] (kmax: i32) (shift: i32) (latent: [n][m]i32) (momentum: [n][m]i32) : dense =
+def dense_of [n] [m] (kmax: i32) (shift: i32) (latent: [n][m]i32) (momentum: [n][m]i32) : dense [n] [m] =
   {kmax, shift, latent, momentum, weights = weights kmax latent}
 
 -- | The forward accumulator `z = x W` of a batch (§3), as map-map-reduce
@@ -39,31 +39,39 @@ def forward_z_tiled [b] [n] [m] (x: [b][n]u8) (w: [n][m]i32) : [b][m]i32 =
   let wt = transpose w
   in map (\xr -> map (\wc -> i32.sum (map2 (\xi wi -> i32.u8 xi * wi) xr wc)) wt) x
 
-local -- | Output columns per task of the CPU products: a block of accumulators
--- for every row of the batch stays in the cache while the rows of `W`
--- stream past once.
-def cpu_block : i64 = 256
+local
+local -- | Output columns and batch rows per task of the CPU forward product: a
+-- task's accumulators stay in the cache while the rows of `W` stream past.
+def cpu_cols : i64 = 64
 
--- | `forward_z_tiled` for CPUs: in parallel over blocks of output columns;
--- within a block, every input row `i` of `W` is read once and added, scaled
--- by `x[s, i]`, to each sample `s` whose input `i` is non-zero.
+local def cpu_rows : i64 = 16
+
+-- | `forward_z_tiled` for CPUs: in parallel over tiles of (batch rows, output
+-- columns); within a tile, every input row `i` of `W` is read once and
+-- added, scaled by `x[s, i]`, to each sample `s` whose input `i` is
+-- non-zero. Indices are in range by construction (`#[unsafe]`: no bounds
+-- checks, so the inner loop vectorises).
 def forward_z_blocked [b] [n] [m] (x: [b][n]u8) (w: [n][m]i32) : [b][m]i32 =
-  let blocks = (m + cpu_block - 1) / cpu_block
+  let col_tiles = (m + cpu_cols - 1) / cpu_cols
+  let row_tiles = (b + cpu_rows - 1) / cpu_rows
   let xt = transpose x
-  let parts =
-    map (\jb ->
-           let j0 = jb * cpu_block
-           let width = i64.min cpu_block (m - j0)
-           in loop acc = replicate b (replicate cpu_block 0i32)
+  let tiles =
+    #[unsafe]
+    map (\tile ->
+           let j0 = (tile % col_tiles) * cpu_cols
+           let s0 = (tile / col_tiles) * cpu_rows
+           let width = i64.min cpu_cols (m - j0)
+           let rows = i64.min cpu_rows (b - s0)
+           in loop acc = replicate cpu_rows (replicate cpu_cols 0i32)
               for i < n do
-                let wrow = w[i, j0:j0 + width]
-                in loop acc for s < b do
-                     let xi = i32.u8 xt[i, s]
-                     in if xi == 0
-                        then acc
-                        else loop acc for j < width do acc with [s, j] = acc[s, j] + xi * wrow[j])
-        (iota blocks)
-  in tabulate_2d b m (\s j -> parts[j / cpu_block, s, j % cpu_block])
+                loop acc for s < rows do
+                  let xi = i32.u8 xt[i, s0 + s]
+                  in if xi == 0
+                     then acc
+                     else loop acc for j < width do acc with [s, j] = acc[s, j] + xi * w[i, j0 + j])
+        (iota (col_tiles * row_tiles))
+  in #[unsafe]
+     tabulate_2d b m (\s j -> tiles[(s / cpu_rows) * col_tiles + j / cpu_cols, s % cpu_rows, j % cpu_cols])
 
 -- | The forward accumulator `z = x W` (§3) in the form of target `tg`.
 def forward_z [b] [n] [m] (tg: target) (x: [b][n]u8) (w: [n][m]i32) : [b][m]i32 =
@@ -84,7 +92,8 @@ def accumulate_tiled 'r [b] [n] [m] (f: i64 -> i64 -> i32 -> r) (a: [b][n]u8) (d
 -- adding the delta rows of the samples whose activation `i` is non-zero.
 def accumulate_rows 'r [b] [n] [m] (f: i64 -> i64 -> i32 -> r) (a: [b][n]u8) (d: [b][m]i32) : [n][m]r =
   let at = transpose a
-  in map2 (\i ac ->
+  in #[unsafe]
+     map2 (\i ac ->
              let g =
                loop acc = replicate m 0i32
                for s < b do
@@ -101,22 +110,15 @@ def accumulate_rows 'r [b] [n] [m] (f: i64 -> i64 -> i32 -> r) (a: [b][n]u8) (d:
 def accumulate 'r [b] [n] [m] (tg: target) (f: i64 -> i64 -> i32 -> r) (a: [b][n]u8) (d: [b][m]i32) : [n][m]r =
   if tg.cpu then accumulate_rows f a d else accumulate_tiled f a d
 
--- | A layer's fixed-point weights with the input width `n` of the batch
--- (a size check on the host).
-def layer_weights [n] 'a (l: dense) (_: [n]a) : [n][]i32 =
-  let [n'][m] (w: [n'][m]i32) = l.weights
-  in w :> [n][m]i32
-
 -- | The forward pass of a layer (§3): the activations of a batch and the
 -- clamp's slopes (§7.2).
-def dense_forward [b] [n] (tg: target) (l: dense) (x: [b][n]u8) : ([b][]u8, [b][]bool) =
-  let w = layer_weights l (transpose x)
-  let z = forward_z tg x w
+def dense_forward [b] [n] [m] (tg: target) (l: dense [n] [m]) (x: [b][n]u8) : ([b][m]u8, [b][m]bool) =
+  let z = forward_z tg x l.weights
   in (map (map (activate l.shift)) z, map (map (slope l.shift)) z)
 
 -- | The output activations of a layer (§3), without the slopes.
-def dense_output [b] [n] (tg: target) (l: dense) (x: [b][n]u8) : [b][]u8 =
-  map (map (activate l.shift)) (forward_z tg x (layer_weights l (transpose x)))
+def dense_output [b] [n] [m] (tg: target) (l: dense [n] [m]) (x: [b][n]u8) : [b][m]u8 =
+  map (map (activate l.shift)) (forward_z tg x l.weights)
 
 -- | Dropout of hidden units during training (§7.2): `rate` in 0..255 (0 is
 -- none), the network's `seed` and the global step `t` of the batch.
@@ -125,13 +127,13 @@ type dropout = {rate: i32, seed: u64, t: i64}
 -- | Apply dropout to hidden layer `l`'s activations of a batch: unit `h` of
 -- row `s` becomes 0 when `(hash(seed, STREAM_DROPOUT, l, t, s * n + h) & 255) < rate`.
 def drop_units [b] [n] (dr: dropout) (l: i64) (a: [b][n]u8) : [b][n]u8 =
-  if dr.rate == 0
-  then a
-  else let key = hash (hash (hash dr.seed stream_dropout) l) dr.t
-       let rate = u64.i32 dr.rate
-       in map2 (\s row ->
-                  map2 (\h v -> if (hash key (s * n + h) & 255) < rate then 0 else v)
-                       (iota n)
-                       row)
-               (iota b)
-               a
+  -- The rate is tested inside the kernel, not on the host: a host-side
+  -- branch would read it from the device every batch.
+  let key = hash (hash (hash dr.seed stream_dropout) l) dr.t
+  let rate = u64.i32 dr.rate
+  in map2 (\s row ->
+             map2 (\h v -> if rate > 0 && (hash key (s * n + h) & 255) < rate then 0 else v)
+                  (iota n)
+                  row)
+          (iota b)
+          a

@@ -20,18 +20,19 @@ def rule_seed_hebbian : i32 = 1
 -- | Rule id of `local_heads` (`graia/rules`).
 def rule_local_heads : i32 = 2
 
--- | A network of 1 dense layer.
-type~ net1 =
+-- | A network of 1 dense layer, widths `n0` (inputs) to
+-- `n1` (classes).
+type net1 [n0] [n1] =
   { tg: target
   , seed: u64
   , t: i64
   , prev_loss: i64
-  , l0: dense
+  , l0: dense [n0] [n1]
   }
 
 -- | A `net1` from its host arrays (layer after layer; `cpu` picks the
 -- CPU forms of the matrix products).
-entry load_1 [n0] [m0] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (kmax0: i32) (shift0: i32) (latent0: [n0][m0]i32) (momentum0: [n0][m0]i32) : net1 =
+entry load_1 [n0] [n1] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (kmax0: i32) (shift0: i32) (latent0: [n0][n1]i32) (momentum0: [n0][n1]i32) : net1 [n0] [n1] =
   { tg = {cpu}
   , seed = u64.i64 seed
   , t
@@ -41,12 +42,12 @@ entry load_1 [n0] [m0] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (kmax0:
 
 -- | What training changes in a `net1`: `t`, `prev_loss`, then each layer's
 -- latents and momenta.
-entry dump_1 (s: net1) : (i64, i64, [][]i32, [][]i32) =
+entry dump_1 [n0] [n1] (s: net1 [n0] [n1]) : (i64, i64, [n0][n1]i32, [n0][n1]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
 local
-def dfa_batch_1 [b] [d] (_: bool) (p: dfa_params) (s: net1) (x: [b][d]u8) (y: [b]i32) : (net1, i64, i64) =
+def dfa_batch_1 [n0] [n1] [b] (_: bool) (p: dfa_params) (s: net1 [n0] [n1]) (x: [b][n0]u8) (y: [b]i32) : (net1 [n0] [n1], i64, i64) =
   let a1 = dense_output s.tg s.l0 x
   let e = output_error p.target_on p.target_off a1 y
   let (correct, sq) = metrics a1 y e
@@ -55,7 +56,7 @@ def dfa_batch_1 [b] [d] (_: bool) (p: dfa_params) (s: net1) (x: [b][d]u8) (y: [b
 
 -- One sample of rule `seed_hebbian`.
 local
-def seed_sample_1 [d] (s: net1) (x: [d]u8) (y: i32) : (net1, i64, i64) =
+def seed_sample_1 [n0] [n1] (s: net1 [n0] [n1]) (x: [n0]u8) (y: i32) : (net1 [n0] [n1], i64, i64) =
   let a1 = dense_output s.tg s.l0 [x]
   let e = output_error 255 0 a1 [y]
   let (correct, sq) = metrics a1 [y] e
@@ -68,14 +69,14 @@ def seed_sample_1 [d] (s: net1) (x: [d]u8) (y: i32) : (net1, i64, i64) =
 -- `y`) in batches of `batch_size` (the last may be shorter), with rule
 -- `rule_id` and its i64 parameters. Returns the new network, the number of
 -- correct predictions and the sum of squared output errors (§7.1).
-entry train_epoch_1 [n] [d] [m]
-                    (s: net1)
-                    (x: [n][d]u8)
+entry train_epoch_1 [n0] [n1] [n] [m]
+                    (s: net1 [n0] [n1])
+                    (x: [n][n0]u8)
                     (y: [n]i32)
                     (order: [m]i32)
                     (batch_size: i64)
                     (rule_id: i32)
-                    (params: []i64) : (net1, i64, i64) =
+                    (params: []i64) : (net1 [n0] [n1], i64, i64) =
   if rule_id == rule_seed_hebbian
   then loop (s, correct, sq) = (s, 0, 0)
        for i in order do
@@ -94,29 +95,30 @@ entry train_epoch_1 [n] [d] [m]
             in (s, correct + c, sq + e)
 
 -- | The output activations (u8) of a `net1` for `x`.
-entry predict_1 [n] [d] (s: net1) (x: [n][d]u8) : [n][]u8 =
+entry predict_1 [n0] [n1] [n] (s: net1 [n0] [n1]) (x: [n][n0]u8) : [n][n1]u8 =
   let a1 = dense_output s.tg s.l0 x
   in a1
 
 -- | The activations of every layer of a `net1` for `x`.
-entry activations_1 [n] [d] (s: net1) (x: [n][d]u8) : ([n][]u8) =
+entry activations_1 [n0] [n1] [n] (s: net1 [n0] [n1]) (x: [n][n0]u8) : ([n][n1]u8) =
   let a1 = dense_output s.tg s.l0 x
   in (a1)
 
--- | A network of 2 dense layers.
-type~ net2 =
+-- | A network of 2 dense layers, widths `n0` (inputs) to
+-- `n2` (classes).
+type net2 [n0] [n1] [n2] =
   { tg: target
   , seed: u64
   , t: i64
   , prev_loss: i64
-  , l0: dense
-  , l1: dense
-  , fb0: [][]i8
+  , l0: dense [n0] [n1]
+  , l1: dense [n1] [n2]
+  , fb0: [n1][n2]i8
   }
 
 -- | A `net2` from its host arrays (layer after layer; `cpu` picks the
 -- CPU forms of the matrix products).
-entry load_2 [n0] [m0] [n1] [m1] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (kmax0: i32) (shift0: i32) (latent0: [n0][m0]i32) (momentum0: [n0][m0]i32) (kmax1: i32) (shift1: i32) (latent1: [n1][m1]i32) (momentum1: [n1][m1]i32) (feedback0: [][]i8) : net2 =
+entry load_2 [n0] [n1] [n2] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (kmax0: i32) (shift0: i32) (latent0: [n0][n1]i32) (momentum0: [n0][n1]i32) (kmax1: i32) (shift1: i32) (latent1: [n1][n2]i32) (momentum1: [n1][n2]i32) (feedback0: [n1][n2]i8) : net2 [n0] [n1] [n2] =
   { tg = {cpu}
   , seed = u64.i64 seed
   , t
@@ -128,12 +130,12 @@ entry load_2 [n0] [m0] [n1] [m1] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i6
 
 -- | What training changes in a `net2`: `t`, `prev_loss`, then each layer's
 -- latents and momenta.
-entry dump_2 (s: net2) : (i64, i64, [][]i32, [][]i32, [][]i32, [][]i32) =
+entry dump_2 [n0] [n1] [n2] (s: net2 [n0] [n1] [n2]) : (i64, i64, [n0][n1]i32, [n0][n1]i32, [n1][n2]i32, [n1][n2]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
 local
-def dfa_batch_2 [b] [d] (local_heads: bool) (p: dfa_params) (s: net2) (x: [b][d]u8) (y: [b]i32) : (net2, i64, i64) =
+def dfa_batch_2 [n0] [n1] [n2] [b] (local_heads: bool) (p: dfa_params) (s: net2 [n0] [n1] [n2]) (x: [b][n0]u8) (y: [b]i32) : (net2 [n0] [n1] [n2], i64, i64) =
   let dr = {rate = p.dropout, seed = s.seed, t = s.t}
   let (a1, g1) = dense_forward s.tg s.l0 x
   let a1 = drop_units dr 0 a1
@@ -146,7 +148,7 @@ def dfa_batch_2 [b] [d] (local_heads: bool) (p: dfa_params) (s: net2) (x: [b][d]
 
 -- One sample of rule `seed_hebbian`.
 local
-def seed_sample_2 [d] (s: net2) (x: [d]u8) (y: i32) : (net2, i64, i64) =
+def seed_sample_2 [n0] [n1] [n2] (s: net2 [n0] [n1] [n2]) (x: [n0]u8) (y: i32) : (net2 [n0] [n1] [n2], i64, i64) =
   let a1 = dense_output s.tg s.l0 [x]
   let a2 = dense_output s.tg s.l1 a1
   let e = output_error 255 0 a2 [y]
@@ -161,14 +163,14 @@ def seed_sample_2 [d] (s: net2) (x: [d]u8) (y: i32) : (net2, i64, i64) =
 -- `y`) in batches of `batch_size` (the last may be shorter), with rule
 -- `rule_id` and its i64 parameters. Returns the new network, the number of
 -- correct predictions and the sum of squared output errors (§7.1).
-entry train_epoch_2 [n] [d] [m]
-                    (s: net2)
-                    (x: [n][d]u8)
+entry train_epoch_2 [n0] [n1] [n2] [n] [m]
+                    (s: net2 [n0] [n1] [n2])
+                    (x: [n][n0]u8)
                     (y: [n]i32)
                     (order: [m]i32)
                     (batch_size: i64)
                     (rule_id: i32)
-                    (params: []i64) : (net2, i64, i64) =
+                    (params: []i64) : (net2 [n0] [n1] [n2], i64, i64) =
   if rule_id == rule_seed_hebbian
   then loop (s, correct, sq) = (s, 0, 0)
        for i in order do
@@ -187,33 +189,34 @@ entry train_epoch_2 [n] [d] [m]
             in (s, correct + c, sq + e)
 
 -- | The output activations (u8) of a `net2` for `x`.
-entry predict_2 [n] [d] (s: net2) (x: [n][d]u8) : [n][]u8 =
+entry predict_2 [n0] [n1] [n2] [n] (s: net2 [n0] [n1] [n2]) (x: [n][n0]u8) : [n][n2]u8 =
   let a1 = dense_output s.tg s.l0 x
   let a2 = dense_output s.tg s.l1 a1
   in a2
 
 -- | The activations of every layer of a `net2` for `x`.
-entry activations_2 [n] [d] (s: net2) (x: [n][d]u8) : ([n][]u8, [n][]u8) =
+entry activations_2 [n0] [n1] [n2] [n] (s: net2 [n0] [n1] [n2]) (x: [n][n0]u8) : ([n][n1]u8, [n][n2]u8) =
   let a1 = dense_output s.tg s.l0 x
   let a2 = dense_output s.tg s.l1 a1
   in (a1, a2)
 
--- | A network of 3 dense layers.
-type~ net3 =
+-- | A network of 3 dense layers, widths `n0` (inputs) to
+-- `n3` (classes).
+type net3 [n0] [n1] [n2] [n3] =
   { tg: target
   , seed: u64
   , t: i64
   , prev_loss: i64
-  , l0: dense
-  , l1: dense
-  , l2: dense
-  , fb0: [][]i8
-  , fb1: [][]i8
+  , l0: dense [n0] [n1]
+  , l1: dense [n1] [n2]
+  , l2: dense [n2] [n3]
+  , fb0: [n1][n3]i8
+  , fb1: [n2][n3]i8
   }
 
 -- | A `net3` from its host arrays (layer after layer; `cpu` picks the
 -- CPU forms of the matrix products).
-entry load_3 [n0] [m0] [n1] [m1] [n2] [m2] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (kmax0: i32) (shift0: i32) (latent0: [n0][m0]i32) (momentum0: [n0][m0]i32) (kmax1: i32) (shift1: i32) (latent1: [n1][m1]i32) (momentum1: [n1][m1]i32) (kmax2: i32) (shift2: i32) (latent2: [n2][m2]i32) (momentum2: [n2][m2]i32) (feedback0: [][]i8) (feedback1: [][]i8) : net3 =
+entry load_3 [n0] [n1] [n2] [n3] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (kmax0: i32) (shift0: i32) (latent0: [n0][n1]i32) (momentum0: [n0][n1]i32) (kmax1: i32) (shift1: i32) (latent1: [n1][n2]i32) (momentum1: [n1][n2]i32) (kmax2: i32) (shift2: i32) (latent2: [n2][n3]i32) (momentum2: [n2][n3]i32) (feedback0: [n1][n3]i8) (feedback1: [n2][n3]i8) : net3 [n0] [n1] [n2] [n3] =
   { tg = {cpu}
   , seed = u64.i64 seed
   , t
@@ -227,12 +230,12 @@ entry load_3 [n0] [m0] [n1] [m1] [n2] [m2] (cpu: bool) (seed: i64) (t: i64) (pre
 
 -- | What training changes in a `net3`: `t`, `prev_loss`, then each layer's
 -- latents and momenta.
-entry dump_3 (s: net3) : (i64, i64, [][]i32, [][]i32, [][]i32, [][]i32, [][]i32, [][]i32) =
+entry dump_3 [n0] [n1] [n2] [n3] (s: net3 [n0] [n1] [n2] [n3]) : (i64, i64, [n0][n1]i32, [n0][n1]i32, [n1][n2]i32, [n1][n2]i32, [n2][n3]i32, [n2][n3]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum, s.l2.latent, s.l2.momentum)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
 local
-def dfa_batch_3 [b] [d] (local_heads: bool) (p: dfa_params) (s: net3) (x: [b][d]u8) (y: [b]i32) : (net3, i64, i64) =
+def dfa_batch_3 [n0] [n1] [n2] [n3] [b] (local_heads: bool) (p: dfa_params) (s: net3 [n0] [n1] [n2] [n3]) (x: [b][n0]u8) (y: [b]i32) : (net3 [n0] [n1] [n2] [n3], i64, i64) =
   let dr = {rate = p.dropout, seed = s.seed, t = s.t}
   let (a1, g1) = dense_forward s.tg s.l0 x
   let a1 = drop_units dr 0 a1
@@ -248,7 +251,7 @@ def dfa_batch_3 [b] [d] (local_heads: bool) (p: dfa_params) (s: net3) (x: [b][d]
 
 -- One sample of rule `seed_hebbian`.
 local
-def seed_sample_3 [d] (s: net3) (x: [d]u8) (y: i32) : (net3, i64, i64) =
+def seed_sample_3 [n0] [n1] [n2] [n3] (s: net3 [n0] [n1] [n2] [n3]) (x: [n0]u8) (y: i32) : (net3 [n0] [n1] [n2] [n3], i64, i64) =
   let a1 = dense_output s.tg s.l0 [x]
   let a2 = dense_output s.tg s.l1 a1
   let a3 = dense_output s.tg s.l2 a2
@@ -265,14 +268,14 @@ def seed_sample_3 [d] (s: net3) (x: [d]u8) (y: i32) : (net3, i64, i64) =
 -- `y`) in batches of `batch_size` (the last may be shorter), with rule
 -- `rule_id` and its i64 parameters. Returns the new network, the number of
 -- correct predictions and the sum of squared output errors (§7.1).
-entry train_epoch_3 [n] [d] [m]
-                    (s: net3)
-                    (x: [n][d]u8)
+entry train_epoch_3 [n0] [n1] [n2] [n3] [n] [m]
+                    (s: net3 [n0] [n1] [n2] [n3])
+                    (x: [n][n0]u8)
                     (y: [n]i32)
                     (order: [m]i32)
                     (batch_size: i64)
                     (rule_id: i32)
-                    (params: []i64) : (net3, i64, i64) =
+                    (params: []i64) : (net3 [n0] [n1] [n2] [n3], i64, i64) =
   if rule_id == rule_seed_hebbian
   then loop (s, correct, sq) = (s, 0, 0)
        for i in order do
@@ -291,37 +294,38 @@ entry train_epoch_3 [n] [d] [m]
             in (s, correct + c, sq + e)
 
 -- | The output activations (u8) of a `net3` for `x`.
-entry predict_3 [n] [d] (s: net3) (x: [n][d]u8) : [n][]u8 =
+entry predict_3 [n0] [n1] [n2] [n3] [n] (s: net3 [n0] [n1] [n2] [n3]) (x: [n][n0]u8) : [n][n3]u8 =
   let a1 = dense_output s.tg s.l0 x
   let a2 = dense_output s.tg s.l1 a1
   let a3 = dense_output s.tg s.l2 a2
   in a3
 
 -- | The activations of every layer of a `net3` for `x`.
-entry activations_3 [n] [d] (s: net3) (x: [n][d]u8) : ([n][]u8, [n][]u8, [n][]u8) =
+entry activations_3 [n0] [n1] [n2] [n3] [n] (s: net3 [n0] [n1] [n2] [n3]) (x: [n][n0]u8) : ([n][n1]u8, [n][n2]u8, [n][n3]u8) =
   let a1 = dense_output s.tg s.l0 x
   let a2 = dense_output s.tg s.l1 a1
   let a3 = dense_output s.tg s.l2 a2
   in (a1, a2, a3)
 
--- | A network of 4 dense layers.
-type~ net4 =
+-- | A network of 4 dense layers, widths `n0` (inputs) to
+-- `n4` (classes).
+type net4 [n0] [n1] [n2] [n3] [n4] =
   { tg: target
   , seed: u64
   , t: i64
   , prev_loss: i64
-  , l0: dense
-  , l1: dense
-  , l2: dense
-  , l3: dense
-  , fb0: [][]i8
-  , fb1: [][]i8
-  , fb2: [][]i8
+  , l0: dense [n0] [n1]
+  , l1: dense [n1] [n2]
+  , l2: dense [n2] [n3]
+  , l3: dense [n3] [n4]
+  , fb0: [n1][n4]i8
+  , fb1: [n2][n4]i8
+  , fb2: [n3][n4]i8
   }
 
 -- | A `net4` from its host arrays (layer after layer; `cpu` picks the
 -- CPU forms of the matrix products).
-entry load_4 [n0] [m0] [n1] [m1] [n2] [m2] [n3] [m3] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (kmax0: i32) (shift0: i32) (latent0: [n0][m0]i32) (momentum0: [n0][m0]i32) (kmax1: i32) (shift1: i32) (latent1: [n1][m1]i32) (momentum1: [n1][m1]i32) (kmax2: i32) (shift2: i32) (latent2: [n2][m2]i32) (momentum2: [n2][m2]i32) (kmax3: i32) (shift3: i32) (latent3: [n3][m3]i32) (momentum3: [n3][m3]i32) (feedback0: [][]i8) (feedback1: [][]i8) (feedback2: [][]i8) : net4 =
+entry load_4 [n0] [n1] [n2] [n3] [n4] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (kmax0: i32) (shift0: i32) (latent0: [n0][n1]i32) (momentum0: [n0][n1]i32) (kmax1: i32) (shift1: i32) (latent1: [n1][n2]i32) (momentum1: [n1][n2]i32) (kmax2: i32) (shift2: i32) (latent2: [n2][n3]i32) (momentum2: [n2][n3]i32) (kmax3: i32) (shift3: i32) (latent3: [n3][n4]i32) (momentum3: [n3][n4]i32) (feedback0: [n1][n4]i8) (feedback1: [n2][n4]i8) (feedback2: [n3][n4]i8) : net4 [n0] [n1] [n2] [n3] [n4] =
   { tg = {cpu}
   , seed = u64.i64 seed
   , t
@@ -337,12 +341,12 @@ entry load_4 [n0] [m0] [n1] [m1] [n2] [m2] [n3] [m3] (cpu: bool) (seed: i64) (t:
 
 -- | What training changes in a `net4`: `t`, `prev_loss`, then each layer's
 -- latents and momenta.
-entry dump_4 (s: net4) : (i64, i64, [][]i32, [][]i32, [][]i32, [][]i32, [][]i32, [][]i32, [][]i32, [][]i32) =
+entry dump_4 [n0] [n1] [n2] [n3] [n4] (s: net4 [n0] [n1] [n2] [n3] [n4]) : (i64, i64, [n0][n1]i32, [n0][n1]i32, [n1][n2]i32, [n1][n2]i32, [n2][n3]i32, [n2][n3]i32, [n3][n4]i32, [n3][n4]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum, s.l2.latent, s.l2.momentum, s.l3.latent, s.l3.momentum)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
 local
-def dfa_batch_4 [b] [d] (local_heads: bool) (p: dfa_params) (s: net4) (x: [b][d]u8) (y: [b]i32) : (net4, i64, i64) =
+def dfa_batch_4 [n0] [n1] [n2] [n3] [n4] [b] (local_heads: bool) (p: dfa_params) (s: net4 [n0] [n1] [n2] [n3] [n4]) (x: [b][n0]u8) (y: [b]i32) : (net4 [n0] [n1] [n2] [n3] [n4], i64, i64) =
   let dr = {rate = p.dropout, seed = s.seed, t = s.t}
   let (a1, g1) = dense_forward s.tg s.l0 x
   let a1 = drop_units dr 0 a1
@@ -361,7 +365,7 @@ def dfa_batch_4 [b] [d] (local_heads: bool) (p: dfa_params) (s: net4) (x: [b][d]
 
 -- One sample of rule `seed_hebbian`.
 local
-def seed_sample_4 [d] (s: net4) (x: [d]u8) (y: i32) : (net4, i64, i64) =
+def seed_sample_4 [n0] [n1] [n2] [n3] [n4] (s: net4 [n0] [n1] [n2] [n3] [n4]) (x: [n0]u8) (y: i32) : (net4 [n0] [n1] [n2] [n3] [n4], i64, i64) =
   let a1 = dense_output s.tg s.l0 [x]
   let a2 = dense_output s.tg s.l1 a1
   let a3 = dense_output s.tg s.l2 a2
@@ -380,14 +384,14 @@ def seed_sample_4 [d] (s: net4) (x: [d]u8) (y: i32) : (net4, i64, i64) =
 -- `y`) in batches of `batch_size` (the last may be shorter), with rule
 -- `rule_id` and its i64 parameters. Returns the new network, the number of
 -- correct predictions and the sum of squared output errors (§7.1).
-entry train_epoch_4 [n] [d] [m]
-                    (s: net4)
-                    (x: [n][d]u8)
+entry train_epoch_4 [n0] [n1] [n2] [n3] [n4] [n] [m]
+                    (s: net4 [n0] [n1] [n2] [n3] [n4])
+                    (x: [n][n0]u8)
                     (y: [n]i32)
                     (order: [m]i32)
                     (batch_size: i64)
                     (rule_id: i32)
-                    (params: []i64) : (net4, i64, i64) =
+                    (params: []i64) : (net4 [n0] [n1] [n2] [n3] [n4], i64, i64) =
   if rule_id == rule_seed_hebbian
   then loop (s, correct, sq) = (s, 0, 0)
        for i in order do
@@ -406,7 +410,7 @@ entry train_epoch_4 [n] [d] [m]
             in (s, correct + c, sq + e)
 
 -- | The output activations (u8) of a `net4` for `x`.
-entry predict_4 [n] [d] (s: net4) (x: [n][d]u8) : [n][]u8 =
+entry predict_4 [n0] [n1] [n2] [n3] [n4] [n] (s: net4 [n0] [n1] [n2] [n3] [n4]) (x: [n][n0]u8) : [n][n4]u8 =
   let a1 = dense_output s.tg s.l0 x
   let a2 = dense_output s.tg s.l1 a1
   let a3 = dense_output s.tg s.l2 a2
@@ -414,7 +418,7 @@ entry predict_4 [n] [d] (s: net4) (x: [n][d]u8) : [n][]u8 =
   in a4
 
 -- | The activations of every layer of a `net4` for `x`.
-entry activations_4 [n] [d] (s: net4) (x: [n][d]u8) : ([n][]u8, [n][]u8, [n][]u8, [n][]u8) =
+entry activations_4 [n0] [n1] [n2] [n3] [n4] [n] (s: net4 [n0] [n1] [n2] [n3] [n4]) (x: [n][n0]u8) : ([n][n1]u8, [n][n2]u8, [n][n3]u8, [n][n4]u8) =
   let a1 = dense_output s.tg s.l0 x
   let a2 = dense_output s.tg s.l1 a1
   let a3 = dense_output s.tg s.l2 a2

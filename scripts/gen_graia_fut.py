@@ -57,48 +57,58 @@ def join(items: list[str], sep: str = " ") -> str:
     return sep.join(items)
 
 
+def sizes(d: int) -> str:
+    """The size parameters of a network of ``d`` layers: ``[n0] [n1] ... [nd]``."""
+    return " ".join(f"[n{i}]" for i in range(d + 1))
+
+
+def net(d: int) -> str:
+    """The type of a network of ``d`` layers, applied to its size parameters."""
+    return f"net{d} " + sizes(d)
+
+
 def net_type(d: int) -> str:
     fields = ["tg: target", "seed: u64", "t: i64", "prev_loss: i64"]
-    fields += [f"l{i}: dense" for i in range(d)]
-    fields += [f"fb{i}: [][]i8" for i in range(d - 1)]
+    fields += [f"l{i}: dense [n{i}] [n{i + 1}]" for i in range(d)]
+    fields += [f"fb{i}: [n{i + 1}][n{d}]i8" for i in range(d - 1)]
     return (
-        f"-- | A network of {d} dense layer{'s' if d > 1 else ''}.\ntype~ net{d} =\n  {{ "
-        + "\n  , ".join(fields)
-        + "\n  }\n"
+        f"-- | A network of {d} dense layer{'s' if d > 1 else ''}, widths `n0` (inputs) to\n"
+        f"-- `n{d}` (classes).\ntype {net(d)} =\n  {{ " + "\n  , ".join(fields) + "\n  }\n"
     )
 
 
 def load_entry(d: int) -> str:
-    sizes = "".join(f" [n{i}] [m{i}]" for i in range(d))
     params = ["(cpu: bool)", "(seed: i64)", "(t: i64)", "(prev_loss: i64)"]
     for i in range(d):
         params += [
             f"(kmax{i}: i32)",
             f"(shift{i}: i32)",
-            f"(latent{i}: [n{i}][m{i}]i32)",
-            f"(momentum{i}: [n{i}][m{i}]i32)",
+            f"(latent{i}: [n{i}][n{i + 1}]i32)",
+            f"(momentum{i}: [n{i}][n{i + 1}]i32)",
         ]
-    params += [f"(feedback{i}: [][]i8)" for i in range(d - 1)]
+    params += [f"(feedback{i}: [n{i + 1}][n{d}]i8)" for i in range(d - 1)]
     fields = ["tg = {cpu}", "seed = u64.i64 seed", "t", "prev_loss"]
     fields += [f"l{i} = dense_of kmax{i} shift{i} latent{i} momentum{i}" for i in range(d)]
     fields += [f"fb{i} = feedback{i}" for i in range(d - 1)]
     return (
         f"-- | A `net{d}` from its host arrays (layer after layer; `cpu` picks the\n"
         f"-- CPU forms of the matrix products).\n"
-        f"entry load_{d}{sizes} {join(params)} : net{d} =\n"
+        f"entry load_{d} {sizes(d)} {join(params)} : {net(d)} =\n"
         f"  {{ " + "\n  , ".join(fields) + "\n  }\n"
     )
 
 
 def dump_entry(d: int) -> str:
-    types = ["i64", "i64"] + ["[][]i32"] * (2 * d)
+    types = ["i64", "i64"]
+    for i in range(d):
+        types += [f"[n{i}][n{i + 1}]i32"] * 2
     values = ["s.t", "s.prev_loss"]
     for i in range(d):
         values += [f"s.l{i}.latent", f"s.l{i}.momentum"]
     return (
         f"-- | What training changes in a `net{d}`: `t`, `prev_loss`, then each layer's\n"
         f"-- latents and momenta.\n"
-        f"entry dump_{d} (s: net{d}) : ({join(types, ', ')}) =\n"
+        f"entry dump_{d} {sizes(d)} (s: {net(d)}) : ({join(types, ', ')}) =\n"
         f"  ({join(values, ', ')})\n"
     )
 
@@ -138,8 +148,8 @@ def dfa_batch(d: int) -> str:
     return (
         f"-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).\n"
         f"local\n"
-        f"def dfa_batch_{d} [b] [d] ({'local_heads' if d > 1 else '_'}: bool) (p: dfa_params) (s: net{d})"
-        f" (x: [b][d]u8) (y: [b]i32) : (net{d}, i64, i64) =\n"
+        f"def dfa_batch_{d} {sizes(d)} [b] ({'local_heads' if d > 1 else '_'}: bool) (p: dfa_params)"
+        f" (s: {net(d)}) (x: [b][n0]u8) (y: [b]i32) : ({net(d)}, i64, i64) =\n"
         f"  {body}\n"
         f"  in (s{update} with t = s.t + 1, correct, sq)\n"
     )
@@ -161,7 +171,7 @@ def seed_sample(d: int) -> str:
     return (
         f"-- One sample of rule `seed_hebbian`.\n"
         f"local\n"
-        f"def seed_sample_{d} [d] (s: net{d}) (x: [d]u8) (y: i32) : (net{d}, i64, i64) =\n"
+        f"def seed_sample_{d} {sizes(d)} (s: {net(d)}) (x: [n0]u8) (y: i32) : ({net(d)}, i64, i64) =\n"
         f"  {body}\n"
         f"  in (s{update} with t = s.t + 1 with prev_loss = loss, correct, sq)\n"
     )
@@ -173,14 +183,14 @@ def train_entry(d: int) -> str:
 -- `y`) in batches of `batch_size` (the last may be shorter), with rule
 -- `rule_id` and its i64 parameters. Returns the new network, the number of
 -- correct predictions and the sum of squared output errors (§7.1).
-entry train_epoch_{d} [n] [d] [m]
-                  (s: net{d})
-                  (x: [n][d]u8)
+entry train_epoch_{d} {sizes(d)} [n] [m]
+                  (s: {net(d)})
+                  (x: [n][n0]u8)
                   (y: [n]i32)
                   (order: [m]i32)
                   (batch_size: i64)
                   (rule_id: i32)
-                  (params: []i64) : (net{d}, i64, i64) =
+                  (params: []i64) : ({net(d)}, i64, i64) =
   if rule_id == rule_seed_hebbian
   then loop (s, correct, sq) = (s, 0, 0)
        for i in order do
@@ -203,14 +213,14 @@ entry train_epoch_{d} [n] [d] [m]
 def predict_entries(d: int) -> str:
     body = "\n  ".join(forward_lines(d, dropout=False, slopes=False))
     outs = ", ".join(f"a{i}" for i in range(1, d + 1))
-    types = ", ".join(["[n][]u8"] * d)
+    types = ", ".join(f"[n][n{i}]u8" for i in range(1, d + 1))
     return (
         f"-- | The output activations (u8) of a `net{d}` for `x`.\n"
-        f"entry predict_{d} [n] [d] (s: net{d}) (x: [n][d]u8) : [n][]u8 =\n"
+        f"entry predict_{d} {sizes(d)} [n] (s: {net(d)}) (x: [n][n0]u8) : [n][n{d}]u8 =\n"
         f"  {body}\n"
         f"  in a{d}\n\n"
         f"-- | The activations of every layer of a `net{d}` for `x`.\n"
-        f"entry activations_{d} [n] [d] (s: net{d}) (x: [n][d]u8) : ({types}) =\n"
+        f"entry activations_{d} {sizes(d)} [n] (s: {net(d)}) (x: [n][n0]u8) : ({types}) =\n"
         f"  {body}\n"
         f"  in ({outs})\n"
     )

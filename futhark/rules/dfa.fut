@@ -102,12 +102,11 @@ def dfa_synapse (p: dfa_params) (r: u64) (g: i32) (lat: i32) (mom: i32) : (i32, 
 def layer_delta [b] [n] [c]
                 (local_heads: bool)
                 (p: dfa_params)
-                (fb: [][]i8)
+                (fb: [n][c]i8)
                 (g: [b][n]bool)
                 (a: [b][n]u8)
                 (e: [b][c]i32)
                 (labels: [b]i32) : [b][n]i32 =
-  let fb = fb :> [n][c]i8
   let err =
     if local_heads
     then local_head_error p.head_shift p.target_on p.target_off fb a labels
@@ -123,14 +122,12 @@ def dfa_layer_update [b] [n] [m]
                      (seed: u64)
                      (t: i64)
                      (l: i64)
-                     (layer: dense)
+                     (layer: dense [n] [m])
                      (pre: [b][n]u8)
-                     (d: [b][m]i32) : dense =
+                     (d: [b][m]i32) : dense [n] [m] =
   let key = hash (hash (hash seed stream_rounding) l) t
-  let lat = layer.latent :> [n][m]i32
-  let mom = layer.momentum :> [n][m]i32
   let step i h g =
-    let (lq, mq) = dfa_synapse p (hash key (i * m + h)) g lat[i, h] mom[i, h]
+    let (lq, mq) = dfa_synapse p (hash key (i * m + h)) g layer.latent[i, h] layer.momentum[i, h]
     in (lq, mq, weight_of_latent layer.kmax lq)
   let (lat', mom', w') = map unzip3 (accumulate tg step pre d) |> unzip3
   in layer with latent = lat' with momentum = mom' with weights = w'

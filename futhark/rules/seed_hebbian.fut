@@ -26,11 +26,9 @@ def seed_loss [c] (e: [c]i32) : i64 =
 -- pre-synaptic value is positive is excited when its unit fired as the
 -- sample `was_better`, else inhibited; returns the layer with its new
 -- latents and weights.
-def seed_layer_update [n] [m] (was_better: bool) (layer: dense) (pre: [n]u8) (post: [m]u8) : dense =
+def seed_layer_update [n] [m] (was_better: bool) (layer: dense [n] [m]) (pre: [n]u8) (post: [m]u8) : dense [n] [m] =
   let km = layer.kmax
   let n_codes = i8.i32 km + 1
-  let lat = layer.latent :> [n][m]i32
-  let w = layer.weights :> [n][m]i32
   let (lat', w') =
     map3 (\p lrow wrow ->
             map3 (\f lq wq ->
@@ -43,8 +41,8 @@ def seed_layer_update [n] [m] (was_better: bool) (layer: dense) (pre: [n]u8) (po
                  wrow
             |> unzip)
          pre
-         lat
-         w
+         layer.latent
+         layer.weights
     |> unzip
   in layer with latent = lat' with weights = w'
 

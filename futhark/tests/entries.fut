@@ -50,15 +50,23 @@ entry test_train_epoch [n] [d] [m] [s]
   let layer = layer_blocks sizes latent momentum
   let fb = feedback_block sizes feedback
   let (seed, t, prev) = (counters[0], counters[1], counters[2])
+  let n0 = sizes[0]
+  let n1 = sizes[1]
+  let n2 = sizes[2]
+  let x = x :> [n][n0]u8
+  let (l0, m0) = layer 0 :> ([n0][n1]i32, [n0][n1]i32)
   let run cpu =
     if length sizes == 3
-    then let ((l0, m0), (l1, m1)) = (layer 0, layer 1)
-         let net = load_2 cpu seed t prev kmax[0] shift[0] l0 m0 kmax[1] shift[1] l1 m1 (fb 0)
+    then let (l1, m1) = layer 1 :> ([n1][n2]i32, [n1][n2]i32)
+         let net = load_2 cpu seed t prev kmax[0] shift[0] l0 m0 kmax[1] shift[1] l1 m1 (fb 0 :> [n1][n2]i8)
          let (net, correct, sq) = train_epoch_2 net x y order batch_size rule_id params
          let (t, prev, l0, m0, l1, m1) = dump_2 net
          in (flatten l0 ++ flatten l1 :> [s]i32, flatten m0 ++ flatten m1 :> [s]i32, [seed, t, prev], correct, sq)
-    else let ((l0, m0), (l1, m1), (l2, m2)) = (layer 0, layer 1, layer 2)
-         let net = load_3 cpu seed t prev kmax[0] shift[0] l0 m0 kmax[1] shift[1] l1 m1 kmax[2] shift[2] l2 m2 (fb 0) (fb 1)
+    else let n3 = sizes[3]
+         let (l1, m1) = layer 1 :> ([n1][n2]i32, [n1][n2]i32)
+         let (l2, m2) = layer 2 :> ([n2][n3]i32, [n2][n3]i32)
+         let net =
+           load_3 cpu seed t prev kmax[0] shift[0] l0 m0 kmax[1] shift[1] l1 m1 kmax[2] shift[2] l2 m2 (fb 0 :> [n1][n3]i8) (fb 1 :> [n2][n3]i8)
          let (net, correct, sq) = train_epoch_3 net x y order batch_size rule_id params
          let (t, prev, l0, m0, l1, m1, l2, m2) = dump_3 net
          in ( flatten l0 ++ flatten l1 ++ flatten l2 :> [s]i32
