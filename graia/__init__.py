@@ -6,7 +6,12 @@ Numba reference, bit for bit. The backend is chosen at import (``GRAIA_BACKEND``
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
+
+try:  # the one place the version is written is pyproject.toml
+    __version__ = _metadata.version("graia")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 from graia import backends as backend
 from graia import callbacks, datasets, layers, plot, rules

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from graia import __version__
+
 DATASETS = ("digits", "fashion-mnist", "mnist")
 BACKENDS = ("opencl", "multicore", "numba")
 
@@ -335,6 +337,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graia", description="Integer neural networks with power-of-two weights."
     )
+    parser.add_argument("--version", action="version", version=f"graia {__version__}")
     parser.add_argument(
         "--backend",
         choices=BACKENDS,

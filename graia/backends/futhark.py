@@ -106,6 +106,15 @@ _NOT_BUILT = {
 }
 
 
+def _not_built_reason(kind: str) -> str:
+    """Why the build left ``kind`` out, as CMakeLists.txt recorded it; else the general advice."""
+    try:
+        from graia.backends._build_notes import NOT_BUILT
+    except ImportError:  # a source tree that was never built
+        return _NOT_BUILT[kind]
+    return NOT_BUILT.get(kind, _NOT_BUILT[kind])
+
+
 def _import(kind: str):
     """The compiled module of ``kind``; ImportError with a helpful message if it cannot load."""
     if kind not in KINDS:
@@ -114,7 +123,7 @@ def _import(kind: str):
         return importlib.import_module(KINDS[kind])
     except ModuleNotFoundError as exc:
         if exc.name == KINDS[kind]:
-            raise ImportError(_NOT_BUILT[kind]) from exc
+            raise ImportError(_not_built_reason(kind)) from exc
         raise
     except ImportError as exc:  # e.g. libOpenCL.so.1 missing at run time
         msg = str(exc)
