@@ -1,4 +1,4 @@
-"""The ``graia`` command: train, evaluate, predict, info.
+"""The ``graia`` command: train, evaluate, predict, info, demo.
 
 Exit status: 0 on success, 2 for a user error (a bad option, missing data, an unreadable model or
 array file, a backend that cannot run), printed as one ``graia: error: ...`` line on stderr
@@ -197,6 +197,13 @@ def _predict(args: argparse.Namespace) -> None:
     print(json.dumps(classes.tolist()) if args.json else "\n".join(map(str, classes)))
 
 
+def _demo(args: argparse.Namespace) -> None:
+    from graia.demo import serve
+
+    host = "0.0.0.0" if args.share else args.host
+    serve(host, args.port, args.model)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graia", description="Integer neural networks with power-of-two weights."
@@ -232,7 +239,19 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("model")
     predict.add_argument("file")
     predict.add_argument("--json", action="store_true", help="print one JSON list")
-    for p in (info, train, evaluate, predict):
+    demo = sub.add_parser("demo", help="start the web demo (draw a digit, look inside, train)")
+    demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    demo.add_argument(
+        "--port", type=_port, default=7860, help="port (default 7860; 0 picks a free one)"
+    )
+    demo.add_argument("--model", help="a .graia model to start with (default: pretrained digits)")
+    demo.add_argument(
+        "--share",
+        action="store_true",
+        help="listen on every network interface (--host 0.0.0.0) so other machines can open it; "
+        "off by default",
+    )
+    for p in (info, train, evaluate, predict, demo):
         p.add_argument(
             "--backend", choices=BACKENDS, default=argparse.SUPPRESS, help="backend to use"
         )
@@ -260,6 +279,13 @@ def _seed(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value < 65536:
+        raise argparse.ArgumentTypeError(f"must be in 0..65535, got {text}")
+    return value
+
+
 def _error(message: object) -> int:
     text = " ".join(str(message).split("\n")).strip()
     print(f"graia: error: {text}", file=sys.stderr)
@@ -273,7 +299,13 @@ def main(argv: list[str] | None = None) -> int:
         from graia import backend
         from graia.errors import GraiaError
 
-        handler = {"info": _info, "train": _train, "evaluate": _evaluate, "predict": _predict}
+        handler = {
+            "info": _info,
+            "train": _train,
+            "evaluate": _evaluate,
+            "predict": _predict,
+            "demo": _demo,
+        }
         try:
             if args.backend:
                 with backend.use(args.backend):
