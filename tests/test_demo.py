@@ -18,7 +18,7 @@ from graia.demo import core, server
 from graia.errors import GraiaValueError, ModelFileError
 
 
-def _stroke(points: list[tuple[float, float]], side: int = 112, radius: float = 6.0) -> np.ndarray:
+def _stroke(points: list[tuple[float, float]], side: int = 112, radius: float = 8.0) -> np.ndarray:
     """Ink (u8) of a pen stroke through ``points`` (fractions of the side), like the page sends."""
     ys, xs = np.mgrid[0:side, 0:side] + 0.5
     ink = np.zeros((side, side), bool)
@@ -178,3 +178,21 @@ def test_api_download_roundtrip(url, tmp_path):
         data = response.read()
     status, result = _call(url, "/api/model/upload?name=again.graia", data)
     assert status == 200 and result["model"]["label"] == "again.graia"
+
+
+def test_cli_demo_refuses_a_bad_model(tmp_path, capsys):
+    from graia import cli
+
+    bad = tmp_path / "bad.graia"
+    bad.write_bytes(b"\x00" * 10)
+    assert cli.main(["demo", "--model", str(bad), "--port", "0"]) == 2
+    assert "not a .graia model file" in capsys.readouterr().err
+
+
+def test_cli_demo_options():
+    from graia import cli
+
+    args = cli._parser().parse_args(["demo"])
+    assert (args.host, args.port, args.model, args.share) == ("127.0.0.1", 7860, None, False)
+    with pytest.raises(SystemExit):
+        cli._parser().parse_args(["demo", "--port", "70000"])

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import IN_CI
+from test_demo import THREE
 
 CHROMIUM = os.environ.get("GRAIA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -118,10 +119,10 @@ def _draw(page, points: list[tuple[float, float]]) -> None:
 def test_draw_predict_train_and_bad_model(demo_url, page, shots, tmp_path):
     page.goto(demo_url)
     page.wait_for_function("document.getElementById('backend').textContent !== '…'")
-    # A "1": one vertical stroke. The page predicts while drawing.
+    # Draw a 3 in one stroke; the page predicts while drawing.
     page.click("#clear")
-    _draw(page, [(0.5, 0.15), (0.5, 0.5), (0.5, 0.85)])
-    page.wait_for_function("document.getElementById('chosen').textContent === '1'", timeout=10_000)
+    _draw(page, THREE)
+    page.wait_for_function("document.getElementById('chosen').textContent === '3'", timeout=10_000)
     assert page.locator("#bars .bar").count() == 10
     assert page.locator("#layers canvas.layer").count() == 3  # input, hidden, output
     assert page.locator("#fields canvas").count() >= 1
@@ -158,5 +159,6 @@ def test_draw_predict_train_and_bad_model(demo_url, page, shots, tmp_path):
     page.screenshot(path=str(shots / "demo-error.png"), full_page=True)
     page.select_option("#model-select", "digits")
     page.click("#clear")
-    _draw(page, [(0.5, 0.15), (0.5, 0.85)])
-    page.wait_for_function("document.getElementById('chosen').textContent === '1'", timeout=10_000)
+    _draw(page, THREE)
+    page.wait_for_function("document.getElementById('chosen').textContent === '3'", timeout=10_000)
+    assert error.is_hidden()

@@ -74,7 +74,7 @@ pad.addEventListener("pointermove", (e) => {
 );
 function stroke(p) {
   ctx.strokeStyle = "#000";
-  ctx.lineWidth = 22;
+  ctx.lineWidth = 40; // thick, like the strokes of the 8x8 digits once scaled down
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   ctx.beginPath();
@@ -300,6 +300,7 @@ async function poll() {
       if (s.phase === "done" || s.phase === "cancelled") {
         $("train-download").hidden = false;
         await refreshState();
+        predictSoon(); // what is on the pad, through the new network
       }
     }
   } catch (err) {
