@@ -119,10 +119,11 @@ def test_training_job_reports_every_epoch():
 
 
 def test_progress_callback_stops_a_cancelled_run():
-    job = core.TrainingJob(dataset="digits", rule="local_heads", width=8, epochs=5)
+    job = core.TrainingJob(dataset="digits", rule="local_heads", width=8, epochs=5, backend="numba")
     job.cancelled.set()
     job.run()
     assert job.phase == "cancelled" and job.epoch == 1
+    assert job.status()["backend"] == "numba"
 
 
 @pytest.mark.parametrize(

@@ -175,6 +175,10 @@ class DemoModel:
 
     def __post_init__(self) -> None:
         self.shape = image_shape(self.model)
+        # Queries run on the Numba reference (as Sequential.activations does). Moving the state
+        # there once means a query never waits for a training run that holds a Futhark context.
+        with graia.backend.use("numba"):
+            self.model.predict(np.zeros((1, *self.model.input_shape), np.uint8))
         first = self.model.dense_layers[0]
         self._fields = _strengths(self.model.get_codes()[0], first.kmax)
         if self.dataset is None:
@@ -330,34 +334,40 @@ class TrainingJob:
         return model
 
     def run(self) -> None:
-        """Load the data, train, and leave the trained model in ``result`` (or ``error``)."""
-        from graia.recipes import RECIPES
-
+        """Load the data, train on ``backend`` (default: the one in use), and leave the trained
+        model in ``result`` (or the reason it failed in ``error``)."""
         try:
-            self.backend = graia.backend.name()
-            self.phase = "loading data"
-            (x_train, y_train), (x_test, y_test) = graia.datasets.load_data(self.dataset)
-            model = self.build(x_train.shape[1:])
-            self.phase = "training"
-            recipe = RECIPES[self.dataset]
-            schedule = recipe.callbacks(self.epochs) if self.rule == recipe.rule else []
-            model.fit(
-                x_train,
-                y_train,
-                epochs=self.epochs,
-                batch_size=recipe.batch_size,
-                validation_data=(x_test, y_test),
-                callbacks=[*schedule, ProgressCallback(self)],
-                verbose=0,
-            )
-            self.result = DemoModel(model, f"trained here: {model.name}", self.dataset)
-            self.phase = "cancelled" if self.cancelled.is_set() else "done"
+            # Backend choices are per thread: name the one the server runs on explicitly.
+            with graia.backend.use(self.backend or graia.backend.name()) as name:
+                self.backend = name
+                self._train()
         except GraiaError as exc:
             self.error = str(exc)
             self.phase = "failed"
         except Exception as exc:  # noqa: BLE001 - the page shows it; the server keeps running
             self.error = f"{type(exc).__name__}: {exc}"
             self.phase = "failed"
+
+    def _train(self) -> None:
+        from graia.recipes import RECIPES
+
+        self.phase = "loading data"
+        (x_train, y_train), (x_test, y_test) = graia.datasets.load_data(self.dataset)
+        model = self.build(x_train.shape[1:])
+        self.phase = "training"
+        recipe = RECIPES[self.dataset]
+        schedule = recipe.callbacks(self.epochs) if self.rule == recipe.rule else []
+        model.fit(
+            x_train,
+            y_train,
+            epochs=self.epochs,
+            batch_size=recipe.batch_size,
+            validation_data=(x_test, y_test),
+            callbacks=[*schedule, ProgressCallback(self)],
+            verbose=0,
+        )
+        self.result = DemoModel(model, f"trained here: {model.name}", self.dataset)
+        self.phase = "cancelled" if self.cancelled.is_set() else "done"
 
     def start(self) -> threading.Thread:
         """Run in a daemon thread (the server stays responsive)."""

@@ -288,6 +288,7 @@ class Handler(BaseHTTPRequestHandler):
                     rule=str(body.get("rule")),
                     width=body.get("width"),
                     epochs=body.get("epochs"),
+                    backend=self.state.backend,
                 )
             except GraiaError as exc:
                 raise BadRequest(str(exc)) from exc
