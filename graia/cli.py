@@ -1,4 +1,4 @@
-"""The ``graia`` command: train, evaluate, predict, summary, export, info.
+"""The ``graia`` command: train, evaluate, predict, summary, export, info, demo.
 
 Exit status: 0 on success, 2 for a user error (a bad option, missing data, an unreadable model or
 array file, a backend that cannot run), printed as one ``graia: error: ...`` line on stderr
@@ -333,6 +333,13 @@ def _export(args: argparse.Namespace) -> None:
     print(f"wrote {', '.join(exported.files)}: {exported.description}")
 
 
+def _demo(args: argparse.Namespace) -> None:
+    from graia.demo import serve
+
+    host = "0.0.0.0" if args.share else args.host
+    serve(host, args.port, args.model)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graia", description="Integer neural networks with power-of-two weights."
@@ -387,7 +394,19 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--samples", help="C: a .npy of inputs (at most 64) for the embedded self-test"
     )
-    for p in (info, train, evaluate, predict, summary, export):
+    demo = sub.add_parser("demo", help="start the web demo (draw a digit, look inside, train)")
+    demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    demo.add_argument(
+        "--port", type=_port, default=7860, help="port (default 7860; 0 picks a free one)"
+    )
+    demo.add_argument("--model", help="a .graia model to start with (default: pretrained digits)")
+    demo.add_argument(
+        "--share",
+        action="store_true",
+        help="listen on every network interface (--host 0.0.0.0) so other machines can open it; "
+        "off by default",
+    )
+    for p in (info, train, evaluate, predict, summary, export, demo):
         p.add_argument(
             "--backend", choices=BACKENDS, default=argparse.SUPPRESS, help="backend to use"
         )
@@ -425,6 +444,13 @@ def _seed(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value < 65536:
+        raise argparse.ArgumentTypeError(f"must be in 0..65535, got {text}")
+    return value
+
+
 def _error(message: object) -> int:
     text = " ".join(str(message).split("\n")).strip()
     print(f"graia: error: {text}", file=sys.stderr)
@@ -454,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
             "predict": _predict,
             "summary": _summary,
             "export": _export,
+            "demo": _demo,
         }
         try:
             with warnings.catch_warnings():
