@@ -346,6 +346,34 @@ def machine() -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+def markdown(info: dict) -> str:
+    """The results as Markdown tables (the form docs/performance.md shows them in)."""
+    m = info["machine"]
+    c = info["ceilings"]
+    lines = [
+        f"Machine: {m.get('gpu') or m['cpu']} ({m['cores']} CPU cores: {m['cpu']})"
+        + (f"; OpenCL: {m['opencl_device']}" if "opencl_device" in m else ""),
+        (
+            f"Ceilings ({c['how']}): integer shift+add {c['shift_add_terms_per_s'] / 1e9:.0f} G "
+            f"terms/s, multiply-add {c['mul_add_terms_per_s'] / 1e9:.0f} G terms/s, memory "
+            f"{c['memory_bytes_per_s'] / 1e9:.0f} GB/s."
+        ),
+        "",
+        "| network | batch | what | s/epoch | G terms/s | % of mul-add ceiling | accuracy, 1 epoch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in info["runs"]:
+        terms = terms_per_sample(run["hidden"]) * info["samples"]
+        for name, sec in run["seconds_per_epoch"].items():
+            acc = run.get("accuracy_after_epoch", {}).get(name)
+            lines.append(
+                f"| 784-{run['hidden']}-10 | {run['batch']} | {name} | {sec:.3f} | "
+                f"{terms / sec / 1e9:.0f} | {terms / sec / c['mul_add_terms_per_s']:.1%} | "
+                + (f"{acc:.4f} |" if acc is not None else " |")
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[100, 1000, 4000])
@@ -357,6 +385,7 @@ def main() -> None:
     parser.add_argument("--torch-device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--profile", action="store_true", help="per-kernel Futhark profile")
     parser.add_argument("--json", help="write all results to this file")
+    parser.add_argument("--markdown", help="write the results as Markdown tables to this file")
     args = parser.parse_args()
     global TORCH_DEVICE
     TORCH_DEVICE = args.torch_device
@@ -452,6 +481,9 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(info, f, indent=1)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown(info))
 
 
 if __name__ == "__main__":

@@ -39,12 +39,12 @@ def forward_z_tiled [b] [n] [m] (x: [b][n]u8) (w: [n][m]i32) : [b][m]i32 =
   let wt = transpose w
   in map (\xr -> map (\wc -> i32.sum (map2 (\xi wi -> i32.u8 xi * wi) xr wc)) wt) x
 
-local
-local -- | Output columns and batch rows per task of the CPU forward product: a
--- task's accumulators stay in the cache while the rows of `W` stream past.
+-- | Output columns per task of the CPU forward product: a task's
+-- accumulators stay in the cache while the rows of `W` stream past.
 def cpu_cols : i64 = 64
 
-local def cpu_rows : i64 = 16
+-- | Batch rows per task of the CPU forward product.
+def cpu_rows : i64 = 16
 
 -- | `forward_z_tiled` for CPUs: in parallel over tiles of (batch rows, output
 -- columns); within a tile, every input row `i` of `W` is read once and
@@ -64,11 +64,14 @@ def forward_z_blocked [b] [n] [m] (x: [b][n]u8) (w: [n][m]i32) : [b][m]i32 =
            let rows = i64.min cpu_rows (b - s0)
            in loop acc = replicate cpu_rows (replicate cpu_cols 0i32)
               for i < n do
-                loop acc for s < rows do
-                  let xi = i32.u8 xt[i, s0 + s]
-                  in if xi == 0
-                     then acc
-                     else loop acc for j < width do acc with [s, j] = acc[s, j] + xi * w[i, j0 + j])
+                -- A slice, not `w[i, j0 + j]`: the compiler's index arithmetic on a
+                -- slice is affine to the C compiler, which then vectorises the loop.
+                let wrow = w[i, j0:j0 + width]
+                in loop acc for s < rows do
+                     let xi = i32.u8 xt[i, s0 + s]
+                     in if xi == 0
+                        then acc
+                        else loop acc for j < width do acc with [s, j] = acc[s, j] + xi * wrow[j])
         (iota (col_tiles * row_tiles))
   in #[unsafe]
      tabulate_2d b m (\s j -> tiles[(s / cpu_rows) * col_tiles + j / cpu_cols, s % cpu_rows, j % cpu_cols])

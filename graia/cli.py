@@ -67,6 +67,7 @@ def _info(args: argparse.Namespace) -> dict:
         "numpy": numpy.__version__,
         "numba": numba.__version__,
         "active_backend": active,
+        "active_backend_reason": backend.default_reason() if active else None,
         "backends": backends,
     }
     if args.json:
@@ -76,6 +77,8 @@ def _info(args: argparse.Namespace) -> dict:
             f"graia {report['graia']} (python {report['python']}, numpy {report['numpy']}, "
             f"numba {report['numba']})"
         )
+        if active:
+            print(f"backend in use: {active} ({report['active_backend_reason']})")
         for n, entry in backends.items():
             mark = "*" if n == active else " "
             state = "available" if entry["available"] else f"unavailable: {entry['reason']}"

@@ -1,9 +1,9 @@
 """The backend registry: which engine computes, chosen when graia is imported.
 
 ``GRAIA_BACKEND=opencl|multicore|numba`` picks one explicitly; an explicit choice that cannot run
-is an error that says why (never a silent fallback). Unset, the best that works: opencl when its
-device is a GPU, else multicore, else numba (OpenCL on a CPU, e.g. PoCL, is much slower than the
-multicore backend, so it is used only when asked for). ``use(name)`` switches within a ``with`` block.
+is an error that says why (never a silent fallback). Unset, the fastest that works
+(:data:`DEFAULT_ORDER`, :func:`default_reason`): opencl when its device is a GPU, else numba, else
+multicore. ``use(name)`` switches within a ``with`` block.
 """
 
 from __future__ import annotations
@@ -16,8 +16,14 @@ from typing import Any
 
 from graia.errors import GraiaError
 
-#: Backends in order of preference.
+#: Every backend.
 NAMES = ("opencl", "multicore", "numba")
+
+#: The order in which the default is chosen, fastest first, as measured by benchmarks/speed.py
+#: (docs/performance.md): OpenCL on a GPU; on CPUs the Numba reference, which is still faster than
+#: the Futhark multicore backend (0.76-0.89x of Numba on 2 cores, 784-512-10 to 784-4000-10);
+#: OpenCL on a CPU (PoCL) is far slower than both, so it is never the default.
+DEFAULT_ORDER = ("opencl", "numba", "multicore")
 
 
 class BackendError(GraiaError):
@@ -79,9 +85,21 @@ def _select_default() -> None:
         if wanted:
             _default = _check(wanted, "GRAIA_BACKEND")
         else:
-            _default = next(n for n in NAMES if _probe(n)[0] and _good_default(n))
+            _default = next(n for n in DEFAULT_ORDER if _probe(n)[0] and _good_default(n))
     except BackendError as exc:
         _default, _default_error = None, exc
+
+
+def default_reason() -> str:
+    """Why the backend in use by default is the default (for ``graia info``)."""
+    wanted = os.environ.get("GRAIA_BACKEND", "").strip()
+    if wanted:
+        return f"GRAIA_BACKEND={wanted}"
+    chosen = name()
+    if chosen == "opencl":
+        return "default: OpenCL on a GPU is the fastest backend"
+    reason = "default on CPUs: measured faster than multicore (docs/performance.md)"
+    return reason if chosen == "numba" else "default: the fastest backend available here"
 
 
 def name() -> str:
