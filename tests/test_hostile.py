@@ -242,10 +242,17 @@ def test_failed_save_names_the_path_and_rescues_the_model(
 
 def test_disk_full_during_final_save_is_one_line(tmp_path: Path) -> None:
     """A real write failure (RLIMIT_FSIZE) after training: one line naming the path, exit 2."""
+    # The limit starts with the model file's write: set earlier, a cache file that Numba writes
+    # while training (on a machine where its cache is still cold) would hit it first.
     script = (
         "import resource, signal, sys\n"
+        "import graia.io\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
+        "real_write = graia.io.atomic_write\n"
+        "def limited_write(*args, **kwargs):\n"
+        "    resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
+        "    return real_write(*args, **kwargs)\n"
+        "graia.io.atomic_write = limited_write\n"
         "from graia.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )

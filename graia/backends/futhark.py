@@ -503,17 +503,25 @@ class FutharkBackend:
             "device": device,
             "build_options": build_options,
         }
-        #: Whether the compiled code uses its CPU forms of the matrix products (same bits,
-        #: faster on CPUs; the other forms are tiled for GPUs). Env GRAIA_FUTHARK_CPU_LOOPS=0/1
-        #: overrides the default (on for multicore, off for opencl).
         env = os.environ.get("GRAIA_FUTHARK_CPU_LOOPS", "").strip()
-        self.cpu_loops = (env == "1") if env in ("0", "1") else kind == "multicore"
+        self._cpu_loops = (env == "1") if env in ("0", "1") else None
         self._context: _Context | None = None
         self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
         return self.kind
+
+    @property
+    def cpu_loops(self) -> bool:
+        """Whether the compiled code uses its CPU forms of the matrix products (same bits, faster
+        on CPUs; the other forms are tiled for GPUs): on for multicore and for OpenCL on a CPU
+        device (PoCL, which also miscompiles some of the tiled forms), off on GPUs. Env
+        ``GRAIA_FUTHARK_CPU_LOOPS=0/1`` overrides it."""
+        if self._cpu_loops is None:
+            device = self.context.opencl_device
+            self._cpu_loops = self.kind == "multicore" or (device or {}).get("type") == "cpu"
+        return self._cpu_loops
 
     @property
     def context(self) -> _Context:
