@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from graia._validation import integer
 from graia.errors import GraiaValueError
 
 __all__ = [
@@ -286,16 +287,8 @@ class EarlyStopping(Callback):
         super().__init__()
         if not isinstance(monitor, str) or not monitor:
             raise GraiaValueError(f"monitor: expected a metric name, got {monitor!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise GraiaValueError(f"patience: expected an integer >= 0, got {patience!r}")
-        if (
-            isinstance(start_from_epoch, bool)
-            or not isinstance(start_from_epoch, int)
-            or start_from_epoch < 0
-        ):
-            raise GraiaValueError(
-                f"start_from_epoch: expected an integer >= 0, got {start_from_epoch!r}"
-            )
+        patience = integer(patience, "patience", minimum=0)
+        start_from_epoch = integer(start_from_epoch, "start_from_epoch", minimum=0)
         delta = _number(min_delta)
         if delta is None or not math.isfinite(delta):
             raise GraiaValueError(f"min_delta: expected a finite number, got {min_delta!r}")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graia._validation import integer
 from graia.errors import GraiaValueError
 from graia.files import atomic_write
 
@@ -208,15 +209,7 @@ def weights(
             auto_shape = _input_image_shape(source)
         source = source.get_weights()
     if isinstance(source, (list, tuple)):
-        if (
-            isinstance(layer, bool)
-            or not isinstance(layer, int)
-            or not (-len(source) <= layer < len(source))
-        ):
-            raise GraiaValueError(
-                f"layer: expected an index into {len(source)} weight arrays, got {layer!r}"
-            )
-        source = source[layer]
+        source = source[integer(layer, "layer", -len(source), len(source) - 1)]
     w = np.asarray(source)
     if w.ndim != 2 or w.dtype.kind not in "biuf" or w.size == 0:
         raise GraiaValueError(

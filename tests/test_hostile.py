@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import graia
 from graia import files, layers
@@ -202,6 +204,59 @@ def test_numpy_integers_as_sizes(tmp_path: Path) -> None:
             layers.Dense(bad)
         with pytest.raises(GraiaValueError, match="epochs must be a positive int"):
             model.fit(x, np.arange(10) % 3, epochs=bad, verbose=0)
+
+
+def test_numpy_integers_in_callbacks_and_plots(tmp_path: Path) -> None:
+    stop = graia.callbacks.EarlyStopping(patience=np.int64(2), start_from_epoch=np.uint8(1))
+    assert (stop.patience, stop.start_from_epoch) == (2, 1)
+    for bad in (True, 2.0, np.float32(2)):
+        with pytest.raises(GraiaValueError, match="patience must be a non-negative int"):
+            graia.callbacks.EarlyStopping(patience=bad)
+    model = graia.Sequential([layers.Input(4), layers.Dense(3)], seed=0)
+    model.build()
+    graia.plot.weights(model, np.int64(0), tmp_path / "w.png")
+    with pytest.raises(GraiaValueError, match="layer must be"):
+        graia.plot.weights(model, np.float64(0), tmp_path / "w.png")
+
+
+@st.composite
+def _buildable_models(draw):
+    """Any model the API accepts: names (any text), widths, kmax, shifts, seeds, integer types."""
+    ints = st.sampled_from([int, np.int64, np.int32, np.uint16])
+    text = st.none() | st.text(max_size=12)
+    width = draw(st.integers(1, 6))
+    model_layers = [layers.Input(draw(ints)(width), name=draw(text))]
+    for _ in range(draw(st.integers(1, 3))):
+        kmax = draw(st.integers(0, 8))
+        model_layers.append(
+            layers.Dense(
+                draw(ints)(draw(st.integers(1, 7))),
+                kmax=draw(ints)(kmax),
+                shift=draw(st.none() | st.integers(0, 12)),
+                initializer=draw(st.sampled_from(["uniform", "codes"])),
+                name=draw(text),
+            )
+        )
+    seed = draw(st.integers(0, 2**64 - 1))
+    return graia.Sequential(model_layers, seed=seed, name=draw(text)), width
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(built=_buildable_models(), trained=st.booleans())
+def test_everything_that_saves_loads(tmp_path: Path, built, trained: bool) -> None:
+    """Defect 5 for the whole class: every model the API builds saves, loads, predicts the same."""
+    model, width = built
+    x = np.random.default_rng(0).integers(0, 256, (6, width), dtype=np.uint8)
+    with graia.backend.use("numba"):
+        if trained:
+            model.compile("dfa")
+            model.fit(x, np.arange(6) % model.classes, epochs=1, batch_size=3, verbose=0)
+        model.save(tmp_path / "m.graia")
+        again = graia.load_model(tmp_path / "m.graia")
+        np.testing.assert_array_equal(again.predict(x), model.predict(x))
+        assert again.get_config() == model.get_config()
 
 
 # --------------------------------------------------------------------------- output location
