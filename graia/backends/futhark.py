@@ -566,7 +566,7 @@ class FutharkBackend:
             result = _Value(c, out[0], f"opaque_net{depth}")
             c.sync("load")
             del keep
-        fixed = {k: host[k] for k in ("sizes", "kmax", "shift", "feedback")}
+        fixed = {k: host[k].copy() for k in ("sizes", "kmax", "shift", "feedback")}
         return FutharkState(result, self, depth, fixed, seed)
 
     def dump(self, handle: FutharkState) -> HostState:
