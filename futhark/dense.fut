@@ -1,37 +1,16 @@
--- | Dense layers (docs/arithmetic.md §3): the state of one layer, its
--- forward pass and the matrix products, each in a form for GPUs (written
+-- | The matrix products of a layer (docs/arithmetic.md §3, §7.2), each in a form for GPUs (written
 -- as map-map-reduce, which the compiler tiles) and a form for CPUs (loops
 -- that skip zero inputs and walk memory contiguously). The sums are exact,
 -- so both forms give the same bits.
 --
--- A layer's arrays are exactly its own shape, `(n_in, n_out)`: networks
--- (`network.fut`) hold one record per layer, so that every size is known
--- to the host and no kernel launch waits on a value from the device.
+-- `layer.fut` holds a layer's state; a convolution multiplies its patches
+-- (`conv.fut`) with these same products.
 
 import "arith"
-
--- | One dense layer's state: the latent weights, the rule's momenta and
--- the fixed-point weights `W` of the latents (§2), kept up to date by the
--- rules; `kmax` and `shift` as in §2-§3.
-type dense [n] [m] =
-  { kmax: i32
-  , shift: i32
-  , latent: [n][m]i32
-  , momentum: [n][m]i32
-  , weights: [n][m]i32
-  }
 
 -- | Which form of the matrix products to use: `cpu` picks the loop forms,
 -- otherwise the tiled forms (same bits).
 type target = {cpu: bool}
-
--- | The fixed-point weights `W` of a layer's latent weights (§2).
-def weights [n] [m] (kmax: i32) (latent: [n][m]i32) : [n][m]i32 =
-  map (map (weight_of_latent kmax)) latent
-
--- | A dense layer built from its latent weights and momenta.
-def dense_of [n] [m] (kmax: i32) (shift: i32) (latent: [n][m]i32) (momentum: [n][m]i32) : dense [n] [m] =
-  {kmax, shift, latent, momentum, weights = weights kmax latent}
 
 -- | The forward accumulator `z = x W` of a batch (§3), as map-map-reduce
 -- so that the compiler tiles it (for GPUs).
@@ -113,15 +92,25 @@ def accumulate_rows 'r [b] [n] [m] (f: i64 -> i64 -> i32 -> r) (a: [b][n]u8) (d:
 def accumulate 'r [b] [n] [m] (tg: target) (f: i64 -> i64 -> i32 -> r) (a: [b][n]u8) (d: [b][m]i32) : [n][m]r =
   if tg.cpu then accumulate_rows f a d else accumulate_tiled f a d
 
--- | The forward pass of a layer (§3): the activations of a batch and the
--- clamp's slopes (§7.2).
-def dense_forward [b] [n] [m] (tg: target) (l: dense [n] [m]) (x: [b][n]u8) : ([b][m]u8, [b][m]bool) =
-  let z = forward_z tg x l.weights
-  in (map (map (activate l.shift)) z, map (map (slope l.shift)) z)
-
--- | The output activations of a layer (§3), without the slopes.
-def dense_output [b] [n] [m] (tg: target) (l: dense [n] [m]) (x: [b][n]u8) : [b][m]u8 =
-  map (map (activate l.shift)) (forward_z tg x l.weights)
+-- | `accumulate` with exact i64 sums (§7.5: a convolution's accumulator
+-- sums over samples and positions), saturated to the i32 range.
+def accumulate_wide [r] [k] [m] (tg: target) (a: [r][k]u8) (d: [r][m]i32) : [k][m]i32 =
+  let saturate (v: i64) = i32.i64 (i64.max (-i64.i32 i32.highest) (i64.min (i64.i32 i32.highest) v))
+  in if tg.cpu
+     then #[unsafe]
+          map (\ac ->
+                 let g =
+                   loop acc = replicate m 0i64
+                   for s < r do
+                     let ai = i64.u8 ac[s]
+                     in if ai == 0
+                        then acc
+                        else loop acc for h < m do acc with [h] = acc[h] + ai * i64.i32 d[s, h]
+                 in map saturate g)
+              (transpose a)
+     else map (\ac -> map (\dc -> saturate (i64.sum (map2 (\ai di -> i64.u8 ai * i64.i32 di) ac dc)))
+                          (transpose d))
+              (transpose a)
 
 -- | Dropout of hidden units during training (§7.2): `rate` in 0..255 (0 is
 -- none), the network's `seed` and the global step `t` of the batch.

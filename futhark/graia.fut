@@ -2,12 +2,15 @@
 -- scripts/gen_graia_fut.py from graia/rules (rule ids) and the depth
 -- limit there; do not edit by hand.
 --
--- A network of `D` dense layers is a record `net<D>` of layer records
--- (`dense.fut`) with the feedback matrices of its hidden layers; it stays on
--- the device as one opaque value. `train_epoch_<D>` runs a whole epoch.
+-- A network of `D` layers is a record `net<D>` of layer records
+-- (`layer.fut`: a convolution or Dense layer with its pooling) with the
+-- feedback matrices of its hidden layers; it stays on the device as one
+-- opaque value. `train_epoch_<D>` runs a whole epoch.
 
 import "arith"
 import "dense"
+import "conv"
+import "layer"
 import "rules/dfa"
 import "rules/seed_hebbian"
 
@@ -20,63 +23,63 @@ def rule_seed_hebbian : i32 = 1
 -- | Rule id of `local_heads` (`graia/rules`).
 def rule_local_heads : i32 = 2
 
--- | A network of 1 dense layer, widths `n0` (inputs) to
--- `n1` (classes).
-type net1 [n0] [n1] =
+-- | A network of 1 layer: layer `i` has weights `[ki][mi]`,
+-- hidden layer `i` outputs `n<i+1>` features, and `m0` is the classes.
+type net1 [k0] [m0] =
   { tg: target
   , seed: u64
   , t: i64
   , prev_loss: i64
-  , l0: dense [n0] [n1]
+  , l0: layer [k0] [m0]
   }
 
 -- | A `net1` from its host arrays (layer after layer; `cpu` picks the
 -- CPU forms of the matrix products).
-entry load_1 [n0] [n1] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (kmax0: i32) (shift0: i32) (latent0: [n0][n1]i32) (momentum0: [n0][n1]i32) : net1 [n0] [n1] =
+entry load_1 [k0] [m0] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (geometry: [1][15]i64) (kmax0: i32) (shift0: i32) (latent0: [k0][m0]i32) (momentum0: [k0][m0]i32) : net1 [k0] [m0] =
   { tg = {cpu}
   , seed = u64.i64 seed
   , t
   , prev_loss
-  , l0 = dense_of kmax0 shift0 latent0 momentum0
+  , l0 = layer_of kmax0 shift0 geometry[0] latent0 momentum0
   }
 
 -- | What training changes in a `net1`: `t`, `prev_loss`, then each layer's
 -- latents and momenta.
-entry dump_1 [n0] [n1] (s: net1 [n0] [n1]) : (i64, i64, [n0][n1]i32, [n0][n1]i32) =
+entry dump_1 [k0] [m0] (s: net1 [k0] [m0]) : (i64, i64, [k0][m0]i32, [k0][m0]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
 local
-def dfa_batch_1 [n0] [n1] [b] (_: bool) (p: dfa_params) (s: net1 [n0] [n1]) (x: [b][n0]u8) (y: [b]i32) : (net1 [n0] [n1], i64, i64) =
-  let a1 = dense_output s.tg s.l0 x
+def dfa_batch_1 [k0] [m0] [b] [n0] (_: bool) (p: dfa_params) (s: net1 [k0] [m0]) (x: [b][n0]u8) (y: [b]i32) : (net1 [k0] [m0], i64, i64) =
+  let (a1, _, tr0) = layer_forward s.tg m0 s.l0 x
   let e = output_error p.target_on p.target_off a1 y
   let (correct, sq) = metrics a1 y e
-  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 x e
+  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches e
   in (s with l0 = l0 with t = s.t + 1, correct, sq)
 
 -- One sample of rule `seed_hebbian`.
 local
-def seed_sample_1 [n0] [n1] (s: net1 [n0] [n1]) (x: [n0]u8) (y: i32) : (net1 [n0] [n1], i64, i64) =
-  let a1 = dense_output s.tg s.l0 [x]
+def seed_sample_1 [k0] [m0] [n0] (s: net1 [k0] [m0]) (x: [n0]u8) (y: i32) : (net1 [k0] [m0], i64, i64) =
+  let a1 = layer_output s.tg m0 s.l0 [x]
   let e = output_error 255 0 a1 [y]
   let (correct, sq) = metrics a1 [y] e
   let loss = seed_loss e[0]
   let was_better = loss < s.prev_loss
-  let l0 = seed_layer_update was_better s.l0 x a1[0]
+  let l0 = seed_layer_update was_better s.l0 (x :> [k0]u8) (a1[0] :> [m0]u8)
   in (s with l0 = l0 with t = s.t + 1 with prev_loss = loss, correct, sq)
 
 -- | One training epoch of a `net1`: the samples `order` (indices into `x`,
 -- `y`) in batches of `batch_size` (the last may be shorter), with rule
 -- `rule_id` and its i64 parameters. Returns the new network, the number of
 -- correct predictions and the sum of squared output errors (§7.1).
-entry train_epoch_1 [n0] [n1] [n] [m]
-                    (s: net1 [n0] [n1])
+entry train_epoch_1 [k0] [m0] [n0] [n] [samples]
+                    (s: net1 [k0] [m0])
                     (x: [n][n0]u8)
                     (y: [n]i32)
-                    (order: [m]i32)
+                    (order: [samples]i32)
                     (batch_size: i64)
                     (rule_id: i32)
-                    (params: []i64) : (net1 [n0] [n1], i64, i64) =
+                    (params: []i64) : (net1 [k0] [m0], i64, i64) =
   if rule_id == rule_seed_hebbian
   then loop (s, correct, sq) = (s, 0, 0)
        for i in order do
@@ -86,91 +89,91 @@ entry train_epoch_1 [n0] [n1] [n] [m]
   then assert false (s, 0, 0)
   else let p = dfa_params_of params
        let local_heads = rule_id == rule_local_heads
-       let num_batches = (m + batch_size - 1) / batch_size
+       let num_batches = (samples + batch_size - 1) / batch_size
        in loop (s, correct, sq) = (s, 0, 0)
           for bi < num_batches do
             let start = bi * batch_size
-            let idx = order[start:i64.min m (start + batch_size)]
+            let idx = order[start:i64.min samples (start + batch_size)]
             let (s, c, e) = dfa_batch_1 local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
             in (s, correct + c, sq + e)
 
 -- | The output activations (u8) of a `net1` for `x`.
-entry predict_1 [n0] [n1] [n] (s: net1 [n0] [n1]) (x: [n][n0]u8) : [n][n1]u8 =
-  let a1 = dense_output s.tg s.l0 x
+entry predict_1 [k0] [m0] [n0] [n] (s: net1 [k0] [m0]) (x: [n][n0]u8) : [n][m0]u8 =
+  let a1 = layer_output s.tg m0 s.l0 x
   in a1
 
 -- | The activations of every layer of a `net1` for `x`.
-entry activations_1 [n0] [n1] [n] (s: net1 [n0] [n1]) (x: [n][n0]u8) : ([n][n1]u8) =
-  let a1 = dense_output s.tg s.l0 x
+entry activations_1 [k0] [m0] [n0] [n] (s: net1 [k0] [m0]) (x: [n][n0]u8) : ([n][m0]u8) =
+  let a1 = layer_output s.tg m0 s.l0 x
   in (a1)
 
--- | A network of 2 dense layers, widths `n0` (inputs) to
--- `n2` (classes).
-type net2 [n0] [n1] [n2] =
+-- | A network of 2 layers: layer `i` has weights `[ki][mi]`,
+-- hidden layer `i` outputs `n<i+1>` features, and `m1` is the classes.
+type net2 [k0] [m0] [k1] [m1] [n1] =
   { tg: target
   , seed: u64
   , t: i64
   , prev_loss: i64
-  , l0: dense [n0] [n1]
-  , l1: dense [n1] [n2]
-  , fb0: [n1][n2]i8
+  , l0: layer [k0] [m0]
+  , l1: layer [k1] [m1]
+  , fb0: [n1][m1]i8
   }
 
 -- | A `net2` from its host arrays (layer after layer; `cpu` picks the
 -- CPU forms of the matrix products).
-entry load_2 [n0] [n1] [n2] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (kmax0: i32) (shift0: i32) (latent0: [n0][n1]i32) (momentum0: [n0][n1]i32) (kmax1: i32) (shift1: i32) (latent1: [n1][n2]i32) (momentum1: [n1][n2]i32) (feedback0: [n1][n2]i8) : net2 [n0] [n1] [n2] =
+entry load_2 [k0] [m0] [k1] [m1] [n1] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (geometry: [2][15]i64) (kmax0: i32) (shift0: i32) (latent0: [k0][m0]i32) (momentum0: [k0][m0]i32) (kmax1: i32) (shift1: i32) (latent1: [k1][m1]i32) (momentum1: [k1][m1]i32) (feedback0: [n1][m1]i8) : net2 [k0] [m0] [k1] [m1] [n1] =
   { tg = {cpu}
   , seed = u64.i64 seed
   , t
   , prev_loss
-  , l0 = dense_of kmax0 shift0 latent0 momentum0
-  , l1 = dense_of kmax1 shift1 latent1 momentum1
+  , l0 = layer_of kmax0 shift0 geometry[0] latent0 momentum0
+  , l1 = layer_of kmax1 shift1 geometry[1] latent1 momentum1
   , fb0 = feedback0
   }
 
 -- | What training changes in a `net2`: `t`, `prev_loss`, then each layer's
 -- latents and momenta.
-entry dump_2 [n0] [n1] [n2] (s: net2 [n0] [n1] [n2]) : (i64, i64, [n0][n1]i32, [n0][n1]i32, [n1][n2]i32, [n1][n2]i32) =
+entry dump_2 [k0] [m0] [k1] [m1] [n1] (s: net2 [k0] [m0] [k1] [m1] [n1]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
 local
-def dfa_batch_2 [n0] [n1] [n2] [b] (local_heads: bool) (p: dfa_params) (s: net2 [n0] [n1] [n2]) (x: [b][n0]u8) (y: [b]i32) : (net2 [n0] [n1] [n2], i64, i64) =
+def dfa_batch_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [b][n0]u8) (y: [b]i32) : (net2 [k0] [m0] [k1] [m1] [n1], i64, i64) =
   let dr = {rate = p.dropout, seed = s.seed, t = s.t}
-  let (a1, g1) = dense_forward s.tg s.l0 x
+  let (a1, w1, tr0) = layer_forward s.tg n1 s.l0 x
   let a1 = drop_units dr 0 a1
-  let a2 = dense_output s.tg s.l1 a1
+  let (a2, _, tr1) = layer_forward s.tg m1 s.l1 a1
   let e = output_error p.target_on p.target_off a2 y
   let (correct, sq) = metrics a2 y e
-  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 x (layer_delta local_heads p s.fb0 g1 a1 e y)
-  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 a1 e
+  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 w1 tr0.z e y)
+  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 tr1.patches e
   in (s with l0 = l0 with l1 = l1 with t = s.t + 1, correct, sq)
 
 -- One sample of rule `seed_hebbian`.
 local
-def seed_sample_2 [n0] [n1] [n2] (s: net2 [n0] [n1] [n2]) (x: [n0]u8) (y: i32) : (net2 [n0] [n1] [n2], i64, i64) =
-  let a1 = dense_output s.tg s.l0 [x]
-  let a2 = dense_output s.tg s.l1 a1
+def seed_sample_2 [k0] [m0] [k1] [m1] [n1] [n0] (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [n0]u8) (y: i32) : (net2 [k0] [m0] [k1] [m1] [n1], i64, i64) =
+  let a1 = layer_output s.tg n1 s.l0 [x]
+  let a2 = layer_output s.tg m1 s.l1 a1
   let e = output_error 255 0 a2 [y]
   let (correct, sq) = metrics a2 [y] e
   let loss = seed_loss e[0]
   let was_better = loss < s.prev_loss
-  let l0 = seed_layer_update was_better s.l0 x a1[0]
-  let l1 = seed_layer_update was_better s.l1 a1[0] a2[0]
+  let l0 = seed_layer_update was_better s.l0 (x :> [k0]u8) (a1[0] :> [m0]u8)
+  let l1 = seed_layer_update was_better s.l1 (a1[0] :> [k1]u8) (a2[0] :> [m1]u8)
   in (s with l0 = l0 with l1 = l1 with t = s.t + 1 with prev_loss = loss, correct, sq)
 
 -- | One training epoch of a `net2`: the samples `order` (indices into `x`,
 -- `y`) in batches of `batch_size` (the last may be shorter), with rule
 -- `rule_id` and its i64 parameters. Returns the new network, the number of
 -- correct predictions and the sum of squared output errors (§7.1).
-entry train_epoch_2 [n0] [n1] [n2] [n] [m]
-                    (s: net2 [n0] [n1] [n2])
+entry train_epoch_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] [samples]
+                    (s: net2 [k0] [m0] [k1] [m1] [n1])
                     (x: [n][n0]u8)
                     (y: [n]i32)
-                    (order: [m]i32)
+                    (order: [samples]i32)
                     (batch_size: i64)
                     (rule_id: i32)
-                    (params: []i64) : (net2 [n0] [n1] [n2], i64, i64) =
+                    (params: []i64) : (net2 [k0] [m0] [k1] [m1] [n1], i64, i64) =
   if rule_id == rule_seed_hebbian
   then loop (s, correct, sq) = (s, 0, 0)
        for i in order do
@@ -180,102 +183,102 @@ entry train_epoch_2 [n0] [n1] [n2] [n] [m]
   then assert false (s, 0, 0)
   else let p = dfa_params_of params
        let local_heads = rule_id == rule_local_heads
-       let num_batches = (m + batch_size - 1) / batch_size
+       let num_batches = (samples + batch_size - 1) / batch_size
        in loop (s, correct, sq) = (s, 0, 0)
           for bi < num_batches do
             let start = bi * batch_size
-            let idx = order[start:i64.min m (start + batch_size)]
+            let idx = order[start:i64.min samples (start + batch_size)]
             let (s, c, e) = dfa_batch_2 local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
             in (s, correct + c, sq + e)
 
 -- | The output activations (u8) of a `net2` for `x`.
-entry predict_2 [n0] [n1] [n2] [n] (s: net2 [n0] [n1] [n2]) (x: [n][n0]u8) : [n][n2]u8 =
-  let a1 = dense_output s.tg s.l0 x
-  let a2 = dense_output s.tg s.l1 a1
+entry predict_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [n][n0]u8) : [n][m1]u8 =
+  let a1 = layer_output s.tg n1 s.l0 x
+  let a2 = layer_output s.tg m1 s.l1 a1
   in a2
 
 -- | The activations of every layer of a `net2` for `x`.
-entry activations_2 [n0] [n1] [n2] [n] (s: net2 [n0] [n1] [n2]) (x: [n][n0]u8) : ([n][n1]u8, [n][n2]u8) =
-  let a1 = dense_output s.tg s.l0 x
-  let a2 = dense_output s.tg s.l1 a1
+entry activations_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [n][n0]u8) : ([n][n1]u8, [n][m1]u8) =
+  let a1 = layer_output s.tg n1 s.l0 x
+  let a2 = layer_output s.tg m1 s.l1 a1
   in (a1, a2)
 
--- | A network of 3 dense layers, widths `n0` (inputs) to
--- `n3` (classes).
-type net3 [n0] [n1] [n2] [n3] =
+-- | A network of 3 layers: layer `i` has weights `[ki][mi]`,
+-- hidden layer `i` outputs `n<i+1>` features, and `m2` is the classes.
+type net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] =
   { tg: target
   , seed: u64
   , t: i64
   , prev_loss: i64
-  , l0: dense [n0] [n1]
-  , l1: dense [n1] [n2]
-  , l2: dense [n2] [n3]
-  , fb0: [n1][n3]i8
-  , fb1: [n2][n3]i8
+  , l0: layer [k0] [m0]
+  , l1: layer [k1] [m1]
+  , l2: layer [k2] [m2]
+  , fb0: [n1][m2]i8
+  , fb1: [n2][m2]i8
   }
 
 -- | A `net3` from its host arrays (layer after layer; `cpu` picks the
 -- CPU forms of the matrix products).
-entry load_3 [n0] [n1] [n2] [n3] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (kmax0: i32) (shift0: i32) (latent0: [n0][n1]i32) (momentum0: [n0][n1]i32) (kmax1: i32) (shift1: i32) (latent1: [n1][n2]i32) (momentum1: [n1][n2]i32) (kmax2: i32) (shift2: i32) (latent2: [n2][n3]i32) (momentum2: [n2][n3]i32) (feedback0: [n1][n3]i8) (feedback1: [n2][n3]i8) : net3 [n0] [n1] [n2] [n3] =
+entry load_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (geometry: [3][15]i64) (kmax0: i32) (shift0: i32) (latent0: [k0][m0]i32) (momentum0: [k0][m0]i32) (kmax1: i32) (shift1: i32) (latent1: [k1][m1]i32) (momentum1: [k1][m1]i32) (kmax2: i32) (shift2: i32) (latent2: [k2][m2]i32) (momentum2: [k2][m2]i32) (feedback0: [n1][m2]i8) (feedback1: [n2][m2]i8) : net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] =
   { tg = {cpu}
   , seed = u64.i64 seed
   , t
   , prev_loss
-  , l0 = dense_of kmax0 shift0 latent0 momentum0
-  , l1 = dense_of kmax1 shift1 latent1 momentum1
-  , l2 = dense_of kmax2 shift2 latent2 momentum2
+  , l0 = layer_of kmax0 shift0 geometry[0] latent0 momentum0
+  , l1 = layer_of kmax1 shift1 geometry[1] latent1 momentum1
+  , l2 = layer_of kmax2 shift2 geometry[2] latent2 momentum2
   , fb0 = feedback0
   , fb1 = feedback1
   }
 
 -- | What training changes in a `net3`: `t`, `prev_loss`, then each layer's
 -- latents and momenta.
-entry dump_3 [n0] [n1] [n2] [n3] (s: net3 [n0] [n1] [n2] [n3]) : (i64, i64, [n0][n1]i32, [n0][n1]i32, [n1][n2]i32, [n1][n2]i32, [n2][n3]i32, [n2][n3]i32) =
+entry dump_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32, [k2][m2]i32, [k2][m2]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum, s.l2.latent, s.l2.momentum)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
 local
-def dfa_batch_3 [n0] [n1] [n2] [n3] [b] (local_heads: bool) (p: dfa_params) (s: net3 [n0] [n1] [n2] [n3]) (x: [b][n0]u8) (y: [b]i32) : (net3 [n0] [n1] [n2] [n3], i64, i64) =
+def dfa_batch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [b][n0]u8) (y: [b]i32) : (net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2], i64, i64) =
   let dr = {rate = p.dropout, seed = s.seed, t = s.t}
-  let (a1, g1) = dense_forward s.tg s.l0 x
+  let (a1, w1, tr0) = layer_forward s.tg n1 s.l0 x
   let a1 = drop_units dr 0 a1
-  let (a2, g2) = dense_forward s.tg s.l1 a1
+  let (a2, w2, tr1) = layer_forward s.tg n2 s.l1 a1
   let a2 = drop_units dr 1 a2
-  let a3 = dense_output s.tg s.l2 a2
+  let (a3, _, tr2) = layer_forward s.tg m2 s.l2 a2
   let e = output_error p.target_on p.target_off a3 y
   let (correct, sq) = metrics a3 y e
-  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 x (layer_delta local_heads p s.fb0 g1 a1 e y)
-  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 a1 (layer_delta local_heads p s.fb1 g2 a2 e y)
-  let l2 = dfa_layer_update s.tg p s.seed s.t 2 s.l2 a2 e
+  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 w1 tr0.z e y)
+  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 tr1.patches (layer_delta local_heads p s.l1.geo s.l1.shift s.fb1 a2 w2 tr1.z e y)
+  let l2 = dfa_layer_update s.tg p s.seed s.t 2 s.l2 tr2.patches e
   in (s with l0 = l0 with l1 = l1 with l2 = l2 with t = s.t + 1, correct, sq)
 
 -- One sample of rule `seed_hebbian`.
 local
-def seed_sample_3 [n0] [n1] [n2] [n3] (s: net3 [n0] [n1] [n2] [n3]) (x: [n0]u8) (y: i32) : (net3 [n0] [n1] [n2] [n3], i64, i64) =
-  let a1 = dense_output s.tg s.l0 [x]
-  let a2 = dense_output s.tg s.l1 a1
-  let a3 = dense_output s.tg s.l2 a2
+def seed_sample_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [n0]u8) (y: i32) : (net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2], i64, i64) =
+  let a1 = layer_output s.tg n1 s.l0 [x]
+  let a2 = layer_output s.tg n2 s.l1 a1
+  let a3 = layer_output s.tg m2 s.l2 a2
   let e = output_error 255 0 a3 [y]
   let (correct, sq) = metrics a3 [y] e
   let loss = seed_loss e[0]
   let was_better = loss < s.prev_loss
-  let l0 = seed_layer_update was_better s.l0 x a1[0]
-  let l1 = seed_layer_update was_better s.l1 a1[0] a2[0]
-  let l2 = seed_layer_update was_better s.l2 a2[0] a3[0]
+  let l0 = seed_layer_update was_better s.l0 (x :> [k0]u8) (a1[0] :> [m0]u8)
+  let l1 = seed_layer_update was_better s.l1 (a1[0] :> [k1]u8) (a2[0] :> [m1]u8)
+  let l2 = seed_layer_update was_better s.l2 (a2[0] :> [k2]u8) (a3[0] :> [m2]u8)
   in (s with l0 = l0 with l1 = l1 with l2 = l2 with t = s.t + 1 with prev_loss = loss, correct, sq)
 
 -- | One training epoch of a `net3`: the samples `order` (indices into `x`,
 -- `y`) in batches of `batch_size` (the last may be shorter), with rule
 -- `rule_id` and its i64 parameters. Returns the new network, the number of
 -- correct predictions and the sum of squared output errors (§7.1).
-entry train_epoch_3 [n0] [n1] [n2] [n3] [n] [m]
-                    (s: net3 [n0] [n1] [n2] [n3])
+entry train_epoch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] [samples]
+                    (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2])
                     (x: [n][n0]u8)
                     (y: [n]i32)
-                    (order: [m]i32)
+                    (order: [samples]i32)
                     (batch_size: i64)
                     (rule_id: i32)
-                    (params: []i64) : (net3 [n0] [n1] [n2] [n3], i64, i64) =
+                    (params: []i64) : (net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2], i64, i64) =
   if rule_id == rule_seed_hebbian
   then loop (s, correct, sq) = (s, 0, 0)
        for i in order do
@@ -285,55 +288,55 @@ entry train_epoch_3 [n0] [n1] [n2] [n3] [n] [m]
   then assert false (s, 0, 0)
   else let p = dfa_params_of params
        let local_heads = rule_id == rule_local_heads
-       let num_batches = (m + batch_size - 1) / batch_size
+       let num_batches = (samples + batch_size - 1) / batch_size
        in loop (s, correct, sq) = (s, 0, 0)
           for bi < num_batches do
             let start = bi * batch_size
-            let idx = order[start:i64.min m (start + batch_size)]
+            let idx = order[start:i64.min samples (start + batch_size)]
             let (s, c, e) = dfa_batch_3 local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
             in (s, correct + c, sq + e)
 
 -- | The output activations (u8) of a `net3` for `x`.
-entry predict_3 [n0] [n1] [n2] [n3] [n] (s: net3 [n0] [n1] [n2] [n3]) (x: [n][n0]u8) : [n][n3]u8 =
-  let a1 = dense_output s.tg s.l0 x
-  let a2 = dense_output s.tg s.l1 a1
-  let a3 = dense_output s.tg s.l2 a2
+entry predict_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [n][n0]u8) : [n][m2]u8 =
+  let a1 = layer_output s.tg n1 s.l0 x
+  let a2 = layer_output s.tg n2 s.l1 a1
+  let a3 = layer_output s.tg m2 s.l2 a2
   in a3
 
 -- | The activations of every layer of a `net3` for `x`.
-entry activations_3 [n0] [n1] [n2] [n3] [n] (s: net3 [n0] [n1] [n2] [n3]) (x: [n][n0]u8) : ([n][n1]u8, [n][n2]u8, [n][n3]u8) =
-  let a1 = dense_output s.tg s.l0 x
-  let a2 = dense_output s.tg s.l1 a1
-  let a3 = dense_output s.tg s.l2 a2
+entry activations_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [n][n0]u8) : ([n][n1]u8, [n][n2]u8, [n][m2]u8) =
+  let a1 = layer_output s.tg n1 s.l0 x
+  let a2 = layer_output s.tg n2 s.l1 a1
+  let a3 = layer_output s.tg m2 s.l2 a2
   in (a1, a2, a3)
 
--- | A network of 4 dense layers, widths `n0` (inputs) to
--- `n4` (classes).
-type net4 [n0] [n1] [n2] [n3] [n4] =
+-- | A network of 4 layers: layer `i` has weights `[ki][mi]`,
+-- hidden layer `i` outputs `n<i+1>` features, and `m3` is the classes.
+type net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] =
   { tg: target
   , seed: u64
   , t: i64
   , prev_loss: i64
-  , l0: dense [n0] [n1]
-  , l1: dense [n1] [n2]
-  , l2: dense [n2] [n3]
-  , l3: dense [n3] [n4]
-  , fb0: [n1][n4]i8
-  , fb1: [n2][n4]i8
-  , fb2: [n3][n4]i8
+  , l0: layer [k0] [m0]
+  , l1: layer [k1] [m1]
+  , l2: layer [k2] [m2]
+  , l3: layer [k3] [m3]
+  , fb0: [n1][m3]i8
+  , fb1: [n2][m3]i8
+  , fb2: [n3][m3]i8
   }
 
 -- | A `net4` from its host arrays (layer after layer; `cpu` picks the
 -- CPU forms of the matrix products).
-entry load_4 [n0] [n1] [n2] [n3] [n4] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (kmax0: i32) (shift0: i32) (latent0: [n0][n1]i32) (momentum0: [n0][n1]i32) (kmax1: i32) (shift1: i32) (latent1: [n1][n2]i32) (momentum1: [n1][n2]i32) (kmax2: i32) (shift2: i32) (latent2: [n2][n3]i32) (momentum2: [n2][n3]i32) (kmax3: i32) (shift3: i32) (latent3: [n3][n4]i32) (momentum3: [n3][n4]i32) (feedback0: [n1][n4]i8) (feedback1: [n2][n4]i8) (feedback2: [n3][n4]i8) : net4 [n0] [n1] [n2] [n3] [n4] =
+entry load_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (geometry: [4][15]i64) (kmax0: i32) (shift0: i32) (latent0: [k0][m0]i32) (momentum0: [k0][m0]i32) (kmax1: i32) (shift1: i32) (latent1: [k1][m1]i32) (momentum1: [k1][m1]i32) (kmax2: i32) (shift2: i32) (latent2: [k2][m2]i32) (momentum2: [k2][m2]i32) (kmax3: i32) (shift3: i32) (latent3: [k3][m3]i32) (momentum3: [k3][m3]i32) (feedback0: [n1][m3]i8) (feedback1: [n2][m3]i8) (feedback2: [n3][m3]i8) : net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] =
   { tg = {cpu}
   , seed = u64.i64 seed
   , t
   , prev_loss
-  , l0 = dense_of kmax0 shift0 latent0 momentum0
-  , l1 = dense_of kmax1 shift1 latent1 momentum1
-  , l2 = dense_of kmax2 shift2 latent2 momentum2
-  , l3 = dense_of kmax3 shift3 latent3 momentum3
+  , l0 = layer_of kmax0 shift0 geometry[0] latent0 momentum0
+  , l1 = layer_of kmax1 shift1 geometry[1] latent1 momentum1
+  , l2 = layer_of kmax2 shift2 geometry[2] latent2 momentum2
+  , l3 = layer_of kmax3 shift3 geometry[3] latent3 momentum3
   , fb0 = feedback0
   , fb1 = feedback1
   , fb2 = feedback2
@@ -341,57 +344,57 @@ entry load_4 [n0] [n1] [n2] [n3] [n4] (cpu: bool) (seed: i64) (t: i64) (prev_los
 
 -- | What training changes in a `net4`: `t`, `prev_loss`, then each layer's
 -- latents and momenta.
-entry dump_4 [n0] [n1] [n2] [n3] [n4] (s: net4 [n0] [n1] [n2] [n3] [n4]) : (i64, i64, [n0][n1]i32, [n0][n1]i32, [n1][n2]i32, [n1][n2]i32, [n2][n3]i32, [n2][n3]i32, [n3][n4]i32, [n3][n4]i32) =
+entry dump_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32, [k2][m2]i32, [k2][m2]i32, [k3][m3]i32, [k3][m3]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum, s.l2.latent, s.l2.momentum, s.l3.latent, s.l3.momentum)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
 local
-def dfa_batch_4 [n0] [n1] [n2] [n3] [n4] [b] (local_heads: bool) (p: dfa_params) (s: net4 [n0] [n1] [n2] [n3] [n4]) (x: [b][n0]u8) (y: [b]i32) : (net4 [n0] [n1] [n2] [n3] [n4], i64, i64) =
+def dfa_batch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [b][n0]u8) (y: [b]i32) : (net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3], i64, i64) =
   let dr = {rate = p.dropout, seed = s.seed, t = s.t}
-  let (a1, g1) = dense_forward s.tg s.l0 x
+  let (a1, w1, tr0) = layer_forward s.tg n1 s.l0 x
   let a1 = drop_units dr 0 a1
-  let (a2, g2) = dense_forward s.tg s.l1 a1
+  let (a2, w2, tr1) = layer_forward s.tg n2 s.l1 a1
   let a2 = drop_units dr 1 a2
-  let (a3, g3) = dense_forward s.tg s.l2 a2
+  let (a3, w3, tr2) = layer_forward s.tg n3 s.l2 a2
   let a3 = drop_units dr 2 a3
-  let a4 = dense_output s.tg s.l3 a3
+  let (a4, _, tr3) = layer_forward s.tg m3 s.l3 a3
   let e = output_error p.target_on p.target_off a4 y
   let (correct, sq) = metrics a4 y e
-  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 x (layer_delta local_heads p s.fb0 g1 a1 e y)
-  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 a1 (layer_delta local_heads p s.fb1 g2 a2 e y)
-  let l2 = dfa_layer_update s.tg p s.seed s.t 2 s.l2 a2 (layer_delta local_heads p s.fb2 g3 a3 e y)
-  let l3 = dfa_layer_update s.tg p s.seed s.t 3 s.l3 a3 e
+  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 w1 tr0.z e y)
+  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 tr1.patches (layer_delta local_heads p s.l1.geo s.l1.shift s.fb1 a2 w2 tr1.z e y)
+  let l2 = dfa_layer_update s.tg p s.seed s.t 2 s.l2 tr2.patches (layer_delta local_heads p s.l2.geo s.l2.shift s.fb2 a3 w3 tr2.z e y)
+  let l3 = dfa_layer_update s.tg p s.seed s.t 3 s.l3 tr3.patches e
   in (s with l0 = l0 with l1 = l1 with l2 = l2 with l3 = l3 with t = s.t + 1, correct, sq)
 
 -- One sample of rule `seed_hebbian`.
 local
-def seed_sample_4 [n0] [n1] [n2] [n3] [n4] (s: net4 [n0] [n1] [n2] [n3] [n4]) (x: [n0]u8) (y: i32) : (net4 [n0] [n1] [n2] [n3] [n4], i64, i64) =
-  let a1 = dense_output s.tg s.l0 [x]
-  let a2 = dense_output s.tg s.l1 a1
-  let a3 = dense_output s.tg s.l2 a2
-  let a4 = dense_output s.tg s.l3 a3
+def seed_sample_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [n0]u8) (y: i32) : (net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3], i64, i64) =
+  let a1 = layer_output s.tg n1 s.l0 [x]
+  let a2 = layer_output s.tg n2 s.l1 a1
+  let a3 = layer_output s.tg n3 s.l2 a2
+  let a4 = layer_output s.tg m3 s.l3 a3
   let e = output_error 255 0 a4 [y]
   let (correct, sq) = metrics a4 [y] e
   let loss = seed_loss e[0]
   let was_better = loss < s.prev_loss
-  let l0 = seed_layer_update was_better s.l0 x a1[0]
-  let l1 = seed_layer_update was_better s.l1 a1[0] a2[0]
-  let l2 = seed_layer_update was_better s.l2 a2[0] a3[0]
-  let l3 = seed_layer_update was_better s.l3 a3[0] a4[0]
+  let l0 = seed_layer_update was_better s.l0 (x :> [k0]u8) (a1[0] :> [m0]u8)
+  let l1 = seed_layer_update was_better s.l1 (a1[0] :> [k1]u8) (a2[0] :> [m1]u8)
+  let l2 = seed_layer_update was_better s.l2 (a2[0] :> [k2]u8) (a3[0] :> [m2]u8)
+  let l3 = seed_layer_update was_better s.l3 (a3[0] :> [k3]u8) (a4[0] :> [m3]u8)
   in (s with l0 = l0 with l1 = l1 with l2 = l2 with l3 = l3 with t = s.t + 1 with prev_loss = loss, correct, sq)
 
 -- | One training epoch of a `net4`: the samples `order` (indices into `x`,
 -- `y`) in batches of `batch_size` (the last may be shorter), with rule
 -- `rule_id` and its i64 parameters. Returns the new network, the number of
 -- correct predictions and the sum of squared output errors (§7.1).
-entry train_epoch_4 [n0] [n1] [n2] [n3] [n4] [n] [m]
-                    (s: net4 [n0] [n1] [n2] [n3] [n4])
+entry train_epoch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] [n] [samples]
+                    (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3])
                     (x: [n][n0]u8)
                     (y: [n]i32)
-                    (order: [m]i32)
+                    (order: [samples]i32)
                     (batch_size: i64)
                     (rule_id: i32)
-                    (params: []i64) : (net4 [n0] [n1] [n2] [n3] [n4], i64, i64) =
+                    (params: []i64) : (net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3], i64, i64) =
   if rule_id == rule_seed_hebbian
   then loop (s, correct, sq) = (s, 0, 0)
        for i in order do
@@ -401,26 +404,26 @@ entry train_epoch_4 [n0] [n1] [n2] [n3] [n4] [n] [m]
   then assert false (s, 0, 0)
   else let p = dfa_params_of params
        let local_heads = rule_id == rule_local_heads
-       let num_batches = (m + batch_size - 1) / batch_size
+       let num_batches = (samples + batch_size - 1) / batch_size
        in loop (s, correct, sq) = (s, 0, 0)
           for bi < num_batches do
             let start = bi * batch_size
-            let idx = order[start:i64.min m (start + batch_size)]
+            let idx = order[start:i64.min samples (start + batch_size)]
             let (s, c, e) = dfa_batch_4 local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
             in (s, correct + c, sq + e)
 
 -- | The output activations (u8) of a `net4` for `x`.
-entry predict_4 [n0] [n1] [n2] [n3] [n4] [n] (s: net4 [n0] [n1] [n2] [n3] [n4]) (x: [n][n0]u8) : [n][n4]u8 =
-  let a1 = dense_output s.tg s.l0 x
-  let a2 = dense_output s.tg s.l1 a1
-  let a3 = dense_output s.tg s.l2 a2
-  let a4 = dense_output s.tg s.l3 a3
+entry predict_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] [n] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [n][n0]u8) : [n][m3]u8 =
+  let a1 = layer_output s.tg n1 s.l0 x
+  let a2 = layer_output s.tg n2 s.l1 a1
+  let a3 = layer_output s.tg n3 s.l2 a2
+  let a4 = layer_output s.tg m3 s.l3 a3
   in a4
 
 -- | The activations of every layer of a `net4` for `x`.
-entry activations_4 [n0] [n1] [n2] [n3] [n4] [n] (s: net4 [n0] [n1] [n2] [n3] [n4]) (x: [n][n0]u8) : ([n][n1]u8, [n][n2]u8, [n][n3]u8, [n][n4]u8) =
-  let a1 = dense_output s.tg s.l0 x
-  let a2 = dense_output s.tg s.l1 a1
-  let a3 = dense_output s.tg s.l2 a2
-  let a4 = dense_output s.tg s.l3 a3
+entry activations_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] [n] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [n][n0]u8) : ([n][n1]u8, [n][n2]u8, [n][n3]u8, [n][m3]u8) =
+  let a1 = layer_output s.tg n1 s.l0 x
+  let a2 = layer_output s.tg n2 s.l1 a1
+  let a3 = layer_output s.tg n3 s.l2 a2
+  let a4 = layer_output s.tg m3 s.l3 a3
   in (a1, a2, a3, a4)

@@ -14,8 +14,40 @@ INITIALIZERS = ("uniform", "codes")
 class Layer:
     """Base class of Graia layers."""
 
+    #: Whether the layer has weights that a rule learns (``Dense``, ``Conv2D``).
+    weighted = False
+    name: str | None = None
+
     def get_config(self) -> dict:
         raise NotImplementedError
+
+
+def _pair(value: int | tuple[int, int], what: str) -> tuple[int, int]:
+    """An int or a pair of ints as a pair of positive ints (Keras's ``kernel_size=3`` form)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise GraiaValueError(f"{what} must be an int or a pair of ints, got {value!r:.80}")
+        return (
+            _validation.integer(value[0], what, 1, 1024),
+            _validation.integer(value[1], what, 1, 1024),
+        )
+    v = _validation.integer(value, what, 1, 1024)
+    return (v, v)
+
+
+def _weight_options(
+    layer: Layer, kind: str, kmax: int, shift: int | None, initializer: str
+) -> None:
+    """The weight-code options shared by ``Dense`` and ``Conv2D`` (see ``Dense``)."""
+    layer.kmax = _validation.integer(kmax, f"{kind} kmax", 0, KMAX_LIMIT)
+    layer.shift = _validation.integer(
+        layer.kmax if shift is None else shift, f"{kind} shift", 0, 30
+    )
+    if not isinstance(initializer, str) or initializer not in INITIALIZERS:
+        raise GraiaValueError(
+            f"{kind} initializer must be one of {INITIALIZERS}, got {initializer!r}"
+        )
+    layer.initializer = initializer
 
 
 class Input(Layer):
@@ -50,6 +82,8 @@ class Dense(Layer):
         name: the layer's name.
     """
 
+    weighted = True
+
     def __init__(
         self,
         units: int,
@@ -59,15 +93,7 @@ class Dense(Layer):
         name: str | None = None,
     ) -> None:
         self.units = _validation.integer(units, "Dense units", minimum=1)
-        self.kmax = _validation.integer(kmax, "Dense kmax", 0, KMAX_LIMIT)
-        self.shift = _validation.integer(
-            self.kmax if shift is None else shift, "Dense shift", 0, 30
-        )
-        if not isinstance(initializer, str) or initializer not in INITIALIZERS:
-            raise GraiaValueError(
-                f"Dense initializer must be one of {INITIALIZERS}, got {initializer!r}"
-            )
-        self.initializer = initializer
+        _weight_options(self, "Dense", kmax, shift, initializer)
         self.name = _validation.name(name, "Dense name")
 
     def get_config(self) -> dict:
@@ -84,11 +110,134 @@ class Dense(Layer):
         return f"Dense({self.units}, kmax={self.kmax}, shift={self.shift})"
 
 
+PADDINGS = ("valid", "same")
+
+
+class Conv2D(Layer):
+    """A 2-D convolution over channels-last images, u8 activations, power-of-two weights.
+
+    The arithmetic is docs/arithmetic.md §3.1: every output position is a Dense unit whose inputs
+    are the ``kernel_size`` patch of all input channels there (zeros outside the image).
+
+    Args:
+        filters: number of output channels.
+        kernel_size: an int or ``(height, width)``.
+        strides: an int or ``(height, width)``.
+        padding: ``"valid"`` (no padding) or ``"same"`` (zeros so that the output has
+            ``ceil(size / stride)`` positions, the extra one at the bottom/right, as in Keras).
+        kmax, shift, initializer, name: as for :class:`Dense` (fan-in is
+            ``kernel height * kernel width * input channels``).
+    """
+
+    weighted = True
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, int],
+        strides: int | tuple[int, int] = 1,
+        padding: str = "valid",
+        kmax: int = 8,
+        shift: int | None = None,
+        initializer: str = "uniform",
+        name: str | None = None,
+    ) -> None:
+        self.filters = _validation.integer(filters, "Conv2D filters", minimum=1)
+        self.kernel_size = _pair(kernel_size, "Conv2D kernel_size")
+        self.strides = _pair(strides, "Conv2D strides")
+        if not isinstance(padding, str) or padding not in PADDINGS:
+            raise GraiaValueError(f"Conv2D padding must be one of {PADDINGS}, got {padding!r:.80}")
+        self.padding = padding
+        _weight_options(self, "Conv2D", kmax, shift, initializer)
+        self.name = _validation.name(name, "Conv2D name")
+
+    @property
+    def units(self) -> int:
+        """Output channels (the layer's units at every position)."""
+        return self.filters
+
+    def get_config(self) -> dict:
+        return {
+            "class": "Conv2D",
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "kmax": self.kmax,
+            "shift": self.shift,
+            "initializer": self.initializer,
+            "name": self.name,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"Conv2D({self.filters}, {self.kernel_size}, strides={self.strides}, "
+            f"padding={self.padding!r}, kmax={self.kmax}, shift={self.shift})"
+        )
+
+
+class _Pooling2D(Layer):
+    """Non-overlapping pooling windows (stride = window, no padding: a remainder is dropped)."""
+
+    kind = ""
+
+    def __init__(self, pool_size: int | tuple[int, int] = 2, name: str | None = None) -> None:
+        cls = type(self).__name__
+        self.pool_size = _pair(pool_size, f"{cls} pool_size")
+        self.name = _validation.name(name, f"{cls} name")
+
+    def get_config(self) -> dict:
+        return {"class": type(self).__name__, "pool_size": list(self.pool_size), "name": self.name}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.pool_size})"
+
+
+class MaxPooling2D(_Pooling2D):
+    """The largest activation of each window (§3.2; ties go to the first in row-major order).
+    Must directly follow a ``Conv2D``."""
+
+    kind = "max"
+
+
+class AveragePooling2D(_Pooling2D):
+    """``floor(sum / window size)`` of each window (§3.2; a right shift for power-of-two windows).
+    Must directly follow a ``Conv2D``."""
+
+    kind = "average"
+
+
+class Flatten(Layer):
+    """Channels-last images to vectors (``(h, w, c)`` to ``h * w * c``); no arithmetic."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = _validation.name(name, "Flatten name")
+
+    def get_config(self) -> dict:
+        return {"class": "Flatten", "name": self.name}
+
+    def __repr__(self) -> str:
+        return "Flatten()"
+
+
+#: Layer classes by the name model files use.
+CLASSES: dict[str, type[Layer]] = {
+    cls.__name__: cls for cls in (Input, Dense, Conv2D, MaxPooling2D, AveragePooling2D, Flatten)
+}
+
+
 def from_config(config: dict) -> Layer:
     """Rebuild a layer from :meth:`Layer.get_config`'s output."""
     options = {k: v for k, v in config.items() if k != "class"}
-    if config.get("class") == "Input":
+    cls = CLASSES.get(config.get("class"))  # type: ignore[arg-type]
+    if cls is None:
+        raise GraiaValueError(f"unknown layer class {config.get('class')!r:.80}")
+    if cls is Input:
         return Input(tuple(options["shape"]), name=options.get("name"))
-    if config.get("class") == "Dense":
-        return Dense(**options)
-    raise GraiaValueError(f"unknown layer class {config.get('class')!r}")
+    for key in ("kernel_size", "strides", "pool_size"):
+        if isinstance(options.get(key), list):
+            options[key] = tuple(options[key])
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise GraiaValueError(f"bad {cls.__name__} options in a layer config: {exc}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 import secrets
 import sys
 import time
@@ -16,13 +17,14 @@ import numpy as np
 from graia import _validation, backends, spec
 from graia import layers as layers_mod
 from graia import rules as rules_mod
+from graia import state as state_mod
 from graia.backends.interface import (
     COUNTER_PREV_LOSS,
     COUNTER_SEED,
     COUNTER_STEP,
     HOST_STATE_DTYPES,
     HostState,
-    layer_offsets,
+    layer_blocks,
 )
 from graia.errors import GraiaError, GraiaValueError, GraiaWarning
 
@@ -97,8 +99,9 @@ class Sequential:
             raise GraiaValueError("the first layer must be graia.layers.Input, and only the first")
         if self._handle is not None:
             raise GraiaError("cannot add layers to a model that has been built")
-        if isinstance(layer, layers_mod.Dense) and layer.name is None:
-            layer.name = f"dense_{len(self.layers) - 1}"
+        if layer.name is None:
+            kind = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", type(layer).__name__).lower()
+            layer.name = f"{kind}_{len(self.layers) - 1}"
         self.layers.append(layer)
 
     @property
@@ -108,13 +111,31 @@ class Sequential:
         return self.layers[0].shape
 
     @property
-    def dense_layers(self) -> list[layers_mod.Dense]:
-        return self.layers[1:]
+    def weighted_layers(self) -> list[layers_mod.Layer]:
+        """The layers with weights (``Conv2D`` and ``Dense``), in order."""
+        return state_mod.weighted(self.layers)
+
+    @property
+    def dense_layers(self) -> list[layers_mod.Layer]:
+        """The weighted layers (an alias kept from Dense-only models)."""
+        return self.weighted_layers
+
+    @property
+    def blocks(self) -> list[state_mod.Block]:
+        """Each weighted layer's geometry (docs/arithmetic.md §3.1)."""
+        self._require_layers()
+        return state_mod.plan(self.layers)
 
     @property
     def sizes(self) -> list[int]:
-        """Units per layer, input first."""
-        return [layer.units for layer in self.layers]
+        """Features per layer boundary: the input's, then each weighted layer's output's."""
+        blocks = self.blocks
+        return [blocks[0].n_in] + [b.n_out for b in blocks]
+
+    @property
+    def is_dense(self) -> bool:
+        """Whether every weighted layer is ``Dense`` (what export and ``seed_hebbian`` support)."""
+        return all(isinstance(layer, layers_mod.Dense) for layer in self.weighted_layers)
 
     @property
     def classes(self) -> int:
@@ -125,42 +146,11 @@ class Sequential:
             raise GraiaError("the model needs an Input layer and at least one Dense layer")
 
     def _check_bounds(self) -> None:
-        for i, layer in enumerate(self.dense_layers):
-            n_in = self.sizes[i]
-            if not spec.forward_bound_ok(n_in, layer.kmax):
-                limit = spec.I32_MAX // (255 << layer.kmax)
-                raise GraiaValueError(
-                    f"layer {layer.name!r}: {n_in} inputs with kmax={layer.kmax} could overflow the "
-                    f"32-bit sum (at most {limit} inputs for this kmax; see docs/arithmetic.md §3)"
-                )
+        self.blocks  # noqa: B018 - plan() raises on layers that do not fit
 
     def _initial_state(self) -> HostState:
         self._require_layers()
-        self._check_bounds()
-        sizes = np.array(self.sizes, np.int64)
-        latent = [
-            spec.init_latent(
-                self.seed, i, self.sizes[i], layer.units, layer.kmax, layer.initializer
-            )
-            for i, layer in enumerate(self.dense_layers)
-        ]
-        total = int(layer_offsets(sizes)[-1])
-        return {
-            "sizes": sizes,
-            "kmax": np.array([la.kmax for la in self.dense_layers], np.int32),
-            "shift": np.array([la.shift for la in self.dense_layers], np.int32),
-            "latent": np.concatenate(latent).astype(np.int32),
-            "momentum": np.zeros(total, np.int32),
-            "feedback": self._feedback(sizes),
-            "counters": np.array([np.int64(np.uint64(self.seed).view(np.int64)), 0, 255], np.int64),
-        }
-
-    def _feedback(self, sizes: np.ndarray) -> np.ndarray:
-        parts = [
-            spec.feedback_matrix(np.uint64(self.seed), i, int(sizes[i + 1]), int(sizes[-1]))
-            for i in range(len(sizes) - 2)
-        ]
-        return np.concatenate(parts).astype(np.int8) if parts else np.zeros(0, np.int8)
+        return state_mod.initial(self.layers, self.seed)
 
     def build(self) -> None:
         """Create the weights (done by ``compile``/``fit`` when needed)."""
@@ -203,6 +193,11 @@ class Sequential:
     ) -> None:
         """Choose the learning rule (``None``: the library's default) and its options."""
         self.rule = rules_mod.get(rule, **rule_options)
+        if not self.rule.supports_conv and not self.is_dense:
+            raise GraiaValueError(
+                f"rule {self.rule.name!r} supports Dense layers only; use 'dfa' or 'local_heads' "
+                f"for a model with Conv2D layers"
+            )
         unknown = [m for m in metrics if m not in ("accuracy", "acc")]
         if unknown:
             raise GraiaValueError(f"compile(): unknown metric(s) {unknown}; valid: ['accuracy']")
@@ -244,7 +239,9 @@ class Sequential:
             raise GraiaValueError(
                 f"{what} is empty; expected shape (n, {', '.join(map(str, shape))}) with n > 0"
             )
-        if arr.shape[1:] != shape and arr.shape[1:] != (features,):
+        # One-channel images may come with or without their channel axis.
+        grey = {shape[:-1], shape} if len(shape) == 3 and shape[-1] == 1 else {shape + (1,)}
+        if arr.shape[1:] not in {shape, (features,)} | (grey if len(shape) >= 2 else set()):
             raise GraiaValueError(
                 f"{what} has shape {arr.shape}; expected (n, {', '.join(map(str, shape))})"
                 + (f" or (n, {features})" if len(shape) > 1 else "")
@@ -456,24 +453,24 @@ class Sequential:
 
     # ------------------------------------------------------------------------------ weights
     def get_weights(self) -> list[np.ndarray]:
-        """Each Dense layer's latent weights, i32 ``(n_in, n_out)`` (2**20 is a unit weight)."""
-        state = self._host_state()
-        offs = layer_offsets(state["sizes"])
-        return [
-            state["latent"][offs[i] : offs[i + 1]].reshape(self.sizes[i], self.sizes[i + 1]).copy()
-            for i in range(len(self.dense_layers))
-        ]
+        """Each weighted layer's latent weights, i32 ``(fan_in, units)`` (2**20 is a unit weight);
+        a ``Conv2D``'s rows are its patch (kernel row, kernel column, input channel)."""
+        return [lat.copy() for (lat,) in layer_blocks(self._host_state(), "latent")]
 
     def get_codes(self) -> list[np.ndarray]:
-        """Each Dense layer's weight codes, i8 ``(n_in, n_out)``: 0 or ``±(k+1)`` for ``±2**-k``."""
+        """Each weighted layer's weight codes, i8 ``(fan_in, units)``: 0 or ``±(k+1)`` for
+        ``±2**-k``."""
         return [
             spec.codes_of_latents(w, layer.kmax)
-            for w, layer in zip(self.get_weights(), self.dense_layers)
+            for w, layer in zip(self.get_weights(), self.weighted_layers)
         ]
+
+    def _weight_shapes(self) -> list[tuple[int, int]]:
+        return [(b.fan_in, b.out_c) for b in self.blocks]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Set the latent weights from arrays shaped like :meth:`get_weights`' (momenta reset)."""
-        shapes = [(self.sizes[i], self.sizes[i + 1]) for i in range(len(self.dense_layers))]
+        shapes = self._weight_shapes()
         if len(weights) != len(shapes):
             raise GraiaValueError(f"set_weights: expected {len(shapes)} arrays, got {len(weights)}")
         flat = []
@@ -495,7 +492,7 @@ class Sequential:
 
     # ------------------------------------------------------------------------------- summary
     def count_params(self) -> int:
-        return sum(self.sizes[i] * self.sizes[i + 1] for i in range(len(self.dense_layers)))
+        return sum(rows * cols for rows, cols in self._weight_shapes())
 
     def summary(self, print_fn=print) -> None:
         """Print layers, output shapes, parameter counts, weight-code histograms, the backend,
@@ -654,7 +651,7 @@ def load_model(path: str | os.PathLike) -> Sequential:
     def expected_arrays(config: dict[str, Any]) -> dict[str, tuple[Any, tuple[int, ...]]]:
         model = _model_from_config(config, source)
         built.append(model)
-        synapses = sum(a * b for a, b in zip(model.sizes, model.sizes[1:]))
+        synapses = model.count_params()
         shapes = {"latent": (synapses,), "momentum": (synapses,), "counters": (3,)}
         return {key: (HOST_STATE_DTYPES[key], shape) for key, shape in shapes.items()}
 

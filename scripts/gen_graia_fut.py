@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-#: The deepest network (in dense layers) the Futhark backends are compiled for.
+#: The deepest network (in weighted layers) the Futhark backends are compiled for.
 MAX_LAYERS = 4
 
 OUTPUT = Path(__file__).resolve().parent.parent / "futhark" / "graia.fut"
@@ -33,12 +33,15 @@ HEADER = """\
 -- scripts/gen_graia_fut.py from graia/rules (rule ids) and the depth
 -- limit there; do not edit by hand.
 --
--- A network of `D` dense layers is a record `net<D>` of layer records
--- (`dense.fut`) with the feedback matrices of its hidden layers; it stays on
--- the device as one opaque value. `train_epoch_<D>` runs a whole epoch.
+-- A network of `D` layers is a record `net<D>` of layer records
+-- (`layer.fut`: a convolution or Dense layer with its pooling) with the
+-- feedback matrices of its hidden layers; it stays on the device as one
+-- opaque value. `train_epoch_<D>` runs a whole epoch.
 
 import "arith"
 import "dense"
+import "conv"
+import "layer"
 import "rules/dfa"
 import "rules/seed_hebbian"
 """
@@ -58,8 +61,10 @@ def join(items: list[str], sep: str = " ") -> str:
 
 
 def sizes(d: int) -> str:
-    """The size parameters of a network of ``d`` layers: ``[n0] [n1] ... [nd]``."""
-    return " ".join(f"[n{i}]" for i in range(d + 1))
+    """The size parameters of a network of ``d`` layers: each layer's weight shape ``[k] [m]``
+    (fan-in, output channels), then each hidden layer's output features ``[n1] .. [n<d-1>]``."""
+    weights = [f"[k{i}] [m{i}]" for i in range(d)]
+    return " ".join(weights + [f"[n{i}]" for i in range(1, d)])
 
 
 def net(d: int) -> str:
@@ -67,28 +72,37 @@ def net(d: int) -> str:
     return f"net{d} " + sizes(d)
 
 
+def features(i: int, d: int) -> str:
+    """The size of layer ``i``'s output: ``n<i+1>`` for a hidden layer, the classes last."""
+    return f"n{i + 1}" if i < d - 1 else f"m{d - 1}"
+
+
 def net_type(d: int) -> str:
     fields = ["tg: target", "seed: u64", "t: i64", "prev_loss: i64"]
-    fields += [f"l{i}: dense [n{i}] [n{i + 1}]" for i in range(d)]
-    fields += [f"fb{i}: [n{i + 1}][n{d}]i8" for i in range(d - 1)]
+    fields += [f"l{i}: layer [k{i}] [m{i}]" for i in range(d)]
+    fields += [f"fb{i}: [n{i + 1}][m{d - 1}]i8" for i in range(d - 1)]
     return (
-        f"-- | A network of {d} dense layer{'s' if d > 1 else ''}, widths `n0` (inputs) to\n"
-        f"-- `n{d}` (classes).\ntype {net(d)} =\n  {{ " + "\n  , ".join(fields) + "\n  }\n"
+        f"-- | A network of {d} layer{'s' if d > 1 else ''}: layer `i` has weights `[ki][mi]`,\n"
+        f"-- hidden layer `i` outputs `n<i+1>` features, and `m{d - 1}` is the classes.\n"
+        f"type {net(d)} =\n  {{ " + "\n  , ".join(fields) + "\n  }\n"
     )
 
 
 def load_entry(d: int) -> str:
     params = ["(cpu: bool)", "(seed: i64)", "(t: i64)", "(prev_loss: i64)"]
+    params.append(f"(geometry: [{d}][15]i64)")
     for i in range(d):
         params += [
             f"(kmax{i}: i32)",
             f"(shift{i}: i32)",
-            f"(latent{i}: [n{i}][n{i + 1}]i32)",
-            f"(momentum{i}: [n{i}][n{i + 1}]i32)",
+            f"(latent{i}: [k{i}][m{i}]i32)",
+            f"(momentum{i}: [k{i}][m{i}]i32)",
         ]
-    params += [f"(feedback{i}: [n{i + 1}][n{d}]i8)" for i in range(d - 1)]
+    params += [f"(feedback{i}: [n{i + 1}][m{d - 1}]i8)" for i in range(d - 1)]
     fields = ["tg = {cpu}", "seed = u64.i64 seed", "t", "prev_loss"]
-    fields += [f"l{i} = dense_of kmax{i} shift{i} latent{i} momentum{i}" for i in range(d)]
+    fields += [
+        f"l{i} = layer_of kmax{i} shift{i} geometry[{i}] latent{i} momentum{i}" for i in range(d)
+    ]
     fields += [f"fb{i} = feedback{i}" for i in range(d - 1)]
     return (
         f"-- | A `net{d}` from its host arrays (layer after layer; `cpu` picks the\n"
@@ -101,7 +115,7 @@ def load_entry(d: int) -> str:
 def dump_entry(d: int) -> str:
     types = ["i64", "i64"]
     for i in range(d):
-        types += [f"[n{i}][n{i + 1}]i32"] * 2
+        types += [f"[k{i}][m{i}]i32"] * 2
     values = ["s.t", "s.prev_loss"]
     for i in range(d):
         values += [f"s.l{i}.latent", f"s.l{i}.momentum"]
@@ -113,65 +127,78 @@ def dump_entry(d: int) -> str:
     )
 
 
-def forward_lines(d: int, *, dropout: bool, slopes: bool, x: str = "x") -> list[str]:
-    """Lets binding a1..a{d} (and g1..g{d-1} with slopes) for a batch ``x``."""
+def forward_lines(d: int, *, training: bool, x: str = "x") -> list[str]:
+    """Lets binding a1..a{d} for a batch ``x``; in training also each layer's winners ``w<i+1>``
+    and trace ``tr<i>``, with dropout on the hidden layers."""
     lines = []
     prev = x
-    for i in range(d - 1):
-        if slopes:
-            lines.append(f"let (a{i + 1}, g{i + 1}) = dense_forward s.tg s.l{i} {prev}")
+    for i in range(d):
+        out = features(i, d)
+        if training:
+            winner = f"w{i + 1}" if i < d - 1 else "_"
+            lines.append(
+                f"let (a{i + 1}, {winner}, tr{i}) = layer_forward s.tg {out} s.l{i} {prev}"
+            )
+            if i < d - 1:
+                lines.append(f"let a{i + 1} = drop_units dr {i} a{i + 1}")
         else:
-            lines.append(f"let a{i + 1} = dense_output s.tg s.l{i} {prev}")
-        if dropout:
-            lines.append(f"let a{i + 1} = drop_units dr {i} a{i + 1}")
+            lines.append(f"let a{i + 1} = layer_output s.tg {out} s.l{i} {prev}")
         prev = f"a{i + 1}"
-    lines.append(f"let a{d} = dense_output s.tg s.l{d - 1} {prev}")
     return lines
 
 
 def dfa_batch(d: int) -> str:
     lines = ["let dr = {rate = p.dropout, seed = s.seed, t = s.t}"] if d > 1 else []
-    lines += forward_lines(d, dropout=True, slopes=True)
+    lines += forward_lines(d, training=True)
     lines += [
         f"let e = output_error p.target_on p.target_off a{d} y",
         f"let (correct, sq) = metrics a{d} y e",
     ]
-    pre = ["x"] + [f"a{i}" for i in range(1, d)]
     for i in range(d - 1):
-        delta = f"(layer_delta local_heads p s.fb{i} g{i + 1} a{i + 1} e y)"
-        lines.append(f"let l{i} = dfa_layer_update s.tg p s.seed s.t {i} s.l{i} {pre[i]} {delta}")
+        delta = (
+            f"(layer_delta local_heads p s.l{i}.geo s.l{i}.shift s.fb{i} a{i + 1} w{i + 1}"
+            f" tr{i}.z e y)"
+        )
+        lines.append(
+            f"let l{i} = dfa_layer_update s.tg p s.seed s.t {i} s.l{i} tr{i}.patches {delta}"
+        )
     lines.append(
-        f"let l{d - 1} = dfa_layer_update s.tg p s.seed s.t {d - 1} s.l{d - 1} {pre[-1]} e"
+        f"let l{d - 1} = dfa_layer_update s.tg p s.seed s.t {d - 1} s.l{d - 1} tr{d - 1}.patches e"
     )
     update = "".join(f" with l{i} = l{i}" for i in range(d))
     body = "\n  ".join(lines)
     return (
         f"-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).\n"
         f"local\n"
-        f"def dfa_batch_{d} {sizes(d)} [b] ({'local_heads' if d > 1 else '_'}: bool) (p: dfa_params)"
-        f" (s: {net(d)}) (x: [b][n0]u8) (y: [b]i32) : ({net(d)}, i64, i64) =\n"
+        f"def dfa_batch_{d} {sizes(d)} [b] [n0] ({'local_heads' if d > 1 else '_'}: bool)"
+        f" (p: dfa_params) (s: {net(d)}) (x: [b][n0]u8) (y: [b]i32) : ({net(d)}, i64, i64) =\n"
         f"  {body}\n"
         f"  in (s{update} with t = s.t + 1, correct, sq)\n"
     )
 
 
 def seed_sample(d: int) -> str:
-    lines = forward_lines(d, dropout=False, slopes=False, x="[x]")
+    lines = forward_lines(d, training=False, x="[x]")
     lines += [
         f"let e = output_error 255 0 a{d} [y]",
         f"let (correct, sq) = metrics a{d} [y] e",
         "let loss = seed_loss e[0]",
         "let was_better = loss < s.prev_loss",
     ]
+    # The rule runs on Dense layers only (the API refuses others), whose fan-in is the
+    # previous layer's output.
     pre = ["x"] + [f"a{i}[0]" for i in range(1, d + 1)]
     for i in range(d):
-        lines.append(f"let l{i} = seed_layer_update was_better s.l{i} {pre[i]} {pre[i + 1]}")
+        lines.append(
+            f"let l{i} = seed_layer_update was_better s.l{i} ({pre[i]} :> [k{i}]u8)"
+            f" ({pre[i + 1]} :> [m{i}]u8)"
+        )
     update = "".join(f" with l{i} = l{i}" for i in range(d))
     body = "\n  ".join(lines)
     return (
         f"-- One sample of rule `seed_hebbian`.\n"
         f"local\n"
-        f"def seed_sample_{d} {sizes(d)} (s: {net(d)}) (x: [n0]u8) (y: i32) : ({net(d)}, i64, i64) =\n"
+        f"def seed_sample_{d} {sizes(d)} [n0] (s: {net(d)}) (x: [n0]u8) (y: i32) : ({net(d)}, i64, i64) =\n"
         f"  {body}\n"
         f"  in (s{update} with t = s.t + 1 with prev_loss = loss, correct, sq)\n"
     )
@@ -183,11 +210,11 @@ def train_entry(d: int) -> str:
 -- `y`) in batches of `batch_size` (the last may be shorter), with rule
 -- `rule_id` and its i64 parameters. Returns the new network, the number of
 -- correct predictions and the sum of squared output errors (§7.1).
-entry train_epoch_{d} {sizes(d)} [n] [m]
+entry train_epoch_{d} {sizes(d)} [n0] [n] [samples]
                   (s: {net(d)})
                   (x: [n][n0]u8)
                   (y: [n]i32)
-                  (order: [m]i32)
+                  (order: [samples]i32)
                   (batch_size: i64)
                   (rule_id: i32)
                   (params: []i64) : ({net(d)}, i64, i64) =
@@ -200,27 +227,27 @@ entry train_epoch_{d} {sizes(d)} [n] [m]
   then assert false (s, 0, 0)
   else let p = dfa_params_of params
        let local_heads = rule_id == rule_local_heads
-       let num_batches = (m + batch_size - 1) / batch_size
+       let num_batches = (samples + batch_size - 1) / batch_size
        in loop (s, correct, sq) = (s, 0, 0)
           for bi < num_batches do
             let start = bi * batch_size
-            let idx = order[start:i64.min m (start + batch_size)]
+            let idx = order[start:i64.min samples (start + batch_size)]
             let (s, c, e) = dfa_batch_{d} local_heads p s (map (\\i -> x[i]) idx) (map (\\i -> y[i]) idx)
             in (s, correct + c, sq + e)
 """
 
 
 def predict_entries(d: int) -> str:
-    body = "\n  ".join(forward_lines(d, dropout=False, slopes=False))
+    body = "\n  ".join(forward_lines(d, training=False))
     outs = ", ".join(f"a{i}" for i in range(1, d + 1))
-    types = ", ".join(f"[n][n{i}]u8" for i in range(1, d + 1))
+    types = ", ".join(f"[n][{features(i, d)}]u8" for i in range(d))
     return (
         f"-- | The output activations (u8) of a `net{d}` for `x`.\n"
-        f"entry predict_{d} {sizes(d)} [n] (s: {net(d)}) (x: [n][n0]u8) : [n][n{d}]u8 =\n"
+        f"entry predict_{d} {sizes(d)} [n0] [n] (s: {net(d)}) (x: [n][n0]u8) : [n][m{d - 1}]u8 =\n"
         f"  {body}\n"
         f"  in a{d}\n\n"
         f"-- | The activations of every layer of a `net{d}` for `x`.\n"
-        f"entry activations_{d} {sizes(d)} [n] (s: {net(d)}) (x: [n][n0]u8) : ({types}) =\n"
+        f"entry activations_{d} {sizes(d)} [n0] [n] (s: {net(d)}) (x: [n][n0]u8) : ({types}) =\n"
         f"  {body}\n"
         f"  in ({outs})\n"
     )

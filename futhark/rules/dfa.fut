@@ -9,6 +9,8 @@
 
 import "../arith"
 import "../dense"
+import "../conv"
+import "../layer"
 
 -- | Hyper-parameters of the rule, decoded from the i64 parameter vector.
 type dfa_params =
@@ -51,12 +53,12 @@ def metrics [b] [c] (a: [b][c]u8) (labels: [b]i32) (e: [b][c]i32) : (i64, i64) =
   let sq = i64.sum (map (\row -> i64.sum (map (\v -> i64.i32 v * i64.i32 v) row)) e)
   in (correct, sq)
 
--- | A hidden layer's deltas (§7.2): `d[s, h] = g[s, h] * sum_j B[h, j] * e[s, j]`,
--- with the feedback matrix `B` (`n_out, classes`) and the clamp slopes `g`.
-def hidden_delta [b] [n_out] [c] (feedback: [n_out][c]i8) (g: [b][n_out]bool) (e: [b][c]i32) : [b][n_out]i32 =
-  let be =
-    map (\er -> map (\br -> i32.sum (map2 (\ej bj -> ej * i32.i8 bj) er br)) feedback) e
-  in map2 (map2 (\gs v -> if gs then v else 0)) g be
+-- | The deltas of a hidden layer's output units (§7.2, §7.5):
+-- `delta[s, u] = sum_j B[u, j] * err[s, j]`, with the feedback matrix `B`
+-- (`n_out, classes`). The slopes gate them where they reach the layer's
+-- positions (`route`).
+def feedback_delta [b] [o] [c] (feedback: [o][c]i8) (err: [b][c]i32) : [b][o]i32 =
+  map (\er -> map (\br -> i32.sum (map2 (\ej bj -> ej * i32.i8 bj) er br)) feedback) err
 
 -- | The local error of a hidden layer (§7.4): its activations `a` (after
 -- dropout) read by its fixed ternary classifier `feedback` (`n_out, classes`),
@@ -94,42 +96,52 @@ def dfa_synapse (p: dfa_params) (r: u64) (g: i32) (lat: i32) (mom: i32) : (i32, 
   let m' = m + sround diff p.beta2_shift ((r >> 21) & mask21)
   in (i32.i64 new, i32.i64 m')
 
--- | A hidden layer's deltas (§7.2, §7.4) from the output error `e` of a
--- batch: with `local_heads`, from the error of the layer's own fixed
--- classifier (`local_head_error`) instead. `fb` is the layer's ternary
--- feedback matrix, `g` the clamp slopes and `a` the activations (after
--- dropout).
-def layer_delta [b] [n] [c]
+-- | The deltas of hidden layer `l`'s positions (§7.2, §7.4, §7.5) from
+-- the output error `e` of a batch: with `local_heads`, from the error of
+-- the layer's own fixed classifier (`local_head_error`) instead. `fb` is
+-- the layer's ternary feedback matrix, `a` its output (after dropout),
+-- `winner` and `z` from its forward pass.
+def layer_delta [b] [o] [c] [r] [m]
                 (local_heads: bool)
                 (p: dfa_params)
-                (fb: [n][c]i8)
-                (g: [b][n]bool)
-                (a: [b][n]u8)
+                (geo: geometry)
+                (shift: i32)
+                (fb: [o][c]i8)
+                (a: [b][o]u8)
+                (winner: [b][o]i32)
+                (z: [r][m]i32)
                 (e: [b][c]i32)
-                (labels: [b]i32) : [b][n]i32 =
+                (labels: [b]i32) : [r][m]i32 =
   let err =
     if local_heads
     then local_head_error p.head_shift p.target_on p.target_off fb a labels
     else e
-  in hidden_delta fb g err
+  in route geo shift (feedback_delta fb err) winner z
 
--- | The update of layer `l` (§7.2) at global step `t`: the accumulator
--- `G = pre^T d` and, in the same pass, each synapse's sign-momentum step;
--- returns the layer with its new latents, momenta and weights.
-def dfa_layer_update [b] [n] [m]
+-- | The update of layer `l` (§7.2, §7.5) at global step `t` from the rows
+-- `pre` its weights multiplied and their deltas `d` (one row each): the accumulator
+-- `G = pre^T d` and each synapse's sign-momentum step (fused with the
+-- product for a Dense layer); returns the layer with its new latents,
+-- momenta and weights.
+def dfa_layer_update [r] [q] [k] [m]
                      (tg: target)
                      (p: dfa_params)
                      (seed: u64)
                      (t: i64)
                      (l: i64)
-                     (layer: dense [n] [m])
-                     (pre: [b][n]u8)
-                     (d: [b][m]i32) : dense [n] [m] =
+                     (layer: layer [k] [m])
+                     (pre: [r][k]u8)
+                     (d: [q][m]i32) : layer [k] [m] =
+  let d = d :> [r][m]i32
   let key = hash (hash (hash seed stream_rounding) l) t
   let step i h g =
     let (lq, mq) = dfa_synapse p (hash key (i * m + h)) g layer.latent[i, h] layer.momentum[i, h]
     in (lq, mq, weight_of_latent layer.kmax lq)
-  let (lat', mom', w') = map unzip3 (accumulate tg step pre d) |> unzip3
+  let updated =
+    if is_dense layer.geo
+    then accumulate tg step pre d
+    else map2 (\i row -> map2 (step i) (iota m) row) (iota k) (accumulate_wide tg pre d)
+  let (lat', mom', w') = map unzip3 updated |> unzip3
   in layer with latent = lat' with momentum = mom' with weights = w'
 
 -- ==
@@ -151,11 +163,11 @@ entry test_dfa_synapse [n] (g: [n]i32) (lat: [n]i32) (mom: [n]i32) (r: [n]u64) :
   in unzip (map4 (dfa_synapse p) r g lat mom)
 
 -- ==
--- entry: test_hidden_delta
--- input { [[1i8, -1i8], [0i8, 1i8], [1i8, 1i8]] [[true, true, false]] [[3, -5]] }
--- output { [[8, -5, 0]] }
-entry test_hidden_delta [n] [c] [b] (fb: [n][c]i8) (g: [b][n]bool) (e: [b][c]i32) : [b][n]i32 =
-  hidden_delta fb g e
+-- entry: test_feedback_delta
+-- input { [[1i8, -1i8], [0i8, 1i8], [1i8, 1i8]] [[3, -5]] }
+-- output { [[8, -5, -2]] }
+entry test_feedback_delta [o] [c] [b] (fb: [o][c]i8) (e: [b][c]i32) : [b][o]i32 =
+  feedback_delta fb e
 
 -- ==
 -- entry: test_local_head_error

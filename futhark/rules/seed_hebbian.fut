@@ -4,7 +4,7 @@
 -- Its state is `prev_loss` (the host state's third counter).
 
 import "../arith"
-import "../dense"
+import "../layer"
 
 -- | The excite/inhibit table of §7.3 on one code, with `n = kmax + 1` the
 -- largest code magnitude. Code 0 stays 0. Checked in this order (which
@@ -26,7 +26,7 @@ def seed_loss [c] (e: [c]i32) : i64 =
 -- pre-synaptic value is positive is excited when its unit fired as the
 -- sample `was_better`, else inhibited; returns the layer with its new
 -- latents and weights.
-def seed_layer_update [n] [m] (was_better: bool) (layer: dense [n] [m]) (pre: [n]u8) (post: [m]u8) : dense [n] [m] =
+def seed_layer_update [n] [m] (was_better: bool) (layer: layer [n] [m]) (pre: [n]u8) (post: [m]u8) : layer [n] [m] =
   let km = layer.kmax
   let n_codes = i8.i32 km + 1
   let (lat', w') =

@@ -7,11 +7,17 @@
 import "../graia"
 
 local
--- | Layer `l`'s `(n_in, n_out)` blocks of the flat latents and momenta.
-def layer_blocks [s] (sizes: []i64) (latent: [s]i32) (momentum: [s]i32) (l: i64) : ?[n][m].([n][m]i32, [n][m]i32) =
-  let off = i64.sum (map (\i -> sizes[i] * sizes[i + 1]) (iota l))
-  let (n, m) = (sizes[l], sizes[l + 1])
-  let block (flat: [s]i32) = unflatten (flat[off:off + n * m] :> [n * m]i32)
+-- | Layer `l`'s weight shape `(fan_in, out_c)` from its geometry row.
+def weight_shape (geometry: [][15]i64) (l: i64) : (i64, i64) =
+  let g = geometry[l]
+  in (g[3] * g[4] * g[2], g[11])
+
+local
+-- | Layer `l`'s `(fan_in, out_c)` blocks of the flat latents and momenta.
+def layer_blocks [s] (geometry: [][15]i64) (latent: [s]i32) (momentum: [s]i32) (l: i64) : ?[k][m].([k][m]i32, [k][m]i32) =
+  let off = i64.sum (map (\i -> let (k, m) = weight_shape geometry i in k * m) (iota l))
+  let (k, m) = weight_shape geometry l
+  let block (flat: [s]i32) = unflatten (flat[off:off + k * m] :> [k * m]i32)
   in (block latent, block momentum)
 
 local
@@ -22,10 +28,11 @@ def feedback_block [f] (sizes: []i64) (flat: [f]i8) (l: i64) : [][]i8 =
   let n = sizes[l + 1]
   in unflatten (flat[off:off + n * c] :> [n * c]i8)
 
--- | Test helper: load a network of 2 or 3 layers from flat arrays, run one
--- `train_epoch`, and return the flat latents, momenta and counters with
--- the epoch's metrics; once with the GPU forms of the matrix products, once
--- with the CPU forms.
+-- | Test helper: load a network of 2 or 3 layers from the host state's
+-- flat arrays, run one `train_epoch`, and return the flat latents, momenta
+-- and counters with the epoch's metrics; once with the GPU forms of the
+-- matrix products, once with the CPU forms. The data (`data/`) is written
+-- by `scripts/gen_futhark_test_data.py` from the Numba oracle.
 -- ==
 -- entry: test_train_epoch
 -- input @ data/train_dfa.in output @ data/train_dfa.out
@@ -33,8 +40,12 @@ def feedback_block [f] (sizes: []i64) (flat: [f]i8) (l: i64) : [][]i8 =
 -- input @ data/train_seed_hebbian.in output @ data/train_seed_hebbian.out
 -- input @ data/train_dfa_dropout.in output @ data/train_dfa_dropout.out
 -- input @ data/train_local_heads.in output @ data/train_local_heads.out
-entry test_train_epoch [n] [d] [m] [s]
+-- input @ data/train_conv_max.in output @ data/train_conv_max.out
+-- input @ data/train_conv_average.in output @ data/train_conv_average.out
+-- input @ data/train_conv_same.in output @ data/train_conv_same.out
+entry test_train_epoch [n] [d] [q] [s]
                        (sizes: []i64)
+                       (geometry: [q][15]i64)
                        (kmax: []i32)
                        (shift: []i32)
                        (latent: [s]i32)
@@ -43,41 +54,40 @@ entry test_train_epoch [n] [d] [m] [s]
                        (counters: []i64)
                        (x: [n][d]u8)
                        (y: [n]i32)
-                       (order: [m]i32)
+                       (order: []i32)
                        (batch_size: i64)
                        (rule_id: i32)
                        (params: []i64) =
-  let layer = layer_blocks sizes latent momentum
+  let layer = layer_blocks geometry latent momentum
   let fb = feedback_block sizes feedback
   let (seed, t, prev) = (counters[0], counters[1], counters[2])
-  let n0 = sizes[0]
+  let (k0, m0) = weight_shape geometry 0
+  let (k1, m1) = weight_shape geometry 1
   let n1 = sizes[1]
-  let n2 = sizes[2]
-  let x = x :> [n][n0]u8
-  let (l0, m0) = layer 0 :> ([n0][n1]i32, [n0][n1]i32)
+  let (l0, u0) = layer 0 :> ([k0][m0]i32, [k0][m0]i32)
+  let (l1, u1) = layer 1 :> ([k1][m1]i32, [k1][m1]i32)
   let run cpu =
-    if length sizes == 3
-    then let (l1, m1) = layer 1 :> ([n1][n2]i32, [n1][n2]i32)
-         let net = load_2 cpu seed t prev kmax[0] shift[0] l0 m0 kmax[1] shift[1] l1 m1 (fb 0 :> [n1][n2]i8)
+    if q == 2
+    then let net = load_2 cpu seed t prev (geometry :> [2][15]i64) kmax[0] shift[0] l0 u0 kmax[1] shift[1] l1 u1 (fb 0 :> [n1][m1]i8)
          let (net, correct, sq) = train_epoch_2 net x y order batch_size rule_id params
-         let (t, prev, l0, m0, l1, m1) = dump_2 net
-         in (flatten l0 ++ flatten l1 :> [s]i32, flatten m0 ++ flatten m1 :> [s]i32, [seed, t, prev], correct, sq)
-    else let n3 = sizes[3]
-         let (l1, m1) = layer 1 :> ([n1][n2]i32, [n1][n2]i32)
-         let (l2, m2) = layer 2 :> ([n2][n3]i32, [n2][n3]i32)
+         let (t, prev, l0, u0, l1, u1) = dump_2 net
+         in (flatten l0 ++ flatten l1 :> [s]i32, flatten u0 ++ flatten u1 :> [s]i32, [seed, t, prev], correct, sq)
+    else let (k2, m2) = weight_shape geometry 2
+         let n2 = sizes[2]
+         let (l2, u2) = layer 2 :> ([k2][m2]i32, [k2][m2]i32)
          let net =
-           load_3 cpu seed t prev kmax[0] shift[0] l0 m0 kmax[1] shift[1] l1 m1 kmax[2] shift[2] l2 m2 (fb 0 :> [n1][n3]i8) (fb 1 :> [n2][n3]i8)
+           load_3 cpu seed t prev (geometry :> [3][15]i64) kmax[0] shift[0] l0 u0 kmax[1] shift[1] l1 u1 kmax[2] shift[2] l2 u2 (fb 0 :> [n1][m2]i8) (fb 1 :> [n2][m2]i8)
          let (net, correct, sq) = train_epoch_3 net x y order batch_size rule_id params
-         let (t, prev, l0, m0, l1, m1, l2, m2) = dump_3 net
+         let (t, prev, l0, u0, l1, u1, l2, u2) = dump_3 net
          in ( flatten l0 ++ flatten l1 ++ flatten l2 :> [s]i32
-            , flatten m0 ++ flatten m1 ++ flatten m2 :> [s]i32
+            , flatten u0 ++ flatten u1 ++ flatten u2 :> [s]i32
             , [seed, t, prev]
             , correct
             , sq
             )
-  let (l0, m0, c0, k0, e0) = run false
-  let (l1, m1, c1, k1, e1) = run true
-  in (l0, m0, c0, k0, e0, l1, m1, c1, k1, e1)
+  let (l0, u0, c0, k0, e0) = run false
+  let (l1, u1, c1, k1, e1) = run true
+  in (l0, u0, c0, k0, e0, l1, u1, c1, k1, e1)
 
 -- | Test helper: `predict` on a one-layer network.
 -- ==
@@ -87,5 +97,6 @@ entry test_train_epoch [n] [d] [m] [s]
 -- output { [[4u8, 3u8], [255u8, 0u8]] [[4u8, 3u8], [255u8, 0u8]] }
 entry test_predict [n] [d] [m] (latent: [d][m]i32) (kmax: i32) (shift: i32) (x: [n][d]u8) =
   let momentum = map (map (const 0)) latent
-  let net cpu = load_1 cpu 0 0 255 kmax shift latent momentum
+  let geometry = [[1, 1, d, 1, 1, 1, 1, 0, 0, 1, 1, m, 0, 1, 1]]
+  let net cpu = load_1 cpu 0 0 255 geometry kmax shift latent momentum
   in (predict_1 (net false) x, predict_1 (net true) x)

@@ -542,7 +542,7 @@ class FutharkBackend:
         depth = len(host["sizes"]) - 1
         if not 1 <= depth <= MAX_LAYERS:
             raise GraiaError(
-                f"the {self.kind} backend runs networks of 1 to {MAX_LAYERS} dense layers, not "
+                f"the {self.kind} backend runs networks of 1 to {MAX_LAYERS} weighted layers, not "
                 f"{depth}; use GRAIA_BACKEND=numba for deeper ones"
             )
         seed, t, prev_loss = (int(v) for v in host["counters"])
@@ -553,8 +553,8 @@ class FutharkBackend:
             arrays.append((int(kmax), int(shift), lat, mom))
         feedback = feedback_blocks(host)
         with c.lock:
-            args: list = [bool(self.cpu_loops), seed, t, prev_loss]
-            keep = []
+            keep = [c.new_array(host["geometry"])]
+            args: list = [bool(self.cpu_loops), seed, t, prev_loss, keep[0].ptr]
             for kmax, shift, lat, mom in arrays:
                 keep += [c.new_array(lat), c.new_array(mom)]
                 args += [kmax, shift, keep[-2].ptr, keep[-1].ptr]
@@ -566,7 +566,7 @@ class FutharkBackend:
             result = _Value(c, out[0], f"opaque_net{depth}")
             c.sync("load")
             del keep
-        fixed = {k: host[k].copy() for k in ("sizes", "kmax", "shift", "feedback")}
+        fixed = {k: host[k].copy() for k in ("sizes", "geometry", "kmax", "shift", "feedback")}
         return FutharkState(result, self, depth, fixed, seed)
 
     def dump(self, handle: FutharkState) -> HostState:

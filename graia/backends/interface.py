@@ -12,14 +12,24 @@ import numpy as np
 
 #: Keys, dtypes and meaning of a host state.
 HOST_STATE_DTYPES: dict[str, type] = {
-    "sizes": np.int64,  # (layers + 1,): n_in, hidden..., classes
+    "sizes": np.int64,  # (layers + 1,): input features, each layer's output features (classes last)
+    "geometry": np.int64,  # (layers, len(GEOMETRY_FIELDS)): each layer's block (graia/state.py)
     "kmax": np.int32,  # (layers,)
     "shift": np.int32,  # (layers,)
-    "latent": np.int32,  # (synapses,), layer after layer, row-major (n_in, n_out)
+    "latent": np.int32,  # (synapses,), layer after layer, row-major (fan_in, out_c)
     "momentum": np.int32,  # (synapses,)
-    "feedback": np.int8,  # (sum(hidden) * classes,), row-major (n_out, classes)
+    "feedback": np.int8,  # (sum(hidden n_out) * classes,), row-major (n_out, classes)
     "counters": np.int64,  # (3,): seed (two's complement), global step t, prev_loss
 }
+
+#: The columns of ``geometry``: a layer is a convolution followed by an optional pooling
+#: (docs/arithmetic.md §3); a Dense layer is a 1x1 convolution of a 1x1 image.
+GEOMETRY_FIELDS = (
+    "in_h", "in_w", "in_c", "k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left",
+    "out_h", "out_w", "out_c", "pool", "pool_h", "pool_w",
+)  # fmt: skip
+#: Values of the ``pool`` column.
+POOL_NONE, POOL_MAX, POOL_AVERAGE = 0, 1, 2
 
 HostState = dict[str, np.ndarray]
 
@@ -27,9 +37,18 @@ HostState = dict[str, np.ndarray]
 COUNTER_SEED, COUNTER_STEP, COUNTER_PREV_LOSS = 0, 1, 2
 
 
-def layer_offsets(sizes: np.ndarray) -> np.ndarray:
+def weight_shapes(geometry: np.ndarray) -> list[tuple[int, int]]:
+    """Each layer's weight matrix shape ``(fan_in, out_c)`` = ``(k_h * k_w * in_c, out_c)``."""
+    col = {name: i for i, name in enumerate(GEOMETRY_FIELDS)}
+    return [
+        (int(g[col["k_h"]] * g[col["k_w"]] * g[col["in_c"]]), int(g[col["out_c"]]))
+        for g in geometry
+    ]
+
+
+def layer_offsets(geometry: np.ndarray) -> np.ndarray:
     """Start of each layer's synapses in ``latent``/``momentum`` (plus the total at the end)."""
-    counts = [int(sizes[i]) * int(sizes[i + 1]) for i in range(len(sizes) - 1)]
+    counts = [rows * cols for rows, cols in weight_shapes(geometry)]
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
@@ -41,15 +60,12 @@ def feedback_offsets(sizes: np.ndarray) -> np.ndarray:
 
 
 def layer_blocks(state: HostState, *keys: str) -> list[tuple[np.ndarray, ...]]:
-    """Each layer's ``(n_in, n_out)`` views of the per-synapse arrays ``keys`` of a host state."""
-    sizes = state["sizes"]
-    offsets = layer_offsets(sizes)
+    """Each layer's ``(fan_in, out_c)`` views of the per-synapse arrays ``keys`` of a host state."""
+    shapes = weight_shapes(state["geometry"])
+    offsets = layer_offsets(state["geometry"])
     return [
-        tuple(
-            state[k][offsets[i] : offsets[i + 1]].reshape(int(sizes[i]), int(sizes[i + 1]))
-            for k in keys
-        )
-        for i in range(len(sizes) - 1)
+        tuple(state[k][offsets[i] : offsets[i + 1]].reshape(shape) for k in keys)
+        for i, shape in enumerate(shapes)
     ]
 
 

@@ -13,12 +13,16 @@ from graia.backends.interface import (
     COUNTER_PREV_LOSS,
     COUNTER_SEED,
     COUNTER_STEP,
+    GEOMETRY_FIELDS,
     HOST_STATE_DTYPES,
+    POOL_MAX,
+    POOL_NONE,
     HostState,
     feedback_blocks,
     layer_blocks,
 )
 from graia.spec import (
+    I32_MAX,
     LATENT_MAX,
     canonical_latent,
     code_of_latent,
@@ -60,6 +64,129 @@ def _forward(x: np.ndarray, w: np.ndarray, shift: int, z: np.ndarray, a: np.ndar
             a[s, j] = min(max(acc[j] >> shift, 0), 255)
 
 
+@njit(cache=True, parallel=True)
+def _patches(x, in_h, in_w, in_c, k_h, k_w, s_h, s_w, pad_top, pad_left, out_h, out_w):
+    """§3.1: the patch of every output position, rows ``s * out_h * out_w + oy * out_w + ox``."""
+    rows = x.shape[0] * out_h * out_w
+    out = np.zeros((rows, k_h * k_w * in_c), np.uint8)
+    for r in prange(rows):
+        s, pos = divmod(np.int64(r), out_h * out_w)
+        oy, ox = divmod(pos, out_w)
+        for ky in range(k_h):
+            iy = oy * s_h + ky - pad_top
+            if 0 <= iy < in_h:
+                for kx in range(k_w):
+                    ix = ox * s_w + kx - pad_left
+                    if 0 <= ix < in_w:
+                        src = (iy * in_w + ix) * in_c
+                        dst = (ky * k_w + kx) * in_c
+                        for ch in range(in_c):
+                            out[r, dst + ch] = x[s, src + ch]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _pool(a_c, batch, out_h, out_w, kind, q_h, q_w):
+    """§3.2: pooled activations ``(batch, n_out)`` and, for max pooling, each window's winner
+    (its position ``oy * out_w + ox``)."""
+    channels = a_c.shape[1]
+    ph, pw = out_h // q_h, out_w // q_w
+    n_out = ph * pw * channels
+    a = np.empty((batch, n_out), np.uint8)
+    winner = np.zeros((batch, n_out), np.int32)
+    for s in prange(batch):
+        for u in range(n_out):
+            cell, f = divmod(np.int64(u), channels)
+            py, px = divmod(cell, pw)
+            best = -1
+            best_pos = 0
+            total = 0
+            for dy in range(q_h):
+                for dx in range(q_w):
+                    pos = (py * q_h + dy) * out_w + px * q_w + dx
+                    v = np.int32(a_c[s * out_h * out_w + pos, f])
+                    total += v
+                    if v > best:
+                        best = v
+                        best_pos = pos
+            if kind == POOL_MAX:
+                a[s, u] = best
+                winner[s, u] = best_pos
+            else:
+                a[s, u] = total // (q_h * q_w)
+    return a, winner
+
+
+@njit(cache=True, parallel=True)
+def _route(delta, z, shift, out_h, out_w, kind, q_h, q_w, winner):
+    """§7.5: the deltas of the convolution's positions from those of the block's output units,
+    gated by the slopes (§7.2)."""
+    rows, channels = z.shape
+    positions = out_h * out_w
+    ph, pw = out_h // q_h, out_w // q_w
+    d = np.zeros((rows, channels), np.int32)
+    for r in prange(rows):
+        s, pos = divmod(np.int64(r), positions)
+        oy, ox = divmod(pos, out_w)
+        py, px = oy // q_h, ox // q_w
+        if py >= ph or px >= pw:
+            continue
+        for f in range(channels):
+            u = (py * pw + px) * channels + f
+            if kind == POOL_MAX and winner[s, u] != pos:
+                continue
+            if z[r, f] > 0 and (z[r, f] >> shift) < 255:
+                d[r, f] = delta[s, u]
+    return d
+
+
+@njit(cache=True, parallel=True)
+def _feedback_delta(feedback, err):
+    """§7.2, §7.5: ``delta = err B^T`` at a hidden block's output units."""
+    rows = err.shape[0]
+    n_out, classes = feedback.shape
+    delta = np.empty((rows, n_out), np.int32)
+    for s in prange(rows):
+        for u in range(n_out):
+            acc = 0
+            for j in range(classes):
+                acc += feedback[u, j] * err[s, j]
+            delta[s, u] = acc
+    return delta
+
+
+class _Block:
+    """One layer's geometry (a row of the host state's ``geometry``, graia/state.py)."""
+
+    def __init__(self, row: np.ndarray) -> None:
+        for name, value in zip(GEOMETRY_FIELDS, row):
+            setattr(self, name, int(value))
+        self.dense = self.in_h == self.in_w == self.k_h == self.k_w == 1 and self.pool == POOL_NONE
+
+    def patches(self, x: np.ndarray) -> np.ndarray:
+        """The rows the layer's weights multiply: ``x`` itself for a Dense layer."""
+        if self.dense:
+            return x
+        return _patches(
+            x, self.in_h, self.in_w, self.in_c, self.k_h, self.k_w, self.stride_h,
+            self.stride_w, self.pad_top, self.pad_left, self.out_h, self.out_w,
+        )  # fmt: skip
+
+    def pool_output(self, a_c: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The block's output ``(batch, n_out)`` from the convolution's activations."""
+        if self.pool == POOL_NONE:
+            return a_c.reshape(batch, -1), None
+        return _pool(a_c, batch, self.out_h, self.out_w, self.pool, self.pool_h, self.pool_w)
+
+    def route(self, delta, z, shift, winner) -> np.ndarray:
+        """§7.5: output-unit deltas to gated position deltas."""
+        if winner is None:
+            winner = np.zeros((1, 1), np.int32)
+        return _route(
+            delta, z, shift, self.out_h, self.out_w, self.pool, self.pool_h, self.pool_w, winner
+        )
+
+
 def _seed(state: HostState) -> np.uint64:
     """The seed counter as the u64 key of §4."""
     return state["counters"][COUNTER_SEED : COUNTER_SEED + 1].view(np.uint64)[0]
@@ -85,20 +212,38 @@ def _dropout(a: np.ndarray, key: np.uint64, rate: int) -> None:
                 a[s, h] = 0
 
 
+class _Pass:
+    """What a forward pass keeps for learning, per layer: patches, ``z``, output, winners."""
+
+    def __init__(self) -> None:
+        self.patches: list[np.ndarray] = []
+        self.zs: list[np.ndarray] = []
+        self.acts: list[np.ndarray] = []
+        self.winners: list[np.ndarray | None] = []
+
+
 def _forward_all(state: HostState, x: np.ndarray, weights: list[np.ndarray], dropout: int = 0):
-    """Every layer's (z, a) for the rows of ``x``; ``dropout > 0`` drops hidden units (§7.2)."""
-    zs, acts = [], [x]
+    """The forward pass of every layer for the rows of ``x`` (§3); ``dropout > 0`` drops hidden
+    units (§7.2). ``acts`` holds ``x`` and every layer's output."""
+    fp = _Pass()
+    fp.acts.append(x)
     seed = _seed(state)
+    batch = x.shape[0]
     for layer, w in enumerate(weights):
-        z = np.empty((x.shape[0], w.shape[1]), np.int32)
-        a = np.empty((x.shape[0], w.shape[1]), np.uint8)
-        _forward(acts[-1], w, int(state["shift"][layer]), z, a)
+        block = _Block(state["geometry"][layer])
+        p = block.patches(fp.acts[-1])
+        z = np.empty((p.shape[0], w.shape[1]), np.int32)
+        a_c = np.empty((p.shape[0], w.shape[1]), np.uint8)
+        _forward(p, w, int(state["shift"][layer]), z, a_c)
+        a, winner = block.pool_output(a_c, batch)
         if dropout and layer < len(weights) - 1:
             key = np.uint64(dropout_key(seed, layer, int(state["counters"][COUNTER_STEP])))
             _dropout(a, key, dropout)
-        zs.append(z)
-        acts.append(a)
-    return zs, acts
+        fp.patches.append(p)
+        fp.zs.append(z)
+        fp.acts.append(a)
+        fp.winners.append(winner)
+    return fp
 
 
 @njit(cache=True)
@@ -123,22 +268,6 @@ def _output_error(a_out, labels, valid, target_on, target_off, e) -> tuple[int, 
 
 
 @njit(cache=True, parallel=True)
-def _hidden_delta(z, shift, feedback, e, d) -> None:
-    """§7.2: ``d = g * (B e)`` for a hidden layer."""
-    rows, n_out = z.shape
-    classes = e.shape[1]
-    for s in prange(rows):
-        for h in range(n_out):
-            if z[s, h] > 0 and (z[s, h] >> shift) < 255:
-                acc = 0
-                for j in range(classes):
-                    acc += feedback[h, j] * e[s, j]
-                d[s, h] = acc
-            else:
-                d[s, h] = 0
-
-
-@njit(cache=True, parallel=True)
 def _local_head_error(a, feedback, head_shift, labels, target_on, target_off, e) -> None:
     """§7.4: the error of a hidden layer's fixed ternary classifier ``B``:
     ``e = clamp((a B) >> head_shift, 0, 255) - t``."""
@@ -153,12 +282,26 @@ def _local_head_error(a, feedback, head_shift, labels, target_on, target_off, e)
             e[s, j] = v - (target_on if j == labels[s] else target_off)
 
 
+@njit(cache=True, inline="always")
+def _dfa_synapse(g, lat, mom, r, step, beta1, beta2, decay):
+    """§7.2: the sign-momentum step of one synapse from its accumulator ``g``; ``(L', M')``."""
+    mask21 = np.uint64((1 << 21) - 1)
+    m = np.int64(mom)
+    diff = np.int64(g) - m
+    c = m + sround(diff, beta1, r & mask21)
+    new = np.int64(lat) - step * ((c > 0) - (c < 0))
+    if decay > 0:
+        new -= sround(np.int64(lat), decay, r >> np.uint64(42))
+    return min(max(new, -LATENT_MAX), LATENT_MAX), m + sround(
+        diff, beta2, (r >> np.uint64(21)) & mask21
+    )
+
+
 @njit(cache=True, parallel=True)
 def _dfa_update(pre, d, latent, momentum, key, step, beta1, beta2, decay) -> None:
-    """§7.2: ``G = pre^T d`` and the sign-momentum step of every synapse of one layer."""
+    """§7.2: ``G = pre^T d`` (exact in i32 under §7.2's bound) and every synapse's step."""
     n_in, n_out = latent.shape
     rows = pre.shape[0]
-    mask21 = np.uint64((1 << 21) - 1)
     for i in prange(n_in):
         g = np.zeros(n_out, np.int32)
         for s in range(rows):
@@ -168,15 +311,30 @@ def _dfa_update(pre, d, latent, momentum, key, step, beta1, beta2, decay) -> Non
                     g[h] += p * d[s, h]
         for h in range(n_out):
             r = hash2(key, i * n_out + h)
-            m = np.int64(momentum[i, h])
-            lat = np.int64(latent[i, h])
-            diff = np.int64(g[h]) - m
-            c = m + sround(diff, beta1, r & mask21)
-            new = lat - step * ((c > 0) - (c < 0))
-            if decay > 0:
-                new -= sround(lat, decay, r >> np.uint64(42))
-            latent[i, h] = min(max(new, -LATENT_MAX), LATENT_MAX)
-            momentum[i, h] = m + sround(diff, beta2, (r >> np.uint64(21)) & mask21)
+            latent[i, h], momentum[i, h] = _dfa_synapse(
+                g[h], latent[i, h], momentum[i, h], r, step, beta1, beta2, decay
+            )
+
+
+@njit(cache=True, parallel=True)
+def _dfa_update_wide(pre, d, latent, momentum, key, step, beta1, beta2, decay) -> None:
+    """§7.5: ``_dfa_update`` with ``G`` summed over samples and positions in i64, saturated."""
+    n_in, n_out = latent.shape
+    rows = pre.shape[0]
+    limit = np.int64(I32_MAX)
+    for i in prange(n_in):
+        g = np.zeros(n_out, np.int64)
+        for s in range(rows):
+            p = np.int64(pre[s, i])
+            if p != 0:
+                for h in range(n_out):
+                    g[h] += p * d[s, h]
+        for h in range(n_out):
+            r = hash2(key, i * n_out + h)
+            gh = min(max(g[h], -limit), limit)
+            latent[i, h], momentum[i, h] = _dfa_synapse(
+                gh, latent[i, h], momentum[i, h], r, step, beta1, beta2, decay
+            )
 
 
 def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
@@ -194,15 +352,16 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
         idx = order[start : start + batch_size]
         rows = idx.shape[0]
         weights = _all_fixed_weights(state, layers)
-        zs, acts = _forward_all(state, x[idx], weights, dropout)
+        fp = _forward_all(state, x[idx], weights, dropout)
         e = np.empty((rows, classes), np.int32)
         correct, sq = _output_error(
-            acts[-1], y[idx], np.ones(rows, np.bool_), target_on, target_off, e
+            fp.acts[-1], y[idx], np.ones(rows, np.bool_), target_on, target_off, e
         )
         correct_total += correct
         sq_total += sq
         t = int(counters[COUNTER_STEP])
         for layer, (lat, mom) in enumerate(layers):
+            block = _Block(state["geometry"][layer])
             if layer == len(layers) - 1:
                 d = e
             else:
@@ -210,7 +369,7 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
                 if local_heads:
                     err = np.empty((rows, classes), np.int32)
                     _local_head_error(
-                        acts[layer + 1],
+                        fp.acts[layer + 1],
                         feedback[layer],
                         head_shift,
                         y[idx],
@@ -218,10 +377,12 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
                         target_off,
                         err,
                     )
-                d = np.empty_like(zs[layer])
-                _hidden_delta(zs[layer], int(state["shift"][layer]), feedback[layer], err, d)
+                delta = _feedback_delta(feedback[layer], err)
+                shift = int(state["shift"][layer])
+                d = block.route(delta, fp.zs[layer], shift, fp.winners[layer])
             key = np.uint64(rounding_key(seed, layer, t))  # numba hands u64 back as a Python int
-            _dfa_update(acts[layer], d, lat, mom, key, step, beta1, beta2, decay)
+            update = _dfa_update if block.dense else _dfa_update_wide
+            update(fp.patches[layer], d, lat, mom, key, step, beta1, beta2, decay)
         counters[COUNTER_STEP] = t + 1
     return correct_total, sq_total
 
@@ -266,7 +427,7 @@ def _train_epoch_seed_hebbian(state, x, y, order):
     for sample in order:
         idx = np.array([sample])
         weights = _all_fixed_weights(state, layers)
-        _, acts = _forward_all(state, x[idx], weights)
+        acts = _forward_all(state, x[idx], weights).acts
         e = np.empty((1, classes), np.int32)
         correct, sq = _output_error(acts[-1], y[idx], ones, 255, 0, e)
         correct_total += correct
@@ -318,5 +479,4 @@ class NumbaBackend:
         """Every layer's u8 activations (input first) for the rows of ``x``."""
         layers, _ = _layer_views(handle)
         weights = _all_fixed_weights(handle, layers)
-        _, acts = _forward_all(handle, np.ascontiguousarray(x, np.uint8), weights)
-        return acts
+        return _forward_all(handle, np.ascontiguousarray(x, np.uint8), weights).acts

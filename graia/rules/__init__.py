@@ -24,6 +24,8 @@ class Rule:
     options: ClassVar[dict[str, tuple[int, int, int]]]
     #: Whether the rule learns one sample at a time (ignores ``batch_size``).
     online: ClassVar[bool] = False
+    #: Whether the rule can train ``Conv2D`` layers (docs/arithmetic.md §7.5).
+    supports_conv: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -108,6 +110,7 @@ class SeedHebbian(Rule):
     rule_id = 1
     options: ClassVar[dict[str, tuple[int, int, int]]] = {}
     online = True
+    supports_conv = False
 
 
 #: The rule ``compile()`` uses when none is named.

@@ -1,0 +1,155 @@
+-- | Convolution and pooling (docs/arithmetic.md §3.1, §3.2, §7.5): the
+-- geometry of a layer, its patches, the pooling after it and the routing
+-- of deltas back through that pooling. A layer multiplies its patches by
+-- its weights with the products of `dense.fut`; a Dense layer is the 1x1
+-- case, whose patches are its input rows.
+
+import "arith"
+
+-- | A layer's geometry: one row of the host state's `geometry`
+-- (`graia/backends/interface.py`, `GEOMETRY_FIELDS`), without `out_c`,
+-- which is the width of the layer's weights.
+type geometry =
+  { in_h: i64
+  , in_w: i64
+  , in_c: i64
+  , k_h: i64
+  , k_w: i64
+  , stride_h: i64
+  , stride_w: i64
+  , pad_top: i64
+  , pad_left: i64
+  , out_h: i64
+  , out_w: i64
+  , pool: i64
+  , pool_h: i64
+  , pool_w: i64
+  }
+
+-- | Values of `pool`.
+def pool_none : i64 = 0
+
+def pool_max : i64 = 1
+
+-- | A geometry from its host row (`GEOMETRY_FIELDS` order).
+def geometry_of (row: [15]i64) : geometry =
+  { in_h = row[0]
+  , in_w = row[1]
+  , in_c = row[2]
+  , k_h = row[3]
+  , k_w = row[4]
+  , stride_h = row[5]
+  , stride_w = row[6]
+  , pad_top = row[7]
+  , pad_left = row[8]
+  , out_h = row[9]
+  , out_w = row[10]
+  , pool = row[12]
+  , pool_h = row[13]
+  , pool_w = row[14]
+  }
+
+-- | Whether a layer is Dense: a 1x1 convolution of a 1x1 image, no pooling.
+def is_dense (g: geometry) : bool =
+  g.in_h == 1 && g.in_w == 1 && g.k_h == 1 && g.k_w == 1 && g.pool == pool_none
+
+-- | Output positions of the convolution.
+def positions (g: geometry) : i64 = g.out_h * g.out_w
+
+-- | The patches of a batch (§3.1): row `s * positions + oy * out_w + ox`,
+-- column `(ky * k_w + kx) * in_c + ch`; zeros outside the image.
+def patches [b] [n] (g: geometry) (k: i64) (x: [b][n]u8) : [][k]u8 =
+  let p = positions g
+  in #[unsafe]
+     tabulate_2d (b * p) k (\r i ->
+                              let (s, pos) = (r / p, r % p)
+                              let (oy, ox) = (pos / g.out_w, pos % g.out_w)
+                              let ky = i / (g.k_w * g.in_c)
+                              let kx = (i / g.in_c) % g.k_w
+                              let ch = i % g.in_c
+                              let iy = oy * g.stride_h + ky - g.pad_top
+                              let ix = ox * g.stride_w + kx - g.pad_left
+                              in if iy < 0 || iy >= g.in_h || ix < 0 || ix >= g.in_w
+                                 then 0
+                                 else x[s, (iy * g.in_w + ix) * g.in_c + ch])
+
+-- | The block's output features per sample after pooling.
+def pooled_features (g: geometry) (m: i64) : i64 =
+  (g.out_h / g.pool_h) * (g.out_w / g.pool_w) * m
+
+-- | Pooling (§3.2) of the convolution's activations `a` (rows as in
+-- `patches`) into `b` samples of `pooled_features` values, with each
+-- window's winner (its position) for max pooling. No pooling is the 1x1
+-- window.
+def pool [r] [m] (g: geometry) (b: i64) (a: [r][m]u8) : ([b][]u8, [b][]i32) =
+  let p = positions g
+  let pw = g.out_w / g.pool_w
+  let o = pooled_features g m
+  let cell s u =
+    let (c, f) = (u / m, u % m)
+    let (py, px) = (c / pw, c % pw)
+    let (best, winner, total) =
+      loop (best, winner, total) = (-1i32, 0i64, 0i32)
+      for w < g.pool_h * g.pool_w do
+        let pos = (py * g.pool_h + w / g.pool_w) * g.out_w + px * g.pool_w + w % g.pool_w
+        let v = i32.u8 (#[unsafe] a[s * p + pos, f])
+        in if v > best then (v, pos, total + v) else (best, winner, total + v)
+    in if g.pool == pool_max
+       then (u8.i32 best, i32.i64 winner)
+       else (u8.i32 (total / i32.i64 (g.pool_h * g.pool_w)), 0)
+  in tabulate_2d b o cell |> map unzip |> unzip
+
+-- | The deltas of the convolution's positions (§7.5) from the deltas
+-- `delta` of the block's output units: each position takes its window's
+-- unit's delta if it routes there (every position without pooling or with
+-- average pooling; the winner with max pooling) and its slope (§7.2) is 1.
+def route [b] [o] [r] [m] (g: geometry) (shift: i32) (delta: [b][o]i32) (winner: [b][o]i32) (z: [r][m]i32) : [r][m]i32 =
+  let p = positions g
+  let (ph, pw) = (g.out_h / g.pool_h, g.out_w / g.pool_w)
+  in #[unsafe]
+     tabulate_2d r m (\q f ->
+                        let (s, pos) = (q / p, q % p)
+                        let (py, px) = ((pos / g.out_w) / g.pool_h, (pos % g.out_w) / g.pool_w)
+                        let u = (py * pw + px) * m + f
+                        in if py >= ph || px >= pw
+                              || (g.pool == pool_max && winner[s, u] != i32.i64 pos)
+                              || !(slope shift z[q, f])
+                           then 0
+                           else delta[s, u])
+
+-- ==
+-- entry: test_patches
+-- input { [3i64, 3i64, 1i64, 2i64, 2i64, 1i64, 1i64, 0i64, 0i64, 2i64, 2i64, 1i64, 0i64, 1i64, 1i64]
+--         [[1u8, 2u8, 3u8, 4u8, 5u8, 6u8, 7u8, 8u8, 9u8]] }
+-- output { [[1u8, 2u8, 4u8, 5u8], [2u8, 3u8, 5u8, 6u8], [4u8, 5u8, 7u8, 8u8], [5u8, 6u8, 8u8, 9u8]] }
+-- input { [2i64, 2i64, 1i64, 3i64, 3i64, 2i64, 2i64, 1i64, 1i64, 1i64, 1i64, 1i64, 0i64, 1i64, 1i64]
+--         [[1u8, 2u8, 3u8, 4u8]] }
+-- output { [[0u8, 0u8, 0u8, 0u8, 1u8, 2u8, 0u8, 3u8, 4u8]] }
+entry test_patches [b] [n] (row: [15]i64) (x: [b][n]u8) : [][]u8 =
+  let g = geometry_of row
+  in patches g (g.k_h * g.k_w * g.in_c) x
+
+-- ==
+-- entry: test_pool
+-- input { 1i64 [[1u8], [7u8], [7u8], [2u8], [0u8], [0u8], [3u8], [3u8], [9u8]] }
+-- output { [[7u8]] [[1]] }
+-- input { 2i64 [[1u8], [7u8], [7u8], [2u8], [0u8], [0u8], [3u8], [3u8], [9u8]] }
+-- output { [[2u8]] [[0]] }
+entry test_pool [r] (kind: i64) (a: [r][1]u8) : ([][]u8, [][]i32) =
+  let g =
+    { in_h = 3
+    , in_w = 3
+    , in_c = 1
+    , k_h = 1
+    , k_w = 1
+    , stride_h = 1
+    , stride_w = 1
+    , pad_top = 0
+    , pad_left = 0
+    , out_h = 3
+    , out_w = 3
+    , pool = kind
+    , pool_h = 2
+    , pool_w = 2
+    }
+  in pool g 1 a

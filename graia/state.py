@@ -1,0 +1,204 @@
+"""From a layer stack to its geometry and initial host state (docs/arithmetic.md §3, §6).
+
+Every weighted layer (``Conv2D`` or ``Dense``) is one *block*: a convolution, optionally followed
+by the pooling layer right after it. A ``Dense`` layer is the block of a 1x1 convolution over a 1x1
+image whose channels are the (flattened) inputs, so every backend runs one kind of block and the
+host state keeps one row of integers per block (:data:`GEOMETRY_FIELDS`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
+
+import numpy as np
+
+from graia import layers as layers_mod
+from graia import spec
+from graia.backends.interface import GEOMETRY_FIELDS, POOL_AVERAGE, POOL_MAX, POOL_NONE, HostState
+from graia.errors import GraiaValueError
+
+_POOL_KINDS = {"max": POOL_MAX, "average": POOL_AVERAGE}
+
+
+@dataclass(frozen=True)
+class Block:
+    """One weighted layer's geometry: the row of ``geometry`` in a host state.
+
+    Input ``in_h x in_w x in_c`` (channels last), kernel ``k_h x k_w``, strides, the zero padding
+    before the first row/column, the convolution's output ``out_h x out_w x out_c``, and the pooling
+    after it (``pool`` is ``POOL_NONE``/``POOL_MAX``/``POOL_AVERAGE``, windows ``pool_h x pool_w``).
+    """
+
+    in_h: int
+    in_w: int
+    in_c: int
+    k_h: int
+    k_w: int
+    stride_h: int
+    stride_w: int
+    pad_top: int
+    pad_left: int
+    out_h: int
+    out_w: int
+    out_c: int
+    pool: int
+    pool_h: int
+    pool_w: int
+
+    @property
+    def fan_in(self) -> int:
+        """Inputs of one output unit: the rows of the layer's weight matrix."""
+        return self.k_h * self.k_w * self.in_c
+
+    @property
+    def n_in(self) -> int:
+        return self.in_h * self.in_w * self.in_c
+
+    @property
+    def n_out(self) -> int:
+        """Output features after pooling (what the next layer reads)."""
+        return (self.out_h // self.pool_h) * (self.out_w // self.pool_w) * self.out_c
+
+    @property
+    def is_dense(self) -> bool:
+        return self.in_h == self.in_w == self.k_h == self.k_w == 1 and self.pool == POOL_NONE
+
+    def row(self) -> tuple[int, ...]:
+        return astuple(self)
+
+
+assert tuple(Block.__dataclass_fields__) == GEOMETRY_FIELDS
+
+
+def _conv_extent(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
+    """(output size, padding before) of one axis, as Keras computes them."""
+    if padding == "same":
+        out = -(-size // stride)
+        return out, max((out - 1) * stride + kernel - size, 0) // 2
+    return (size - kernel) // stride + 1 if size >= kernel else 0, 0
+
+
+def plan(layers: Sequence[layers_mod.Layer]) -> list[Block]:
+    """The blocks of a layer stack (``Input`` first), checking that it can be built.
+
+    Raises:
+        GraiaValueError: naming the layer that does not fit (wrong order, an empty output, a sum
+            that could overflow 32 bits).
+    """
+    if len(layers) < 2 or not isinstance(layers[0], layers_mod.Input):
+        raise GraiaValueError("the model needs an Input layer and at least one weighted layer")
+    shape = layers[0].shape
+    image = (shape[0], shape[1], 1) if len(shape) == 2 else shape if len(shape) == 3 else None
+    flat = math.prod(shape)
+    blocks: list[Block] = []
+    previous: layers_mod.Layer = layers[0]
+    for layer in layers[1:]:
+        label = f"layer {layer.name or type(layer).__name__!r}"
+        if isinstance(layer, layers_mod.Conv2D):
+            if image is None:
+                raise GraiaValueError(
+                    f"{label}: Conv2D needs an image input (h, w) or (h, w, channels), "
+                    f"got a flat input of {flat} values"
+                )
+            h, w, c = image
+            (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
+            out_h, pad_top = _conv_extent(h, kh, sh, layer.padding)
+            out_w, pad_left = _conv_extent(w, kw, sw, layer.padding)
+            if out_h < 1 or out_w < 1:
+                raise GraiaValueError(
+                    f"{label}: kernel {kh}x{kw} does not fit its {h}x{w} input with padding "
+                    f"'valid' (use padding='same' or a smaller kernel)"
+                )
+            block = Block(
+                h,
+                w,
+                c,
+                kh,
+                kw,
+                sh,
+                sw,
+                pad_top,
+                pad_left,
+                out_h,
+                out_w,
+                layer.filters,
+                POOL_NONE,
+                1,
+                1,
+            )
+            blocks.append(block)
+            image = (out_h, out_w, layer.filters)
+            flat = math.prod(image)
+        elif isinstance(layer, (layers_mod.MaxPooling2D, layers_mod.AveragePooling2D)):
+            if not isinstance(previous, layers_mod.Conv2D):
+                raise GraiaValueError(f"{label}: a pooling layer must directly follow a Conv2D")
+            ph, pw = layer.pool_size
+            h, w, c = image
+            if h < ph or w < pw:
+                raise GraiaValueError(f"{label}: pool {ph}x{pw} is larger than its {h}x{w} input")
+            blocks[-1] = Block(*blocks[-1].row()[:12], _POOL_KINDS[layer.kind], ph, pw)
+            image = (h // ph, w // pw, c)
+            flat = math.prod(image)
+        elif isinstance(layer, layers_mod.Flatten):
+            image = None
+        elif isinstance(layer, layers_mod.Dense):
+            if image is not None and not isinstance(previous, layers_mod.Input):
+                raise GraiaValueError(
+                    f"{label}: add Flatten() before a Dense layer that follows an image layer"
+                )
+            blocks.append(Block(1, 1, flat, 1, 1, 1, 1, 0, 0, 1, 1, layer.units, POOL_NONE, 1, 1))
+            image = None
+            flat = layer.units
+        else:
+            raise GraiaValueError(f"{label}: {type(layer).__name__} is not a layer graia can use")
+        previous = layer
+    if not isinstance(layers[-1], layers_mod.Dense):
+        raise GraiaValueError("the last layer must be the Dense output layer (one unit per class)")
+    for layer, block in zip(weighted(layers), blocks):
+        if not spec.forward_bound_ok(block.fan_in, layer.kmax):
+            limit = spec.I32_MAX // (255 << layer.kmax)
+            raise GraiaValueError(
+                f"layer {layer.name!r}: {block.fan_in} inputs per unit with kmax={layer.kmax} "
+                f"could overflow the 32-bit sum (at most {limit} for this kmax; "
+                f"see docs/arithmetic.md §3)"
+            )
+    return blocks
+
+
+def weighted(layers: Sequence[layers_mod.Layer]) -> list[layers_mod.Layer]:
+    """The layers with weights (``Conv2D``, ``Dense``), in order."""
+    return [layer for layer in layers if layer.weighted]
+
+
+def geometry(blocks: Sequence[Block]) -> np.ndarray:
+    """The ``geometry`` array of a host state: one row per block."""
+    return np.array([b.row() for b in blocks], np.int64).reshape(len(blocks), len(GEOMETRY_FIELDS))
+
+
+def initial(layers: Sequence[layers_mod.Layer], seed: int) -> HostState:
+    """The host state of a freshly built model (§6): latents, zero momenta, feedback matrices."""
+    blocks = plan(layers)
+    learned = weighted(layers)
+    latent = [
+        spec.init_latent(seed, i, b.fan_in, b.out_c, layer.kmax, layer.initializer)
+        for i, (b, layer) in enumerate(zip(blocks, learned))
+    ]
+    classes = blocks[-1].n_out
+    feedback = [
+        spec.feedback_matrix(np.uint64(seed), i, b.n_out, classes)
+        for i, b in enumerate(blocks[:-1])
+    ]
+    sizes = [blocks[0].n_in] + [b.n_out for b in blocks]
+    synapses = sum(b.fan_in * b.out_c for b in blocks)
+    return {
+        "sizes": np.array(sizes, np.int64),
+        "geometry": geometry(blocks),
+        "kmax": np.array([la.kmax for la in learned], np.int32),
+        "shift": np.array([la.shift for la in learned], np.int32),
+        "latent": np.concatenate(latent).astype(np.int32),
+        "momentum": np.zeros(synapses, np.int32),
+        "feedback": np.concatenate(feedback).astype(np.int8) if feedback else np.zeros(0, np.int8),
+        "counters": np.array([np.int64(np.uint64(seed).view(np.int64)), 0, 255], np.int64),
+    }

@@ -1,0 +1,227 @@
+"""Convolution and pooling (docs/arithmetic.md §3.1, §3.2, §7.5): the Numba oracle against a
+plain numpy reading of the spec, every backend against the oracle bit for bit, model checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import graia
+from graia import layers as L
+from graia import spec
+from graia.backends.numba import NumbaBackend
+from graia.errors import GraiaValueError
+
+
+def _conv_model(image, filters, kernel, strides, padding, pool, kmax, seed, hidden=(), classes=3):
+    layers = [L.Input(image), L.Conv2D(filters, kernel, strides, padding, kmax=kmax)]
+    if pool is not None:
+        layers.append(pool[0](pool[1]))
+    layers += [L.Flatten()] + [L.Dense(u) for u in hidden] + [L.Dense(classes)]
+    return graia.Sequential(layers, seed=seed)
+
+
+def _numpy_block(x, model):
+    """§3.1-§3.2 written directly with numpy: the first block's output."""
+    b = model.blocks[0]
+    n = x.shape[0]
+    img = x.reshape(n, b.in_h, b.in_w, b.in_c).astype(np.int64)
+    kmax = model.weighted_layers[0].kmax
+    w = np.vectorize(lambda c: spec.fixed_weight(c, kmax))(model.get_codes()[0]).astype(np.int64)
+    pad = np.zeros((n, b.in_h + 2 * b.k_h + b.stride_h * b.out_h, b.in_w + 2 * b.k_w + b.stride_w * b.out_w, b.in_c), np.int64)  # fmt: skip
+    pad[:, b.pad_top : b.pad_top + b.in_h, b.pad_left : b.pad_left + b.in_w] = img
+    z = np.zeros((n, b.out_h, b.out_w, b.out_c), np.int64)
+    for oy in range(b.out_h):
+        for ox in range(b.out_w):
+            y0, x0 = oy * b.stride_h, ox * b.stride_w
+            z[:, oy, ox] = pad[:, y0 : y0 + b.k_h, x0 : x0 + b.k_w].reshape(n, -1) @ w
+    a = np.clip(z >> model.weighted_layers[0].shift, 0, 255)
+    if b.pool:
+        ph, pw = b.out_h // b.pool_h, b.out_w // b.pool_w
+        win = a[:, : ph * b.pool_h, : pw * b.pool_w].reshape(n, ph, b.pool_h, pw, b.pool_w, -1)
+        a = win.max(axis=(2, 4)) if b.pool == 1 else win.sum(axis=(2, 4)) // (b.pool_h * b.pool_w)
+    return a.reshape(n, -1)
+
+
+POOLS = [None, (L.MaxPooling2D, 2), (L.AveragePooling2D, (2, 3)), (L.AveragePooling2D, 3)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    h=st.integers(3, 9),
+    w=st.integers(3, 9),
+    c=st.integers(1, 3),
+    kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    strides=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    padding=st.sampled_from(["valid", "same"]),
+    pool=st.sampled_from(POOLS),
+    kmax=st.integers(0, 8),
+    seed=st.integers(0, 2**63),
+)
+def test_oracle_forward_is_the_spec(h, w, c, kernel, strides, padding, pool, kmax, seed):
+    try:
+        model = _conv_model((h, w, c), 3, kernel, strides, padding, pool, kmax, seed)
+        model.blocks  # noqa: B018 - the plan may refuse a pool larger than the image
+    except GraiaValueError:
+        return
+    x = np.random.default_rng(seed % 1000).integers(0, 256, (4, h * w * c)).astype(np.uint8)
+    with graia.backend.use("numba"):
+        model.build()
+        acts = NumbaBackend().activations(model._host_state(), x)
+    np.testing.assert_array_equal(acts[1], _numpy_block(x, model))
+
+
+def _train(name, model, x, y, epochs, batch_size):
+    with graia.backend.use(name):
+        model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
+        return model._host_state(), model.predict(x)
+
+
+def _assert_same(a, b):
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=f"host state {key!r}")
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    h=st.integers(4, 8),
+    c=st.integers(1, 2),
+    kernel=st.integers(1, 3),
+    stride=st.integers(1, 2),
+    padding=st.sampled_from(["valid", "same"]),
+    pool=st.sampled_from(POOLS[:3]),
+    kmax=st.integers(2, 8),
+    hidden=st.sampled_from([(), (6,)]),
+    rule=st.sampled_from(["dfa", "local_heads"]),
+    dropout=st.sampled_from([0, 90]),
+    batch_size=st.integers(1, 9),
+    seed=st.integers(0, 2**63),
+)
+def test_property_conv_training_matches_reference(
+    futhark_backend,
+    h,
+    c,
+    kernel,
+    stride,
+    padding,
+    pool,
+    kmax,
+    hidden,
+    rule,
+    dropout,
+    batch_size,
+    seed,
+):
+    """Random conv/pool shapes, strides, paddings, kmax, rules: weights after two epochs and
+    predictions identical to the oracle."""
+    rng = np.random.default_rng(seed % 997)
+    x = rng.integers(0, 256, (23, h * h * c)).astype(np.uint8)
+    x[x < 70] = 0
+    y = rng.integers(0, 3, 23).astype(np.int32)
+    results = []
+    for name in ("numba", futhark_backend):
+        model = _conv_model((h, h, c), 4, kernel, stride, padding, pool, kmax, seed, hidden)
+        with graia.backend.use("numba"):
+            model.compile(rule, step=4096, dropout=dropout)
+        results.append(_train(name, model, x, y, 2, batch_size))
+    _assert_same(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_two_conv_blocks_several_epochs_match(futhark_backend):
+    """A small two-block network trained for three epochs: same bits on every backend."""
+    layers = [
+        L.Input((12, 12)),
+        L.Conv2D(4, 3, padding="same", shift=9),
+        L.MaxPooling2D(2),
+        L.Conv2D(6, 3, padding="same"),
+        L.AveragePooling2D(2),
+        L.Flatten(),
+        L.Dense(5),
+    ]
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (40, 12, 12)).astype(np.uint8)
+    y = rng.integers(0, 5, 40).astype(np.int32)
+    results = []
+    for name in ("numba", futhark_backend):
+        model = graia.Sequential([type(la)(**_options(la)) for la in layers], seed=9)
+        with graia.backend.use("numba"):
+            model.compile("local_heads", step=2048, dropout=30)
+        results.append(_train(name, model, x, y, 3, 8))
+    _assert_same(results[0][0], results[1][0])
+
+
+def _options(layer):
+    config = layer.get_config()
+    config.pop("class")
+    if isinstance(layer, L.Input):
+        return {"shape": tuple(config["shape"])}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+
+
+def test_conv_model_saves_and_loads_across_backends(tmp_path, futhark_backend):
+    model = _conv_model((8, 8, 1), 3, 3, 1, "same", (L.MaxPooling2D, 2), 6, 4, hidden=(7,))
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (30, 8, 8)).astype(np.uint8)
+    y = rng.integers(0, 3, 30).astype(np.int32)
+    with graia.backend.use(futhark_backend):
+        model.compile("dfa", step=4096)
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+        model.save(tmp_path / "conv.graia")
+        expected = model.predict(x)
+    with graia.backend.use("numba"):
+        loaded = graia.load_model(tmp_path / "conv.graia")
+        np.testing.assert_array_equal(loaded.predict(x), expected)
+        assert [la.get_config() for la in loaded.layers] == [la.get_config() for la in model.layers]
+
+
+@pytest.mark.parametrize(
+    ("layers", "message"),
+    [
+        ([L.Input(64), L.Conv2D(2, 3), L.Flatten(), L.Dense(3)], "needs an image input"),
+        ([L.Input((8, 8)), L.MaxPooling2D(2), L.Flatten(), L.Dense(3)], "directly follow a Conv2D"),
+        ([L.Input((8, 8)), L.Conv2D(2, 3), L.Dense(3)], "add Flatten()"),
+        ([L.Input((4, 4)), L.Conv2D(2, 5), L.Flatten(), L.Dense(3)], "does not fit"),
+        ([L.Input((4, 4)), L.Conv2D(2, 3), L.MaxPooling2D(3), L.Flatten(), L.Dense(3)], "larger"),
+        ([L.Input((8, 8)), L.Conv2D(2, 3)], "last layer must be the Dense"),
+        ([L.Input((30, 30, 40)), L.Conv2D(2, 5, kmax=14), L.Flatten(), L.Dense(3)], "overflow"),
+    ],
+)
+def test_bad_stacks_are_refused_before_any_compute(layers, message):
+    with pytest.raises(GraiaValueError, match=message):
+        graia.Sequential(layers, seed=1).build()
+
+
+def test_seed_hebbian_refuses_conv_layers():
+    model = _conv_model((6, 6), 2, 3, 1, "valid", None, 4, 1)
+    with pytest.raises(GraiaValueError, match="Dense layers only"):
+        model.compile("seed_hebbian")
+
+
+def test_image_input_shapes():
+    """``Input((h, w))`` and ``Input((h, w, 1))`` are the same image; x may come in either form."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (5, 6, 6)).astype(np.uint8)
+    outs = []
+    for shape in ((6, 6), (6, 6, 1)):
+        model = _conv_model(shape, 2, 3, 1, "same", (L.MaxPooling2D, 2), 6, 3)
+        with graia.backend.use("numba"):
+            model.build()
+            outs.append(model.predict(x))
+            np.testing.assert_array_equal(model.predict(x[..., None]), outs[-1])
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_layer_configs_round_trip():
+    for layer in (
+        L.Conv2D(5, (3, 2), strides=(2, 1), padding="same", kmax=6, shift=8, name="c"),
+        L.MaxPooling2D((2, 3)),
+        L.AveragePooling2D(2),
+        L.Flatten(),
+    ):
+        again = L.from_config(layer.get_config())
+        assert again.get_config() == layer.get_config()
