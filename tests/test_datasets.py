@@ -1,11 +1,14 @@
-"""Datasets: digits split, IDX reading, search order, and downloads from a local HTTP server."""
+"""Datasets: digits split, IDX reading, search order, downloads from a local HTTP server, and the
+CIFAR-10 binary archive (generated archives in the published format, fewer records per batch)."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import http.server
+import io
 import socket
+import tarfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,9 +17,9 @@ import numpy as np
 import pytest
 
 from graia import datasets
-from graia.datasets import download, fashion_mnist, idx, mnist
+from graia.datasets import cifar10, download, fashion_mnist, idx, mnist
 from graia.datasets.download import Resource
-from graia.errors import DatasetError, GraiaError
+from graia.errors import DatasetError, GraiaError, GraiaValueError
 
 # --------------------------------------------------------------------------- digits
 
@@ -455,3 +458,308 @@ def test_debian_fashion_mnist(monkeypatch: pytest.MonkeyPatch) -> None:
     assert y_train.shape == (60000,) and y_test.shape == (10000,)
     assert np.bincount(y_test).tolist() == [1000] * 10
     assert np.bincount(y_train).tolist() == [6000] * 10
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+_CIFAR_RECORDS = 4  # records per batch in the generated archives (the published one has 10000)
+_CIFAR_DIR = "cifar-10-batches-bin/"
+_CIFAR_BATCHES = tuple(f"data_batch_{i}.bin" for i in range(1, 6)) + ("test_batch.bin",)
+
+
+def _cifar_batches(records: int = _CIFAR_RECORDS, seed: int = 0) -> dict[str, bytes]:
+    """Each batch member's content: ``records`` random records of 3073 bytes."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in _CIFAR_BATCHES:
+        data = rng.integers(0, 256, (records, 3073), dtype=np.uint8)
+        data[:, 0] = rng.integers(0, 10, records)
+        out[_CIFAR_DIR + name] = data.tobytes()
+    return out
+
+
+def _tar(
+    members: list[tuple[str, bytes]] | dict[str, bytes],
+    *,
+    compress: bool = True,
+    fmt: int = tarfile.GNU_FORMAT,
+    symlinks: tuple[str, ...] = (),
+) -> bytes:
+    """A tar archive of ``members`` (name, content) in order, like the published one: the
+    directory first, then the batches, ``batches.meta.txt`` and ``readme.html``."""
+    items = list(members.items()) if isinstance(members, dict) else list(members)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        d = tarfile.TarInfo(_CIFAR_DIR.rstrip("/"))
+        d.type = tarfile.DIRTYPE
+        tar.addfile(d)
+        for name, data in items:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name in symlinks:
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = "/etc/passwd"
+            tar.addfile(info)
+    raw = buf.getvalue()
+    return gzip.compress(raw, mtime=0) if compress else raw
+
+
+def _cifar_archive(**kwargs: object) -> bytes:
+    members = dict(_cifar_batches())
+    members[_CIFAR_DIR + "batches.meta.txt"] = "\n".join(cifar10.CLASS_NAMES).encode() + b"\n"
+    members[_CIFAR_DIR + "readme.html"] = b"<meta HTTP-EQUIV='REFRESH'>\n"
+    return _tar(members, **kwargs)  # type: ignore[arg-type]
+
+
+def _expected_split(batches: dict[str, bytes], names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """Images and labels by the format's definition, pixel by pixel (no reshape shortcut)."""
+    records = np.concatenate(
+        [np.frombuffer(batches[_CIFAR_DIR + n], np.uint8).reshape(-1, 3073) for n in names]
+    )
+    n = len(records)
+    i, row, col, ch = np.indices((n, 32, 32, 3))
+    x = records[i, 1 + ch * 1024 + row * 32 + col]
+    return x, records[:, 0]
+
+
+@pytest.mark.parametrize("compress", [True, False])
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT, tarfile.PAX_FORMAT])
+def test_cifar10_read_archive_layout(tmp_path: Path, compress: bool, fmt: int) -> None:
+    path = tmp_path / "cifar-10-binary.tar.gz"
+    path.write_bytes(_cifar_archive(compress=compress, fmt=fmt))
+    (x_train, y_train), (x_test, y_test) = cifar10.read_archive(
+        path, records_per_batch=_CIFAR_RECORDS
+    )
+    assert x_train.shape == (5 * _CIFAR_RECORDS, 32, 32, 3) and y_train.shape == (20,)
+    assert x_test.shape == (_CIFAR_RECORDS, 32, 32, 3) and y_test.shape == (4,)
+    for a in (x_train, y_train, x_test, y_test):
+        assert a.dtype == np.uint8 and a.flags.c_contiguous
+    batches = _cifar_batches()
+    ex, ey = _expected_split(batches, _CIFAR_BATCHES[:5])
+    np.testing.assert_array_equal(x_train, ex)
+    np.testing.assert_array_equal(y_train, ey)
+    ex, ey = _expected_split(batches, _CIFAR_BATCHES[5:])
+    np.testing.assert_array_equal(x_test, ex)
+    np.testing.assert_array_equal(y_test, ey)
+    # The red channel of image 0's first pixel is the byte after its label.
+    assert x_test[0, 0, 0, 0] == batches[_CIFAR_DIR + "test_batch.bin"][1]
+
+
+def test_cifar10_member_order_does_not_matter(tmp_path: Path) -> None:
+    members = list(reversed(list(_cifar_batches().items())))
+    path = tmp_path / "a.tar.gz"
+    path.write_bytes(_tar(members))
+    (x_train, _), _ = cifar10.read_archive(path, records_per_batch=_CIFAR_RECORDS)
+    np.testing.assert_array_equal(x_train, _expected_split(_cifar_batches(), _CIFAR_BATCHES[:5])[0])
+
+
+def test_cifar10_records_per_batch_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "a.tar.gz"
+    path.write_bytes(_cifar_archive())
+    for bad in (0, True, 2.0, cifar10.RECORDS_PER_BATCH + 1):
+        with pytest.raises(GraiaValueError, match="records_per_batch"):
+            cifar10.read_archive(path, records_per_batch=bad)  # type: ignore[arg-type]
+    # The published size is the default: a small archive is refused, naming both sizes.
+    with pytest.raises(DatasetError, match=r"holds 12292 bytes, expected 30730000 \(10000 rec"):
+        cifar10.read_archive(path)
+
+
+def _replace(members: dict[str, bytes], name: str, data: bytes) -> dict[str, bytes]:
+    out = dict(members)
+    out[_CIFAR_DIR + name] = data
+    return out
+
+
+def _without(members: dict[str, bytes], name: str) -> dict[str, bytes]:
+    return {k: v for k, v in members.items() if k != _CIFAR_DIR + name}
+
+
+def _bad_label(members: dict[str, bytes]) -> dict[str, bytes]:
+    data = bytearray(members[_CIFAR_DIR + "data_batch_3.bin"])
+    data[3073] = 10  # second record's label
+    return _replace(members, "data_batch_3.bin", bytes(data))
+
+
+def _flip_in_member(archive: bytes) -> bytes:
+    raw = bytearray(gzip.decompress(archive))
+    raw[512 * 3 + 100] ^= 0xFF  # inside data_batch_1's pixels: only the gzip CRC can tell
+    good = gzip.compress(bytes(raw), mtime=0)
+    crc_at = len(good) - 8
+    return good[:crc_at] + archive[-8:-4] + good[-4:]  # the original CRC: a corrupt archive
+
+
+def _bad_header_checksum(archive: bytes) -> bytes:
+    raw = bytearray(gzip.decompress(archive))
+    raw[512 + 5] ^= 0x01  # the first batch's name, after the directory's header
+    return gzip.compress(bytes(raw), mtime=0)
+
+
+def _many_members() -> bytes:
+    members = list(_cifar_batches().items())
+    members += [(f"{_CIFAR_DIR}junk{i}", b"x") for i in range(cifar10.MAX_MEMBERS)]
+    return _tar(members)
+
+
+def _huge_member_header() -> bytes:
+    """A header declaring a 4 GiB member (the data is absent): refused from the header alone."""
+    info = tarfile.TarInfo("bomb")
+    info.size = 1 << 32
+    return gzip.compress(info.tobuf(format=tarfile.GNU_FORMAT), mtime=0)
+
+
+def _no_end_marker() -> bytes:
+    """The uncompressed archive cut right after its last member, before the zero blocks."""
+    raw = _cifar_archive(compress=False)
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        last = tar.getmembers()[-1]
+    return raw[: last.offset_data + -(-last.size // 512) * 512]
+
+
+def _trailing_junk() -> bytes:
+    return gzip.compress(_cifar_archive(compress=False) + b"\0" * (2 << 20), mtime=0)
+
+
+_BATCHES = _cifar_batches()
+_CORRUPT: list[tuple[str, Callable[[], bytes], str]] = [
+    ("empty", lambda: b"", "truncated archive: it ends at byte 0"),
+    ("not a tar", lambda: b"hello world, not a tar " * 40, "not a tar archive: no ustar"),
+    ("not gzip either", lambda: b"\x1f\x8bnot really gzip", "corrupt gzip data"),
+    ("gzip cut", lambda: _cifar_archive()[:-100], "truncated gzip data"),
+    ("gzip crc", lambda: _flip_in_member(_cifar_archive()), "corrupt gzip data"),
+    ("tar cut", lambda: _cifar_archive(compress=False)[:5000], "truncated archive: member"),
+    ("no end marker", _no_end_marker, "ends at byte [0-9]+ before the tar end-of-archive marker"),
+    ("header checksum", lambda: _bad_header_checksum(_cifar_archive()), "checksum mismatch"),
+    (
+        "short batch",
+        lambda: _tar(_replace(_BATCHES, "data_batch_2.bin", b"\0" * 3073 * 3)),
+        r"data_batch_2\.bin holds 9219 bytes, expected 12292 \(4 records of 3073 bytes\)",
+    ),
+    (
+        "long batch",
+        lambda: _tar(_replace(_BATCHES, "test_batch.bin", b"\0" * (3073 * 4 + 1))),
+        r"test_batch\.bin holds 12293 bytes",
+    ),
+    ("missing", lambda: _tar(_without(_BATCHES, "data_batch_5.bin")), r"lacks .*data_batch_5"),
+    (
+        "duplicate",
+        lambda: _tar([*_BATCHES.items(), (_CIFAR_DIR + "data_batch_1.bin", b"\0" * 12292)]),
+        "data_batch_1.bin appears twice",
+    ),
+    (
+        "symlink",
+        lambda: _tar(
+            _without(_BATCHES, "test_batch.bin"), symlinks=(_CIFAR_DIR + "test_batch.bin",)
+        ),
+        "test_batch.bin is not a regular file",
+    ),
+    (
+        "traversal",
+        lambda: _tar(
+            [("../" + k if k.endswith("test_batch.bin") else k, v) for k, v in _BATCHES.items()]
+        ),
+        r"lacks cifar-10-batches-bin/test_batch\.bin",
+    ),
+    (
+        "large extra member",
+        lambda: _tar([*_BATCHES.items(), ("x.bin", b"\0" * (cifar10.MAX_OTHER_MEMBER_BYTES + 1))]),
+        "unexpected archive member 'x.bin'",
+    ),
+    ("bomb header", _huge_member_header, "unexpected archive member 'bomb' of 4294967296"),
+    ("too many members", _many_members, "more than 64 members"),
+    ("bad label", lambda: _tar(_bad_label(_BATCHES)), r"data_batch_3\.bin: label 10 out of range"),
+    ("trailing data", _trailing_junk, "bytes after the end of the tar archive"),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"), [c[1:] for c in _CORRUPT], ids=[c[0] for c in _CORRUPT]
+)
+def test_cifar10_corrupt_archives(tmp_path: Path, make: Callable[[], bytes], message: str) -> None:
+    path = tmp_path / "cifar-10-binary.tar.gz"
+    path.write_bytes(make())
+    with pytest.raises(DatasetError, match=message) as info:
+        cifar10.read_archive(path, records_per_batch=_CIFAR_RECORDS)
+    text = str(info.value)
+    assert "\n" not in text and text.startswith(str(path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # nothing extracted
+
+
+def test_cifar10_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="cannot open CIFAR-10 archive"):
+        cifar10.read_archive(tmp_path / "nope.tar.gz")
+
+
+@pytest.fixture
+def small_cifar(monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """The generated archive, with the loader expecting its record count and checksums."""
+    archive = _cifar_archive()
+    monkeypatch.setattr(cifar10, "RECORDS_PER_BATCH", _CIFAR_RECORDS)
+    res = Resource(
+        cifar10.ARCHIVE.filename,
+        hashlib.sha256(archive).hexdigest(),
+        len(archive),
+        md5=hashlib.md5(archive).hexdigest(),
+    )
+    monkeypatch.setattr(cifar10, "RESOURCES", (res,))
+    return archive
+
+
+def test_cifar10_load_data_local_and_by_name(isolated: Path, small_cifar: bytes) -> None:
+    d = isolated / "explicit"
+    d.mkdir()
+    (d / "cifar-10-binary.tar").write_bytes(gzip.decompress(small_cifar))  # uncompressed name
+    (x_train, _), (x_test, y_test) = cifar10.load_data(d)
+    assert x_train.shape == (20, 32, 32, 3) and x_test.shape == (4, 32, 32, 3)
+    for name in ("cifar10", "cifar-10", "CIFAR_10"):
+        (x2, _), (_, y2) = datasets.load_data(name, path=d)
+        np.testing.assert_array_equal(x2, x_train)
+        np.testing.assert_array_equal(y2, y_test)
+    home = _cache(isolated, "cifar10")
+    home.mkdir(parents=True)
+    (home / "cifar-10-binary.tar.gz").write_bytes(small_cifar)
+    assert cifar10.load_data(download=False)[1][0].shape == (4, 32, 32, 3)
+    assert "cifar10" in datasets.NAMES
+
+
+def test_cifar10_download_checksum_and_cache(isolated: Path, small_cifar: bytes) -> None:
+    s = _Server({cifar10.ARCHIVE.filename: small_cifar})
+    try:
+        (x_train, _), _ = cifar10.load_data(mirror=s.url, progress=False)
+        assert x_train.shape == (20, 32, 32, 3)
+        cache = _cache(isolated, "cifar10")
+        assert [p.name for p in cache.iterdir()] == [cifar10.ARCHIVE.filename]
+        assert (cache / cifar10.ARCHIVE.filename).read_bytes() == small_cifar
+        n = len(s.requests)
+        cifar10.load_data(mirror=s.url, progress=False)  # from the cache
+        assert len(s.requests) == n == 1
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("which", ["sha256", "md5"])
+def test_cifar10_checksum_mismatch_leaves_nothing(
+    isolated: Path, small_cifar: bytes, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    (res,) = cifar10.RESOURCES
+    wrong = {"sha256": "0" * 64} if which == "sha256" else {"md5": "0" * 32}
+    fields = {"sha256": res.sha256, "size": res.size, "md5": res.md5, **wrong}
+    monkeypatch.setattr(cifar10, "RESOURCES", (Resource(res.filename, **fields),))  # type: ignore[arg-type]
+    s = _Server({cifar10.ARCHIVE.filename: small_cifar})
+    try:
+        label = "SHA-256" if which == "sha256" else "MD5"
+        with pytest.raises(DatasetError, match=f"{label} mismatch"):
+            cifar10.load_data(mirror=s.url, progress=False)
+    finally:
+        s.close()
+    assert list(_cache(isolated, "cifar10").iterdir()) == []
+
+
+def test_cifar10_published_archive_constants() -> None:
+    a = cifar10.ARCHIVE
+    assert a.filename == "cifar-10-binary.tar.gz" and a.size == 170052171
+    assert len(a.sha256) == 64 and int(a.sha256, 16) >= 0
+    assert a.md5 is not None and len(a.md5) == 32 and int(a.md5, 16) >= 0
+    assert cifar10.RESOURCES == (a,)
+    assert cifar10.RECORD_BYTES == 3073 and cifar10.RECORDS_PER_BATCH == 10000

@@ -1,5 +1,5 @@
-"""Seeded fuzz of model files and IDX files: every mutant loads or fails with the library's own
-one-line error. Short by default; ``GRAIA_FUZZ_LONG=1`` runs 10,000 of each (issue 8)."""
+"""Seeded fuzz of model files, IDX files and CIFAR-10 archives: every mutant loads or fails with
+the library's own one-line error. Short by default; ``GRAIA_FUZZ_LONG=1`` runs 10,000 of each (issue 8)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import tarfile
 import time
 import zipfile
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 import graia
 from graia import layers
-from graia.datasets import idx
+from graia.datasets import cifar10, idx
 from graia.errors import DatasetError, ModelFileError
 
 COUNT = 10_000 if os.environ.get("GRAIA_FUZZ_LONG") == "1" else 300
@@ -134,4 +135,42 @@ def test_fuzz_idx_files(tmp_path: Path) -> None:
         outcomes["read"] += 1
     elapsed = time.perf_counter() - start
     print(f"IDX files: {COUNT} in {elapsed:.1f} s: {outcomes}")
+    assert outcomes["refused"] > COUNT // 2
+
+
+def _cifar_archive(rng: np.random.Generator) -> bytes:
+    """An uncompressed CIFAR-10 binary archive with one record per batch, plus a text member."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        members = [*cifar10.TRAIN_MEMBERS, *cifar10.TEST_MEMBERS, "cifar-10-batches-bin/x.txt"]
+        for name in members:
+            record = rng.integers(0, 256, cifar10.RECORD_BYTES, dtype=np.uint8)
+            record[0] %= 10
+            info = tarfile.TarInfo(name)
+            info.size = record.nbytes
+            tar.addfile(info, io.BytesIO(record.tobytes()))
+    return buf.getvalue()
+
+
+def test_fuzz_cifar10_archives(tmp_path: Path) -> None:
+    rng = np.random.default_rng(12)
+    raw = _cifar_archive(rng)
+    seeds = [raw, gzip.compress(raw, mtime=0)]
+    path = tmp_path / "fuzz-cifar.tar.gz"
+    outcomes = {"read": 0, "refused": 0}
+    start = time.perf_counter()
+    for _ in range(COUNT):
+        path.write_bytes(_mutate_bytes(rng, seeds[rng.integers(len(seeds))]))
+        try:
+            (x, y), (xt, yt) = cifar10.read_archive(path, records_per_batch=1)
+        except DatasetError as exc:
+            message = str(exc)
+            assert "\n" not in message and message.startswith(str(path)), message
+            outcomes["refused"] += 1
+            continue
+        assert x.shape == (5, 32, 32, 3) and xt.shape == (1, 32, 32, 3)
+        assert int(max(y.max(), yt.max())) < 10
+        outcomes["read"] += 1
+    elapsed = time.perf_counter() - start
+    print(f"CIFAR-10 archives: {COUNT} in {elapsed:.1f} s: {outcomes}")
     assert outcomes["refused"] > COUNT // 2

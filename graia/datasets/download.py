@@ -12,8 +12,9 @@ Search order for a dataset called ``<name>`` (first directory holding *all* its 
 
 A file counts as present under its published name (``train-images-idx3-ubyte.gz``) or without
 the ``.gz`` suffix (uncompressed). Downloads are checked against the published SHA-256 checksum
-and size, written to a temporary file in the cache directory and renamed into place only once
-verified, so an interrupted or corrupt download never leaves a file in the cache.
+(and MD5, where the publisher lists one) and size, written to a temporary file in the cache
+directory and renamed into place only once verified, so an interrupted or corrupt download
+never leaves a file in the cache.
 
 The download source can be replaced by a mirror: the ``mirror`` argument of the loaders or the
 ``GRAIA_DATASET_MIRROR`` environment variable, a base URL to which the file name is appended;
@@ -64,11 +65,14 @@ class Resource:
         filename: The published file name, e.g. ``"train-images-idx3-ubyte.gz"``.
         sha256: Hex SHA-256 of the published file.
         size: Size in bytes of the published file, when known.
+        md5: Hex MD5 the publisher lists, when it lists one; checked as well as the SHA-256,
+            so a download matches the value on the publisher's own page.
     """
 
     filename: str
     sha256: str
     size: int | None = None
+    md5: str | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -189,6 +193,7 @@ def _download_once(
                 if declared is not None and declared > limit:
                     raise _Failed(f"server announces {declared} bytes, expected {limit}")
                 h = hashlib.sha256()
+                h_md5 = hashlib.md5(usedforsecurity=False) if res.md5 is not None else None
                 written = 0
                 bar = _progress_bar(declared or res.size, res.filename, progress)
                 try:
@@ -198,6 +203,8 @@ def _download_once(
                             raise _Failed(f"download larger than the expected {limit} bytes")
                         out.write(chunk)
                         h.update(chunk)
+                        if h_md5 is not None:
+                            h_md5.update(chunk)
                         if bar is not None:
                             bar.update(len(chunk))
                 finally:
@@ -218,6 +225,8 @@ def _download_once(
         digest = h.hexdigest()
         if digest != res.sha256.lower():
             raise _Failed(f"SHA-256 mismatch: got {digest}, expected {res.sha256.lower()}")
+        if h_md5 is not None and res.md5 is not None and h_md5.hexdigest() != res.md5.lower():
+            raise _Failed(f"MD5 mismatch: got {h_md5.hexdigest()}, expected {res.md5.lower()}")
     return final
 
 

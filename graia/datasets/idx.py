@@ -25,13 +25,13 @@ import io
 import math
 import os
 import struct
-import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
+from graia.datasets._streams import maybe_gunzip, open_dataset_file, read_into
 from graia.errors import DatasetError, GraiaValueError
 from graia.files import atomic_write
 
@@ -58,9 +58,6 @@ _CODES = {dt.newbyteorder("=").str[1:]: code for code, dt in IDX_TYPES.items()}
 
 #: Largest data payload :func:`read_idx` accepts unless told otherwise (2 GiB).
 DEFAULT_MAX_BYTES = 2 << 30
-
-_GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK = 1 << 20
 
 
 #: An expected shape for :func:`read_idx`: one entry per dimension, ``None`` for any size.
@@ -146,16 +143,12 @@ def _parse(
         )
     # Read straight into the result: memory is the data's size, and never more is decompressed.
     data = np.empty(nbytes, np.uint8)
-    view = memoryview(data)
-    got = 0
-    while got < nbytes:
-        n = stream.readinto(view[got : got + _CHUNK])  # type: ignore[attr-defined]
-        if not n:
-            raise DatasetError(
-                f"{source}: truncated IDX file: expected {nbytes} bytes of data for dimensions "
-                f"{dims}, got {got}"
-            )
-        got += n
+    got = read_into(stream, memoryview(data))
+    if got < nbytes:
+        raise DatasetError(
+            f"{source}: truncated IDX file: expected {nbytes} bytes of data for dimensions "
+            f"{dims}, got {got}"
+        )
     if stream.read(1):
         raise DatasetError(
             f"{source}: extra bytes after the {nbytes} bytes of data that dimensions {dims} declare"
@@ -171,32 +164,14 @@ def _parse_maybe_gzip(
     want_shape: Shape | None = None,
     header_only: bool = False,
 ) -> Any:
-    head = raw.read(2)
     size = raw.seek(0, os.SEEK_END)
     raw.seek(0)
-    try:
-        if head == _GZIP_MAGIC:
-            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                if header_only:
-                    return _parse_header(gz, source)  # type: ignore[arg-type]
-                return _parse(gz, source, max_bytes, want_dtype, want_shape, None)  # type: ignore[arg-type]
+    with maybe_gunzip(raw, source) as (stream, compressed):
         if header_only:
-            return _parse_header(raw, source)
-        return _parse(raw, source, max_bytes, want_dtype, want_shape, size)
-    except DatasetError:
-        raise
-    except EOFError as exc:
-        raise DatasetError(f"{source}: truncated gzip data: {exc}") from exc
-    except (OSError, zlib.error, struct.error) as exc:
-        # gzip.BadGzipFile is an OSError.
-        raise DatasetError(f"{source}: corrupt gzip data: {exc}") from exc
-
-
-def _open(source: str) -> BinaryIO:
-    try:
-        return open(source, "rb")
-    except OSError as exc:
-        raise DatasetError(f"{source}: cannot open IDX file: {exc.strerror or exc}") from exc
+            return _parse_header(stream, source)
+        # Uncompressed, the file's size is known and checked against the header.
+        raw_size = None if compressed else size
+        return _parse(stream, source, max_bytes, want_dtype, want_shape, raw_size)
 
 
 def read_idx_header(path: str | os.PathLike[str]) -> tuple[np.dtype, tuple[int, ...]]:
@@ -208,7 +183,7 @@ def read_idx_header(path: str | os.PathLike[str]) -> tuple[np.dtype, tuple[int, 
         DatasetError: The file cannot be opened, is not IDX, or its header is corrupt.
     """
     source = os.fspath(path)
-    with _open(source) as f:
+    with open_dataset_file(source, "IDX file") as f:
         dtype, dims = _parse_maybe_gzip(f, source, 0, header_only=True)
     return dtype.newbyteorder("="), dims
 
@@ -241,7 +216,7 @@ def read_idx(
             ``shape``.
     """
     source = os.fspath(path)
-    with _open(source) as f:
+    with open_dataset_file(source, "IDX file") as f:
         return _parse_maybe_gzip(f, source, max_bytes, dtype, shape)
 
 
