@@ -14,6 +14,9 @@ from graia import spec
 from graia.backends.numba import NumbaBackend
 from graia.errors import GraiaValueError
 
+# Tiny random problems collapse often; the warning is not what these tests are about.
+pytestmark = pytest.mark.filterwarnings("ignore:training has collapsed")
+
 
 def _conv_model(image, filters, kernel, strides, padding, pool, kmax, seed, hidden=(), classes=3):
     layers = [L.Input(image), L.Conv2D(filters, kernel, strides, padding, kmax=kmax)]
