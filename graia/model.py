@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 import secrets
 import sys
@@ -16,6 +15,7 @@ import numpy as np
 from graia import _validation, backends, spec
 from graia import layers as layers_mod
 from graia import rules as rules_mod
+from graia._validation import quantize_inputs
 from graia.backends.interface import (
     COUNTER_PREV_LOSS,
     COUNTER_SEED,
@@ -26,37 +26,9 @@ from graia.backends.interface import (
 )
 from graia.errors import GraiaError, GraiaValueError, GraiaWarning
 
+__all__ = ["Sequential", "load_model", "quantize_inputs"]
+
 SEED_MAX = (1 << 64) - 1
-
-
-def quantize_inputs(x: Any, what: str = "x") -> np.ndarray:
-    """Inputs as u8: uint8 arrays pass through; integer arrays must lie in 0..255; float arrays
-    must lie in [0, 1] and become ``floor(x * 255 + 0.5)``. Anything else is a ValueError."""
-    arr = np.asarray(x)
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == bool or arr.dtype.kind not in "iuf":
-        raise GraiaValueError(
-            f"{what} must be a numeric array (uint8, int or float), got dtype {arr.dtype}"
-        )
-    if arr.size == 0:
-        return arr.astype(np.uint8)
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)):
-            raise GraiaValueError(f"{what} contains NaN or infinite values")
-        lo, hi = float(arr.min()), float(arr.max())
-        if lo < 0.0 or hi > 1.0:
-            raise GraiaValueError(
-                f"{what}: float inputs must lie in [0, 1] (got values in [{lo:g}, {hi:g}]); "
-                "pass uint8 arrays for 0..255 data"
-            )
-        return np.floor(arr * 255.0 + 0.5).astype(np.uint8)
-    lo, hi = int(arr.min()), int(arr.max())
-    if lo < 0 or hi > 255:
-        raise GraiaValueError(
-            f"{what}: integer inputs must lie in 0..255, got values in [{lo}, {hi}]"
-        )
-    return arr.astype(np.uint8)
 
 
 class Sequential:
@@ -210,50 +182,11 @@ class Sequential:
 
     def _validate_xy(self, x: Any, y: Any, what: str = "") -> tuple[np.ndarray, np.ndarray]:
         xq = self._validate_x(x, f"x{what}")
-        yarr = np.asarray(y)
-        if yarr.dtype == bool or yarr.dtype.kind not in "iu":
-            if (
-                yarr.dtype.kind == "f"
-                and yarr.size
-                and np.all(np.isfinite(yarr))
-                and np.all(yarr == np.round(yarr))
-            ):
-                raise GraiaValueError(
-                    f"y{what} must hold integer class ids, got float dtype {yarr.dtype}; use y.astype(int)"
-                )
-            raise GraiaValueError(f"y{what} must hold integer class ids, got dtype {yarr.dtype}")
-        if yarr.ndim != 1:
-            raise GraiaValueError(
-                f"y{what} must be 1-D (one class id per sample), got shape {yarr.shape}"
-            )
-        if len(yarr) != len(xq):
-            raise GraiaValueError(f"x{what} has {len(xq)} samples but y{what} has {len(yarr)}")
-        lo, hi = int(yarr.min()), int(yarr.max())
-        if lo < 0 or hi >= self.classes:
-            raise GraiaValueError(
-                f"y{what}: class ids must lie in 0..{self.classes - 1}, got values in [{lo}, {hi}]"
-            )
-        return xq, yarr.astype(np.int32)
+        return xq, _validation.labels(y, len(xq), self.classes, f"y{what}")
 
     def _validate_x(self, x: Any, what: str = "x", allow_empty: bool = False) -> np.ndarray:
         self._require_layers()
-        arr = np.asarray(x)
-        shape = self.input_shape
-        features = self.sizes[0]
-        if arr.ndim == 0 or (arr.shape[0] == 0 and not allow_empty):
-            raise GraiaValueError(
-                f"{what} is empty; expected shape (n, {', '.join(map(str, shape))}) with n > 0"
-            )
-        if arr.shape[1:] != shape and arr.shape[1:] != (features,):
-            raise GraiaValueError(
-                f"{what} has shape {arr.shape}; expected (n, {', '.join(map(str, shape))})"
-                + (f" or (n, {features})" if len(shape) > 1 else "")
-            )
-        return np.ascontiguousarray(quantize_inputs(arr, what).reshape(len(arr), features))
-
-    @staticmethod
-    def _positive(value: Any, what: str) -> int:
-        return _validation.integer(value, what, minimum=1)
+        return _validation.inputs(x, self.input_shape, self.sizes[0], what, allow_empty)
 
     def fit(
         self,
@@ -278,20 +211,15 @@ class Sequential:
 
         if self.rule is None:
             raise GraiaError("call compile() before fit()")
-        epochs = self._positive(epochs, "epochs")
-        batch_size = self._positive(batch_size, "batch_size")
+        epochs = _validation.positive(epochs, "epochs")
+        batch_size = _validation.positive(batch_size, "batch_size")
         initial_epoch = _validation.integer(initial_epoch, "initial_epoch", minimum=0)
         if not spec.learning_bound_ok(batch_size, self.classes):
             raise GraiaValueError(
                 f"batch_size={batch_size} with {self.classes} classes could overflow the 32-bit "
                 f"learning sum (batch_size * classes must be at most {spec.I32_MAX // 65025})"
             )
-        if (
-            isinstance(validation_split, (bool, np.bool_))
-            or not isinstance(validation_split, numbers.Real)
-            or not 0.0 <= validation_split < 1.0
-        ):
-            raise GraiaValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        validation_split = _validation.fraction(validation_split, "validation_split")
         if validation_data is not None and validation_split:
             raise GraiaValueError("pass either validation_data or validation_split, not both")
         xq, yq = self._validate_xy(x, y)
@@ -378,7 +306,7 @@ class Sequential:
         Zero samples give an empty ``(0, classes)`` array, as in Keras."""
         xq = self._validate_x(x, allow_empty=True)
         if batch_size is not None:
-            batch_size = self._positive(batch_size, "batch_size")
+            batch_size = _validation.positive(batch_size, "batch_size")
         if len(xq) == 0:
             return np.zeros((0, self.classes), np.uint8)
         if batch_size is None:
@@ -409,7 +337,7 @@ class Sequential:
     ):
         """``[loss, accuracy]`` (or a dict with ``return_dict=True``) on ``(x, y)``."""
         if batch_size is not None:
-            self._positive(batch_size, "batch_size")
+            _validation.positive(batch_size, "batch_size")
         xq, yq = self._validate_xy(x, y)
         result = self._evaluate_arrays(xq, yq)
         if verbose:
