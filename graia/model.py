@@ -1,18 +1,17 @@
-"""``Sequential``: validation and orchestration of training; the backends do the arithmetic."""
+"""``Sequential``: the layer stack, its config and weights, and the entry points of training,
+inference and saving. The training loop is graia/training.py, saving and loading
+graia/saving.py, the input checks graia/_validation.py; the backends do the arithmetic."""
 
 from __future__ import annotations
 
 import os
 import secrets
-import sys
-import time
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from graia import _validation, backends, saving, spec
+from graia import _validation, backends, saving, spec, training
 from graia import layers as layers_mod
 from graia import rules as rules_mod
 from graia._validation import quantize_inputs
@@ -20,7 +19,7 @@ from graia.backends.interface import (
     HostState,
     layer_offsets,
 )
-from graia.errors import GraiaError, GraiaValueError, GraiaWarning
+from graia.errors import GraiaError, GraiaValueError
 from graia.saving import load_model
 
 __all__ = ["Sequential", "load_model", "quantize_inputs"]
@@ -200,98 +199,23 @@ class Sequential:
     ):
         """Train for ``epochs - initial_epoch`` epochs; returns a ``History``.
 
-        Every epoch runs whole inside the backend. Metrics per epoch: ``loss`` (mean squared output
+        Every epoch runs inside the backend, in a few calls of whole batches. Metrics per epoch: ``loss`` (mean squared output
         error, outputs and targets scaled to [0, 1]) and ``accuracy`` measured during the epoch
         (before each batch's update), and ``val_loss``/``val_accuracy`` after it.
         """
-        from graia import callbacks as callbacks_mod
-
-        if self.rule is None:
-            raise GraiaError("call compile() before fit()")
-        epochs = _validation.positive(epochs, "epochs")
-        batch_size = _validation.positive(batch_size, "batch_size")
-        initial_epoch = _validation.integer(initial_epoch, "initial_epoch", minimum=0)
-        if not spec.learning_bound_ok(batch_size, self.classes):
-            raise GraiaValueError(
-                f"batch_size={batch_size} with {self.classes} classes could overflow the 32-bit "
-                f"learning sum (batch_size * classes must be at most {spec.I32_MAX // 65025})"
-            )
-        validation_split = _validation.fraction(validation_split, "validation_split")
-        if validation_data is not None and validation_split:
-            raise GraiaValueError("pass either validation_data or validation_split, not both")
-        xq, yq = self._validate_xy(x, y)
-        if validation_split:
-            cut = int(len(xq) * (1.0 - validation_split))
-            if cut <= 0 or cut >= len(xq):
-                raise GraiaValueError(
-                    f"validation_split={validation_split} leaves no training or no validation samples"
-                )
-            val = (xq[cut:], yq[cut:])
-            xq, yq = xq[:cut], yq[:cut]
-        elif validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise GraiaValueError("validation_data must be a tuple (x_val, y_val)")
-            val = self._validate_xy(*validation_data, what="_val")
-        else:
-            val = None
-        if verbose == "auto":
-            verbose = 1 if _is_terminal(sys.stderr) else 2
-        backend = self._backend()
-        dataset = backend.upload(xq, yq)
-        history = callbacks_mod.History()
-        cbs = callbacks_mod.CallbackList(list(callbacks or []) + [history], model=self)
-        cbs.set_params(
-            {"epochs": epochs, "batch_size": batch_size, "verbose": verbose, "samples": len(xq)}
+        return training.fit(
+            self,
+            x,
+            y,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            shuffle=shuffle,
+            callbacks=callbacks,
+            verbose=verbose,
+            initial_epoch=initial_epoch,
         )
-        self.stop_training = False
-        cbs.on_train_begin({})
-        n = len(xq)
-        steps_batch = 1 if self.rule.online else batch_size
-        chunk = epoch_chunk(n, steps_batch)
-        progress = _Progress(epochs, initial_epoch, n, verbose)
-        watch = _CollapseWatch(self, xq, yq)
-        for epoch in range(initial_epoch, epochs):
-            cbs.on_epoch_begin(epoch, {})
-            if shuffle:
-                order = spec.permutation(n, np.uint64(self.seed), epoch)
-            else:
-                order = np.arange(n, dtype=np.int32)
-            start = time.perf_counter()
-            correct = sq_error = 0
-            # Fetched every epoch: a callback may have replaced the weights (set_weights).
-            handle = self._handle_here()
-            # The epoch in a few calls of whole batches, for progress; the global step lives in
-            # the state, so the bits are those of one call.
-            for lo in range(0, n, chunk):
-                handle, c, e = backend.train_epoch(
-                    handle,
-                    dataset,
-                    order[lo : lo + chunk],
-                    steps_batch,
-                    self.rule.rule_id,
-                    self.rule.params(),
-                )
-                self._handle = handle
-                correct += int(c)
-                sq_error += int(e)
-                progress.advance(min(chunk, n - lo))
-            logs = {
-                "loss": sq_error / (n * self.classes * 255.0**2),
-                "accuracy": correct / n,
-            }
-            if val is not None:
-                progress.status("validating")
-                logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(*val).items()})
-            logs["seconds"] = time.perf_counter() - start
-            progress.epoch_end(epoch, logs)
-            watch.check(epoch, epochs - initial_epoch, logs)
-            cbs.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        progress.close()
-        cbs.on_train_end({})
-        self.history = history
-        return history
 
     # ---------------------------------------------------------------------------- inference
     def _predict_arrays(self, xq: np.ndarray) -> np.ndarray:
@@ -478,123 +402,3 @@ class Sequential:
                 match this model's layer sizes (nothing is changed then).
         """
         saving.load_weights(self, path)
-
-
-#: Epochs are split into at most this many backend calls (for progress within an epoch) ...
-EPOCH_CHUNKS = 10
-#: ... of at least this many samples each (every call has a fixed cost on a GPU).
-MIN_CHUNK_SAMPLES = 4096
-
-
-def epoch_chunk(samples: int, batch_size: int) -> int:
-    """Samples per backend call within an epoch: a multiple of ``batch_size``, so that splitting
-    changes no bit of the result, about ``samples / EPOCH_CHUNKS`` and at least
-    ``MIN_CHUNK_SAMPLES``."""
-    per_chunk = max(-(-samples // EPOCH_CHUNKS), MIN_CHUNK_SAMPLES)
-    return max(batch_size, -(-per_chunk // batch_size) * batch_size)
-
-
-def _is_terminal(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
-class _Progress:
-    """Training progress on stderr: a bar moving within epochs (``verbose=1`` on a terminal), or
-    one plain line per epoch (``verbose=2``, or ``verbose=1`` when stderr is not a terminal,
-    where a bar's redraws would pile up on one line); nothing for ``verbose=0``."""
-
-    def __init__(self, epochs: int, initial_epoch: int, samples: int, verbose: int) -> None:
-        self.epochs = epochs
-        self.samples = samples
-        self.verbose = verbose
-        self.bar = None
-        if verbose == 1 and _is_terminal(sys.stderr):
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(
-                total=epochs * samples,
-                initial=initial_epoch * samples,
-                unit="sample",
-                unit_scale=True,
-                dynamic_ncols=True,
-                file=sys.stderr,
-                desc=f"epoch {initial_epoch + 1}/{epochs}",
-            )
-
-    def advance(self, samples: int) -> None:
-        if self.bar is not None:
-            self.bar.update(samples)
-
-    def status(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix_str(text)
-
-    def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        shown = {k: f"{v:.4f}" for k, v in logs.items() if k != "seconds"}
-        if self.bar is not None:
-            self.bar.set_description(f"epoch {min(epoch + 2, self.epochs)}/{self.epochs}")
-            self.bar.set_postfix(shown)
-        elif self.verbose:
-            print(
-                f"Epoch {epoch + 1}/{self.epochs} - {logs['seconds']:.1f}s - "
-                + " - ".join(f"{k}: {v}" for k, v in shown.items()),
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-class _CollapseWatch:
-    """Warns (once per ``fit``) when training has collapsed: the accuracy is no better than
-    always answering the commonest class and the network gives (nearly) every input the same
-    class, or most hidden units never fire. Checked on a fixed probe of training samples after
-    every epoch but the first of a multi-epoch run."""
-
-    PROBE = 512
-
-    def __init__(self, model: Sequential, xq: np.ndarray, yq: np.ndarray) -> None:
-        self.model = model
-        step = max(1, len(xq) // self.PROBE)
-        self.x, self.y = xq[::step][: self.PROBE], yq[::step][: self.PROBE]
-        self.majority = float(np.bincount(yq).max()) / len(yq)
-        self.done = False
-        self.seen = 0
-
-    def check(self, epoch: int, epochs_in_fit: int, logs: dict[str, float]) -> None:
-        self.seen += 1
-        if self.done or (self.seen == 1 and epochs_in_fit > 1) or len(np.unique(self.y)) < 2:
-            return
-        if logs["accuracy"] > max(1.5 * self.majority, self.majority + 0.05):
-            return
-        predicted = np.argmax(self.model._predict_arrays(self.x), axis=1)
-        same_class = float(np.bincount(predicted).max()) / len(predicted)
-        from graia.backends.numba import NumbaBackend
-
-        hidden = NumbaBackend().activations(self.model._host_state(), self.x)[1:-1]
-        dead = [float(np.mean(a.max(axis=0) == 0)) for a in hidden]
-        dead_all = sum(d * a.shape[1] for d, a in zip(dead, hidden)) / max(
-            1, sum(a.shape[1] for a in hidden)
-        )
-        if same_class < 0.9 and dead_all < 0.5:
-            return
-        self.done = True
-        layers = ", ".join(
-            f"{layer.name} {100 * d:.0f}%" for layer, d in zip(self.model.dense_layers, dead)
-        )
-        warnings.warn(
-            f"training has collapsed after epoch {epoch + 1}: accuracy {logs['accuracy']:.3f} "
-            f"(always answering the commonest class gives {self.majority:.3f}), "
-            f"{100 * same_class:.0f}% of sampled inputs get the same class"
-            + (f", dead hidden units: {layers}" if layers else "")
-            + ". Try: wider hidden layers (e.g. 256+ units) or fewer of them, a larger rule "
-            "step (e.g. compile(step=4096)), or a larger shift on the output layer "
-            "(Dense(classes, shift=kmax + 1))",
-            GraiaWarning,
-            stacklevel=3,
-        )
