@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import operator
 from typing import Any
 
@@ -49,3 +50,94 @@ def name(value: Any, what: str) -> str | None:
     except UnicodeEncodeError:
         raise GraiaValueError(f"{what} must be valid Unicode text, got {value!r:.80}") from None
     return value
+
+
+def positive(value: Any, what: str) -> int:
+    """``value`` as a positive Python int (see :func:`integer`)."""
+    return integer(value, what, minimum=1)
+
+
+def fraction(value: Any, what: str) -> float:
+    """``value`` as a float in ``[0, 1)``: any real number but a bool."""
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, numbers.Real)
+        or not 0.0 <= value < 1.0
+    ):
+        raise GraiaValueError(f"{what} must be in [0, 1), got {value!r:.80}")
+    return float(value)
+
+
+def quantize_inputs(x: Any, what: str = "x") -> np.ndarray:
+    """Inputs as u8: uint8 arrays pass through; integer arrays must lie in 0..255; float arrays
+    must lie in [0, 1] and become ``floor(x * 255 + 0.5)``. Anything else is a ValueError."""
+    arr = np.asarray(x)
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == bool or arr.dtype.kind not in "iuf":
+        raise GraiaValueError(
+            f"{what} must be a numeric array (uint8, int or float), got dtype {arr.dtype}"
+        )
+    if arr.size == 0:
+        return arr.astype(np.uint8)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise GraiaValueError(f"{what} must be finite, got NaN or infinite values")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0.0 or hi > 1.0:
+            raise GraiaValueError(
+                f"{what} must lie in [0, 1] when float, got values in [{lo:g}, {hi:g}]; "
+                "pass uint8 arrays for 0..255 data"
+            )
+        return np.floor(arr * 255.0 + 0.5).astype(np.uint8)
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi > 255:
+        raise GraiaValueError(f"{what} must lie in 0..255 when integer, got values in [{lo}, {hi}]")
+    return arr.astype(np.uint8)
+
+
+def inputs(
+    x: Any, shape: tuple[int, ...], features: int, what: str = "x", allow_empty: bool = False
+) -> np.ndarray:
+    """Samples for a network whose input has ``shape`` (``features`` values in all): an array
+    ``(n, *shape)`` or ``(n, features)``, quantised by :func:`quantize_inputs` and returned as a
+    contiguous u8 ``(n, features)``; ``n > 0`` unless ``allow_empty``."""
+    arr = np.asarray(x)
+    expected = f"(n, {', '.join(map(str, shape))})" + (
+        f" or (n, {features})" if len(shape) > 1 else ""
+    )
+    if arr.ndim == 0 or (arr.shape[0] == 0 and not allow_empty):
+        raise GraiaValueError(f"{what} is empty; expected shape {expected} with n > 0")
+    accepted = {shape, (features,)}
+    if len(shape) == 2:  # one-channel images may come with or without their channel axis
+        accepted.add(shape + (1,))
+    elif len(shape) == 3 and shape[-1] == 1:
+        accepted.add(shape[:-1])
+    if arr.shape[1:] not in accepted:
+        raise GraiaValueError(f"{what} must have shape {expected}, got {arr.shape}")
+    return np.ascontiguousarray(quantize_inputs(arr, what).reshape(len(arr), features))
+
+
+def labels(y: Any, samples: int, classes: int, what: str = "y") -> np.ndarray:
+    """Class ids as i32: a 1-D integer array of ``samples`` values in ``0..classes-1``."""
+    arr = np.asarray(y)
+    if arr.dtype == bool or arr.dtype.kind not in "iu":
+        integral = (
+            arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+        )
+        hint = "; use y.astype(int)" if integral else ""
+        raise GraiaValueError(f"{what} must hold integer class ids, got dtype {arr.dtype}{hint}")
+    if arr.ndim != 1:
+        raise GraiaValueError(
+            f"{what} must be 1-D (one class id per sample), got shape {arr.shape}"
+        )
+    if len(arr) != samples:
+        raise GraiaValueError(
+            f"{what} must hold one class id for each of the {samples} samples, got {len(arr)}"
+        )
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi >= classes:
+        raise GraiaValueError(
+            f"{what} must hold class ids in 0..{classes - 1}, got values in [{lo}, {hi}]"
+        )
+    return arr.astype(np.int32)

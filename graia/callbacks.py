@@ -7,8 +7,12 @@ before training, then its hooks are called by ``model.fit``:
 * ``on_epoch_begin(epoch, logs)`` / ``on_epoch_end(epoch, logs)``; ``epoch`` counts from 0 and
   ``logs`` maps metric names (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ...) to
   numbers
-* ``on_batch_begin(batch, logs)`` / ``on_batch_end(batch, logs)`` where the backend reports
-  batches (also reachable as ``on_train_batch_begin`` / ``on_train_batch_end``).
+* ``on_batch_begin(batch, logs)`` / ``on_batch_end(batch, logs)`` around each backend call
+  within an epoch, which trains several whole batches at once (as Keras' ``steps_per_execution``):
+  ``batch`` is the index of the call's first batch, then of its last one; the end's ``logs``
+  hold ``size`` (samples in the call) and the epoch's ``loss`` and ``accuracy`` so far (also
+  reachable as ``on_train_batch_begin`` / ``on_train_batch_end``)
+* ``on_test_begin(logs)`` / ``on_test_end(logs)`` around the validation after each epoch.
 
 A callback stops training by setting ``model.stop_training = True``.
 """
@@ -20,6 +24,7 @@ import copy
 import csv
 import math
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -37,6 +42,7 @@ __all__ = [
     "History",
     "LambdaCallback",
     "ModelCheckpoint",
+    "ProgbarLogger",
     "StepScheduler",
     "TerminateOnNaN",
     "linear_step",
@@ -88,10 +94,10 @@ class Callback:
         """Called at the end of epoch ``epoch`` with that epoch's metrics in ``logs``."""
 
     def on_batch_begin(self, batch: int, logs: Logs = None) -> None:
-        """Called before a training batch, where the backend reports batches."""
+        """Called before each backend call of training batches, ``batch`` its first batch."""
 
     def on_batch_end(self, batch: int, logs: Logs = None) -> None:
-        """Called after a training batch, where the backend reports batches."""
+        """Called after each backend call of training batches, ``batch`` its last batch."""
 
     def on_train_batch_begin(self, batch: int, logs: Logs = None) -> None:
         """Keras' name for :meth:`on_batch_begin`; calls it."""
@@ -100,6 +106,12 @@ class Callback:
     def on_train_batch_end(self, batch: int, logs: Logs = None) -> None:
         """Keras' name for :meth:`on_batch_end`; calls it."""
         self.on_batch_end(batch, logs)
+
+    def on_test_begin(self, logs: Logs = None) -> None:
+        """Called before the validation at the end of an epoch."""
+
+    def on_test_end(self, logs: Logs = None) -> None:
+        """Called after the validation at the end of an epoch, with its metrics in ``logs``."""
 
 
 class CallbackList(Callback):
@@ -195,6 +207,16 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_train_batch_end(batch, logs)
 
+    def on_test_begin(self, logs: Logs = None) -> None:
+        """Call every callback's ``on_test_begin``."""
+        for cb in self.callbacks:
+            cb.on_test_begin(logs)
+
+    def on_test_end(self, logs: Logs = None) -> None:
+        """Call every callback's ``on_test_end``."""
+        for cb in self.callbacks:
+            cb.on_test_end(logs)
+
 
 class History(Callback):
     """Records each epoch's logs; ``model.fit`` returns it.
@@ -225,6 +247,74 @@ class History(Callback):
     def __repr__(self) -> str:
         keys = ", ".join(self.history)
         return f"History(epochs={len(self.epoch)}, metrics=[{keys}])"
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class ProgbarLogger(Callback):
+    """Training progress on stderr; ``model.fit`` adds one when ``verbose`` is not 0.
+
+    With ``verbose=1`` on a terminal, a tqdm bar moves within epochs (it counts samples over the
+    whole run) and shows each epoch's metrics; with ``verbose=2``, or ``verbose=1`` when stderr
+    is not a terminal (where a bar's redraws would pile up on one line), one plain line per epoch.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bar: Any = None
+
+    def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
+        """Open the bar at the first epoch run (a resumed run starts it part-full)."""
+        if self.bar is None and self.params.get("verbose") == 1 and _is_terminal(sys.stderr):
+            from tqdm.auto import tqdm
+
+            samples, epochs = self.params["samples"], self.params["epochs"]
+            self.bar = tqdm(
+                total=epochs * samples,
+                initial=epoch * samples,
+                unit="sample",
+                unit_scale=True,
+                dynamic_ncols=True,
+                file=sys.stderr,
+                desc=f"epoch {epoch + 1}/{epochs}",
+            )
+
+    def on_batch_end(self, batch: int, logs: Logs = None) -> None:
+        """Advance the bar by the samples just trained."""
+        if self.bar is not None:
+            self.bar.update((logs or {}).get("size", 0))
+
+    def on_test_begin(self, logs: Logs = None) -> None:
+        """Say that the epoch is being validated."""
+        if self.bar is not None:
+            self.bar.set_postfix_str("validating")
+
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+        """Show the epoch's metrics."""
+        logs = logs or {}
+        epochs = self.params["epochs"]
+        shown = {k: f"{v:.4f}" for k, v in logs.items() if k != "seconds"}
+        if self.bar is not None:
+            self.bar.set_description(f"epoch {min(epoch + 2, epochs)}/{epochs}")
+            self.bar.set_postfix(shown)
+        elif self.params.get("verbose"):
+            print(
+                f"Epoch {epoch + 1}/{epochs} - {logs.get('seconds', 0.0):.1f}s - "
+                + " - ".join(f"{k}: {v}" for k, v in shown.items()),
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def on_train_end(self, logs: Logs = None) -> None:
+        """Close the bar."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _resolve_mode(mode: str, monitor: str, arg: str = "mode") -> str:

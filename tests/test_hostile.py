@@ -26,7 +26,7 @@ from graia import io as gio
 from graia.cli import _save_model, main
 from graia.datasets import idx
 from graia.errors import DatasetError, GraiaError, GraiaValueError, GraiaWarning
-from graia.model import epoch_chunk
+from graia.training import epoch_chunk
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -392,7 +392,7 @@ def test_epoch_in_chunks_gives_the_same_bits(
     y = rng.integers(0, 4, 300)
     digests, histories = [], []
     for min_chunk in (10**9, 40):  # one call per epoch, then several
-        monkeypatch.setattr("graia.model.MIN_CHUNK_SAMPLES", min_chunk)
+        monkeypatch.setattr("graia.training.MIN_CHUNK_SAMPLES", min_chunk)
         with graia.backend.use(backend_name):
             model = graia.Sequential([layers.Input(12), layers.Dense(9), layers.Dense(4)], seed=3)
             model.compile(rule)

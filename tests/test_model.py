@@ -169,3 +169,44 @@ def test_diagnostics():
         assert 0.0 <= r["probe_accuracy"] <= 1.0
     assert sum(report[0]["codes"]) == 16 * 12
     assert "probe_accuracy" not in model.diagnostics(x)[0]
+
+
+@pytest.mark.filterwarnings("ignore::graia.errors.GraiaWarning")  # random labels do not learn
+def test_fit_calls_batch_and_test_hooks_and_one_progress_line(monkeypatch, capsys):
+    monkeypatch.setattr("graia.training.MIN_CHUNK_SAMPLES", 8)  # 40 samples: 5 calls of 2 batches
+    calls = []
+
+    class Recorder(graia.callbacks.Callback):
+        def on_batch_begin(self, batch, logs=None):
+            calls.append(("begin", batch))
+
+        def on_batch_end(self, batch, logs=None):
+            calls.append(("end", batch, logs["size"]))
+            assert 0.0 <= logs["loss"] <= 1.0 and 0.0 <= logs["accuracy"] <= 1.0
+
+        def on_test_begin(self, logs=None):
+            calls.append(("test",))
+
+        def on_test_end(self, logs=None):
+            calls.append(("tested", sorted(logs)))
+
+        def on_epoch_end(self, epoch, logs=None):
+            calls.append(("epoch", epoch))
+
+    x, y = small_data()
+    model = small_model()
+    given_bar = graia.callbacks.ProgbarLogger()
+    model.fit(
+        x,
+        y,
+        epochs=2,
+        batch_size=4,
+        validation_data=(x, y),
+        verbose=2,
+        callbacks=[Recorder(), given_bar],
+    )
+    epoch = [c for i in range(5) for c in (("begin", 2 * i), ("end", 2 * i + 1, 8))]
+    tested = [("test",), ("tested", ["accuracy", "loss"])]
+    assert calls == epoch + tested + [("epoch", 0)] + epoch + tested + [("epoch", 1)]
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" - ")[0] for line in lines] == ["Epoch 1/2", "Epoch 2/2"]
