@@ -19,7 +19,6 @@ from typing import Any
 from graia import __version__
 
 DATASETS = ("digits", "fashion-mnist", "mnist")
-BACKENDS = ("opencl", "multicore", "numba")
 
 
 def _load_dataset(name: str, data_dir: str | None):
@@ -30,13 +29,11 @@ def _load_dataset(name: str, data_dir: str | None):
 
 
 def _backend_details(name: str) -> dict[str, Any] | None:
-    """What a Futhark backend runs on (threads, OpenCL device), or None when unknown."""
-    if name == "numba":
-        return None
-    try:
-        from graia.backends import futhark
+    """What a backend runs on (threads, OpenCL device), or None when there is nothing to say."""
+    from graia import backend
 
-        return futhark.device_info(name)
+    try:
+        return backend.details(name)
     except Exception as exc:  # noqa: BLE001 - info reports whatever it can
         return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -344,13 +341,15 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from graia import backend
+
     parser = argparse.ArgumentParser(
         prog="graia", description="Integer neural networks with power-of-two weights."
     )
     parser.add_argument("--version", action="version", version=f"graia {__version__}")
     parser.add_argument(
         "--backend",
-        choices=BACKENDS,
+        choices=backend.NAMES,
         help="backend to use (default: $GRAIA_BACKEND or the best available)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -411,7 +410,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     for p in (info, train, evaluate, predict, summary, export, demo):
         p.add_argument(
-            "--backend", choices=BACKENDS, default=argparse.SUPPRESS, help="backend to use"
+            "--backend", choices=backend.NAMES, default=argparse.SUPPRESS, help="backend to use"
         )
     return parser
 

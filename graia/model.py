@@ -262,11 +262,9 @@ class Sequential:
 
     def activations(self, x: Any) -> list[np.ndarray]:
         """Every layer's u8 activations for one sample ``x`` (input first), computed by the
-        reference backend (identical on every backend)."""
+        backend in use (identical on every backend)."""
         xq = self._validate_x(np.asarray(x)[None, ...])
-        from graia.backends.numba import NumbaBackend
-
-        return [a[0] for a in NumbaBackend().activations(self._host_state(), xq)]
+        return [a[0] for a in self._backend().activations(self._handle_here(), xq)]
 
     def diagnostics(self, x: Any, y: Any = None) -> list[dict[str, Any]]:
         """Per Dense layer: ``dead`` (fraction of units never active on ``x``), ``saturated``

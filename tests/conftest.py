@@ -7,6 +7,7 @@ import os
 import pytest
 
 from graia import backend
+from graia.backends import futhark
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -34,7 +35,7 @@ def backend_name(request) -> str:
     return request.param
 
 
-@pytest.fixture(params=[n for n in backend.NAMES if n != "numba"])
+@pytest.fixture(params=list(futhark.KINDS))
 def futhark_backend(request) -> str:
     """Each Futhark backend in turn."""
     _require(request.param)

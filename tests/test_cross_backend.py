@@ -93,6 +93,18 @@ def test_property_matches_reference(
     np.testing.assert_array_equal(ref[1], got[1])
 
 
+def test_activations_match_reference(backend_name):
+    """``model.activations`` runs on the backend in use (through the registry), same bits."""
+    x, _ = _data(1, 37, 5, seed=4)
+    model = _model([37, 23, 17, 5], 6, 11, "dfa")
+    reference = REFERENCE.activations(model._host_state(), x)
+    with graia.backend.use(backend_name):
+        got = model.activations(x[0])
+    assert len(got) == len(reference)
+    for a, b in zip(got, reference):
+        np.testing.assert_array_equal(a, b[0])
+
+
 DIGEST_SCRIPT = """
 import hashlib, json, numpy as np, graia
 x, y = np.load({data!r})["x"], np.load({data!r})["y"]

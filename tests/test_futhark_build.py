@@ -1,4 +1,4 @@
-"""The Futhark wrapper itself (graia/backends/futhark.py): build, probing, handles, errors, and
+"""The Futhark wrapper itself (graia/backends/futhark/): build, probing, handles, errors, and
 that its CPU and GPU forms of the matrix products give the same bits. Bit-identity with the
 Numba reference over whole training runs is tests/test_cross_backend.py's job."""
 
@@ -14,6 +14,7 @@ import pytest
 
 from graia import spec
 from graia.backends import futhark
+from graia.backends.futhark import opencl
 from graia.backends.interface import HOST_STATE_DTYPES
 from graia.errors import GraiaError
 
@@ -157,12 +158,12 @@ def test_opencl_device_choice_prefers_gpus():
         {"platform": "NVIDIA CUDA", "device": "NVIDIA H100", "type": "gpu"},
         {"platform": "NVIDIA CUDA", "device": "NVIDIA H100", "type": "gpu"},
     ]
-    chosen, platform, device = futhark._pick_device(devices, "", "")
+    chosen, platform, device = opencl.pick_device(devices, "", "")
     assert chosen is devices[1] and (platform, device) == ("NVIDIA CUDA", "NVIDIA H100")
-    assert futhark._pick_device(devices, "Portable", "")[0] is devices[0]
-    assert futhark._pick_device(devices, "", "#1 H100")[0] is devices[2]
-    assert futhark._pick_device(devices, "AMD", "")[0] is None
-    assert futhark._pick_device(devices[:1], "", "")[0] is devices[0]
+    assert opencl.pick_device(devices, "Portable", "")[0] is devices[0]
+    assert opencl.pick_device(devices, "", "#1 H100")[0] is devices[2]
+    assert opencl.pick_device(devices, "AMD", "")[0] is None
+    assert opencl.pick_device(devices[:1], "", "")[0] is devices[0]
 
 
 def test_generated_entry_points_are_current():

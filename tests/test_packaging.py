@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from graia import cli
-from graia.backends import futhark
+from graia.backends.futhark import ffi
+from graia.backends.futhark.multicore import Multicore
+from graia.backends.futhark.opencl import OpenCL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,8 +35,8 @@ def test_reason_recorded_by_the_build_is_reported(monkeypatch: pytest.MonkeyPatc
     notes = types.ModuleType("graia.backends._build_notes")
     notes.NOT_BUILT = {"opencl": "graia was built without it: no CL/cl.h"}
     monkeypatch.setitem(sys.modules, "graia.backends._build_notes", notes)
-    assert futhark._not_built_reason("opencl") == "graia was built without it: no CL/cl.h"
-    assert futhark._not_built_reason("multicore") == futhark._NOT_BUILT["multicore"]
+    assert ffi.not_built_reason(OpenCL()) == "graia was built without it: no CL/cl.h"
+    assert ffi.not_built_reason(Multicore()) == Multicore.not_built
 
 
 # --------------------------------------------------------------------------- CMake configure

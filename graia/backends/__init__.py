@@ -1,9 +1,12 @@
 """The backend registry: which engine computes, chosen when graia is imported.
 
 ``GRAIA_BACKEND=opencl|multicore|numba`` picks one explicitly; an explicit choice that cannot run
-is an error that says why (never a silent fallback). Unset, the fastest that works
-(:data:`DEFAULT_ORDER`, :func:`default_reason`): opencl when its device is a GPU, else numba, else
-multicore. ``use(name)`` switches within a ``with`` block.
+is an error that says why (never a silent fallback). Unset, the first backend of :data:`BACKENDS`
+that runs here and is a good default (:func:`default_reason` says why): opencl when its device is
+a GPU, else numba, else multicore. ``use(name)`` switches within a ``with`` block.
+
+Everything that differs between backends is in the one table :data:`BACKENDS`; a new backend is
+one entry there (and its module).
 """
 
 from __future__ import annotations
@@ -11,26 +14,107 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from graia.backends.interface import Backend
 from graia.errors import GraiaError
 
-#: Every backend.
-NAMES = ("opencl", "multicore", "numba")
 
-#: The order in which the default is chosen, fastest first, as measured by benchmarks/speed.py
-#: (docs/performance.md): OpenCL on a GPU; on CPUs the Numba reference, which is still faster than
-#: the Futhark multicore backend (0.76-0.89x of Numba on 2 cores, 784-512-10 to 784-4000-10);
-#: OpenCL on a CPU (PoCL) is far slower than both, so it is never the default.
-DEFAULT_ORDER = ("opencl", "numba", "multicore")
+@dataclass(frozen=True)
+class Entry:
+    """How the registry handles one backend."""
+
+    #: ``(usable, why not)``, cheaply (called once per process).
+    probe: Callable[[], tuple[bool, str]]
+    #: A new backend object (called once per process).
+    create: Callable[[], Backend]
+    #: Whether a usable backend is a good default here.
+    good_default: Callable[[], bool]
+    #: Why it is the default when it is (for ``graia info``).
+    default_reason: str
+    #: What it runs on (threads, device), or None when there is nothing to say.
+    details: Callable[[], dict[str, Any] | None]
+
+
+def _numba_probe() -> tuple[bool, str]:
+    try:
+        import numba  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - numba is a dependency
+        return False, f"numba is not installed ({exc}): pip install numba"
+    return True, ""
+
+
+def _numba_backend() -> Backend:
+    from graia.backends.numba import NumbaBackend
+
+    return NumbaBackend()
+
+
+def _futhark_entry(kind: str, *, good_default: Callable[[], bool], default_reason: str) -> Entry:
+    """The entry of a Futhark-compiled backend (graia.backends.futhark)."""
+
+    def probe() -> tuple[bool, str]:
+        try:
+            from graia.backends import futhark
+        except ImportError as exc:
+            return False, f"the Futhark backend wrapper failed to import: {exc}"
+        return futhark.probe(kind)
+
+    def create() -> Backend:
+        from graia.backends.futhark import FutharkBackend
+
+        return FutharkBackend(kind)
+
+    def details() -> dict[str, Any]:
+        from graia.backends import futhark
+
+        return futhark.device_info(kind)
+
+    return Entry(probe, create, good_default, default_reason, details)
+
+
+def _opencl_on_gpu() -> bool:
+    from graia.backends import futhark
+
+    return futhark.device_info("opencl").get("type") == "gpu"
+
+
+#: Every backend, in the order the default is chosen: fastest first, as measured by
+#: benchmarks/speed.py (docs/performance.md): OpenCL on a GPU; on CPUs the Numba reference, which
+#: is still faster than the Futhark multicore backend (0.76-0.89x of Numba on 2 cores,
+#: 784-512-10 to 784-4000-10); OpenCL on a CPU (PoCL) is far slower than both, so it is never
+#: the default.
+BACKENDS: dict[str, Entry] = {
+    "opencl": _futhark_entry(
+        "opencl",
+        good_default=_opencl_on_gpu,
+        default_reason="default: OpenCL on a GPU is the fastest backend",
+    ),
+    "numba": Entry(
+        probe=_numba_probe,
+        create=_numba_backend,
+        good_default=lambda: True,
+        default_reason="default on CPUs: measured faster than multicore (docs/performance.md)",
+        details=lambda: None,
+    ),
+    "multicore": _futhark_entry(
+        "multicore",
+        good_default=lambda: True,
+        default_reason="default: the fastest backend available here",
+    ),
+}
+
+#: Every backend's name.
+NAMES = tuple(BACKENDS)
 
 
 class BackendError(GraiaError):
     """A backend was asked for that is unknown or cannot run here."""
 
 
-_instances: dict[str, Any] = {}
+_instances: dict[str, Backend] = {}
 _probes: dict[str, tuple[bool, str]] = {}
 _local = threading.local()
 _default: str | None = None
@@ -39,20 +123,7 @@ _default_error: BackendError | None = None
 
 def _probe(name: str) -> tuple[bool, str]:
     if name not in _probes:
-        if name == "numba":
-            try:
-                import numba  # noqa: F401
-
-                _probes[name] = (True, "")
-            except ImportError as exc:  # pragma: no cover - numba is a dependency
-                _probes[name] = (False, f"numba is not installed ({exc}): pip install numba")
-        else:
-            try:
-                from graia.backends import futhark
-            except ImportError as exc:
-                _probes[name] = (False, f"the Futhark backend wrapper failed to import: {exc}")
-            else:
-                _probes[name] = futhark.probe(name)
+        _probes[name] = BACKENDS[name].probe()
     return _probes[name]
 
 
@@ -61,21 +132,19 @@ def available() -> dict[str, tuple[bool, str]]:
     return {name: _probe(name) for name in NAMES}
 
 
+def details(name: str) -> dict[str, Any] | None:
+    """What backend ``name`` runs on (threads, OpenCL device), or None when there is nothing
+    to say."""
+    return BACKENDS[_check(name, "details()")].details()
+
+
 def _check(name: str, source: str) -> str:
-    if name not in NAMES:
+    if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r} ({source}); valid: {', '.join(NAMES)}")
     ok, reason = _probe(name)
     if not ok:
         raise BackendError(f"backend {name!r} ({source}) cannot run here: {reason}")
     return name
-
-
-def _good_default(name: str) -> bool:
-    if name != "opencl":
-        return True
-    from graia.backends import futhark
-
-    return futhark.device_info("opencl").get("type") == "gpu"
 
 
 def _select_default() -> None:
@@ -85,7 +154,7 @@ def _select_default() -> None:
         if wanted:
             _default = _check(wanted, "GRAIA_BACKEND")
         else:
-            _default = next(n for n in DEFAULT_ORDER if _probe(n)[0] and _good_default(n))
+            _default = next(n for n in NAMES if _probe(n)[0] and BACKENDS[n].good_default())
     except BackendError as exc:
         _default, _default_error = None, exc
 
@@ -95,11 +164,7 @@ def default_reason() -> str:
     wanted = os.environ.get("GRAIA_BACKEND", "").strip()
     if wanted:
         return f"GRAIA_BACKEND={wanted}"
-    chosen = name()
-    if chosen == "opencl":
-        return "default: OpenCL on a GPU is the fastest backend"
-    reason = "default on CPUs: measured faster than multicore (docs/performance.md)"
-    return reason if chosen == "numba" else "default: the fastest backend available here"
+    return BACKENDS[name()].default_reason
 
 
 def name() -> str:
@@ -115,18 +180,11 @@ def name() -> str:
     return _default
 
 
-def get(backend: str | None = None) -> Any:
+def get(backend: str | None = None) -> Backend:
     """The backend object named ``backend`` (default: the one in use)."""
     chosen = name() if backend is None else _check(backend, "argument")
     if chosen not in _instances:
-        if chosen == "numba":
-            from graia.backends.numba import NumbaBackend
-
-            _instances[chosen] = NumbaBackend()
-        else:
-            from graia.backends.futhark import FutharkBackend
-
-            _instances[chosen] = FutharkBackend(chosen)
+        _instances[chosen] = BACKENDS[chosen].create()
     return _instances[chosen]
 
 

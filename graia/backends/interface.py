@@ -107,3 +107,7 @@ class Backend(Protocol):
 
     def predict(self, handle: Any, x: np.ndarray) -> np.ndarray:
         """Output activations, u8 (n, classes)."""
+
+    def activations(self, handle: Any, x: np.ndarray) -> list[np.ndarray]:
+        """Every layer's u8 activations for the rows of ``x``: ``x`` first, then each layer's
+        ``(n, units)`` (the last is ``predict``'s)."""

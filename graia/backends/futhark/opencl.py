@@ -1,0 +1,277 @@
+"""The OpenCL target: which platform and device a context uses, and PoCL's work-arounds.
+
+Environment:
+
+- ``GRAIA_OPENCL_PLATFORM``, ``GRAIA_OPENCL_DEVICE``: substrings of the OpenCL platform and device
+  names to use (the first match wins; ``#k`` before the device name picks the k-th match), as
+  Futhark's ``-p``/``-d`` options. Without them the first GPU is used, else the first device.
+- ``GRAIA_OPENCL_BUILD_OPTIONS``: extra options for the OpenCL kernel compiler.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Any
+
+from graia.errors import GraiaError
+
+# OpenCL constants (CL/cl.h).
+_CL_PLATFORM_NAME = 0x0902
+_CL_PLATFORM_VERSION = 0x0901
+_CL_DEVICE_TYPE_ALL = 0xFFFFFFFF
+_CL_DEVICE_TYPE = 0x1000
+_CL_DEVICE_NAME = 0x102B
+_CL_DEVICE_VERSION = 0x102F
+_CL_DEVICE_MAX_COMPUTE_UNITS = 0x1002
+_CL_DEVICE_GLOBAL_MEM_SIZE = 0x101F
+_CL_DEVICE_MAX_WORK_GROUP_SIZE = 0x1004
+_CL_DEVICE_TYPE_CPU = 1 << 1
+_CL_DEVICE_TYPE_GPU = 1 << 2
+
+#: Futhark 0.25's intra-block scans (used by its matrix products when a whole row fits in one
+#: thread block) assume thread blocks of at most 1024 threads, as on GPUs; PoCL offers 4096 on
+#: CPUs, and the results are then wrong. PoCL reads this variable when it initialises, which is
+#: why it is set when this module is imported (it only affects PoCL, and only if not set already).
+_MAX_BLOCK = 1024
+os.environ.setdefault("POCL_MAX_WORK_GROUP_SIZE", str(_MAX_BLOCK))
+
+#: PoCL (as in Debian 12's 3.1) miscompiles the "last thread block" step of Futhark's
+#: single-pass reductions (code meant for thread 0 runs on every thread, so a counter in device
+#: memory drifts and every later reduction returns a stale value). Compiling the kernels without
+#: optimisation avoids it; PoCL only serves tests on CPUs, so the speed lost does not matter.
+_POCL_WORKAROUND = "-cl-opt-disable"
+
+
+# --------------------------------------------------------------------------------------------
+# Platform/device enumeration (mirrors Futhark's own choice of device)
+
+
+def _cl_string(ffi, getter, obj, param) -> str:
+    size = ffi.new("size_t *")
+    if getter(obj, param, 0, ffi.NULL, size) != 0:
+        return ""
+    buf = ffi.new("char[]", size[0] + 1)
+    if getter(obj, param, size[0], buf, ffi.NULL) != 0:
+        return ""
+    return ffi.string(buf).decode(errors="replace")
+
+
+def cl_devices(mod: ModuleType) -> list[dict[str, Any]]:
+    """Every OpenCL device, in the order Futhark sees them (platforms, then devices)."""
+    ffi, lib = mod.ffi, mod.lib
+    count = ffi.new("cl_uint *")
+    if lib.clGetPlatformIDs(0, ffi.NULL, count) != 0 or count[0] == 0:
+        return []
+    platforms = ffi.new("cl_platform_id[]", count[0])
+    if lib.clGetPlatformIDs(count[0], platforms, ffi.NULL) != 0:
+        return []
+    out = []
+    for p in platforms:
+        pname = _cl_string(ffi, lib.clGetPlatformInfo, p, _CL_PLATFORM_NAME)
+        pversion = _cl_string(ffi, lib.clGetPlatformInfo, p, _CL_PLATFORM_VERSION)
+        ndev = ffi.new("cl_uint *")
+        if lib.clGetDeviceIDs(p, _CL_DEVICE_TYPE_ALL, 0, ffi.NULL, ndev) != 0 or ndev[0] == 0:
+            continue
+        devices = ffi.new("cl_device_id[]", ndev[0])
+        if lib.clGetDeviceIDs(p, _CL_DEVICE_TYPE_ALL, ndev[0], devices, ffi.NULL) != 0:
+            continue
+        for d in devices:
+            out.append(_cl_device_record(mod, d, pname, pversion))
+    return out
+
+
+def _cl_device_record(mod, device, pname: str, pversion: str) -> dict[str, Any]:
+    ffi, lib = mod.ffi, mod.lib
+    dtype = ffi.new("cl_device_type *")
+    lib.clGetDeviceInfo(device, _CL_DEVICE_TYPE, ffi.sizeof("cl_device_type"), dtype, ffi.NULL)
+    units = ffi.new("cl_uint *")
+    lib.clGetDeviceInfo(
+        device, _CL_DEVICE_MAX_COMPUTE_UNITS, ffi.sizeof("cl_uint"), units, ffi.NULL
+    )
+    mem = ffi.new("cl_ulong *")
+    lib.clGetDeviceInfo(device, _CL_DEVICE_GLOBAL_MEM_SIZE, ffi.sizeof("cl_ulong"), mem, ffi.NULL)
+    block = ffi.new("size_t *")
+    lib.clGetDeviceInfo(
+        device, _CL_DEVICE_MAX_WORK_GROUP_SIZE, ffi.sizeof("size_t"), block, ffi.NULL
+    )
+    kind = (
+        "gpu"
+        if dtype[0] & _CL_DEVICE_TYPE_GPU
+        else "cpu"
+        if dtype[0] & _CL_DEVICE_TYPE_CPU
+        else "other"
+    )
+    return {
+        "platform": pname,
+        "platform_version": pversion,
+        "device": _cl_string(ffi, lib.clGetDeviceInfo, device, _CL_DEVICE_NAME),
+        "device_version": _cl_string(ffi, lib.clGetDeviceInfo, device, _CL_DEVICE_VERSION),
+        "type": kind,
+        "compute_units": int(units[0]),
+        "global_memory_bytes": int(mem[0]),
+        "max_work_group_size": int(block[0]),
+    }
+
+
+def _choose_device(devices: list[dict], platform: str, device: str) -> dict | None:
+    """The device Futhark picks for these preferences (see get_preferred_device in its runtime)."""
+    number = 0
+    if device.startswith("#"):
+        digits = ""
+        rest = device[1:]
+        while rest and rest[0].isdigit():
+            digits, rest = digits + rest[0], rest[1:]
+        number, device = int(digits or 0), rest.lstrip()
+    preferred = bool(platform or device)
+    matches = 0
+    for d in devices:
+        if platform not in d["platform"] or device not in d["device"]:
+            continue
+        if not preferred and "Apple" in d["platform"] and "Intel(R) Core(TM)" in d["device"]:
+            continue  # Futhark's blacklist
+        if matches == number:
+            return d
+        matches += 1
+    return None
+
+
+def pick_device(devices: list[dict], platform: str, device: str) -> tuple[dict | None, str, str]:
+    """The device to use, and the platform and device strings to give Futhark for it.
+
+    With a preference, Futhark's own rule (`_choose_device`). Without one, the first GPU if there
+    is any (Futhark alone would take the first device, which may be a CPU: PoCL is often listed
+    before the GPU's platform), else the first device.
+    """
+    if platform or device:
+        return _choose_device(devices, platform, device), platform, device
+    gpus = [d for d in devices if d["type"] == "gpu"]
+    if gpus:
+        return gpus[0], gpus[0]["platform"], gpus[0]["device"]
+    return _choose_device(devices, "", ""), "", ""
+
+
+def _is_pocl(device: dict) -> bool:
+    return (
+        "Portable Computing Language" in device["platform"] or "pocl" in device["platform"].lower()
+    )
+
+
+def _no_opencl_reason() -> str:
+    return (
+        "no OpenCL platform with a device was found: install an OpenCL driver (on CPUs, "
+        "apt-get install pocl-opencl-icd; on NVIDIA GPUs the driver's OpenCL ICD, which must be "
+        "listed in /etc/OpenCL/vendors or OCL_ICD_VENDORS)"
+    )
+
+
+def _large_blocks_reason(d: dict) -> str:
+    return (
+        f"OpenCL device {d['device']!r} ({d['platform']}) allows thread blocks of "
+        f"{d['max_work_group_size']} work items; Futhark 0.25's code is only correct up to "
+        f"{_MAX_BLOCK}. For PoCL, set POCL_MAX_WORK_GROUP_SIZE={_MAX_BLOCK} before anything in "
+        "the process initialises OpenCL (graia does so when graia.backends.futhark is imported)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The target
+
+
+class OpenCL:
+    """The ``opencl`` backend: one OpenCL device, chosen by the arguments, else by
+    ``GRAIA_OPENCL_PLATFORM``/``GRAIA_OPENCL_DEVICE``, else the first GPU (see module docs)."""
+
+    name = "opencl"
+    module = "graia.backends._futhark_opencl"
+    not_built = (
+        "the compiled module graia.backends._futhark_opencl is not installed: graia was installed "
+        "without the futhark compiler or without OpenCL headers and ICD loader. Run "
+        "scripts/install-toolchain (as root; it installs futhark, ocl-icd-opencl-dev, "
+        "opencl-headers and pocl-opencl-icd), then reinstall graia (pip install .)"
+    )
+
+    def __init__(
+        self,
+        *,
+        platform: str | None = None,
+        device: str | None = None,
+        build_options: list[str] | None = None,
+    ) -> None:
+        if platform is None:
+            platform = os.environ.get("GRAIA_OPENCL_PLATFORM", "")
+        if device is None:
+            device = os.environ.get("GRAIA_OPENCL_DEVICE", "")
+        self.platform, self.device = platform, device
+        self.extra_build_options = list(build_options or [])
+        #: Set by :meth:`configure`: the device in use and the kernel compiler's options.
+        self.chosen: dict[str, Any] | None = None
+        self.build_options: list[str] = []
+
+    @property
+    def runs_on_cpu(self) -> bool:
+        return (self.chosen or {}).get("type") == "cpu"
+
+    def _choose(self, devices: list[dict]) -> tuple[dict | None, str, str, str]:
+        """The device and the strings to give Futhark, or why none is usable."""
+        if not devices:
+            return None, "", "", _no_opencl_reason()
+        chosen, platform, device = pick_device(devices, self.platform, self.device)
+        if chosen is None:
+            listing = "; ".join(f"{d['platform']}: {d['device']}" for d in devices)
+            return (
+                None,
+                "",
+                "",
+                (
+                    f"no OpenCL device matches platform {self.platform!r} and device "
+                    f"{self.device!r} (GRAIA_OPENCL_PLATFORM / GRAIA_OPENCL_DEVICE); "
+                    f"available: {listing}"
+                ),
+            )
+        if chosen["max_work_group_size"] > _MAX_BLOCK:
+            return None, "", "", _large_blocks_reason(chosen)
+        return chosen, platform, device, ""
+
+    def configure(self, mod: ModuleType, cfg: Any, keep: list) -> None:
+        ffi, lib = mod.ffi, mod.lib
+        chosen, platform, device, problem = self._choose(cl_devices(mod))
+        if chosen is None:
+            raise GraiaError(problem)
+        for setter, value in (
+            (lib.futhark_context_config_set_platform, platform),
+            (lib.futhark_context_config_set_device, device),
+        ):
+            if value:
+                keep.append(ffi.new("char[]", value.encode()))
+                setter(cfg, keep[-1])
+        options = (
+            self.extra_build_options + os.environ.get("GRAIA_OPENCL_BUILD_OPTIONS", "").split()
+        )
+        if _is_pocl(chosen):
+            options.append(_POCL_WORKAROUND)
+        for opt in options:
+            keep.append(ffi.new("char[]", opt.encode()))
+            lib.futhark_context_config_add_build_option(cfg, keep[-1])
+        self.chosen, self.build_options = chosen, options
+
+    def unusable(self, mod: ModuleType) -> str:
+        """Whether the device Futhark would pick exists (without compiling any kernel)."""
+        try:
+            devices = cl_devices(mod)
+        except Exception as exc:  # noqa: BLE001 - a broken ICD must not break `import graia`
+            return f"querying OpenCL platforms failed: {exc}"
+        return self._choose(devices)[3]
+
+    def details(self, mod: ModuleType) -> dict[str, Any]:
+        devices = cl_devices(mod)
+        info: dict[str, Any] = {}
+        if self.chosen is not None:
+            info.update(self.chosen)
+            info["build_options"] = self.build_options
+        else:
+            chosen = self._choose(devices)[0]
+            if chosen is not None:
+                info.update(chosen)
+        info["all_devices"] = [f"{d['platform']}: {d['device']}" for d in devices]
+        return info
