@@ -267,7 +267,7 @@ class Sequential:
         return [a[0] for a in self._backend().activations(self._handle_here(), xq)]
 
     def diagnostics(self, x: Any, y: Any = None) -> list[dict[str, Any]]:
-        """Per Dense layer: ``dead`` (fraction of units never active on ``x``), ``saturated``
+        """Per weighted layer: ``dead`` (fraction of units never active on ``x``), ``saturated``
         (fraction of activations at 255), ``codes`` (weight-code histogram: count of ``|code|``
         0, 1, ..., kmax+1) and, when labels ``y`` are given, ``probe_accuracy``: the accuracy of a
         nearest-class-mean classifier on the layer's activations (a cheap linear-readability probe).
@@ -276,9 +276,7 @@ class Sequential:
             xq = self._validate_x(x)
         else:
             xq, yq = self._validate_xy(x, y)
-        from graia.backends.numba import NumbaBackend
-
-        acts = NumbaBackend().activations(self._host_state(), xq)[1:]
+        acts = self._backend().activations(self._handle_here(), xq)[1:]
         report = []
         for layer, a, codes in zip(self.dense_layers, acts, self.get_codes()):
             entry = {

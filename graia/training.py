@@ -170,9 +170,8 @@ class _CollapseWatch(callbacks_mod.Callback):
             return
         predicted = np.argmax(self.model._predict_arrays(self.x), axis=1)
         same_class = float(np.bincount(predicted).max()) / len(predicted)
-        from graia.backends.numba import NumbaBackend
-
-        hidden = NumbaBackend().activations(self.model._host_state(), self.x)[1:-1]
+        model = self.model
+        hidden = model._backend().activations(model._handle_here(), self.x)[1:-1]
         dead = [float(np.mean(a.max(axis=0) == 0)) for a in hidden]
         dead_all = sum(d * a.shape[1] for d, a in zip(dead, hidden)) / max(
             1, sum(a.shape[1] for a in hidden)
