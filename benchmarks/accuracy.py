@@ -22,7 +22,7 @@ import numpy as np
 
 import graia
 from graia.callbacks import Callback
-from graia.recipes import RECIPES
+from graia.recipes import CONV_RECIPES, DENSE_RECIPES
 
 #: The original rule on the same architecture, with its own code initialisation and kmax 7; it
 #: learns one sample at a time, so fewer epochs.
@@ -42,9 +42,8 @@ class _TestAccuracy(Callback):
         self.curve.append(self.model.evaluate(self.x, self.y)[1])
 
 
-def run_graia(dataset, rule, data, seed=0):
+def run_graia(dataset, rule, data, recipe, seed=0):
     (x, y), (xt, yt) = data
-    recipe = RECIPES[dataset]
     classes = int(y.max()) + 1
     if rule != "seed_hebbian":
         # The recipe's architecture, options and schedule, with this rule (its extra options
@@ -71,8 +70,9 @@ def run_graia(dataset, rule, data, seed=0):
     model.fit(x, y, epochs=epochs, batch_size=batch_size, callbacks=callbacks + [probe], verbose=0)
     seconds = time.perf_counter() - start
     return {
-        "method": f"graia {rule}",
+        "method": f"graia {rule}" + (" (conv)" if recipe.conv else ""),
         "rule_options": model.rule.values,
+        "architecture": recipe.describe(),
         "hidden": list(recipe.hidden),
         "epochs": epochs,
         "batch_size": batch_size,
@@ -90,7 +90,7 @@ def run_backprop(dataset, data, seed=0):
     from sklearn.neural_network import MLPClassifier
 
     (x, y), (xt, yt) = data
-    recipe = RECIPES[dataset]
+    recipe = DENSE_RECIPES[dataset]
     xf, xtf = x.reshape(len(x), -1) / 255.0, xt.reshape(len(xt), -1) / 255.0
     epochs = min(recipe.epochs, BACKPROP_EPOCHS)
     mlp = MLPClassifier(
@@ -155,6 +155,8 @@ def main() -> None:
     parser.add_argument("--rules", nargs="*", default=sorted(graia.rules.REGISTRY))
     parser.add_argument("--out", default="docs")
     parser.add_argument("--no-backprop", action="store_true", help="skip the MLP baseline")
+    parser.add_argument("--conv-only", action="store_true", help="only the convolutional recipes")
+    parser.add_argument("--dense-only", action="store_true", help="only the Dense recipes")
     parser.add_argument(
         "--merge",
         nargs="*",
@@ -177,10 +179,17 @@ def main() -> None:
         results = []
         with graia.backend.use(args.backend or graia.backend.name()):
             for rule in args.rules:
-                results.append(run_graia(dataset, rule, data))
-                print(
-                    json.dumps({k: v for k, v in results[-1].items() if k != "curve"}), flush=True
-                )
+                # The default (convolutional) recipe and the Dense one side by side.
+                for recipe in (CONV_RECIPES[dataset], DENSE_RECIPES[dataset]):
+                    if recipe.conv and not graia.rules.REGISTRY[rule].supports_conv:
+                        continue
+                    if (args.conv_only and not recipe.conv) or (args.dense_only and recipe.conv):
+                        continue
+                    results.append(run_graia(dataset, rule, data, recipe))
+                    print(
+                        json.dumps({k: v for k, v in results[-1].items() if k != "curve"}),
+                        flush=True,
+                    )
         if not args.no_backprop:
             results.append(run_backprop(dataset, data))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "curve"}), flush=True)
@@ -208,12 +217,12 @@ def main() -> None:
             "",
             f"Measured {entry['date']}.",
             "",
-            "| method | hidden | epochs | test accuracy | train accuracy | seconds | backend | machine |",
+            "| method | architecture | epochs | test accuracy | train accuracy | seconds | backend | machine |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for r in entry["results"]:
             lines.append(
-                f"| {r['method']} | {r['hidden']} | {r['epochs']} | {100 * r['test_accuracy']:.2f}% "
+                f"| {r['method']} | {r.get('architecture', r['hidden'])} | {r['epochs']} | {100 * r['test_accuracy']:.2f}% "
                 f"| {100 * r['train_accuracy']:.2f}% | {r['seconds']} | {r['backend']} "
                 f"| {r['machine']} |"
             )

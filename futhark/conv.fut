@@ -102,8 +102,9 @@ def pool [r] [m] (g: geometry) (b: i64) (a: [r][m]u8) : ([b][]u8, [b][]i32) =
 -- | The deltas of the convolution's positions (§7.5) from the deltas
 -- `delta` of the block's output units: each position takes its window's
 -- unit's delta if it routes there (every position without pooling or with
--- average pooling; the winner with max pooling) and its slope (§7.2) is 1.
-def route [b] [o] [r] [m] (g: geometry) (shift: i32) (delta: [b][o]i32) (winner: [b][o]i32) (z: [r][m]i32) : [r][m]i32 =
+-- average pooling; the winner with max pooling, `winner` flat `(b, o)`)
+-- and its slope (§7.2) is 1.
+def route [b] [o] [w] [r] [m] (g: geometry) (shift: i32) (delta: [b][o]i32) (winner: [w]i32) (z: [r][m]i32) : [r][m]i32 =
   let p = positions g
   let (ph, pw) = (g.out_h / g.pool_h, g.out_w / g.pool_w)
   in #[unsafe]
@@ -112,7 +113,7 @@ def route [b] [o] [r] [m] (g: geometry) (shift: i32) (delta: [b][o]i32) (winner:
                         let (py, px) = ((pos / g.out_w) / g.pool_h, (pos % g.out_w) / g.pool_w)
                         let u = (py * pw + px) * m + f
                         in if py >= ph || px >= pw
-                              || (g.pool == pool_max && winner[s, u] != i32.i64 pos)
+                              || (g.pool == pool_max && winner[s * o + u] != i32.i64 pos)
                               || !(slope shift z[q, f])
                            then 0
                            else delta[s, u])

@@ -51,7 +51,7 @@ entry dump_1 [k0] [m0] (s: net1 [k0] [m0]) : (i64, i64, [k0][m0]i32, [k0][m0]i32
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
 local
 def dfa_batch_1 [k0] [m0] [b] [n0] (_: bool) (p: dfa_params) (s: net1 [k0] [m0]) (x: [b][n0]u8) (y: [b]i32) : (net1 [k0] [m0], i64, i64) =
-  let (a1, _, tr0) = layer_forward s.tg m0 s.l0 x
+  let (a1, tr0) = layer_forward s.tg m0 id s.l0 x
   let e = output_error p.target_on p.target_off a1 y
   let (correct, sq) = metrics a1 y e
   let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches e
@@ -140,12 +140,11 @@ entry dump_2 [k0] [m0] [k1] [m1] [n1] (s: net2 [k0] [m0] [k1] [m1] [n1]) : (i64,
 local
 def dfa_batch_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [b][n0]u8) (y: [b]i32) : (net2 [k0] [m0] [k1] [m1] [n1], i64, i64) =
   let dr = {rate = p.dropout, seed = s.seed, t = s.t}
-  let (a1, w1, tr0) = layer_forward s.tg n1 s.l0 x
-  let a1 = drop_units dr 0 a1
-  let (a2, _, tr1) = layer_forward s.tg m1 s.l1 a1
+  let (a1, tr0) = layer_forward s.tg n1 (drop_units dr 0) s.l0 x
+  let (a2, tr1) = layer_forward s.tg m1 id s.l1 a1
   let e = output_error p.target_on p.target_off a2 y
   let (correct, sq) = metrics a2 y e
-  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 w1 tr0.z e y)
+  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y)
   let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 tr1.patches e
   in (s with l0 = l0 with l1 = l1 with t = s.t + 1, correct, sq)
 
@@ -240,15 +239,13 @@ entry dump_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (s: net3 [k0] [m0] [k1] [m1
 local
 def dfa_batch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [b][n0]u8) (y: [b]i32) : (net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2], i64, i64) =
   let dr = {rate = p.dropout, seed = s.seed, t = s.t}
-  let (a1, w1, tr0) = layer_forward s.tg n1 s.l0 x
-  let a1 = drop_units dr 0 a1
-  let (a2, w2, tr1) = layer_forward s.tg n2 s.l1 a1
-  let a2 = drop_units dr 1 a2
-  let (a3, _, tr2) = layer_forward s.tg m2 s.l2 a2
+  let (a1, tr0) = layer_forward s.tg n1 (drop_units dr 0) s.l0 x
+  let (a2, tr1) = layer_forward s.tg n2 (drop_units dr 1) s.l1 a1
+  let (a3, tr2) = layer_forward s.tg m2 id s.l2 a2
   let e = output_error p.target_on p.target_off a3 y
   let (correct, sq) = metrics a3 y e
-  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 w1 tr0.z e y)
-  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 tr1.patches (layer_delta local_heads p s.l1.geo s.l1.shift s.fb1 a2 w2 tr1.z e y)
+  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y)
+  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 tr1.patches (layer_delta local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y)
   let l2 = dfa_layer_update s.tg p s.seed s.t 2 s.l2 tr2.patches e
   in (s with l0 = l0 with l1 = l1 with l2 = l2 with t = s.t + 1, correct, sq)
 
@@ -351,18 +348,15 @@ entry dump_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (s: net4 [k0
 local
 def dfa_batch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [b][n0]u8) (y: [b]i32) : (net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3], i64, i64) =
   let dr = {rate = p.dropout, seed = s.seed, t = s.t}
-  let (a1, w1, tr0) = layer_forward s.tg n1 s.l0 x
-  let a1 = drop_units dr 0 a1
-  let (a2, w2, tr1) = layer_forward s.tg n2 s.l1 a1
-  let a2 = drop_units dr 1 a2
-  let (a3, w3, tr2) = layer_forward s.tg n3 s.l2 a2
-  let a3 = drop_units dr 2 a3
-  let (a4, _, tr3) = layer_forward s.tg m3 s.l3 a3
+  let (a1, tr0) = layer_forward s.tg n1 (drop_units dr 0) s.l0 x
+  let (a2, tr1) = layer_forward s.tg n2 (drop_units dr 1) s.l1 a1
+  let (a3, tr2) = layer_forward s.tg n3 (drop_units dr 2) s.l2 a2
+  let (a4, tr3) = layer_forward s.tg m3 id s.l3 a3
   let e = output_error p.target_on p.target_off a4 y
   let (correct, sq) = metrics a4 y e
-  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 w1 tr0.z e y)
-  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 tr1.patches (layer_delta local_heads p s.l1.geo s.l1.shift s.fb1 a2 w2 tr1.z e y)
-  let l2 = dfa_layer_update s.tg p s.seed s.t 2 s.l2 tr2.patches (layer_delta local_heads p s.l2.geo s.l2.shift s.fb2 a3 w3 tr2.z e y)
+  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y)
+  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 tr1.patches (layer_delta local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y)
+  let l2 = dfa_layer_update s.tg p s.seed s.t 2 s.l2 tr2.patches (layer_delta local_heads p s.l2.geo s.l2.shift s.fb2 a3 tr2.winner tr2.z e y)
   let l3 = dfa_layer_update s.tg p s.seed s.t 3 s.l3 tr3.patches e
   in (s with l0 = l0 with l1 = l1 with l2 = l2 with l3 = l3 with t = s.t + 1, correct, sq)
 

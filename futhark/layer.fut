@@ -30,23 +30,24 @@ def layer_of [k] [m] (kmax: i32) (shift: i32) (geo: [15]i64) (latent: [k][m]i32)
   {kmax, shift, geo = geometry_of geo, latent, momentum, weights = weights kmax latent}
 
 -- | What a training forward pass keeps for learning: the rows the weights
--- multiplied (`patches`, the input itself for a Dense layer) and their sums
--- `z`.
-type trace [r] [k] [m] = {patches: [r][k]u8, z: [r][m]i32}
+-- multiplied (`patches`, the input itself for a Dense layer), their sums
+-- `z` and, for max pooling, each window's winner (§3.2; flat `(b, o)`,
+-- empty otherwise).
+type trace [r] [k] [m] [w] = {patches: [r][k]u8, z: [r][m]i32, winner: [w]i32}
 
 -- | The forward pass of layer `l` on a batch `x` (§3, §3.1, §3.2): the
--- block's output, `o` features per sample, each window's winner for max
--- pooling (§3.2; 0 otherwise), and the trace.
-def layer_forward [b] [n] [k] [m] (tg: target) (o: i64) (l: layer [k] [m]) (x: [b][n]u8) : ?[r].([b][o]u8, [b][o]i32, trace [r] [k] [m]) =
+-- block's output, `o` features per sample, passed through `post` (dropout,
+-- fused with the activation for a Dense layer), with its trace.
+def layer_forward [b] [n] [k] [m] (tg: target) (o: i64) (post: [b][o]u8 -> [b][o]u8) (l: layer [k] [m]) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
   if is_dense l.geo
   then let p = x :> [b][k]u8
        let z = forward_z tg p l.weights
-       let out = map (map (activate l.shift)) z :> [b][o]u8
-       in (out, replicate b (replicate o 0), {patches = p, z})
+       in (post (map (map (activate l.shift)) z :> [b][o]u8), {patches = p, z, winner = []})
   else let p = patches l.geo k x
        let z = forward_z tg p l.weights
        let (out, winner) = pool l.geo b (map (map (activate l.shift)) z)
-       in (out :> [b][o]u8, winner :> [b][o]i32, {patches = p, z})
+       let winner = if l.geo.pool == pool_max then flatten winner else []
+       in (post (out :> [b][o]u8), {patches = p, z, winner})
 
 -- | The output of layer `l` for a batch `x`, `o` features per sample.
 def layer_output [b] [n] [k] [m] (tg: target) (o: i64) (l: layer [k] [m]) (x: [b][n]u8) : [b][o]u8 =

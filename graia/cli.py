@@ -18,7 +18,7 @@ from typing import Any
 
 from graia import __version__
 
-DATASETS = ("digits", "fashion-mnist", "mnist")
+DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
 
 
 def _load_dataset(name: str, data_dir: str | None):
@@ -184,11 +184,11 @@ def _train(args: argparse.Namespace) -> None:
     import graia
     from graia import plot
     from graia.errors import GraiaValueError
-    from graia.recipes import RECIPES
+    from graia.recipes import RECIPES, recipe_for
 
-    recipe = RECIPES[args.dataset]
-    rule = args.rule or recipe.rule
+    rule = args.rule or RECIPES[args.dataset].rule
     graia.rules.get(rule)  # an unknown rule fails before any data is loaded
+    recipe = recipe_for(args.dataset, rule, args.architecture)
     backend_name = graia.backend.name()  # so does a backend that cannot run
     (x_train, y_train), (x_test, y_test) = _load_dataset(args.dataset, args.data_dir)
     for split, x in (("training", x_train), ("test", x_test)):
@@ -244,6 +244,7 @@ def _train(args: argparse.Namespace) -> None:
         "backend": backend_name,
         "rule": rule,
         "rule_options": model.rule.values,
+        "architecture": recipe.describe(),
         "hidden": list(recipe.hidden),
         "epochs": epochs,
         "batch_size": batch_size,
@@ -365,6 +366,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_positive, help="epochs (default: the recipe's)")
     train.add_argument("--batch-size", type=_positive, help="batch size (default: the recipe's)")
     train.add_argument("--rule", help="learning rule (default: the recipe's)")
+    train.add_argument(
+        "--architecture",
+        choices=("conv", "dense"),
+        help="the convolutional or the Dense recipe (default: the dataset's, see docs/results.md)",
+    )
     train.add_argument("--seed", type=_seed, default=0, help="seed of every random choice")
     train.add_argument(
         "--validation-split",

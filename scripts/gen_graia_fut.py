@@ -128,19 +128,17 @@ def dump_entry(d: int) -> str:
 
 
 def forward_lines(d: int, *, training: bool, x: str = "x") -> list[str]:
-    """Lets binding a1..a{d} for a batch ``x``; in training also each layer's winners ``w<i+1>``
-    and trace ``tr<i>``, with dropout on the hidden layers."""
+    """Lets binding a1..a{d} for a batch ``x``; in training also each layer's trace ``tr<i>``,
+    with dropout on the hidden layers."""
     lines = []
     prev = x
     for i in range(d):
         out = features(i, d)
         if training:
-            winner = f"w{i + 1}" if i < d - 1 else "_"
+            post = f"(drop_units dr {i})" if i < d - 1 else "id"
             lines.append(
-                f"let (a{i + 1}, {winner}, tr{i}) = layer_forward s.tg {out} s.l{i} {prev}"
+                f"let (a{i + 1}, tr{i}) = layer_forward s.tg {out} {post} s.l{i} {prev}"
             )
-            if i < d - 1:
-                lines.append(f"let a{i + 1} = drop_units dr {i} a{i + 1}")
         else:
             lines.append(f"let a{i + 1} = layer_output s.tg {out} s.l{i} {prev}")
         prev = f"a{i + 1}"
@@ -156,7 +154,7 @@ def dfa_batch(d: int) -> str:
     ]
     for i in range(d - 1):
         delta = (
-            f"(layer_delta local_heads p s.l{i}.geo s.l{i}.shift s.fb{i} a{i + 1} w{i + 1}"
+            f"(layer_delta local_heads p s.l{i}.geo s.l{i}.shift s.fb{i} a{i + 1} tr{i}.winner"
             f" tr{i}.z e y)"
         )
         lines.append(

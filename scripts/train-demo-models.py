@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import graia
-from graia.recipes import RECIPES
+from graia.recipes import DENSE_RECIPES as RECIPES
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "graia" / "demo" / "models"
 

@@ -100,15 +100,16 @@ def dfa_synapse (p: dfa_params) (r: u64) (g: i32) (lat: i32) (mom: i32) : (i32, 
 -- the output error `e` of a batch: with `local_heads`, from the error of
 -- the layer's own fixed classifier (`local_head_error`) instead. `fb` is
 -- the layer's ternary feedback matrix, `a` its output (after dropout),
--- `winner` and `z` from its forward pass.
-def layer_delta [b] [o] [c] [r] [m]
+-- `winner` and `z` from its forward pass. For a Dense layer the feedback
+-- product and the slopes are one pass.
+def layer_delta [b] [o] [c] [w] [r] [m]
                 (local_heads: bool)
                 (p: dfa_params)
                 (geo: geometry)
                 (shift: i32)
                 (fb: [o][c]i8)
                 (a: [b][o]u8)
-                (winner: [b][o]i32)
+                (winner: [w]i32)
                 (z: [r][m]i32)
                 (e: [b][c]i32)
                 (labels: [b]i32) : [r][m]i32 =
@@ -116,7 +117,14 @@ def layer_delta [b] [o] [c] [r] [m]
     if local_heads
     then local_head_error p.head_shift p.target_on p.target_off fb a labels
     else e
-  in route geo shift (feedback_delta fb err) winner z
+  in if is_dense geo
+     then map2 (\zr er ->
+                  map2 (\zv br -> if slope shift zv then i32.sum (map2 (\ej bj -> ej * i32.i8 bj) er br) else 0)
+                       zr
+                       (fb :> [m][c]i8))
+               z
+               (err :> [r][c]i32)
+     else route geo shift (feedback_delta fb err) winner z
 
 -- | The update of layer `l` (§7.2, §7.5) at global step `t` from the rows
 -- `pre` its weights multiplied and their deltas `d` (one row each): the accumulator

@@ -318,7 +318,7 @@ class TrainingJob:
     def build(self, input_shape: tuple[int, ...]) -> graia.Sequential:
         """The model this job trains: the dataset's recipe (rule options and hidden shift when the
         rule is the recipe's) with one hidden layer of ``width`` units."""
-        from graia.recipes import RECIPES
+        from graia.recipes import DENSE_RECIPES as RECIPES
 
         recipe = RECIPES[self.dataset]
         model = graia.Sequential(
@@ -349,7 +349,7 @@ class TrainingJob:
             self.phase = "failed"
 
     def _train(self) -> None:
-        from graia.recipes import RECIPES
+        from graia.recipes import DENSE_RECIPES as RECIPES
 
         self.phase = "loading data"
         (x_train, y_train), (x_test, y_test) = graia.datasets.load_data(self.dataset)
