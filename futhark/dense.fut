@@ -108,8 +108,9 @@ def accumulate_wide [r] [k] [m] (tg: target) (a: [r][k]u8) (d: [r][m]i32) : [k][
                         else loop acc for h < m do acc with [h] = acc[h] + ai * i64.i32 d[s, h]
                  in map saturate g)
               (transpose a)
-     else map (\ac -> map (\dc -> saturate (i64.sum (map2 (\ai di -> i64.u8 ai * i64.i32 di) ac dc)))
-                          (transpose d))
+     else map (\ac ->
+                 map (\dc -> saturate (i64.sum (map2 (\ai di -> i64.u8 ai * i64.i32 di) ac dc)))
+                     (transpose d))
               (transpose a)
 
 -- | Dropout of hidden units during training (§7.2): `rate` in 0..255 (0 is

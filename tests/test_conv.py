@@ -268,3 +268,16 @@ def test_cli_trains_the_conv_recipe(tmp_path):
     assert result["test_accuracy"] > 0.5
     loaded = graia.load_model(result["model_path"])
     assert any(isinstance(layer, L.Conv2D) for layer in loaded.layers)
+
+
+def test_summary_and_export_of_a_conv_model(tmp_path, capsys):
+    """summary() shows every layer's output shape and parameters; export names what it lacks."""
+    model = _conv_model((8, 8), 4, 3, 1, "same", (L.MaxPooling2D, 2), 8, 1)
+    with graia.backend.use("numba"):
+        model.compile("dfa")
+        model.summary()
+        text = capsys.readouterr().out
+        assert "(None, 8, 8, 4)" in text and "(None, 4, 4, 4)" in text and "(None, 64)" in text
+        assert f"Total params: {model.count_params():,}" in text
+        with pytest.raises(GraiaValueError, match="Dense layers only so far; layer 'conv2d_0'"):
+            model.export(tmp_path / "out", format="c")

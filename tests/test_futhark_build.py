@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graia import spec
+from graia import spec, state
 from graia.backends import futhark
 from graia.backends.futhark import opencl
 from graia.backends.interface import HOST_STATE_DTYPES
@@ -33,8 +33,13 @@ def _state(sizes, kmax, seed=3):
         spec.feedback_matrix(np.uint64(seed), i, int(sizes[i + 1]), classes)
         for i in range(layers - 1)
     ]
+    dense = [
+        state.Block(1, 1, int(sizes[i]), 1, 1, 1, 1, 0, 0, 1, 1, int(sizes[i + 1]), 0, 1, 1)
+        for i in range(layers)
+    ]
     return {
         "sizes": sizes,
+        "geometry": state.geometry(dense),
         "kmax": np.full(layers, kmax, np.int32),
         "shift": np.full(layers, kmax, np.int32),
         "latent": latent,
@@ -195,3 +200,23 @@ def test_every_depth_round_trips(futhark_backend, depth):
     out = be.dump(handle)
     assert out["counters"][1] == 3
     assert len(be.activations(handle, x)) == depth + 1
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_interface_orders_agree_with_python():
+    """The Futhark decoders of the host state's geometry rows and of the rules' parameter
+    vectors read their fields in the order Python writes them (the one source)."""
+    import re
+
+    from graia.backends.interface import GEOMETRY_FIELDS
+    from graia.rules import REGISTRY
+
+    conv = (ROOT / "futhark" / "conv.fut").read_text()
+    rows = dict(re.findall(r"(\w+) = row\[(\d+)\]", conv))
+    assert rows and all(GEOMETRY_FIELDS[int(i)] == name for name, i in rows.items())
+    dfa = (ROOT / "futhark" / "rules" / "dfa.fut").read_text()
+    params = [name for name, _ in re.findall(r"(\w+) =[^\n]*params\[(\d+)\]", dfa)]
+    assert params == list(REGISTRY["local_heads"].options)
+    assert list(REGISTRY["dfa"].options) == params[: len(REGISTRY["dfa"].options)]

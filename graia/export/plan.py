@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from graia import layers as layers_mod
-from graia.errors import GraiaError
+from graia.errors import GraiaValueError
 
 if TYPE_CHECKING:
     from graia.model import Sequential
@@ -141,12 +141,18 @@ def _layer_plan(layer: layers_mod.Layer, n_in: int, codes: np.ndarray) -> LayerP
     """The deployment plan of one layer; a new layer kind adds its case here."""
     if isinstance(layer, layers_mod.Dense):
         return DensePlan(layer.name, n_in, layer.units, layer.kmax, layer.shift, codes)
-    raise GraiaError(f"export does not support layer {layer!r} yet")
+    raise GraiaValueError(
+        f"export supports Dense layers only so far; layer {layer.name!r} is a "
+        f"{type(layer).__name__} (docs/deploy.md)"
+    )
 
 
 def plan(model: Sequential) -> DeploymentPlan:
     """The deployment plan of a built model (its current weight codes)."""
     model._require_layers()
+    if not model.is_dense:
+        first = next(la for la in model.layers[1:] if not isinstance(la, layers_mod.Dense))
+        _layer_plan(first, 0, np.zeros(0))  # raises: a one-line error naming the layer
     codes = model.get_codes()
     plans = tuple(
         _layer_plan(layer, model.sizes[i], codes[i]) for i, layer in enumerate(model.dense_layers)

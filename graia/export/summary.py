@@ -25,6 +25,8 @@ def summary_text(model: Sequential) -> str:
     lines.append(f"{model.layers[0].name:<18}{(None, *model.input_shape)!s:<16}{0:>10}")
     if len(model.layers) < 2:
         return "\n".join(lines + ["(no Dense layer yet)"])
+    if not model.is_dense:
+        return "\n".join(lines[:1] + _image_rows(model))
     deployment = plan(model)
     for layer in deployment.layers:
         hist = np.bincount(np.abs(layer.codes).ravel().astype(np.int64), minlength=layer.kmax + 2)
@@ -51,3 +53,38 @@ def summary_text(model: Sequential) -> str:
         f" vs {deployment.float32_activation_bytes:,} bytes float32"
     )
     return "\n".join(lines)
+
+
+def _image_rows(model: Sequential) -> list[str]:
+    """The table of a model with image layers (export is Dense-only so far)."""
+    from graia import layers as layers_mod
+
+    rows = [
+        f"{'Layer':<22}{'Output shape':<20}{'Params':>10}  kmax shift  weight codes (0 / ±1 / ...)"
+    ]
+    rows.append(f"{model.layers[0].name:<22}{(None, *model.input_shape)!s:<20}{0:>10}")
+    blocks = iter(model.blocks)
+    codes = iter(model.get_codes())
+    shape: tuple = model.input_shape
+    for layer in model.layers[1:]:
+        params, extra = 0, ""
+        if layer.weighted:
+            block, code = next(blocks), next(codes)
+            params = code.size
+            hist = np.bincount(np.abs(code).ravel().astype(np.int64), minlength=layer.kmax + 2)
+            frac = " ".join(f"{100 * h / code.size:.0f}%" for h in hist)
+            extra = f"  {layer.kmax:>4} {layer.shift:>5}  {frac}"
+            if isinstance(layer, layers_mod.Conv2D):
+                shape = (block.out_h, block.out_w, block.out_c)
+            else:
+                shape = (block.out_c,)
+        elif isinstance(layer, layers_mod.Flatten):
+            shape = (int(np.prod(shape)),)
+        else:  # pooling
+            ph, pw = layer.pool_size
+            shape = (shape[0] // ph, shape[1] // pw, shape[2])
+        rows.append(f"{layer.name:<22}{(None, *shape)!s:<20}{params:>10}{extra}")
+    rows.append(f"Total params: {model.count_params():,} (latent i32, forward codes i8)")
+    rows.append(f"Rule: {model.rule!r}" if model.rule else "Rule: not compiled")
+    rows.append("Deployed: graia export supports Dense-only models so far (docs/deploy.md)")
+    return rows
