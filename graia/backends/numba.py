@@ -13,7 +13,6 @@ from graia.backends.interface import (
     COUNTER_PREV_LOSS,
     COUNTER_SEED,
     COUNTER_STEP,
-    GEOMETRY_FIELDS,
     HOST_STATE_DTYPES,
     POOL_MAX,
     POOL_NONE,
@@ -32,6 +31,7 @@ from graia.spec import (
     rounding_key,
     sround,
 )
+from graia.state import Block
 
 RULE_DFA = 0
 RULE_SEED_HEBBIAN = 1
@@ -155,36 +155,36 @@ def _feedback_delta(feedback, err):
     return delta
 
 
-class _Block:
-    """One layer's geometry (a row of the host state's ``geometry``, graia/state.py)."""
+def _blocks(state: HostState) -> list[Block]:
+    """Each layer's geometry (graia/state.py)."""
+    return [Block(*(int(v) for v in row)) for row in state["geometry"]]
 
-    def __init__(self, row: np.ndarray) -> None:
-        for name, value in zip(GEOMETRY_FIELDS, row):
-            setattr(self, name, int(value))
-        self.dense = self.in_h == self.in_w == self.k_h == self.k_w == 1 and self.pool == POOL_NONE
 
-    def patches(self, x: np.ndarray) -> np.ndarray:
-        """The rows the layer's weights multiply: ``x`` itself for a Dense layer."""
-        if self.dense:
-            return x
-        return _patches(
-            x, self.in_h, self.in_w, self.in_c, self.k_h, self.k_w, self.stride_h,
-            self.stride_w, self.pad_top, self.pad_left, self.out_h, self.out_w,
-        )  # fmt: skip
+def _block_patches(block: Block, x: np.ndarray) -> np.ndarray:
+    """The rows a layer's weights multiply: ``x`` itself for a Dense layer."""
+    if block.is_dense:
+        return x
+    return _patches(
+        x, block.in_h, block.in_w, block.in_c, block.k_h, block.k_w, block.stride_h,
+        block.stride_w, block.pad_top, block.pad_left, block.out_h, block.out_w,
+    )  # fmt: skip
 
-    def pool_output(self, a_c: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """The block's output ``(batch, n_out)`` from the convolution's activations."""
-        if self.pool == POOL_NONE:
-            return a_c.reshape(batch, -1), None
-        return _pool(a_c, batch, self.out_h, self.out_w, self.pool, self.pool_h, self.pool_w)
 
-    def route(self, delta, z, shift, winner) -> np.ndarray:
-        """§7.5: output-unit deltas to gated position deltas."""
-        if winner is None:
-            winner = np.zeros((1, 1), np.int32)
-        return _route(
-            delta, z, shift, self.out_h, self.out_w, self.pool, self.pool_h, self.pool_w, winner
-        )
+def _block_output(block: Block, a_c: np.ndarray, batch: int):
+    """The block's output ``(batch, n_out)`` from the convolution's activations, and the max
+    pooling winners (``None`` without pooling)."""
+    if block.pool == POOL_NONE:
+        return a_c.reshape(batch, -1), None
+    return _pool(a_c, batch, block.out_h, block.out_w, block.pool, block.pool_h, block.pool_w)
+
+
+def _block_route(block: Block, delta, z, shift, winner) -> np.ndarray:
+    """§7.5: output-unit deltas to gated position deltas."""
+    if winner is None:
+        winner = np.zeros((1, 1), np.int32)
+    return _route(
+        delta, z, shift, block.out_h, block.out_w, block.pool, block.pool_h, block.pool_w, winner
+    )
 
 
 def _seed(state: HostState) -> np.uint64:
@@ -229,13 +229,12 @@ def _forward_all(state: HostState, x: np.ndarray, weights: list[np.ndarray], dro
     fp.acts.append(x)
     seed = _seed(state)
     batch = x.shape[0]
-    for layer, w in enumerate(weights):
-        block = _Block(state["geometry"][layer])
-        p = block.patches(fp.acts[-1])
+    for layer, (w, block) in enumerate(zip(weights, _blocks(state))):
+        p = _block_patches(block, fp.acts[-1])
         z = np.empty((p.shape[0], w.shape[1]), np.int32)
         a_c = np.empty((p.shape[0], w.shape[1]), np.uint8)
         _forward(p, w, int(state["shift"][layer]), z, a_c)
-        a, winner = block.pool_output(a_c, batch)
+        a, winner = _block_output(block, a_c, batch)
         if dropout and layer < len(weights) - 1:
             key = np.uint64(dropout_key(seed, layer, int(state["counters"][COUNTER_STEP])))
             _dropout(a, key, dropout)
@@ -342,6 +341,7 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
     step, beta1, beta2, decay, target_on, target_off, dropout = (int(v) for v in params[:7])
     head_shift = int(params[7]) if local_heads else 0
     layers, feedback = _layer_views(state)
+    blocks = _blocks(state)
     counters = state["counters"]
     seed = _seed(state)
     classes = int(state["sizes"][-1])
@@ -360,8 +360,7 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
         correct_total += correct
         sq_total += sq
         t = int(counters[COUNTER_STEP])
-        for layer, (lat, mom) in enumerate(layers):
-            block = _Block(state["geometry"][layer])
+        for layer, ((lat, mom), block) in enumerate(zip(layers, blocks)):
             if layer == len(layers) - 1:
                 d = e
             else:
@@ -379,9 +378,9 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
                     )
                 delta = _feedback_delta(feedback[layer], err)
                 shift = int(state["shift"][layer])
-                d = block.route(delta, fp.zs[layer], shift, fp.winners[layer])
+                d = _block_route(block, delta, fp.zs[layer], shift, fp.winners[layer])
             key = np.uint64(rounding_key(seed, layer, t))  # numba hands u64 back as a Python int
-            update = _dfa_update if block.dense else _dfa_update_wide
+            update = _dfa_update if block.is_dense else _dfa_update_wide
             update(fp.patches[layer], d, lat, mom, key, step, beta1, beta2, decay)
         counters[COUNTER_STEP] = t + 1
     return correct_total, sq_total
