@@ -6,7 +6,7 @@ never on the test split. ``graia train`` uses them as its defaults.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from graia import layers
 from graia.model import Sequential
@@ -128,30 +128,19 @@ DENSE_RECIPES: dict[str, Recipe] = {
 
 #: The convolutional recipes.
 CONV_RECIPES: dict[str, Recipe] = {
-    "digits": Recipe(
-        conv=(ConvBlock(32, kernel=3, pool=2),),
-        hidden=(512,),
-        rule="dfa",
-        rule_options={"step": 256, "dropout": 77},
-        epochs=60,
-        batch_size=32,
-        decay_step=True,
+    # The Dense recipe's rule and schedule, one block before a single hidden layer.
+    "digits": replace(
+        DENSE_RECIPES["digits"], conv=(ConvBlock(32, kernel=3, pool=2),), hidden=(512,)
     ),
     # MNIST uses Fashion-MNIST's recipe untuned (no MNIST data here): the same image size, and a
     # block that helps on the harder of the two sets is the safer choice on the easier one.
     "fashion-mnist": _CONV_28X28,
     "mnist": _CONV_28X28,
-    # Not yet measured on real data (none is reachable where Graia is developed): two blocks,
-    # the first Fashion-MNIST block's shape scaled to three colour channels.
-    "cifar10": Recipe(
+    # Not yet measured on real data (none is reachable where Graia is developed): Fashion-MNIST's
+    # recipe with a second, wider block for three colour channels and 32x32 images.
+    "cifar10": replace(
+        _CONV_28X28,
         conv=(ConvBlock(64, kernel=3, pool=2, shift=9), ConvBlock(128, kernel=3, pool=2, shift=10)),
-        hidden=(2000,),
-        rule="dfa",
-        rule_options={"step": 512, "dropout": 51},
-        epochs=60,
-        batch_size=64,
-        hidden_shift=11,
-        decay_step=True,
     ),
 }
 
