@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import distributed_worker as worker
@@ -44,15 +45,21 @@ def _mpirun() -> str:
     return path
 
 
-def _launch(ranks: int, out: Path, *extra: str, timeout: float) -> subprocess.CompletedProcess:
+def _env() -> dict[str, str]:
+    """Ranks import this process's graia, on the numba backend, one thread each (the ranks
+    share the cores); Open MPI may run as root (containers, CI)."""
     env = dict(os.environ, NUMBA_NUM_THREADS="1", GRAIA_BACKEND="numba")
     root = str(Path(graia.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    return env
+
+
+def _launch(ranks: int, out: Path, *extra: str, timeout: float) -> subprocess.CompletedProcess:
     command = [_mpirun(), "-n", str(ranks), "--oversubscribe", sys.executable, str(WORKER)]
     return subprocess.run(
         [*command, str(out), *extra],
-        env=env,
+        env=_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -126,3 +133,30 @@ def test_distribute_is_checked_before_training():
     model.compile("seed_hebbian")
     with pytest.raises(GraiaValueError, match="seed_hebbian"):
         model.fit(x, y, distribute="data", verbose=0)
+
+
+def _members(path: Path) -> dict[str, bytes]:
+    """A model file's members but its metadata (which holds the time of saving)."""
+    with zipfile.ZipFile(path) as z:
+        return {n: z.read(n) for n in z.namelist() if n != "metadata.json"}
+
+
+def test_cli_train_distributed_saves_the_single_process_model(tmp_path):
+    """``mpirun -n 2 graia train --distribute data``: one report, from rank 0, and the model file
+    of ``graia train`` on one process (but its time of saving)."""
+    mpirun = _mpirun()
+    common = ["-m", "graia", "train", "--dataset", "digits", "--epochs", "1"]
+    env = _env()
+    single = subprocess.run(
+        [sys.executable, *common, "--output", str(tmp_path / "one")],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr
+    command = [mpirun, "-n", "2", "--oversubscribe", sys.executable, *common]
+    proc = subprocess.run(
+        [*command, "--distribute", "data", "--output", str(tmp_path / "two")],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("test accuracy") == 1
+    assert _members(tmp_path / "two" / "model.graia") == _members(tmp_path / "one" / "model.graia")
