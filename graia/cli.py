@@ -182,7 +182,7 @@ def _train(args: argparse.Namespace) -> None:
     import numpy as np
 
     import graia
-    from graia import plot
+    from graia import distributed, plot
     from graia.errors import GraiaValueError
     from graia.recipes import RECIPES, recipe_for
 
@@ -190,6 +190,10 @@ def _train(args: argparse.Namespace) -> None:
     graia.rules.get(rule)  # an unknown rule fails before any data is loaded
     recipe = recipe_for(args.dataset, rule, args.architecture)
     backend_name = graia.backend.name()  # so does a backend that cannot run
+    # Under mpirun every rank trains; rank 0 alone prints, evaluates and writes files.
+    distributed.validate(args.distribute, rule, backend_name)
+    lead = args.distribute is None or distributed.rank() == 0
+    args.quiet = args.quiet or not lead
     (x_train, y_train), (x_test, y_test) = _load_dataset(args.dataset, args.data_dir)
     for split, x in (("training", x_train), ("test", x_test)):
         if len(x) == 0:
@@ -210,6 +214,9 @@ def _train(args: argparse.Namespace) -> None:
             )
         validation = (x_train[order[cut:]], y_train[order[cut:]])
         x_train, y_train = x_train[order[:cut]], y_train[order[:cut]]
+    if not lead:
+        _fit(args, model, recipe, rule, x_train, y_train, epochs, batch_size, validation)
+        return
     stamp = time.strftime("%Y%m%d-%H%M%S")
     output = _Output(
         Path(args.output or f"graia-runs/{args.dataset}-{stamp}"),
@@ -219,15 +226,7 @@ def _train(args: argparse.Namespace) -> None:
     curve_path = output.directory / "learning_curve.png"
     try:
         start = time.perf_counter()
-        history = model.fit(
-            x_train,
-            y_train,
-            epochs=epochs,
-            batch_size=batch_size,
-            validation_data=validation,
-            callbacks=recipe.callbacks(epochs) if rule == recipe.rule else [],
-            verbose=0 if args.quiet else "auto",
-        )
+        history = _fit(args, model, recipe, rule, x_train, y_train, epochs, batch_size, validation)
         seconds = time.perf_counter() - start
         _status(args, "evaluating on the training and test splits")
         train_loss, train_acc = model.evaluate(x_train, y_train)
@@ -267,6 +266,20 @@ def _train(args: argparse.Namespace) -> None:
     )
     if args.json:
         print(json.dumps(result))
+
+
+def _fit(args, model, recipe, rule, x_train, y_train, epochs, batch_size, validation):
+    """``graia train``'s ``fit`` call (on every rank of a distributed run)."""
+    return model.fit(
+        x_train,
+        y_train,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation,
+        callbacks=recipe.callbacks(epochs) if rule == recipe.rule else [],
+        verbose=0 if args.quiet else "auto",
+        distribute=args.distribute,
+    )
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -342,7 +355,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from graia import backend
+    from graia import backend, distributed
 
     parser = argparse.ArgumentParser(
         prog="graia", description="Integer neural networks with power-of-two weights."
@@ -382,6 +395,12 @@ def _parser() -> argparse.ArgumentParser:
         "at the end)",
     )
     train.add_argument("--output", help="output directory (default ./graia-runs/<dataset>-<time>)")
+    train.add_argument(
+        "--distribute",
+        choices=distributed.MODES,
+        help="under mpirun: share each batch among the ranks (same result as one process; "
+        "numba backend; docs/distributed.md)",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress or status lines")
     train.add_argument("--json", action="store_true", help="end with one JSON line of results")
     evaluate = sub.add_parser("evaluate", help="test accuracy of a saved model")
@@ -499,7 +518,12 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     handler[args.command](args)
         except GraiaError as exc:
-            return _error(exc)
+            code = _error(exc)
+            if getattr(args, "distribute", None):
+                from graia import distributed
+
+                distributed.abort(code)  # a failure on one rank ends every rank
+            return code
     except KeyboardInterrupt:
         saved = f"saved {args.saved}" if args.saved else "nothing saved"
         print(f"graia: interrupted; {saved}", file=sys.stderr, flush=True)

@@ -191,12 +191,18 @@ class Sequential:
         callbacks: Sequence[Any] | None = None,
         verbose: int | str = "auto",
         initial_epoch: int = 0,
+        distribute: str | None = None,
     ):
         """Train for ``epochs - initial_epoch`` epochs; returns a ``History``.
 
         Every epoch runs inside the backend, in a few calls of whole batches. Metrics per epoch: ``loss`` (mean squared output
         error, outputs and targets scaled to [0, 1]) and ``accuracy`` measured during the epoch
         (before each batch's update), and ``val_loss``/``val_accuracy`` after it.
+
+        ``distribute="data"`` (under ``mpirun``, rules ``dfa``/``local_heads``, numba backend)
+        shares each batch among the MPI ranks, every rank calling ``fit`` with the same model and
+        data; the result is one process's bit for bit, on every rank. Only rank 0 prints; a rank
+        that fails aborts the job. See docs/distributed.md.
         """
         return training.fit(
             self,
@@ -210,6 +216,7 @@ class Sequential:
             callbacks=callbacks,
             verbose=verbose,
             initial_epoch=initial_epoch,
+            distribute=distribute,
         )
 
     # ---------------------------------------------------------------------------- inference

@@ -3,6 +3,7 @@ validation, and the callbacks (the progress bar and the collapse warning among t
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import warnings
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graia import _validation, spec
+from graia import _validation, backends, distributed, spec
 from graia import callbacks as callbacks_mod
 from graia.errors import GraiaError, GraiaValueError, GraiaWarning
 
@@ -44,11 +45,13 @@ def fit(
     callbacks: Sequence[Any] | None,
     verbose: int | str,
     initial_epoch: int,
+    distribute: str | None = None,
 ) -> callbacks_mod.History:
     """Train ``model`` (see :meth:`Sequential.fit`): every argument is checked before anything is
     computed, then each epoch runs as a few backend calls of whole batches."""
     if model.rule is None:
         raise GraiaError("call compile() before fit()")
+    distributed.validate(distribute, model.rule.name, backends.name())
     epochs = _validation.positive(epochs, "epochs")
     batch_size = _validation.positive(batch_size, "batch_size")
     initial_epoch = _validation.integer(initial_epoch, "initial_epoch", minimum=0)
@@ -77,25 +80,40 @@ def fit(
         val = None
     if verbose == "auto":
         verbose = 1 if callbacks_mod._is_terminal(sys.stderr) else 2
+    # In a distributed run only rank 0 prints (the user's callbacks run on every rank).
+    lead = distribute is None or distributed.rank() == 0
+    if not lead:
+        verbose = 0
     user_callbacks = list(callbacks or [])
     has_progbar = any(isinstance(cb, callbacks_mod.ProgbarLogger) for cb in user_callbacks)
     progress = [callbacks_mod.ProgbarLogger()] if verbose and not has_progbar else []
+    watch = [_CollapseWatch(xq, yq, epochs - initial_epoch)] if lead else []
     history = callbacks_mod.History()
     # The progress line first, then the collapse warning, then the user's callbacks, so what
     # they print follows the epoch's line.
-    cbs = callbacks_mod.CallbackList(
-        [*progress, _CollapseWatch(xq, yq, epochs - initial_epoch), *user_callbacks, history],
-        model=model,
-    )
+    cbs = callbacks_mod.CallbackList([*progress, *watch, *user_callbacks, history], model=model)
     cbs.set_params(
         {"epochs": epochs, "batch_size": batch_size, "verbose": verbose, "samples": len(xq)}
     )
     backend = model._backend()
     dataset = backend.upload(xq, yq)
+    guard = contextlib.nullcontext()
+    if distribute is not None:
+        distributed.check_agreement(model._host_state(), xq, yq, model.rule.params())
+        backend = distributed.DataParallel(backend)
+        guard = distributed.abort_on_error()
+    with guard:
+        return _epochs(model, backend, dataset, cbs, history, xq, val, epochs, initial_epoch,
+                       1 if model.rule.online else batch_size, shuffle)  # fmt: skip
+
+
+def _epochs(
+    model, backend, dataset, cbs, history, xq, val, epochs, initial_epoch, steps_batch, shuffle
+):
+    """The epochs of :func:`fit`, its arguments checked."""
     model.stop_training = False
     cbs.on_train_begin({})
     n = len(xq)
-    steps_batch = 1 if model.rule.online else batch_size
     chunk = epoch_chunk(n, steps_batch)
     for epoch in range(initial_epoch, epochs):
         cbs.on_epoch_begin(epoch, {})
@@ -105,6 +123,8 @@ def fit(
             order = np.arange(n, dtype=np.int32)
         start = time.perf_counter()
         correct = sq_error = 0
+        if isinstance(backend, distributed.DataParallel):
+            backend.communication_seconds = 0.0
         # The epoch in a few calls of whole batches, for progress; the global step lives in the
         # state, so the bits are those of one call.
         for lo in range(0, n, chunk):
@@ -137,6 +157,8 @@ def fit(
             cbs.on_test_end(val_logs)
             logs.update({f"val_{k}": v for k, v in val_logs.items()})
         logs["seconds"] = time.perf_counter() - start
+        if isinstance(backend, distributed.DataParallel):
+            logs["communication_seconds"] = backend.communication_seconds
         cbs.on_epoch_end(epoch, logs)
         if model.stop_training:
             break

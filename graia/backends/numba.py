@@ -203,12 +203,13 @@ def _layer_views(state: HostState):
 
 
 @njit(cache=True, parallel=True)
-def _dropout(a: np.ndarray, key: np.uint64, rate: int) -> None:
-    """§7.2: zero the units whose hash byte falls below ``rate``."""
+def _dropout(a: np.ndarray, key: np.uint64, rate: int, row0: int) -> None:
+    """§7.2: zero the units whose hash byte falls below ``rate``; row ``s`` of ``a`` is row
+    ``row0 + s`` of the batch (§7.6)."""
     rows, n_out = a.shape
     for s in prange(rows):
         for h in range(n_out):
-            if np.int64(hash2(key, s * n_out + h) & np.uint64(255)) < rate:
+            if np.int64(hash2(key, (row0 + s) * n_out + h) & np.uint64(255)) < rate:
                 a[s, h] = 0
 
 
@@ -222,9 +223,12 @@ class _Pass:
         self.winners: list[np.ndarray | None] = []
 
 
-def _forward_all(state: HostState, x: np.ndarray, weights: list[np.ndarray], dropout: int = 0):
+def _forward_all(
+    state: HostState, x: np.ndarray, weights: list[np.ndarray], dropout: int = 0, row0: int = 0
+):
     """The forward pass of every layer for the rows of ``x`` (§3); ``dropout > 0`` drops hidden
-    units (§7.2). ``acts`` holds ``x`` and every layer's output."""
+    units (§7.2), ``x`` being rows ``row0, row0 + 1, ...`` of the batch. ``acts`` holds ``x`` and
+    every layer's output."""
     fp = _Pass()
     fp.acts.append(x)
     seed = _seed(state)
@@ -237,7 +241,7 @@ def _forward_all(state: HostState, x: np.ndarray, weights: list[np.ndarray], dro
         a, winner = _block_output(block, a_c, batch)
         if dropout and layer < len(weights) - 1:
             key = np.uint64(dropout_key(seed, layer, int(state["counters"][COUNTER_STEP])))
-            _dropout(a, key, dropout)
+            _dropout(a, key, dropout, row0)
         fp.patches.append(p)
         fp.zs.append(z)
         fp.acts.append(a)
@@ -336,52 +340,134 @@ def _dfa_update_wide(pre, d, latent, momentum, key, step, beta1, beta2, decay) -
             )
 
 
-def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
-    """Rules ``dfa`` (§7.2) and, with ``local_heads``, ``local_heads`` (§7.4)."""
-    step, beta1, beta2, decay, target_on, target_off, dropout = (int(v) for v in params[:7])
-    head_shift = int(params[7]) if local_heads else 0
+@njit(cache=True, parallel=True)
+def _update_sums(pre, d) -> np.ndarray:
+    """§7.5: ``G = pre^T d`` summed over rows (samples and positions), exact in i64."""
+    n_in = pre.shape[1]
+    rows, n_out = d.shape
+    g = np.zeros((n_in, n_out), np.int64)
+    for i in prange(n_in):
+        for s in range(rows):
+            p = np.int64(pre[s, i])
+            if p != 0:
+                for h in range(n_out):
+                    g[i, h] += p * d[s, h]
+    return g
+
+
+@njit(cache=True, parallel=True)
+def _apply_update(g, latent, momentum, key, step, beta1, beta2, decay) -> None:
+    """§7.2, §7.5: every synapse's step from its exact sum ``g``, saturated to i32 first."""
+    n_in, n_out = latent.shape
+    limit = np.int64(I32_MAX)
+    for i in prange(n_in):
+        for h in range(n_out):
+            r = hash2(key, i * n_out + h)
+            gh = min(max(g[i, h], -limit), limit)
+            latent[i, h], momentum[i, h] = _dfa_synapse(
+                gh, latent[i, h], momentum[i, h], r, step, beta1, beta2, decay
+            )
+
+
+class _DfaOptions:
+    """The parameter vector of ``dfa`` / ``local_heads`` (§7.2, §7.4), by name."""
+
+    def __init__(self, params: np.ndarray, local_heads: bool) -> None:
+        values = [int(v) for v in params[:7]]
+        self.step, self.beta1, self.beta2, self.decay = values[:4]
+        self.target_on, self.target_off, self.dropout = values[4:]
+        self.local_heads = local_heads
+        self.head_shift = int(params[7]) if local_heads else 0
+
+
+def _batch_deltas(state, x, y, idx, row0, opts: _DfaOptions):
+    """The forward pass of the batch rows ``idx`` (rows ``row0, ...`` of their batch) and every
+    layer's delta ``d`` (§7.2, §7.4, §7.5); returns (pass, deltas, correct, sq_error)."""
     layers, feedback = _layer_views(state)
+    blocks = _blocks(state)
+    classes = int(state["sizes"][-1])
+    rows = idx.shape[0]
+    labels = y[idx]
+    fp = _forward_all(state, x[idx], _all_fixed_weights(state, layers), opts.dropout, row0)
+    e = np.empty((rows, classes), np.int32)
+    correct, sq = _output_error(
+        fp.acts[-1], labels, np.ones(rows, np.bool_), opts.target_on, opts.target_off, e
+    )
+    deltas = []
+    for layer, block in enumerate(blocks[:-1]):
+        err = e
+        if opts.local_heads:
+            err = np.empty((rows, classes), np.int32)
+            _local_head_error(
+                fp.acts[layer + 1], feedback[layer], opts.head_shift, labels,
+                opts.target_on, opts.target_off, err,
+            )  # fmt: skip
+        delta = _feedback_delta(feedback[layer], err)
+        shift = int(state["shift"][layer])
+        deltas.append(_block_route(block, delta, fp.zs[layer], shift, fp.winners[layer]))
+    deltas.append(e)
+    return fp, deltas, int(correct), int(sq)
+
+
+def batch_sums(
+    state: HostState,
+    x: np.ndarray,
+    y: np.ndarray,
+    idx: np.ndarray,
+    row0: int,
+    params: np.ndarray,
+    local_heads: bool = False,
+) -> tuple[list[np.ndarray], int, int]:
+    """The first half of a ``dfa``/``local_heads`` batch (§7.6) for the rows ``idx`` (i32 sample
+    indices), which are rows ``row0, row0 + 1, ...`` of their global batch (dropout is keyed by
+    that position). Returns each layer's exact sums ``G`` (i64 ``(fan_in, out_c)``, before any
+    saturation), ``correct`` and ``sq_error``. The state is not changed."""
+    opts = _DfaOptions(params, local_heads)
+    shapes = [lat.shape for lat, _ in _layer_views(state)[0]]
+    if idx.shape[0] == 0:
+        return [np.zeros(shape, np.int64) for shape in shapes], 0, 0
+    fp, deltas, correct, sq = _batch_deltas(state, x, y, idx, row0, opts)
+    sums = [_update_sums(p, d) for p, d in zip(fp.patches, deltas)]
+    return sums, correct, sq
+
+
+def apply_sums(state: HostState, sums: list[np.ndarray], params: np.ndarray) -> None:
+    """The second half of a batch (§7.6): every synapse's step from the whole batch's sums ``G``
+    (as :func:`batch_sums` returns them, summed over the batch's row ranges), then ``t += 1``."""
+    opts = _DfaOptions(params, False)
+    layers, _ = _layer_views(state)
+    seed = _seed(state)
+    counters = state["counters"]
+    t = int(counters[COUNTER_STEP])
+    for layer, ((lat, mom), g) in enumerate(zip(layers, sums)):
+        key = np.uint64(rounding_key(seed, layer, t))
+        _apply_update(g, lat, mom, key, opts.step, opts.beta1, opts.beta2, opts.decay)
+    counters[COUNTER_STEP] = t + 1
+
+
+def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
+    """Rules ``dfa`` (§7.2) and, with ``local_heads``, ``local_heads`` (§7.4): each batch's
+    deltas, then the fused sum-and-step kernels (the same bits as batch_sums + apply_sums)."""
+    opts = _DfaOptions(params, local_heads)
+    layers, _ = _layer_views(state)
     blocks = _blocks(state)
     counters = state["counters"]
     seed = _seed(state)
-    classes = int(state["sizes"][-1])
     correct_total = 0
     sq_total = 0
-    n = order.shape[0]
-    for start in range(0, n, batch_size):
+    for start in range(0, order.shape[0], batch_size):
         idx = order[start : start + batch_size]
-        rows = idx.shape[0]
-        weights = _all_fixed_weights(state, layers)
-        fp = _forward_all(state, x[idx], weights, dropout)
-        e = np.empty((rows, classes), np.int32)
-        correct, sq = _output_error(
-            fp.acts[-1], y[idx], np.ones(rows, np.bool_), target_on, target_off, e
-        )
+        fp, deltas, correct, sq = _batch_deltas(state, x, y, idx, 0, opts)
         correct_total += correct
         sq_total += sq
         t = int(counters[COUNTER_STEP])
         for layer, ((lat, mom), block) in enumerate(zip(layers, blocks)):
-            if layer == len(layers) - 1:
-                d = e
-            else:
-                err = e
-                if local_heads:
-                    err = np.empty((rows, classes), np.int32)
-                    _local_head_error(
-                        fp.acts[layer + 1],
-                        feedback[layer],
-                        head_shift,
-                        y[idx],
-                        target_on,
-                        target_off,
-                        err,
-                    )
-                delta = _feedback_delta(feedback[layer], err)
-                shift = int(state["shift"][layer])
-                d = _block_route(block, delta, fp.zs[layer], shift, fp.winners[layer])
             key = np.uint64(rounding_key(seed, layer, t))  # numba hands u64 back as a Python int
             update = _dfa_update if block.is_dense else _dfa_update_wide
-            update(fp.patches[layer], d, lat, mom, key, step, beta1, beta2, decay)
+            update(
+                fp.patches[layer], deltas[layer], lat, mom, key,
+                opts.step, opts.beta1, opts.beta2, opts.decay,
+            )  # fmt: skip
         counters[COUNTER_STEP] = t + 1
     return correct_total, sq_total
 

@@ -1,0 +1,162 @@
+"""Data-parallel training (docs/distributed.md, docs/arithmetic.md §7.6): the two phases of a
+batch against the fused epoch, ``mpirun -n 2`` and ``-n 3`` against one process bit for bit, and
+a dead rank ending the job. MPI runs skip locally without mpirun/mpi4py and fail in CI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import distributed_worker as worker
+import numpy as np
+import pytest
+from conftest import IN_CI
+
+import graia
+from graia import layers as L
+from graia.backends import numba as nb
+from graia.errors import GraiaValueError
+
+pytestmark = pytest.mark.filterwarnings("ignore:training has collapsed")
+
+WORKER = Path(__file__).parent / "distributed_worker.py"
+
+
+def _mpirun() -> str:
+    """mpirun's path; skipped locally, a failure in CI, when MPI or mpi4py is missing."""
+    path = shutil.which("mpirun")
+    missing = [
+        what
+        for what, ok in (("mpirun", path), ("mpi4py", importlib.util.find_spec("mpi4py")))
+        if not ok
+    ]
+    if missing:
+        message = f"{' and '.join(missing)} not found (scripts/setup installs them)"
+        if IN_CI:
+            pytest.fail(message + " (CI requires MPI)")
+        pytest.skip(message)
+    return path
+
+
+def _env() -> dict[str, str]:
+    """Ranks import this process's graia, on the numba backend, one thread each (the ranks
+    share the cores); Open MPI may run as root (containers, CI)."""
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", GRAIA_BACKEND="numba")
+    root = str(Path(graia.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    return env
+
+
+def _launch(ranks: int, out: Path, *extra: str, timeout: float) -> subprocess.CompletedProcess:
+    command = [_mpirun(), "-n", str(ranks), "--oversubscribe", sys.executable, str(WORKER)]
+    return subprocess.run(
+        [*command, str(out), *extra],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+@pytest.mark.parametrize("rule", ["dfa", "local_heads"])
+@pytest.mark.parametrize("batch_size,ranks", [(32, 3), (2, 3), (7, 2)])
+def test_phases_equal_the_fused_epoch(kind, rule, batch_size, ranks):
+    """batch_sums over a split of every batch into row ranges (some empty when the batch has
+    fewer rows than there are ranks), summed, then apply_sums: the fused epoch's bits."""
+    x, y = worker.data()
+    x, y = x[:40], y[:40].astype(np.int32)
+    model = worker.build(kind, rule, {"dropout": 70})
+    params = model.rule.params()
+    backend = nb.NumbaBackend()
+    order = np.random.default_rng(3).permutation(len(x)).astype(np.int32)
+    fused = backend.load(model._host_state())
+    _, correct, sq = backend.train_epoch(
+        fused, (x, y), order, batch_size, model.rule.rule_id, params
+    )
+    split = backend.load(model._host_state())
+    totals = np.zeros(2, np.int64)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        rows = len(idx)
+        sums = None
+        for r in range(ranks):
+            lo, hi = rows * r // ranks, rows * (r + 1) // ranks
+            g, c, e = nb.batch_sums(split, x, y, idx[lo:hi], lo, params, rule == "local_heads")
+            assert all(gi.dtype == np.int64 for gi in g)
+            sums = g if sums is None else [a + b for a, b in zip(sums, g)]
+            totals += (c, e)
+        nb.apply_sums(split, sums, params)
+    assert (correct, sq) == tuple(totals)
+    for key in fused:
+        np.testing.assert_array_equal(fused[key], split[key], err_msg=key)
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_mpirun_equals_one_process(tmp_path, ranks):
+    mpirun = _mpirun()  # skip before the reference run when MPI is missing
+    assert mpirun
+    with graia.backend.use("numba"):
+        expected = worker.run(None)
+    out = tmp_path / "digests.json"
+    proc = _launch(ranks, out, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    got = json.loads(out.read_text())
+    assert got["ranks"] == ranks
+    assert got["digests"] == expected
+
+
+def test_dead_rank_ends_the_job(tmp_path):
+    _mpirun()
+    started = time.monotonic()
+    proc = _launch(2, tmp_path / "never.json", "--kill", timeout=60)
+    assert proc.returncode != 0
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "never.json").exists()
+
+
+def test_distribute_is_checked_before_training():
+    model = graia.Sequential([L.Input(4), L.Dense(3)], seed=1)
+    x, y = np.zeros((4, 4), np.uint8), np.zeros(4, np.int64)
+    model.compile("dfa")
+    with pytest.raises(GraiaValueError, match="None or 'data'"):
+        model.fit(x, y, distribute="units", verbose=0)
+    model.compile("seed_hebbian")
+    with pytest.raises(GraiaValueError, match="seed_hebbian"):
+        model.fit(x, y, distribute="data", verbose=0)
+
+
+def _members(path: Path) -> dict[str, bytes]:
+    """A model file's members but its metadata (which holds the time of saving)."""
+    with zipfile.ZipFile(path) as z:
+        return {n: z.read(n) for n in z.namelist() if n != "metadata.json"}
+
+
+def test_cli_train_distributed_saves_the_single_process_model(tmp_path):
+    """``mpirun -n 2 graia train --distribute data``: one report, from rank 0, and the model file
+    of ``graia train`` on one process (but its time of saving)."""
+    mpirun = _mpirun()
+    common = ["-m", "graia", "train", "--dataset", "digits", "--epochs", "1"]
+    env = _env()
+    single = subprocess.run(
+        [sys.executable, *common, "--output", str(tmp_path / "one")],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr
+    command = [mpirun, "-n", "2", "--oversubscribe", sys.executable, *common]
+    proc = subprocess.run(
+        [*command, "--distribute", "data", "--output", str(tmp_path / "two")],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("test accuracy") == 1
+    assert _members(tmp_path / "two" / "model.graia") == _members(tmp_path / "one" / "model.graia")
