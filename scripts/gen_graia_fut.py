@@ -136,9 +136,7 @@ def forward_lines(d: int, *, training: bool, x: str = "x") -> list[str]:
         out = features(i, d)
         if training:
             post = f"(drop_units dr {i})" if i < d - 1 else "id"
-            lines.append(
-                f"let (a{i + 1}, tr{i}) = layer_forward s.tg {out} {post} s.l{i} {prev}"
-            )
+            lines.append(f"let (a{i + 1}, tr{i}) = layer_forward s.tg {out} {post} s.l{i} {prev}")
         else:
             lines.append(f"let a{i + 1} = layer_output s.tg {out} s.l{i} {prev}")
         prev = f"a{i + 1}"
