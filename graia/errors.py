@@ -28,3 +28,18 @@ class DatasetError(GraiaError, ValueError):
 
 class GraiaWarning(UserWarning):
     """Something is probably wrong but Graia carries on (e.g. training that learns nothing)."""
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` that points at the first caller outside graia
+    (the user's line), however deep inside graia the warning is raised."""
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back
+        level += 1
+    return level

@@ -14,7 +14,7 @@ import numpy as np
 
 from graia import _validation, backends, distributed, spec
 from graia import callbacks as callbacks_mod
-from graia.errors import GraiaError, GraiaValueError, GraiaWarning
+from graia.errors import GraiaError, GraiaValueError, GraiaWarning, user_stacklevel
 
 if TYPE_CHECKING:
     from graia.model import Sequential
@@ -213,6 +213,5 @@ class _CollapseWatch(callbacks_mod.Callback):
             "step (e.g. compile(step=4096)), or a larger shift on the output layer "
             "(Dense(classes, shift=kmax + 1))",
             GraiaWarning,
-            # This hook, CallbackList.on_epoch_end, fit here, Sequential.fit: the user's call.
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
