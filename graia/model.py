@@ -114,7 +114,8 @@ class Sequential:
             raise GraiaError("the model needs an Input layer and at least one Dense layer")
 
     def _check_bounds(self) -> None:
-        self.blocks  # noqa: B018 - plan() raises on layers that do not fit
+        """Raise a one-line error if the stack cannot be built (order, shapes, overflow)."""
+        state_mod.plan(self.layers)
 
     def _initial_state(self) -> HostState:
         self._require_layers()
@@ -285,7 +286,7 @@ class Sequential:
             xq, yq = self._validate_xy(x, y)
         acts = self._backend().activations(self._handle_here(), xq)[1:]
         report = []
-        for layer, a, codes in zip(self.dense_layers, acts, self.get_codes()):
+        for layer, a, codes in zip(self.weighted_layers, acts, self.get_codes()):
             entry = {
                 "layer": layer.name,
                 "dead": float(np.mean(a.max(axis=0) == 0)),

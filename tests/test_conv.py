@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from test_cross_backend import _assert_same, _train
 
 import graia
 from graia import layers as L
@@ -74,17 +75,6 @@ def test_oracle_forward_is_the_spec(h, w, c, kernel, strides, padding, pool, kma
         model.build()
         acts = NumbaBackend().activations(model._host_state(), x)
     np.testing.assert_array_equal(acts[1], _numpy_block(x, model))
-
-
-def _train(name, model, x, y, epochs, batch_size):
-    with graia.backend.use(name):
-        model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
-        return model._host_state(), model.predict(x)
-
-
-def _assert_same(a, b):
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key], err_msg=f"host state {key!r}")
 
 
 @settings(

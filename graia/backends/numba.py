@@ -320,27 +320,6 @@ def _dfa_update(pre, d, latent, momentum, key, step, beta1, beta2, decay) -> Non
 
 
 @njit(cache=True, parallel=True)
-def _dfa_update_wide(pre, d, latent, momentum, key, step, beta1, beta2, decay) -> None:
-    """§7.5: ``_dfa_update`` with ``G`` summed over samples and positions in i64, saturated."""
-    n_in, n_out = latent.shape
-    rows = pre.shape[0]
-    limit = np.int64(I32_MAX)
-    for i in prange(n_in):
-        g = np.zeros(n_out, np.int64)
-        for s in range(rows):
-            p = np.int64(pre[s, i])
-            if p != 0:
-                for h in range(n_out):
-                    g[h] += p * d[s, h]
-        for h in range(n_out):
-            r = hash2(key, i * n_out + h)
-            gh = min(max(g[h], -limit), limit)
-            latent[i, h], momentum[i, h] = _dfa_synapse(
-                gh, latent[i, h], momentum[i, h], r, step, beta1, beta2, decay
-            )
-
-
-@njit(cache=True, parallel=True)
 def _update_sums(pre, d) -> np.ndarray:
     """§7.5: ``G = pre^T d`` summed over rows (samples and positions), exact in i64."""
     n_in = pre.shape[1]
@@ -463,11 +442,11 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
         t = int(counters[COUNTER_STEP])
         for layer, ((lat, mom), block) in enumerate(zip(layers, blocks)):
             key = np.uint64(rounding_key(seed, layer, t))  # numba hands u64 back as a Python int
-            update = _dfa_update if block.is_dense else _dfa_update_wide
-            update(
-                fp.patches[layer], deltas[layer], lat, mom, key,
-                opts.step, opts.beta1, opts.beta2, opts.decay,
-            )  # fmt: skip
+            step = (opts.step, opts.beta1, opts.beta2, opts.decay)
+            if block.is_dense:  # exact in i32 (§7.2's bound): the sums fused with the step
+                _dfa_update(fp.patches[layer], deltas[layer], lat, mom, key, *step)
+            else:
+                _apply_update(_update_sums(fp.patches[layer], deltas[layer]), lat, mom, key, *step)
         counters[COUNTER_STEP] = t + 1
     return correct_total, sq_total
 

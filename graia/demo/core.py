@@ -179,7 +179,7 @@ class DemoModel:
         # there once means a query never waits for a training run that holds a Futhark context.
         with graia.backend.use("numba"):
             self.model.predict(np.zeros((1, *self.model.input_shape), np.uint8))
-        first = self.model.dense_layers[0]
+        first = self.model.weighted_layers[0]
         self._fields = _strengths(self.model.get_codes()[0], first.kmax)
         if self.dataset is None:
             self.dataset = "digits" if self.shape == (8, 8) else "fashion-mnist"
@@ -259,7 +259,7 @@ class DemoModel:
             "layers": layers,
             "fields": fields,
             "field_shape": list(self.shape),
-            "field_max": self.model.dense_layers[0].kmax + 1,
+            "field_max": self.model.weighted_layers[0].kmax + 1,
             "ms": round((time.perf_counter() - start) * 1000.0, 2),
         }
 

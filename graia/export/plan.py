@@ -155,7 +155,8 @@ def plan(model: Sequential) -> DeploymentPlan:
         _layer_plan(first, 0, np.zeros(0))  # raises: a one-line error naming the layer
     codes = model.get_codes()
     plans = tuple(
-        _layer_plan(layer, model.sizes[i], codes[i]) for i, layer in enumerate(model.dense_layers)
+        _layer_plan(layer, model.sizes[i], codes[i])
+        for i, layer in enumerate(model.weighted_layers)
     )
     hidden = [layer.n_out for layer in plans[:-1]]
     buffers = (max(hidden[0::2], default=0), max(hidden[1::2], default=0))
