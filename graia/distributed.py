@@ -1,11 +1,16 @@
-"""Data-parallel training over MPI (docs/distributed.md; the arithmetic is docs/arithmetic.md §7.6).
+"""Distributed training over MPI (docs/distributed.md; the arithmetic is docs/arithmetic.md §7.6,
+§7.7). Every rank of ``MPI.COMM_WORLD`` holds the whole model and the whole training set and walks
+the same sample order; integer sums do not depend on how they are split, so every rank ends every
+batch with the state one process would have, bit for bit.
 
-Every rank of ``MPI.COMM_WORLD`` holds the whole model and the whole training set and walks the
-same sample order. Each global batch is cut into contiguous row ranges, one per rank; a rank
-computes its rows' exact per-synapse sums ``G`` (:func:`graia.backends.numba.batch_sums`), one
-``Allreduce(SUM)`` of int64 adds them up with the batch's metrics, and every rank applies the same
-update (:func:`graia.backends.numba.apply_sums`). Integer sums do not depend on how they are
-split, so every rank ends every batch with the state one process would have, bit for bit.
+- ``distribute="data"`` (:class:`DataParallel`): each global batch is cut into contiguous row
+  ranges, one per rank; a rank computes its rows' exact per-synapse sums ``G``
+  (:func:`graia.backends.numba.batch_sums`), one ``Allreduce(SUM)`` of int64 adds them up with the
+  batch's metrics, and every rank applies the same update (:func:`graia.backends.numba.apply_sums`).
+- ``distribute="units"`` (:class:`UnitParallel`): each rank owns a contiguous slice of every hidden
+  layer's units (interface.UnitParallelBackend). Per batch: an ``Allgatherv`` of the owned u8
+  activations of each hidden layer but the last, one ``Allreduce(SUM)`` of the output layer's
+  (and local heads') partial sums, and every rank steps its own synapses. No gradient traffic.
 """
 
 from __future__ import annotations
@@ -20,13 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from graia.backends.interface import HostState
+from graia.backends.interface import HostState, shard_state, unit_ranges, unshard_state
 from graia.errors import GraiaError, GraiaValueError
 
 #: Values of ``fit(distribute=...)`` and ``graia train --distribute``.
-MODES = ("data",)
-#: The backend and the rules the data-parallel path runs (docs/distributed.md: what is not done).
-BACKEND = "numba"
+MODES = ("data", "units")
+#: The backends each mode runs on and the rules both run (docs/distributed.md: what is not done).
+BACKENDS = {"data": ("numba",), "units": ("numba",)}
 RULES = ("dfa", "local_heads")
 
 _world: Any = None
@@ -42,23 +47,43 @@ def validate(distribute: str | None, rule_name: str | None, backend_name: str) -
     if distribute is None:
         return
     if distribute not in MODES:
-        raise GraiaValueError(f"distribute must be None or 'data', got {distribute!r}")
+        choices = " or ".join(repr(m) for m in MODES)
+        raise GraiaValueError(f"distribute must be None, {choices}, got {distribute!r}")
+    mode = f"distribute={distribute!r}"
     if rule_name is not None and rule_name not in RULES:
+        raise GraiaValueError(f"{mode} runs the rules {', '.join(RULES)}, not {rule_name!r}")
+    backends = BACKENDS[distribute]
+    if backend_name not in backends:
         raise GraiaValueError(
-            f"distribute='data' runs the rules {', '.join(RULES)}, not {rule_name!r}"
-        )
-    if backend_name != BACKEND:
-        raise GraiaValueError(
-            f"distribute='data' runs on the {BACKEND} backend only, not {backend_name!r} "
-            f"(choose it with GRAIA_BACKEND={BACKEND} or --backend {BACKEND})"
+            f"{mode} runs on the {' or '.join(backends)} backend, not {backend_name!r} "
+            f"(choose it with GRAIA_BACKEND={backends[0]} or --backend {backends[0]})"
         )
     try:
         world()
     except ImportError as exc:
         raise GraiaValueError(
-            f"distribute='data' needs mpi4py and an MPI library (pip install 'graia[mpi]'; "
+            f"{mode} needs mpi4py and an MPI library (pip install 'graia[mpi]'; "
             f"Debian: openmpi-bin libopenmpi-dev): {exc}"
         ) from exc
+
+
+def validate_model(distribute: str | None, model: Any) -> None:
+    """Check that ``model`` (a built :class:`graia.Sequential`) can be trained in the mode:
+    ``units`` splits Dense hidden layers only.
+
+    Raises:
+        GraiaValueError: naming the layer that cannot be split, or a model without hidden layer.
+    """
+    if distribute != "units":
+        return
+    for layer, block in zip(model.weighted_layers, model.blocks):
+        if not block.is_dense:
+            raise GraiaValueError(
+                f"distribute='units' splits Dense layers only; layer {layer.name!r} is a "
+                f"{type(layer).__name__} (use distribute='data')"
+            )
+    if len(model.weighted_layers) < 2:
+        raise GraiaValueError("distribute='units' splits hidden layers; this model has none")
 
 
 def world() -> Any:
@@ -116,16 +141,17 @@ def check_agreement(state: HostState, x: np.ndarray, y: np.ndarray, params: np.n
     if len(set(digests)) > 1:
         differ = [r for r, d in enumerate(digests) if d != digests[0]]
         raise GraiaError(
-            f"distribute='data': ranks {differ} start from a different model, data or rule "
+            f"distributed training: ranks {differ} start from a different model, data or rule "
             "options than rank 0 (every rank must build the same model with the same seed and "
             "load the same data)"
         )
 
 
-class DataParallel:
-    """A Numba backend whose ``train_epoch`` shares each global batch among the ranks of
+class Parallel:
+    """A backend whose ``train_epoch`` shares each global batch among the ranks of
     ``MPI.COMM_WORLD``; everything else is the wrapped backend's. ``communication_seconds`` and
-    ``bytes_per_batch`` describe the last epoch's all-reduces."""
+    ``bytes_per_batch`` describe the communication of the epochs since ``communication_seconds``
+    was last reset (bytes: the messages of one whole batch, as sent by one rank)."""
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
@@ -135,6 +161,16 @@ class DataParallel:
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self.backend, attribute)
+
+    def _timed(self, call: Any, *args: Any, **kwargs: Any) -> None:
+        """An MPI call, its time added to ``communication_seconds``."""
+        started = time.perf_counter()
+        call(*args, **kwargs)
+        self.communication_seconds += time.perf_counter() - started
+
+
+class DataParallel(Parallel):
+    """``distribute="data"``: each rank takes a row range of every batch (§7.6)."""
 
     def train_epoch(
         self,
@@ -171,9 +207,7 @@ class DataParallel:
                 buffer[offset : offset + g.size] = g.ravel()
                 offset += g.size
             buffer[-2:] = c, e
-            started = time.perf_counter()
-            comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
-            self.communication_seconds += time.perf_counter() - started
+            self._timed(comm.Allreduce, MPI.IN_PLACE, buffer, op=MPI.SUM)
             offset = 0
             totals = []
             for g in sums:
@@ -183,3 +217,80 @@ class DataParallel:
             correct += int(buffer[-2])
             sq_error += int(buffer[-1])
         return handle, correct, sq_error
+
+
+class UnitParallel(Parallel):
+    """``distribute="units"``: each rank owns a slice of every hidden layer's units (§7.7) and
+    runs the wrapped backend's unit-parallel methods (interface.UnitParallelBackend) on it."""
+
+    def upload(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The dataset stays on the host: each batch's rows go to ``units_forward``."""
+        return np.ascontiguousarray(x, np.uint8), np.ascontiguousarray(y, np.int32)
+
+    def train_epoch(
+        self,
+        handle: Any,
+        dataset: tuple[np.ndarray, np.ndarray],
+        order: np.ndarray,
+        batch_size: int,
+        rule_id: int,
+        params: np.ndarray,
+    ) -> tuple[Any, int, int]:
+        """One epoch (or part of one) in the sample ``order``, as one process would run it; the
+        returned handle holds the whole model (every rank's units gathered), on every rank."""
+        from mpi4py import MPI
+
+        comm = world()
+        me, ranks = comm.Get_rank(), comm.Get_size()
+        backend = self.backend
+        state = backend.dump(handle)
+        sizes = state["sizes"]
+        hidden = len(sizes) - 2
+        # Each rank's owned units of every hidden layer: the all-gathers' counts.
+        owned = [np.diff(unit_ranges(sizes, r, ranks), axis=1)[:, 0] for r in range(ranks)]
+        shard = backend.units_load(shard_state(state, me, ranks))
+        x, y = dataset
+        correct = sq_error = 0
+        for start in range(0, order.shape[0], batch_size):
+            idx = order[start : start + batch_size]
+            rows = idx.shape[0]
+            sent = 0
+            inputs = x[idx]
+            for layer in range(hidden):
+                acts = backend.units_forward(shard, layer, inputs, params)
+                if layer < hidden - 1:  # the output layer reads only the owned units
+                    counts = [int(o[layer]) * rows for o in owned]
+                    gathered = np.empty(sum(counts), np.uint8)
+                    self._timed(comm.Allgatherv, acts, [gathered, counts, MPI.UNSIGNED_CHAR])
+                    blocks = np.split(gathered, np.cumsum(counts)[:-1])
+                    inputs = np.concatenate([b.reshape(rows, -1) for b in blocks], axis=1)
+                    sent += acts.nbytes
+            sums = backend.units_partials(shard, rule_id, params)
+            self._timed(comm.Allreduce, MPI.IN_PLACE, sums, op=MPI.SUM)
+            if rows == batch_size:
+                self.bytes_per_batch = sent + sums.nbytes
+            c, e = backend.units_step(shard, sums, y[idx], rule_id, params)
+            correct += c
+            sq_error += e
+        return backend.load(self._gather(state, backend.units_dump(shard))), correct, sq_error
+
+    def _gather(self, state: HostState, mine: HostState) -> HostState:
+        """The host state of every rank's shard (``mine`` is this rank's), on every rank."""
+        from mpi4py import MPI
+
+        comm = world()
+        ranks = comm.Get_size()
+        sent = np.concatenate([mine["latent"], mine["momentum"]])
+        counts = comm.allgather(sent.size)
+        gathered = np.empty(sum(counts), np.int32)
+        self._timed(comm.Allgatherv, sent, [gathered, counts, MPI.INT32_T])
+        shards = []
+        for r, part in enumerate(np.split(gathered, np.cumsum(counts)[:-1])):
+            latent, momentum = np.split(part, 2)
+            ranges = unit_ranges(state["sizes"], r, ranks)
+            shards.append(dict(mine, unit_ranges=ranges, latent=latent, momentum=momentum))
+        return unshard_state(state, shards)
+
+
+#: The wrapper of each mode.
+WRAPPERS = {"data": DataParallel, "units": UnitParallel}

@@ -1,6 +1,8 @@
-"""Data-parallel training (docs/distributed.md, docs/arithmetic.md §7.6): the two phases of a
-batch against the fused epoch, ``mpirun -n 2`` and ``-n 3`` against one process bit for bit, and
-a dead rank ending the job. MPI runs skip locally without mpirun/mpi4py and fail in CI."""
+"""Distributed training (docs/distributed.md, docs/arithmetic.md §7.6, §7.7): the two phases of a
+data-parallel batch and the unit shards against the fused epoch, ``mpirun -n 2`` and ``-n 3`` in
+both modes against one process bit for bit (digests and saved files), and a dead rank ending the
+job. MPI runs skip locally without mpirun/mpi4py and fail in CI. The backend is GRAIA_BACKEND's
+(default numba)."""
 
 from __future__ import annotations
 
@@ -45,10 +47,14 @@ def _mpirun() -> str:
     return path
 
 
+#: The backend the ranks and the reference runs use.
+BACKEND = os.environ.get("GRAIA_BACKEND", "numba")
+
+
 def _env() -> dict[str, str]:
-    """Ranks import this process's graia, on the numba backend, one thread each (the ranks
+    """Ranks import this process's graia, on :data:`BACKEND`, one thread each (the ranks
     share the cores); Open MPI may run as root (containers, CI)."""
-    env = dict(os.environ, NUMBA_NUM_THREADS="1", GRAIA_BACKEND="numba")
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", GRAIA_BACKEND=BACKEND)
     root = str(Path(graia.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
@@ -148,24 +154,33 @@ def test_unit_shards_equal_the_fused_epoch(rule, batch_size, ranks):
         np.testing.assert_array_equal(fused[key], state[key], err_msg=key)
 
 
+@pytest.mark.parametrize("mode", ["data", "units"])
 @pytest.mark.parametrize("ranks", [2, 3])
-def test_mpirun_equals_one_process(tmp_path, ranks):
+def test_mpirun_equals_one_process(tmp_path, ranks, mode):
+    """Digests of the learned state and predictions, and the saved files, of ``mpirun -n
+    ranks`` in ``mode`` (rank 0 saving) equal one process's."""
     mpirun = _mpirun()  # skip before the reference run when MPI is missing
     assert mpirun
-    with graia.backend.use("numba"):
-        expected = worker.run(None)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "mpi").mkdir()
+    with graia.backend.use(BACKEND):
+        expected = worker.run(mode, None, save=str(tmp_path / "one"))
     out = tmp_path / "digests.json"
-    proc = _launch(ranks, out, timeout=300)
+    proc = _launch(ranks, out, "--mode", mode, "--save", str(tmp_path / "mpi"), timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     got = json.loads(out.read_text())
     assert got["ranks"] == ranks
     assert got["digests"] == expected
+    for name in expected:
+        saved = _members(tmp_path / "mpi" / f"{name}.graia")
+        assert saved == _members(tmp_path / "one" / f"{name}.graia"), name
 
 
-def test_dead_rank_ends_the_job(tmp_path):
+@pytest.mark.parametrize("mode", ["data", "units"])
+def test_dead_rank_ends_the_job(tmp_path, mode):
     _mpirun()
     started = time.monotonic()
-    proc = _launch(2, tmp_path / "never.json", "--kill", timeout=60)
+    proc = _launch(2, tmp_path / "never.json", "--mode", mode, "--kill", timeout=60)
     assert proc.returncode != 0
     assert time.monotonic() - started < 60
     assert not (tmp_path / "never.json").exists()
@@ -175,11 +190,19 @@ def test_distribute_is_checked_before_training():
     model = graia.Sequential([L.Input(4), L.Dense(3)], seed=1)
     x, y = np.zeros((4, 4), np.uint8), np.zeros(4, np.int64)
     model.compile("dfa")
-    with pytest.raises(GraiaValueError, match="None or 'data'"):
-        model.fit(x, y, distribute="units", verbose=0)
+    with pytest.raises(GraiaValueError, match="None, 'data' or 'units'"):
+        model.fit(x, y, distribute="rows", verbose=0)
+    if importlib.util.find_spec("mpi4py") is not None:
+        with pytest.raises(GraiaValueError, match="has none"):
+            model.fit(x, y, distribute="units", verbose=0)
+        conv = worker.build("conv", "dfa", {})
+        xi = np.zeros((4, 64), np.uint8)
+        with pytest.raises(GraiaValueError, match="Dense layers only; layer 'conv2d.*Conv2D"):
+            conv.fit(xi, y, distribute="units", verbose=0)
     model.compile("seed_hebbian")
-    with pytest.raises(GraiaValueError, match="seed_hebbian"):
-        model.fit(x, y, distribute="data", verbose=0)
+    for mode in ("data", "units"):
+        with pytest.raises(GraiaValueError, match="seed_hebbian"):
+            model.fit(x, y, distribute=mode, verbose=0)
 
 
 def _members(path: Path) -> dict[str, bytes]:
