@@ -212,8 +212,8 @@ def _members(path: Path) -> dict[str, bytes]:
 
 
 def test_cli_train_distributed_saves_the_single_process_model(tmp_path):
-    """``mpirun -n 2 graia train --distribute data``: one report, from rank 0, and the model file
-    of ``graia train`` on one process (but its time of saving)."""
+    """``mpirun -n 2 graia train --distribute data`` and ``units``: one report, from rank 0, and
+    the model file of ``graia train`` on one process (but its time of saving)."""
     mpirun = _mpirun()
     common = ["-m", "graia", "train", "--dataset", "digits", "--epochs", "1"]
     env = _env()
@@ -222,11 +222,13 @@ def test_cli_train_distributed_saves_the_single_process_model(tmp_path):
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert single.returncode == 0, single.stderr
+    expected = _members(tmp_path / "one" / "model.graia")
     command = [mpirun, "-n", "2", "--oversubscribe", sys.executable, *common]
-    proc = subprocess.run(
-        [*command, "--distribute", "data", "--output", str(tmp_path / "two")],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("test accuracy") == 1
-    assert _members(tmp_path / "two" / "model.graia") == _members(tmp_path / "one" / "model.graia")
+    for mode in ("data", "units"):
+        proc = subprocess.run(
+            [*command, "--distribute", mode, "--output", str(tmp_path / mode)],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.count("test accuracy") == 1
+        assert _members(tmp_path / mode / "model.graia") == expected, mode
