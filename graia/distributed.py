@@ -25,7 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from graia.backends.interface import HostState, shard_state, unit_ranges, unshard_state
+from graia.backends.interface import (
+    HostState,
+    layer_offsets,
+    shard_state,
+    unit_ranges,
+    unshard_state,
+)
 from graia.errors import GraiaError, GraiaValueError
 
 #: Values of ``fit(distribute=...)`` and ``graia train --distribute``.
@@ -147,11 +153,24 @@ def check_agreement(state: HostState, x: np.ndarray, y: np.ndarray, params: np.n
         )
 
 
+def bytes_per_batch(mode: str, state: HostState, batch_size: int, local_heads: bool) -> int:
+    """The bytes of the collectives of one whole batch of ``batch_size`` rows of a model (host
+    state ``state``): ``data``, the int64 all-reduce of every synapse's sum and the two metrics;
+    ``units``, the all-gathered u8 activations of every hidden layer but the last and the i32
+    all-reduce of the output layer's (and, with ``local_heads``, every local head's) sums."""
+    if mode == "data":
+        return 8 * (int(layer_offsets(state["geometry"])[-1]) + 2)
+    sizes = [int(n) for n in state["sizes"]]
+    hidden = len(sizes) - 2
+    blocks = 1 + (hidden if local_heads else 0)
+    return batch_size * sum(sizes[1:-2]) + 4 * blocks * batch_size * sizes[-1]
+
+
 class Parallel:
     """A backend whose ``train_epoch`` shares each global batch among the ranks of
-    ``MPI.COMM_WORLD``; everything else is the wrapped backend's. ``communication_seconds`` and
-    ``bytes_per_batch`` describe the communication of the epochs since ``communication_seconds``
-    was last reset (bytes: the messages of one whole batch, as sent by one rank)."""
+    ``MPI.COMM_WORLD``; everything else is the wrapped backend's. ``communication_seconds`` is
+    the time spent in MPI calls since it was last reset (including waiting for the slowest rank);
+    ``bytes_per_batch`` is :func:`bytes_per_batch` of the last ``train_epoch``."""
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
@@ -192,6 +211,7 @@ class DataParallel(Parallel):
         order = np.ascontiguousarray(order, np.int32)
         local_heads = rule_id == RULE_LOCAL_HEADS
         correct = sq_error = 0
+        self.bytes_per_batch = bytes_per_batch("data", handle, batch_size, local_heads)
         buffer = None
         for start in range(0, order.shape[0], batch_size):
             idx = order[start : start + batch_size]
@@ -201,7 +221,6 @@ class DataParallel(Parallel):
             if buffer is None:
                 # One buffer per batch: every layer's G, then correct and sq_error.
                 buffer = np.empty(sum(g.size for g in sums) + 2, np.int64)
-                self.bytes_per_batch = buffer.nbytes
             offset = 0
             for g in sums:
                 buffer[offset : offset + g.size] = g.ravel()
@@ -240,10 +259,14 @@ class UnitParallel(Parallel):
         returned handle holds the whole model (every rank's units gathered), on every rank."""
         from mpi4py import MPI
 
+        from graia.backends.numba import RULE_LOCAL_HEADS
+
         comm = world()
         me, ranks = comm.Get_rank(), comm.Get_size()
         backend = self.backend
         state = backend.dump(handle)
+        local_heads = rule_id == RULE_LOCAL_HEADS
+        self.bytes_per_batch = bytes_per_batch("units", state, batch_size, local_heads)
         sizes = state["sizes"]
         hidden = len(sizes) - 2
         # Each rank's owned units of every hidden layer: the all-gathers' counts.
@@ -254,7 +277,6 @@ class UnitParallel(Parallel):
         for start in range(0, order.shape[0], batch_size):
             idx = order[start : start + batch_size]
             rows = idx.shape[0]
-            sent = 0
             inputs = x[idx]
             for layer in range(hidden):
                 acts = backend.units_forward(shard, layer, inputs, params)
@@ -264,11 +286,8 @@ class UnitParallel(Parallel):
                     self._timed(comm.Allgatherv, acts, [gathered, counts, MPI.UNSIGNED_CHAR])
                     blocks = np.split(gathered, np.cumsum(counts)[:-1])
                     inputs = np.concatenate([b.reshape(rows, -1) for b in blocks], axis=1)
-                    sent += acts.nbytes
             sums = backend.units_partials(shard, rule_id, params)
             self._timed(comm.Allreduce, MPI.IN_PLACE, sums, op=MPI.SUM)
-            if rows == batch_size:
-                self.bytes_per_batch = sent + sums.nbytes
             c, e = backend.units_step(shard, sums, y[idx], rule_id, params)
             correct += c
             sq_error += e
