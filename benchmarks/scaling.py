@@ -118,7 +118,10 @@ def launch(
         if mpirun is None:
             sys.exit("scaling: mpirun not found (scripts/setup installs Open MPI)")
         oversubscribe = ["--oversubscribe"] if ranks * args.threads > cores else []
-        command = [mpirun, "-n", str(ranks), *oversubscribe, *command, "--distribute", mode]
+        # Open MPI binds each rank to one core by default: its Numba threads would share it.
+        unbound = ["--bind-to", "none"]
+        command = [mpirun, "-n", str(ranks), *oversubscribe, *unbound, *command]
+        command += ["--distribute", mode]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.exit(f"scaling: {' '.join(command)} failed:\n{proc.stderr}")
