@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import graia
-from graia.recipes import RECIPES
+from graia.recipes import DENSE_RECIPES as RECIPES  # export covers Dense models
 
 HARNESS = Path(__file__).resolve().parent.parent / "tests" / "export_harness.c"
 

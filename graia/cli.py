@@ -184,9 +184,9 @@ def _train(args: argparse.Namespace) -> None:
     import graia
     from graia import distributed, plot
     from graia.errors import GraiaValueError
-    from graia.recipes import RECIPES, recipe_for
+    from graia.recipes import recipe_for
 
-    rule = args.rule or RECIPES[args.dataset].rule
+    rule = args.rule or recipe_for(args.dataset, architecture=args.architecture).rule
     graia.rules.get(rule)  # an unknown rule fails before any data is loaded
     recipe = recipe_for(args.dataset, rule, args.architecture)
     backend_name = graia.backend.name()  # so does a backend that cannot run

@@ -1,0 +1,105 @@
+"""Recipe search: train candidate architectures and rules on a validation split carved from the
+training data, printing validation and training accuracy every few epochs (one JSON line each).
+
+This is how the recipes in graia/recipes.py were chosen (docs/results.md lists the candidates and
+their scores). ``--split test`` trains on the whole training split and evaluates on the test split,
+for the chosen candidate only. An architecture is written as dash-separated parts:
+
+- ``c64k3p2s8``: ``Conv2D(64, 3, padding="same", shift=8)`` then ``MaxPooling2D(2)``
+  (``p2a``: ``AveragePooling2D(2)``; no ``p``: no pooling; no ``s``: the default shift);
+- ``h2000s11``: ``Dense(2000, shift=11)`` (``Flatten`` goes in before the first Dense after a
+  convolution); the output layer is added.
+
+A candidate is ``ARCH:RULE:EPOCHS:BATCH:OPTIONS`` with OPTIONS a JSON object of rule options; the
+rule's ``step`` decays linearly to 1 over the epochs, as in the recipes. Usage::
+
+    python benchmarks/recipe_search.py fashion-mnist \\
+        'c64k3p2s8-h2000s11:local_heads:40:64:{"step": 512, "dropout": 51}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+
+import graia
+from graia import layers as L
+from graia.callbacks import StepScheduler, linear_step
+
+#: Validation rows carved from the end of the training split (at most a fifth of it).
+VALIDATION_ROWS = 10000
+_CONV = re.compile(r"c(\d+)k(\d+)(?:p(\d+)(a?))?(?:s(\d+))?")
+_DENSE = re.compile(r"h(\d+)(?:s(\d+))?")
+
+
+def build_layers(arch: str, input_shape: tuple[int, ...], classes: int) -> list[L.Layer]:
+    """The layer stack an architecture string describes (see the module docs)."""
+    stack: list[L.Layer] = [L.Input(input_shape)]
+    image = False
+    for part in arch.split("-"):
+        if conv := _CONV.fullmatch(part):
+            filters, kernel, pool, average, shift = conv.groups()
+            stack.append(
+                L.Conv2D(int(filters), int(kernel), padding="same", shift=shift and int(shift))
+            )
+            if pool:
+                stack.append((L.AveragePooling2D if average else L.MaxPooling2D)(int(pool)))
+            image = True
+        elif dense := _DENSE.fullmatch(part):
+            if image:
+                stack.append(L.Flatten())
+                image = False
+            units, shift = dense.groups()
+            stack.append(L.Dense(int(units), shift=shift and int(shift)))
+        else:
+            raise SystemExit(f"recipe_search: cannot read the architecture part {part!r}")
+    if image:
+        stack.append(L.Flatten())
+    return stack + [L.Dense(classes)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", choices=graia.datasets.NAMES)
+    parser.add_argument("candidates", nargs="+", help="ARCH:RULE:EPOCHS:BATCH:OPTIONS")
+    parser.add_argument("--split", choices=("validation", "test"), default="validation")
+    parser.add_argument("--every", type=int, default=5, help="evaluate every N epochs")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    (x, y), (x_test, y_test) = graia.datasets.load_data(args.dataset)
+    if args.split == "validation":
+        cut = len(x) - min(VALIDATION_ROWS, len(x) // 5)
+        x, y, x_eval, y_eval = x[:cut], y[:cut], x[cut:], y[cut:]
+    else:
+        x_eval, y_eval = x_test, y_test
+    classes = int(y.max()) + 1
+    for candidate in args.candidates:
+        arch, rule, epochs, batch, options = candidate.split(":", 4)
+        epochs, batch, options = int(epochs), int(batch), json.loads(options)
+        model = graia.Sequential(build_layers(arch, x.shape[1:], classes), seed=args.seed)
+        model.compile(rule, **options)
+        schedule = [StepScheduler(linear_step(options.get("step", 256), epochs))]
+        seconds = 0.0  # training time only, evaluations left out
+        for epoch in range(epochs):
+            started = time.perf_counter()
+            model.fit(x, y, epochs=epoch + 1, initial_epoch=epoch, batch_size=batch,
+                      verbose=0, callbacks=schedule)  # fmt: skip
+            seconds += time.perf_counter() - started
+            if (epoch + 1) % args.every and epoch + 1 < epochs:
+                continue
+            record = {
+                "dataset": args.dataset, "split": args.split, "arch": arch, "rule": rule,
+                "options": options, "batch": batch, "epoch": epoch + 1,
+                "accuracy": round(model.evaluate(x_eval, y_eval)[1], 4),
+                # Training accuracy without dropout, on at most 10,000 training rows.
+                "train_accuracy": round(model.evaluate(x[:10000], y[:10000])[1], 4),
+                "seconds": round(seconds, 1), "backend": graia.backend.name(),
+            }  # fmt: skip
+            print(json.dumps(record), flush=True)
+
+
+if __name__ == "__main__":
+    main()
