@@ -119,6 +119,7 @@ type dropout = {rate: i32, seed: u64, t: i64}
 
 -- | Apply dropout to hidden layer `l`'s activations of a batch: unit `h` of
 -- row `s` becomes 0 when `(hash(seed, STREAM_DROPOUT, l, t, s * n + h) & 255) < rate`.
+#[inline]
 def drop_units [b] [n] (dr: dropout) (l: i64) (a: [b][n]u8) : [b][n]u8 =
   -- The rate is tested inside the kernel, not on the host: a host-side
   -- branch would read it from the device every batch.

@@ -48,13 +48,14 @@ entry load_1 [k0] [m0] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (geomet
 entry dump_1 [k0] [m0] (s: net1 [k0] [m0]) : (i64, i64, [k0][m0]i32, [k0][m0]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum)
 
--- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
+-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
+-- `dense_only` as in `dense_path`).
 local
-def dfa_batch_1 [k0] [m0] [b] [n0] (_: bool) (p: dfa_params) (s: net1 [k0] [m0]) (x: [b][n0]u8) (y: [b]i32) : (net1 [k0] [m0], i64, i64) =
-  let (a1, tr0) = layer_forward s.tg m0 id s.l0 x
+def dfa_batch_1 [k0] [m0] [b] [n0] (dense_only: bool) (_: bool) (p: dfa_params) (s: net1 [k0] [m0]) (x: [b][n0]u8) (y: [b]i32) : (net1 [k0] [m0], i64, i64) =
+  let (a1, tr0) = layer_forward dense_only s.tg m0 id s.l0 x
   let e = output_error p.target_on p.target_off a1 y
   let (correct, sq) = metrics a1 y e
-  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches e
+  let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 tr0.patches e
   in (s with l0 = l0 with t = s.t + 1, correct, sq)
 
 -- One sample of rule `seed_hebbian`.
@@ -90,12 +91,16 @@ entry train_epoch_1 [k0] [m0] [n0] [n] [samples]
   else let p = dfa_params_of params
        let local_heads = rule_id == rule_local_heads
        let num_batches = (samples + batch_size - 1) / batch_size
-       in loop (s, correct, sq) = (s, 0, 0)
-          for bi < num_batches do
-            let start = bi * batch_size
-            let idx = order[start:i64.min samples (start + batch_size)]
-            let (s, c, e) = dfa_batch_1 local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
-            in (s, correct + c, sq + e)
+       let epoch dense_only =
+         loop (s, correct, sq) = (s, 0, 0)
+         for bi < num_batches do
+           let start = bi * batch_size
+           let idx = order[start:i64.min samples (start + batch_size)]
+           let (s, c, e) = dfa_batch_1 dense_only local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+           in (s, correct + c, sq + e)
+       -- Literal arguments specialise the loop: the all-Dense one has no
+       -- convolution branches (`dense_path`).
+       in if is_dense s.l0.geo then epoch true else epoch false
 
 -- | The output activations (u8) of a `net1` for `x`.
 entry predict_1 [k0] [m0] [n0] [n] (s: net1 [k0] [m0]) (x: [n][n0]u8) : [n][m0]u8 =
@@ -136,16 +141,17 @@ entry load_2 [k0] [m0] [k1] [m1] [n1] (cpu: bool) (seed: i64) (t: i64) (prev_los
 entry dump_2 [k0] [m0] [k1] [m1] [n1] (s: net2 [k0] [m0] [k1] [m1] [n1]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum)
 
--- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
+-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
+-- `dense_only` as in `dense_path`).
 local
-def dfa_batch_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [b][n0]u8) (y: [b]i32) : (net2 [k0] [m0] [k1] [m1] [n1], i64, i64) =
+def dfa_batch_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [b][n0]u8) (y: [b]i32) : (net2 [k0] [m0] [k1] [m1] [n1], i64, i64) =
   let dr = {rate = p.dropout, seed = s.seed, t = s.t}
-  let (a1, tr0) = layer_forward s.tg n1 (drop_units dr 0) s.l0 x
-  let (a2, tr1) = layer_forward s.tg m1 id s.l1 a1
+  let (a1, tr0) = layer_forward dense_only s.tg n1 (drop_units dr 0) s.l0 x
+  let (a2, tr1) = layer_forward dense_only s.tg m1 id s.l1 a1
   let e = output_error p.target_on p.target_off a2 y
   let (correct, sq) = metrics a2 y e
-  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y)
-  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 tr1.patches e
+  let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta dense_only local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y)
+  let l1 = dfa_layer_update dense_only s.tg p s.seed s.t 1 s.l1 tr1.patches e
   in (s with l0 = l0 with l1 = l1 with t = s.t + 1, correct, sq)
 
 -- One sample of rule `seed_hebbian`.
@@ -183,12 +189,16 @@ entry train_epoch_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] [samples]
   else let p = dfa_params_of params
        let local_heads = rule_id == rule_local_heads
        let num_batches = (samples + batch_size - 1) / batch_size
-       in loop (s, correct, sq) = (s, 0, 0)
-          for bi < num_batches do
-            let start = bi * batch_size
-            let idx = order[start:i64.min samples (start + batch_size)]
-            let (s, c, e) = dfa_batch_2 local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
-            in (s, correct + c, sq + e)
+       let epoch dense_only =
+         loop (s, correct, sq) = (s, 0, 0)
+         for bi < num_batches do
+           let start = bi * batch_size
+           let idx = order[start:i64.min samples (start + batch_size)]
+           let (s, c, e) = dfa_batch_2 dense_only local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+           in (s, correct + c, sq + e)
+       -- Literal arguments specialise the loop: the all-Dense one has no
+       -- convolution branches (`dense_path`).
+       in if is_dense s.l0.geo && is_dense s.l1.geo then epoch true else epoch false
 
 -- | The output activations (u8) of a `net2` for `x`.
 entry predict_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [n][n0]u8) : [n][m1]u8 =
@@ -235,18 +245,19 @@ entry load_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (cpu: bool) (seed: i64) (t:
 entry dump_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32, [k2][m2]i32, [k2][m2]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum, s.l2.latent, s.l2.momentum)
 
--- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
+-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
+-- `dense_only` as in `dense_path`).
 local
-def dfa_batch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [b][n0]u8) (y: [b]i32) : (net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2], i64, i64) =
+def dfa_batch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [b][n0]u8) (y: [b]i32) : (net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2], i64, i64) =
   let dr = {rate = p.dropout, seed = s.seed, t = s.t}
-  let (a1, tr0) = layer_forward s.tg n1 (drop_units dr 0) s.l0 x
-  let (a2, tr1) = layer_forward s.tg n2 (drop_units dr 1) s.l1 a1
-  let (a3, tr2) = layer_forward s.tg m2 id s.l2 a2
+  let (a1, tr0) = layer_forward dense_only s.tg n1 (drop_units dr 0) s.l0 x
+  let (a2, tr1) = layer_forward dense_only s.tg n2 (drop_units dr 1) s.l1 a1
+  let (a3, tr2) = layer_forward dense_only s.tg m2 id s.l2 a2
   let e = output_error p.target_on p.target_off a3 y
   let (correct, sq) = metrics a3 y e
-  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y)
-  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 tr1.patches (layer_delta local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y)
-  let l2 = dfa_layer_update s.tg p s.seed s.t 2 s.l2 tr2.patches e
+  let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta dense_only local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y)
+  let l1 = dfa_layer_update dense_only s.tg p s.seed s.t 1 s.l1 tr1.patches (layer_delta dense_only local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y)
+  let l2 = dfa_layer_update dense_only s.tg p s.seed s.t 2 s.l2 tr2.patches e
   in (s with l0 = l0 with l1 = l1 with l2 = l2 with t = s.t + 1, correct, sq)
 
 -- One sample of rule `seed_hebbian`.
@@ -286,12 +297,16 @@ entry train_epoch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] [samples]
   else let p = dfa_params_of params
        let local_heads = rule_id == rule_local_heads
        let num_batches = (samples + batch_size - 1) / batch_size
-       in loop (s, correct, sq) = (s, 0, 0)
-          for bi < num_batches do
-            let start = bi * batch_size
-            let idx = order[start:i64.min samples (start + batch_size)]
-            let (s, c, e) = dfa_batch_3 local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
-            in (s, correct + c, sq + e)
+       let epoch dense_only =
+         loop (s, correct, sq) = (s, 0, 0)
+         for bi < num_batches do
+           let start = bi * batch_size
+           let idx = order[start:i64.min samples (start + batch_size)]
+           let (s, c, e) = dfa_batch_3 dense_only local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+           in (s, correct + c, sq + e)
+       -- Literal arguments specialise the loop: the all-Dense one has no
+       -- convolution branches (`dense_path`).
+       in if is_dense s.l0.geo && is_dense s.l1.geo && is_dense s.l2.geo then epoch true else epoch false
 
 -- | The output activations (u8) of a `net3` for `x`.
 entry predict_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [n][n0]u8) : [n][m2]u8 =
@@ -344,20 +359,21 @@ entry load_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (cpu: bool) 
 entry dump_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32, [k2][m2]i32, [k2][m2]i32, [k3][m3]i32, [k3][m3]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum, s.l2.latent, s.l2.momentum, s.l3.latent, s.l3.momentum)
 
--- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
+-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
+-- `dense_only` as in `dense_path`).
 local
-def dfa_batch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [b][n0]u8) (y: [b]i32) : (net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3], i64, i64) =
+def dfa_batch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [b][n0]u8) (y: [b]i32) : (net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3], i64, i64) =
   let dr = {rate = p.dropout, seed = s.seed, t = s.t}
-  let (a1, tr0) = layer_forward s.tg n1 (drop_units dr 0) s.l0 x
-  let (a2, tr1) = layer_forward s.tg n2 (drop_units dr 1) s.l1 a1
-  let (a3, tr2) = layer_forward s.tg n3 (drop_units dr 2) s.l2 a2
-  let (a4, tr3) = layer_forward s.tg m3 id s.l3 a3
+  let (a1, tr0) = layer_forward dense_only s.tg n1 (drop_units dr 0) s.l0 x
+  let (a2, tr1) = layer_forward dense_only s.tg n2 (drop_units dr 1) s.l1 a1
+  let (a3, tr2) = layer_forward dense_only s.tg n3 (drop_units dr 2) s.l2 a2
+  let (a4, tr3) = layer_forward dense_only s.tg m3 id s.l3 a3
   let e = output_error p.target_on p.target_off a4 y
   let (correct, sq) = metrics a4 y e
-  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y)
-  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 tr1.patches (layer_delta local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y)
-  let l2 = dfa_layer_update s.tg p s.seed s.t 2 s.l2 tr2.patches (layer_delta local_heads p s.l2.geo s.l2.shift s.fb2 a3 tr2.winner tr2.z e y)
-  let l3 = dfa_layer_update s.tg p s.seed s.t 3 s.l3 tr3.patches e
+  let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta dense_only local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y)
+  let l1 = dfa_layer_update dense_only s.tg p s.seed s.t 1 s.l1 tr1.patches (layer_delta dense_only local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y)
+  let l2 = dfa_layer_update dense_only s.tg p s.seed s.t 2 s.l2 tr2.patches (layer_delta dense_only local_heads p s.l2.geo s.l2.shift s.fb2 a3 tr2.winner tr2.z e y)
+  let l3 = dfa_layer_update dense_only s.tg p s.seed s.t 3 s.l3 tr3.patches e
   in (s with l0 = l0 with l1 = l1 with l2 = l2 with l3 = l3 with t = s.t + 1, correct, sq)
 
 -- One sample of rule `seed_hebbian`.
@@ -399,12 +415,16 @@ entry train_epoch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] 
   else let p = dfa_params_of params
        let local_heads = rule_id == rule_local_heads
        let num_batches = (samples + batch_size - 1) / batch_size
-       in loop (s, correct, sq) = (s, 0, 0)
-          for bi < num_batches do
-            let start = bi * batch_size
-            let idx = order[start:i64.min samples (start + batch_size)]
-            let (s, c, e) = dfa_batch_4 local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
-            in (s, correct + c, sq + e)
+       let epoch dense_only =
+         loop (s, correct, sq) = (s, 0, 0)
+         for bi < num_batches do
+           let start = bi * batch_size
+           let idx = order[start:i64.min samples (start + batch_size)]
+           let (s, c, e) = dfa_batch_4 dense_only local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+           in (s, correct + c, sq + e)
+       -- Literal arguments specialise the loop: the all-Dense one has no
+       -- convolution branches (`dense_path`).
+       in if is_dense s.l0.geo && is_dense s.l1.geo && is_dense s.l2.geo && is_dense s.l3.geo then epoch true else epoch false
 
 -- | The output activations (u8) of a `net4` for `x`.
 entry predict_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] [n] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [n][n0]u8) : [n][m3]u8 =

@@ -35,11 +35,18 @@ def layer_of [k] [m] (kmax: i32) (shift: i32) (geo: [15]i64) (latent: [k][m]i32)
 -- empty otherwise).
 type trace [r] [k] [m] [w] = {patches: [r][k]u8, z: [r][m]i32, winner: [w]i32}
 
+-- | Whether layer `l` takes the Dense path. `dense_only` says the caller
+-- knows every layer of the network is Dense: given as a literal, it lets
+-- the compiler drop the convolution path, whose branch would otherwise
+-- cost a GPU kernel launches and copies on every batch.
+def dense_path [k] [m] (dense_only: bool) (l: layer [k] [m]) : bool =
+  dense_only || is_dense l.geo
+
 -- | The forward pass of layer `l` on a batch `x` (§3, §3.1, §3.2): the
 -- block's output, `o` features per sample, passed through `post` (dropout,
 -- fused with the activation for a Dense layer), with its trace.
-def layer_forward [b] [n] [k] [m] (tg: target) (o: i64) (post: [b][o]u8 -> [b][o]u8) (l: layer [k] [m]) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
-  if is_dense l.geo
+def layer_forward [b] [n] [k] [m] (dense_only: bool) (tg: target) (o: i64) (post: [b][o]u8 -> [b][o]u8) (l: layer [k] [m]) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
+  if dense_path dense_only l
   then let p = x :> [b][k]u8
        let z = forward_z tg p l.weights
        in (post (map (map (activate l.shift)) z :> [b][o]u8), {patches = p, z, winner = []})

@@ -136,7 +136,9 @@ def forward_lines(d: int, *, training: bool, x: str = "x") -> list[str]:
         out = features(i, d)
         if training:
             post = f"(drop_units dr {i})" if i < d - 1 else "id"
-            lines.append(f"let (a{i + 1}, tr{i}) = layer_forward s.tg {out} {post} s.l{i} {prev}")
+            lines.append(
+                f"let (a{i + 1}, tr{i}) = layer_forward dense_only s.tg {out} {post} s.l{i} {prev}"
+            )
         else:
             lines.append(f"let a{i + 1} = layer_output s.tg {out} s.l{i} {prev}")
         prev = f"a{i + 1}"
@@ -152,21 +154,25 @@ def dfa_batch(d: int) -> str:
     ]
     for i in range(d - 1):
         delta = (
-            f"(layer_delta local_heads p s.l{i}.geo s.l{i}.shift s.fb{i} a{i + 1} tr{i}.winner"
+            f"(layer_delta dense_only local_heads p s.l{i}.geo s.l{i}.shift s.fb{i} a{i + 1} tr{i}.winner"
             f" tr{i}.z e y)"
         )
         lines.append(
-            f"let l{i} = dfa_layer_update s.tg p s.seed s.t {i} s.l{i} tr{i}.patches {delta}"
+            f"let l{i} = dfa_layer_update dense_only s.tg p s.seed s.t {i} s.l{i} tr{i}.patches"
+            f" {delta}"
         )
     lines.append(
-        f"let l{d - 1} = dfa_layer_update s.tg p s.seed s.t {d - 1} s.l{d - 1} tr{d - 1}.patches e"
+        f"let l{d - 1} = dfa_layer_update dense_only s.tg p s.seed s.t {d - 1} s.l{d - 1}"
+        f" tr{d - 1}.patches e"
     )
     update = "".join(f" with l{i} = l{i}" for i in range(d))
     body = "\n  ".join(lines)
     return (
-        f"-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).\n"
+        f"-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;\n"
+        f"-- `dense_only` as in `dense_path`).\n"
         f"local\n"
-        f"def dfa_batch_{d} {sizes(d)} [b] [n0] ({'local_heads' if d > 1 else '_'}: bool)"
+        f"def dfa_batch_{d} {sizes(d)} [b] [n0] (dense_only: bool)"
+        f" ({'local_heads' if d > 1 else '_'}: bool)"
         f" (p: dfa_params) (s: {net(d)}) (x: [b][n0]u8) (y: [b]i32) : ({net(d)}, i64, i64) =\n"
         f"  {body}\n"
         f"  in (s{update} with t = s.t + 1, correct, sq)\n"
@@ -200,6 +206,11 @@ def seed_sample(d: int) -> str:
     )
 
 
+def all_dense(d: int) -> str:
+    """Whether every layer of a ``net<d>`` ``s`` is Dense (a Futhark expression)."""
+    return " && ".join(f"is_dense s.l{i}.geo" for i in range(d))
+
+
 def train_entry(d: int) -> str:
     return f"""\
 -- | One training epoch of a `net{d}`: the samples `order` (indices into `x`,
@@ -224,12 +235,16 @@ entry train_epoch_{d} {sizes(d)} [n0] [n] [samples]
   else let p = dfa_params_of params
        let local_heads = rule_id == rule_local_heads
        let num_batches = (samples + batch_size - 1) / batch_size
-       in loop (s, correct, sq) = (s, 0, 0)
-          for bi < num_batches do
-            let start = bi * batch_size
-            let idx = order[start:i64.min samples (start + batch_size)]
-            let (s, c, e) = dfa_batch_{d} local_heads p s (map (\\i -> x[i]) idx) (map (\\i -> y[i]) idx)
-            in (s, correct + c, sq + e)
+       let epoch dense_only =
+         loop (s, correct, sq) = (s, 0, 0)
+         for bi < num_batches do
+           let start = bi * batch_size
+           let idx = order[start:i64.min samples (start + batch_size)]
+           let (s, c, e) = dfa_batch_{d} dense_only local_heads p s (map (\\i -> x[i]) idx) (map (\\i -> y[i]) idx)
+           in (s, correct + c, sq + e)
+       -- Literal arguments specialise the loop: the all-Dense one has no
+       -- convolution branches (`dense_path`).
+       in if {all_dense(d)} then epoch true else epoch false
 """
 
 

@@ -101,8 +101,9 @@ def dfa_synapse (p: dfa_params) (r: u64) (g: i32) (lat: i32) (mom: i32) : (i32, 
 -- the layer's own fixed classifier (`local_head_error`) instead. `fb` is
 -- the layer's ternary feedback matrix, `a` its output (after dropout),
 -- `winner` and `z` from its forward pass. For a Dense layer the feedback
--- product and the slopes are one pass.
+-- product and the slopes are one pass (`dense_only` as in `dense_path`).
 def layer_delta [b] [o] [c] [w] [r] [m]
+                (dense_only: bool)
                 (local_heads: bool)
                 (p: dfa_params)
                 (geo: geometry)
@@ -117,7 +118,7 @@ def layer_delta [b] [o] [c] [w] [r] [m]
     if local_heads
     then local_head_error p.head_shift p.target_on p.target_off fb a labels
     else e
-  in if is_dense geo
+  in if dense_only || is_dense geo
      then map2 (\zr er ->
                   map2 (\zv br -> if slope shift zv then i32.sum (map2 (\ej bj -> ej * i32.i8 bj) er br) else 0)
                        zr
@@ -129,9 +130,12 @@ def layer_delta [b] [o] [c] [w] [r] [m]
 -- | The update of layer `l` (§7.2, §7.5) at global step `t` from the rows
 -- `pre` its weights multiplied and their deltas `d` (one row each): the accumulator
 -- `G = pre^T d` and each synapse's sign-momentum step (fused with the
--- product for a Dense layer); returns the layer with its new latents,
--- momenta and weights.
+-- product for a Dense layer; `dense_only` as in `dense_path`); returns the
+-- layer with its new latents, momenta and weights. Inlined: across a
+-- function call its arrays would be copied on every batch.
+#[inline]
 def dfa_layer_update [r] [q] [k] [m]
+                     (dense_only: bool)
                      (tg: target)
                      (p: dfa_params)
                      (seed: u64)
@@ -146,7 +150,7 @@ def dfa_layer_update [r] [q] [k] [m]
     let (lq, mq) = dfa_synapse p (hash key (i * m + h)) g layer.latent[i, h] layer.momentum[i, h]
     in (lq, mq, weight_of_latent layer.kmax lq)
   let updated =
-    if is_dense layer.geo
+    if dense_path dense_only layer
     then accumulate tg step pre d
     else map2 (\i row -> map2 (step i) (iota m) row) (iota k) (accumulate_wide tg pre d)
   let (lat', mom', w') = map unzip3 updated |> unzip3
