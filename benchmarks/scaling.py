@@ -1,17 +1,19 @@
 """Scaling benchmark of data-parallel training (docs/distributed.md): samples/s on 1, 2, ... MPI
-ranks (numba backend), against one process without MPI.
+ranks (``--backend``: numba, multicore or opencl, one GPU per rank), against one process without
+MPI.
 
 Workloads: the digits Dense recipe (64-512-512-10, dfa with dropout, batch 32; one epoch of the
 digits training split) and a wide layer, 784-4000-10 (dfa with dropout, batch 64) on random
 samples. Each rank count is one ``mpirun`` of this script (``--worker``); every run first trains a
 small warm-up subset (the JIT's cache load), then times ``--repeat`` epochs and keeps the
 fastest. Each rank (and the baseline) runs ``--threads``
-Numba threads (default 1: on a shared machine, more threads than free cores make Numba's parallel
-loops wait on each other). Also reported: bytes all-reduced per batch and the time
+Numba or Futhark multicore threads (default 1: on a shared machine, more threads than free cores
+make the parallel loops wait on each other). Also reported: bytes all-reduced per batch and the time
 spent in the all-reduces (which includes waiting for the slowest rank). Usage::
 
     python benchmarks/scaling.py                     # ranks 1 2
     python benchmarks/scaling.py --ranks 1 2 4 --wide-samples 4096 --json scaling.json
+    python benchmarks/scaling.py --backend opencl --ranks 1 2   # a host with 2 GPUs
 """
 
 from __future__ import annotations
@@ -89,10 +91,13 @@ def worker(distribute: str | None, wide_samples: int, repeat: int) -> list[dict]
     return results
 
 
-def launch(ranks: int | None, wide_samples: int, repeat: int, threads: int) -> list[dict]:
+def launch(
+    ranks: int | None, wide_samples: int, repeat: int, threads: int, backend: str
+) -> list[dict]:
     """One run: ``ranks`` MPI ranks, or (``None``) one process without MPI."""
     cores = os.cpu_count() or 1
-    env = dict(os.environ, GRAIA_BACKEND="numba", NUMBA_NUM_THREADS=str(threads))
+    env = dict(os.environ, GRAIA_BACKEND=backend, NUMBA_NUM_THREADS=str(threads))
+    env["GRAIA_NUM_THREADS"] = str(threads)
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     command = [sys.executable, __file__, "--worker", "--wide-samples", str(wide_samples)]
     command += ["--repeat", str(repeat)]
@@ -113,7 +118,8 @@ def main() -> None:
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--wide-samples", type=int, default=2048)
     parser.add_argument("--repeat", type=int, default=3, help="timed epochs (the best counts)")
-    parser.add_argument("--threads", type=int, default=1, help="Numba threads per rank")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per rank")
+    parser.add_argument("--backend", choices=graia.backend.NAMES, default="numba")
     parser.add_argument("--json", help="write every number to this file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--distribute", action="store_true", help=argparse.SUPPRESS)
@@ -128,12 +134,13 @@ def main() -> None:
         if distributed.rank() == 0:
             print(json.dumps(results))
         return
-    runs = {"1 (no MPI)": launch(None, args.wide_samples, args.repeat, args.threads)}
+    setting = (args.wide_samples, args.repeat, args.threads, args.backend)
+    runs = {"1 (no MPI)": launch(None, *setting)}
     for ranks in args.ranks:
-        runs[str(ranks)] = launch(ranks, args.wide_samples, args.repeat, args.threads)
+        runs[str(ranks)] = launch(ranks, *setting)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"{args.threads} Numba thread(s) per rank"
+        f"{args.backend} backend, {args.threads} CPU thread(s) per rank"
     )
     print("| workload | ranks | samples/s | speed-up | all-reduce s | bytes per batch |")
     print("|---|---|---|---|---|---|")

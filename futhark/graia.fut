@@ -48,14 +48,41 @@ entry load_1 [k0] [m0] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (geomet
 entry dump_1 [k0] [m0] (s: net1 [k0] [m0]) : (i64, i64, [k0][m0]i32, [k0][m0]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum)
 
--- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
+-- The forward pass and every layer's rows and deltas (§7.2, §7.4, §7.5) of the
+-- rows `x` of a batch of rule `dfa` (with `local_heads`, of rule `local_heads`),
+-- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics.
 local
-def dfa_batch_1 [k0] [m0] [b] [n0] (_: bool) (p: dfa_params) (s: net1 [k0] [m0]) (x: [b][n0]u8) (y: [b]i32) : (net1 [k0] [m0], i64, i64) =
+def dfa_deltas_1 [k0] [m0] [b] [n0] (_: bool) (p: dfa_params) (s: net1 [k0] [m0]) (_: i64) (x: [b][n0]u8) (y: [b]i32) =
   let (a1, tr0) = layer_forward s.tg m0 id s.l0 x
   let e = output_error p.target_on p.target_off a1 y
   let (correct, sq) = metrics a1 y e
-  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches e
+  in (tr0.patches, e, correct, sq)
+
+-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
+local
+def dfa_batch_1 [k0] [m0] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net1 [k0] [m0]) (x: [b][n0]u8) (y: [b]i32) : (net1 [k0] [m0], i64, i64) =
+  let (pre0, d0, correct, sq) = dfa_deltas_1 local_heads p s 0 x y
+  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 pre0 d0
   in (s with l0 = l0 with t = s.t + 1, correct, sq)
+
+-- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the
+-- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:
+-- each layer's exact sums `G` (i64, unsaturated), the number of correct
+-- predictions and the sum of squared output errors. The state is not changed.
+entry batch_sums_1 [k0] [m0] [n0] [n] [b]
+                   (s: net1 [k0] [m0]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, i64, i64) =
+  let p = dfa_params_of params
+  let (pre0, d0, correct, sq) =
+    dfa_deltas_1 (rule_id == rule_local_heads) p s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+  in (dfa_layer_sums s.tg pre0 d0, correct, sq)
+
+-- | The second half of a batch (§7.6): every synapse's step from the whole
+-- batch's sums `G` (those of `batch_sums_1`, added up over the batch's
+-- row ranges), then `t + 1`.
+entry apply_sums_1 [k0] [m0] (s: net1 [k0] [m0]) (g0: [k0][m0]i64) (params: []i64) : net1 [k0] [m0] =
+  let p = dfa_params_of params
+  let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
+  in s with l0 = l0 with t = s.t + 1
 
 -- One sample of rule `seed_hebbian`.
 local
@@ -136,17 +163,45 @@ entry load_2 [k0] [m0] [k1] [m1] [n1] (cpu: bool) (seed: i64) (t: i64) (prev_los
 entry dump_2 [k0] [m0] [k1] [m1] [n1] (s: net2 [k0] [m0] [k1] [m1] [n1]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum)
 
--- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
+-- The forward pass and every layer's rows and deltas (§7.2, §7.4, §7.5) of the
+-- rows `x` of a batch of rule `dfa` (with `local_heads`, of rule `local_heads`),
+-- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics.
 local
-def dfa_batch_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [b][n0]u8) (y: [b]i32) : (net2 [k0] [m0] [k1] [m1] [n1], i64, i64) =
-  let dr = {rate = p.dropout, seed = s.seed, t = s.t}
+def dfa_deltas_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net2 [k0] [m0] [k1] [m1] [n1]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
+  let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}
   let (a1, tr0) = layer_forward s.tg n1 (drop_units dr 0) s.l0 x
   let (a2, tr1) = layer_forward s.tg m1 id s.l1 a1
   let e = output_error p.target_on p.target_off a2 y
   let (correct, sq) = metrics a2 y e
-  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y)
-  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 tr1.patches e
+  in (tr0.patches, (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y), tr1.patches, e, correct, sq)
+
+-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
+local
+def dfa_batch_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [b][n0]u8) (y: [b]i32) : (net2 [k0] [m0] [k1] [m1] [n1], i64, i64) =
+  let (pre0, d0, pre1, d1, correct, sq) = dfa_deltas_2 local_heads p s 0 x y
+  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 pre0 d0
+  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 pre1 d1
   in (s with l0 = l0 with l1 = l1 with t = s.t + 1, correct, sq)
+
+-- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the
+-- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:
+-- each layer's exact sums `G` (i64, unsaturated), the number of correct
+-- predictions and the sum of squared output errors. The state is not changed.
+entry batch_sums_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] [b]
+                   (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, i64, i64) =
+  let p = dfa_params_of params
+  let (pre0, d0, pre1, d1, correct, sq) =
+    dfa_deltas_2 (rule_id == rule_local_heads) p s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+  in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, correct, sq)
+
+-- | The second half of a batch (§7.6): every synapse's step from the whole
+-- batch's sums `G` (those of `batch_sums_2`, added up over the batch's
+-- row ranges), then `t + 1`.
+entry apply_sums_2 [k0] [m0] [k1] [m1] [n1] (s: net2 [k0] [m0] [k1] [m1] [n1]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (params: []i64) : net2 [k0] [m0] [k1] [m1] [n1] =
+  let p = dfa_params_of params
+  let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
+  let l1 = dfa_layer_apply p s.seed s.t 1 s.l1 g1
+  in s with l0 = l0 with l1 = l1 with t = s.t + 1
 
 -- One sample of rule `seed_hebbian`.
 local
@@ -235,19 +290,48 @@ entry load_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (cpu: bool) (seed: i64) (t:
 entry dump_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32, [k2][m2]i32, [k2][m2]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum, s.l2.latent, s.l2.momentum)
 
--- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
+-- The forward pass and every layer's rows and deltas (§7.2, §7.4, §7.5) of the
+-- rows `x` of a batch of rule `dfa` (with `local_heads`, of rule `local_heads`),
+-- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics.
 local
-def dfa_batch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [b][n0]u8) (y: [b]i32) : (net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2], i64, i64) =
-  let dr = {rate = p.dropout, seed = s.seed, t = s.t}
+def dfa_deltas_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
+  let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}
   let (a1, tr0) = layer_forward s.tg n1 (drop_units dr 0) s.l0 x
   let (a2, tr1) = layer_forward s.tg n2 (drop_units dr 1) s.l1 a1
   let (a3, tr2) = layer_forward s.tg m2 id s.l2 a2
   let e = output_error p.target_on p.target_off a3 y
   let (correct, sq) = metrics a3 y e
-  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y)
-  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 tr1.patches (layer_delta local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y)
-  let l2 = dfa_layer_update s.tg p s.seed s.t 2 s.l2 tr2.patches e
+  in (tr0.patches, (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y), tr1.patches, (layer_delta local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y), tr2.patches, e, correct, sq)
+
+-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
+local
+def dfa_batch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [b][n0]u8) (y: [b]i32) : (net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2], i64, i64) =
+  let (pre0, d0, pre1, d1, pre2, d2, correct, sq) = dfa_deltas_3 local_heads p s 0 x y
+  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 pre0 d0
+  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 pre1 d1
+  let l2 = dfa_layer_update s.tg p s.seed s.t 2 s.l2 pre2 d2
   in (s with l0 = l0 with l1 = l1 with l2 = l2 with t = s.t + 1, correct, sq)
+
+-- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the
+-- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:
+-- each layer's exact sums `G` (i64, unsaturated), the number of correct
+-- predictions and the sum of squared output errors. The state is not changed.
+entry batch_sums_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] [b]
+                   (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [k2][m2]i64, i64, i64) =
+  let p = dfa_params_of params
+  let (pre0, d0, pre1, d1, pre2, d2, correct, sq) =
+    dfa_deltas_3 (rule_id == rule_local_heads) p s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+  in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg pre2 d2, correct, sq)
+
+-- | The second half of a batch (§7.6): every synapse's step from the whole
+-- batch's sums `G` (those of `batch_sums_3`, added up over the batch's
+-- row ranges), then `t + 1`.
+entry apply_sums_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (g2: [k2][m2]i64) (params: []i64) : net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] =
+  let p = dfa_params_of params
+  let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
+  let l1 = dfa_layer_apply p s.seed s.t 1 s.l1 g1
+  let l2 = dfa_layer_apply p s.seed s.t 2 s.l2 g2
+  in s with l0 = l0 with l1 = l1 with l2 = l2 with t = s.t + 1
 
 -- One sample of rule `seed_hebbian`.
 local
@@ -344,21 +428,51 @@ entry load_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (cpu: bool) 
 entry dump_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32, [k2][m2]i32, [k2][m2]i32, [k3][m3]i32, [k3][m3]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum, s.l2.latent, s.l2.momentum, s.l3.latent, s.l3.momentum)
 
--- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
+-- The forward pass and every layer's rows and deltas (§7.2, §7.4, §7.5) of the
+-- rows `x` of a batch of rule `dfa` (with `local_heads`, of rule `local_heads`),
+-- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics.
 local
-def dfa_batch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [b][n0]u8) (y: [b]i32) : (net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3], i64, i64) =
-  let dr = {rate = p.dropout, seed = s.seed, t = s.t}
+def dfa_deltas_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
+  let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}
   let (a1, tr0) = layer_forward s.tg n1 (drop_units dr 0) s.l0 x
   let (a2, tr1) = layer_forward s.tg n2 (drop_units dr 1) s.l1 a1
   let (a3, tr2) = layer_forward s.tg n3 (drop_units dr 2) s.l2 a2
   let (a4, tr3) = layer_forward s.tg m3 id s.l3 a3
   let e = output_error p.target_on p.target_off a4 y
   let (correct, sq) = metrics a4 y e
-  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y)
-  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 tr1.patches (layer_delta local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y)
-  let l2 = dfa_layer_update s.tg p s.seed s.t 2 s.l2 tr2.patches (layer_delta local_heads p s.l2.geo s.l2.shift s.fb2 a3 tr2.winner tr2.z e y)
-  let l3 = dfa_layer_update s.tg p s.seed s.t 3 s.l3 tr3.patches e
+  in (tr0.patches, (layer_delta local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y), tr1.patches, (layer_delta local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y), tr2.patches, (layer_delta local_heads p s.l2.geo s.l2.shift s.fb2 a3 tr2.winner tr2.z e y), tr3.patches, e, correct, sq)
+
+-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).
+local
+def dfa_batch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (local_heads: bool) (p: dfa_params) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [b][n0]u8) (y: [b]i32) : (net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3], i64, i64) =
+  let (pre0, d0, pre1, d1, pre2, d2, pre3, d3, correct, sq) = dfa_deltas_4 local_heads p s 0 x y
+  let l0 = dfa_layer_update s.tg p s.seed s.t 0 s.l0 pre0 d0
+  let l1 = dfa_layer_update s.tg p s.seed s.t 1 s.l1 pre1 d1
+  let l2 = dfa_layer_update s.tg p s.seed s.t 2 s.l2 pre2 d2
+  let l3 = dfa_layer_update s.tg p s.seed s.t 3 s.l3 pre3 d3
   in (s with l0 = l0 with l1 = l1 with l2 = l2 with l3 = l3 with t = s.t + 1, correct, sq)
+
+-- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the
+-- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:
+-- each layer's exact sums `G` (i64, unsaturated), the number of correct
+-- predictions and the sum of squared output errors. The state is not changed.
+entry batch_sums_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] [n] [b]
+                   (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [k2][m2]i64, [k3][m3]i64, i64, i64) =
+  let p = dfa_params_of params
+  let (pre0, d0, pre1, d1, pre2, d2, pre3, d3, correct, sq) =
+    dfa_deltas_4 (rule_id == rule_local_heads) p s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+  in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg pre2 d2, dfa_layer_sums s.tg pre3 d3, correct, sq)
+
+-- | The second half of a batch (§7.6): every synapse's step from the whole
+-- batch's sums `G` (those of `batch_sums_4`, added up over the batch's
+-- row ranges), then `t + 1`.
+entry apply_sums_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (g2: [k2][m2]i64) (g3: [k3][m3]i64) (params: []i64) : net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] =
+  let p = dfa_params_of params
+  let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
+  let l1 = dfa_layer_apply p s.seed s.t 1 s.l1 g1
+  let l2 = dfa_layer_apply p s.seed s.t 2 s.l2 g2
+  let l3 = dfa_layer_apply p s.seed s.t 3 s.l3 g3
+  in s with l0 = l0 with l1 = l1 with l2 = l2 with l3 = l3 with t = s.t + 1
 
 -- One sample of rule `seed_hebbian`.
 local

@@ -2,16 +2,17 @@
 
 Every rank of ``MPI.COMM_WORLD`` holds the whole model and the whole training set and walks the
 same sample order. Each global batch is cut into contiguous row ranges, one per rank; a rank
-computes its rows' exact per-synapse sums ``G`` (:func:`graia.backends.numba.batch_sums`), one
+computes its rows' exact per-synapse sums ``G`` (its backend's ``batch_sums``), one
 ``Allreduce(SUM)`` of int64 adds them up with the batch's metrics, and every rank applies the same
-update (:func:`graia.backends.numba.apply_sums`). Integer sums do not depend on how they are
-split, so every rank ends every batch with the state one process would have, bit for bit.
+update (the backend's ``apply_sums``). Integer sums do not depend on how they are split, so every
+rank ends every batch with the state one process would have, bit for bit, on every backend.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import sys
 import time
 import traceback
@@ -25,19 +26,23 @@ from graia.errors import GraiaError, GraiaValueError
 
 #: Values of ``fit(distribute=...)`` and ``graia train --distribute``.
 MODES = ("data",)
-#: The backend and the rules the data-parallel path runs (docs/distributed.md: what is not done).
-BACKEND = "numba"
+#: The rules the data-parallel path runs (docs/distributed.md: what is not done).
 RULES = ("dfa", "local_heads")
 
 _world: Any = None
+_shared_rank: int | None = None
+#: Where MPI launchers put a process's rank among the ranks of its host (Open MPI, MPICH and
+#: Intel MPI, Slurm).
+LOCAL_RANK_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID")
 
 
 def validate(distribute: str | None, rule_name: str | None, backend_name: str) -> None:
     """Check a ``distribute`` request before anything is computed.
 
     Raises:
-        GraiaValueError: an unknown mode, a rule or backend the mode does not run, or mpi4py
-            (or its MPI library) missing.
+        GraiaValueError: an unknown mode, a rule the mode does not run, or mpi4py (or its MPI
+            library) missing. Every backend runs ``"data"`` (``backend_name`` is named in the
+            errors only).
     """
     if distribute is None:
         return
@@ -47,30 +52,44 @@ def validate(distribute: str | None, rule_name: str | None, backend_name: str) -
         raise GraiaValueError(
             f"distribute='data' runs the rules {', '.join(RULES)}, not {rule_name!r}"
         )
-    if backend_name != BACKEND:
-        raise GraiaValueError(
-            f"distribute='data' runs on the {BACKEND} backend only, not {backend_name!r} "
-            f"(choose it with GRAIA_BACKEND={BACKEND} or --backend {BACKEND})"
-        )
     try:
         world()
     except ImportError as exc:
         raise GraiaValueError(
-            f"distribute='data' needs mpi4py and an MPI library (pip install 'graia[mpi]'; "
-            f"Debian: openmpi-bin libopenmpi-dev): {exc}"
+            f"distribute='data' on the {backend_name} backend needs mpi4py and an MPI library "
+            f"(pip install 'graia[mpi]'; Debian: openmpi-bin libopenmpi-dev): {exc}"
         ) from exc
 
 
 def world() -> Any:
     """``MPI.COMM_WORLD``, its errors fatal: a failing call or a dead rank ends the whole job
-    rather than leaving the other ranks waiting."""
-    global _world
+    rather than leaving the other ranks waiting. The first call is collective (every rank makes
+    it, as ``fit`` does): without a launcher's local rank it splits the ranks by host."""
+    global _world, _shared_rank
     if _world is None:
         from mpi4py import MPI
 
         MPI.COMM_WORLD.Set_errhandler(MPI.ERRORS_ARE_FATAL)
+        if _launcher_local_rank() is None and MPI.COMM_WORLD.Get_size() > 1:
+            _shared_rank = MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
         _world = MPI.COMM_WORLD
     return _world
+
+
+def _launcher_local_rank() -> int | None:
+    for name in LOCAL_RANK_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+def local_rank() -> int | None:
+    """This process's rank among the MPI ranks on its host (for one device per rank), or None
+    outside MPI: from the launcher's environment (:data:`LOCAL_RANK_VARIABLES`), else from
+    mpi4py once :func:`world` has run. Never starts MPI."""
+    launcher = _launcher_local_rank()
+    return launcher if launcher is not None else _shared_rank
 
 
 def rank() -> int:
@@ -123,8 +142,9 @@ def check_agreement(state: HostState, x: np.ndarray, y: np.ndarray, params: np.n
 
 
 class DataParallel:
-    """A Numba backend whose ``train_epoch`` shares each global batch among the ranks of
-    ``MPI.COMM_WORLD``; everything else is the wrapped backend's. ``communication_seconds`` and
+    """A backend whose ``train_epoch`` shares each global batch among the ranks of
+    ``MPI.COMM_WORLD`` (through the backend's ``batch_sums`` and ``apply_sums``); everything else
+    is the wrapped backend's. ``communication_seconds`` and
     ``bytes_per_batch`` describe the last epoch's all-reduces."""
 
     def __init__(self, backend: Any) -> None:
@@ -138,30 +158,26 @@ class DataParallel:
 
     def train_epoch(
         self,
-        handle: HostState,
-        dataset: tuple[np.ndarray, np.ndarray],
+        handle: Any,
+        dataset: Any,
         order: np.ndarray,
         batch_size: int,
         rule_id: int,
         params: np.ndarray,
-    ) -> tuple[HostState, int, int]:
+    ) -> tuple[Any, int, int]:
         """One epoch (or part of one) in the sample ``order``, as one process would run it."""
         from mpi4py import MPI
 
-        from graia.backends.numba import RULE_LOCAL_HEADS, apply_sums, batch_sums
-
         comm = world()
         me, ranks = comm.Get_rank(), comm.Get_size()
-        x, y = dataset
         order = np.ascontiguousarray(order, np.int32)
-        local_heads = rule_id == RULE_LOCAL_HEADS
         correct = sq_error = 0
         buffer = None
         for start in range(0, order.shape[0], batch_size):
             idx = order[start : start + batch_size]
             rows = idx.shape[0]
             lo, hi = rows * me // ranks, rows * (me + 1) // ranks
-            sums, c, e = batch_sums(handle, x, y, idx[lo:hi], lo, params, local_heads)
+            sums, c, e = self.backend.batch_sums(handle, dataset, idx[lo:hi], lo, rule_id, params)
             if buffer is None:
                 # One buffer per batch: every layer's G, then correct and sq_error.
                 buffer = np.empty(sum(g.size for g in sums) + 2, np.int64)
@@ -179,7 +195,7 @@ class DataParallel:
             for g in sums:
                 totals.append(buffer[offset : offset + g.size].reshape(g.shape))
                 offset += g.size
-            apply_sums(handle, totals, params)
+            handle = self.backend.apply_sums(handle, totals, rule_id, params)
             correct += int(buffer[-2])
             sq_error += int(buffer[-1])
         return handle, correct, sq_error

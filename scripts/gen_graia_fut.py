@@ -2,7 +2,8 @@
 
 A network's layers have different shapes, and Futhark arrays are regular, so a network of D dense
 layers is a record of D layer records (``net<D>``) and every entry point exists once per depth
-(``load_<D>``, ``dump_<D>``, ``train_epoch_<D>``, ``predict_<D>``, ``activations_<D>``). Every
+(``load_<D>``, ``dump_<D>``, ``train_epoch_<D>``, ``batch_sums_<D>`` and ``apply_sums_<D>``
+(the two halves of a batch, for data-parallel training), ``predict_<D>``, ``activations_<D>``). Every
 array then has its own exact shape, known to the host, so no kernel launch waits for a size held
 on the device. The code of each depth is the same few calls of ``futhark/dense.fut`` and
 ``futhark/rules/*.fut``; this script writes it out, together with the rule ids of
@@ -129,7 +130,7 @@ def dump_entry(d: int) -> str:
 
 def forward_lines(d: int, *, training: bool, x: str = "x") -> list[str]:
     """Lets binding a1..a{d} for a batch ``x``; in training also each layer's trace ``tr<i>``,
-    with dropout on the hidden layers."""
+    with dropout on the hidden layers (the rows being rows ``row0, ...`` of their batch)."""
     lines = []
     prev = x
     for i in range(d):
@@ -143,33 +144,88 @@ def forward_lines(d: int, *, training: bool, x: str = "x") -> list[str]:
     return lines
 
 
-def dfa_batch(d: int) -> str:
-    lines = ["let dr = {rate = p.dropout, seed = s.seed, t = s.t}"] if d > 1 else []
+def learning_pairs(d: int) -> list[str]:
+    """The names ``pre<i>, d<i>`` of each layer's rows and deltas, layer after layer."""
+    return [name for i in range(d) for name in (f"pre{i}", f"d{i}")]
+
+
+def dfa_deltas(d: int) -> str:
+    lines = ["let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}"] if d > 1 else []
     lines += forward_lines(d, training=True)
     lines += [
         f"let e = output_error p.target_on p.target_off a{d} y",
         f"let (correct, sq) = metrics a{d} y e",
     ]
+    out = []
     for i in range(d - 1):
         delta = (
-            f"(layer_delta local_heads p s.l{i}.geo s.l{i}.shift s.fb{i} a{i + 1} tr{i}.winner"
-            f" tr{i}.z e y)"
+            f"layer_delta local_heads p s.l{i}.geo s.l{i}.shift s.fb{i} a{i + 1} tr{i}.winner"
+            f" tr{i}.z e y"
         )
-        lines.append(
-            f"let l{i} = dfa_layer_update s.tg p s.seed s.t {i} s.l{i} tr{i}.patches {delta}"
-        )
-    lines.append(
-        f"let l{d - 1} = dfa_layer_update s.tg p s.seed s.t {d - 1} s.l{d - 1} tr{d - 1}.patches e"
-    )
-    update = "".join(f" with l{i} = l{i}" for i in range(d))
+        out += [f"tr{i}.patches", f"({delta})"]
+    out += [f"tr{d - 1}.patches", "e"]
     body = "\n  ".join(lines)
+    unused_row0 = "row0" if d > 1 else "_"
+    return (
+        f"-- The forward pass and every layer's rows and deltas (§7.2, §7.4, §7.5) of the\n"
+        f"-- rows `x` of a batch of rule `dfa` (with `local_heads`, of rule `local_heads`),\n"
+        f"-- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics.\n"
+        f"local\n"
+        f"def dfa_deltas_{d} {sizes(d)} [b] [n0] ({'local_heads' if d > 1 else '_'}: bool)"
+        f" (p: dfa_params) (s: {net(d)}) ({unused_row0}: i64) (x: [b][n0]u8) (y: [b]i32) =\n"
+        f"  {body}\n"
+        f"  in ({join(out, ', ')}, correct, sq)\n"
+    )
+
+
+def dfa_batch(d: int) -> str:
+    updates = [
+        f"let l{i} = dfa_layer_update s.tg p s.seed s.t {i} s.l{i} pre{i} d{i}" for i in range(d)
+    ]
+    body = "\n  ".join(updates)
+    update = "".join(f" with l{i} = l{i}" for i in range(d))
     return (
         f"-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`).\n"
         f"local\n"
-        f"def dfa_batch_{d} {sizes(d)} [b] [n0] ({'local_heads' if d > 1 else '_'}: bool)"
+        f"def dfa_batch_{d} {sizes(d)} [b] [n0] (local_heads: bool)"
         f" (p: dfa_params) (s: {net(d)}) (x: [b][n0]u8) (y: [b]i32) : ({net(d)}, i64, i64) =\n"
+        f"  let ({join(learning_pairs(d), ', ')}, correct, sq) ="
+        f" dfa_deltas_{d} local_heads p s 0 x y\n"
         f"  {body}\n"
         f"  in (s{update} with t = s.t + 1, correct, sq)\n"
+    )
+
+
+def phase_entries(d: int) -> str:
+    """``batch_sums_<d>`` and ``apply_sums_<d>``: the two halves of a batch (§7.6)."""
+    sums = join([f"[k{i}][m{i}]i64" for i in range(d)], ", ")
+    totals = join([f"dfa_layer_sums s.tg pre{i} d{i}" for i in range(d)], ", ")
+    g_params = join([f"(g{i}: [k{i}][m{i}]i64)" for i in range(d)])
+    applies = "\n  ".join(
+        f"let l{i} = dfa_layer_apply p s.seed s.t {i} s.l{i} g{i}" for i in range(d)
+    )
+    update = "".join(f" with l{i} = l{i}" for i in range(d))
+    return (
+        f"-- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the\n"
+        f"-- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:\n"
+        f"-- each layer's exact sums `G` (i64, unsaturated), the number of correct\n"
+        f"-- predictions and the sum of squared output errors. The state is not changed.\n"
+        f"entry batch_sums_{d} {sizes(d)} [n0] [n] [b]\n"
+        f"  (s: {net(d)}) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64)"
+        f" (rule_id: i32) (params: []i64) : ({sums}, i64, i64) =\n"
+        f"  let p = dfa_params_of params\n"
+        f"  let ({join(learning_pairs(d), ', ')}, correct, sq) =\n"
+        f"    dfa_deltas_{d} (rule_id == rule_local_heads) p s row0"
+        f" (map (\\i -> x[i]) idx) (map (\\i -> y[i]) idx)\n"
+        f"  in ({totals}, correct, sq)\n\n"
+        f"-- | The second half of a batch (§7.6): every synapse's step from the whole\n"
+        f"-- batch's sums `G` (those of `batch_sums_{d}`, added up over the batch's\n"
+        f"-- row ranges), then `t + 1`.\n"
+        f"entry apply_sums_{d} {sizes(d)} (s: {net(d)}) {g_params} (params: []i64)"
+        f" : {net(d)} =\n"
+        f"  let p = dfa_params_of params\n"
+        f"  {applies}\n"
+        f"  in s{update} with t = s.t + 1\n"
     )
 
 
@@ -258,7 +314,9 @@ def generate() -> str:
             net_type(d),
             load_entry(d),
             dump_entry(d),
+            dfa_deltas(d),
             dfa_batch(d),
+            phase_entries(d),
             seed_sample(d),
             train_entry(d),
             predict_entries(d),

@@ -1,5 +1,6 @@
 """Run by tests/test_distributed.py under ``mpirun``: trains the cases below with
-``distribute="data"`` and has rank 0 write their digests to the JSON file named by argv[1].
+``distribute="data"`` on the backend ``GRAIA_BACKEND`` names and has rank 0 write their digests
+(and the backend's name) to the JSON file named by argv[1].
 With ``--kill``, rank 1 dies (``os._exit(3)``) after the first epoch. Imported by the test for the
 same cases on one process."""
 
@@ -81,4 +82,11 @@ if __name__ == "__main__":
     result = run("data", [_DieAfterFirstEpoch()] if kill else [])
     if distributed.rank() == 0:
         with open(sys.argv[1], "w") as f:
-            json.dump({"ranks": distributed.world().Get_size(), "digests": result}, f)
+            json.dump(
+                {
+                    "ranks": distributed.world().Get_size(),
+                    "backend": graia.backend.name(),
+                    "digests": result,
+                },
+                f,
+            )

@@ -1,9 +1,10 @@
 """Data-parallel training (docs/distributed.md, docs/arithmetic.md §7.6): the two phases of a
-batch against the fused epoch, ``mpirun -n 2`` and ``-n 3`` against one process bit for bit, and
-a dead rank ending the job. MPI runs skip locally without mpirun/mpi4py and fail in CI."""
+batch against the fused epoch on every backend, ``mpirun -n 2`` and ``-n 3`` on the numba and
+multicore backends against one process on the oracle bit for bit, and a dead rank ending the job. MPI runs skip locally without mpirun/mpi4py and fail in CI."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -45,21 +46,23 @@ def _mpirun() -> str:
     return path
 
 
-def _env() -> dict[str, str]:
-    """Ranks import this process's graia, on the numba backend, one thread each (the ranks
-    share the cores); Open MPI may run as root (containers, CI)."""
-    env = dict(os.environ, NUMBA_NUM_THREADS="1", GRAIA_BACKEND="numba")
+def _env(backend: str = "numba") -> dict[str, str]:
+    """Ranks import this process's graia, on ``backend``, one thread each (the ranks share the
+    cores); Open MPI may run as root (containers, CI)."""
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", GRAIA_NUM_THREADS="1", GRAIA_BACKEND=backend)
     root = str(Path(graia.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     return env
 
 
-def _launch(ranks: int, out: Path, *extra: str, timeout: float) -> subprocess.CompletedProcess:
+def _launch(
+    ranks: int, out: Path, *extra: str, timeout: float, backend: str = "numba"
+) -> subprocess.CompletedProcess:
     command = [_mpirun(), "-n", str(ranks), "--oversubscribe", sys.executable, str(WORKER)]
     return subprocess.run(
         [*command, str(out), *extra],
-        env=_env(),
+        env=_env(backend),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -70,18 +73,20 @@ def _launch(ranks: int, out: Path, *extra: str, timeout: float) -> subprocess.Co
 @pytest.mark.parametrize("kind", ["dense", "conv"])
 @pytest.mark.parametrize("rule", ["dfa", "local_heads"])
 @pytest.mark.parametrize("batch_size,ranks", [(32, 3), (2, 3), (7, 2)])
-def test_phases_equal_the_fused_epoch(kind, rule, batch_size, ranks):
-    """batch_sums over a split of every batch into row ranges (some empty when the batch has
-    fewer rows than there are ranks), summed, then apply_sums: the fused epoch's bits."""
+def test_phases_equal_the_fused_epoch(backend_name, kind, rule, batch_size, ranks):
+    """A backend's batch_sums over a split of every batch into row ranges (some empty when the
+    batch has fewer rows than there are ranks), summed, then apply_sums: the bits of its fused
+    epoch, and of the oracle's."""
     x, y = worker.data()
     x, y = x[:40], y[:40].astype(np.int32)
     model = worker.build(kind, rule, {"dropout": 70})
     params = model.rule.params()
-    backend = nb.NumbaBackend()
+    backend = graia.backend.get(backend_name)
+    dataset = backend.upload(x, y)
     order = np.random.default_rng(3).permutation(len(x)).astype(np.int32)
     fused = backend.load(model._host_state())
-    _, correct, sq = backend.train_epoch(
-        fused, (x, y), order, batch_size, model.rule.rule_id, params
+    fused, correct, sq = backend.train_epoch(
+        fused, dataset, order, batch_size, model.rule.rule_id, params
     )
     split = backend.load(model._host_state())
     totals = np.zeros(2, np.int64)
@@ -91,27 +96,41 @@ def test_phases_equal_the_fused_epoch(kind, rule, batch_size, ranks):
         sums = None
         for r in range(ranks):
             lo, hi = rows * r // ranks, rows * (r + 1) // ranks
-            g, c, e = nb.batch_sums(split, x, y, idx[lo:hi], lo, params, rule == "local_heads")
+            g, c, e = backend.batch_sums(split, dataset, idx[lo:hi], lo, model.rule.rule_id, params)
             assert all(gi.dtype == np.int64 for gi in g)
             sums = g if sums is None else [a + b for a, b in zip(sums, g)]
             totals += (c, e)
-        nb.apply_sums(split, sums, params)
+        split = backend.apply_sums(split, sums, model.rule.rule_id, params)
     assert (correct, sq) == tuple(totals)
+    fused, split = backend.dump(fused), backend.dump(split)
+    oracle = nb.NumbaBackend()
+    reference = oracle.load(model._host_state())
+    oracle.train_epoch(reference, (x, y), order, batch_size, model.rule.rule_id, params)
     for key in fused:
         np.testing.assert_array_equal(fused[key], split[key], err_msg=key)
+        np.testing.assert_array_equal(reference[key], split[key], err_msg=key)
 
 
+@functools.cache
+def _one_process_digests() -> dict[str, str]:
+    """The worker's cases trained by one process on the oracle."""
+    with graia.backend.use("numba"):
+        return worker.run(None)
+
+
+@pytest.mark.parametrize("backend", ["numba", "multicore"])
 @pytest.mark.parametrize("ranks", [2, 3])
-def test_mpirun_equals_one_process(tmp_path, ranks):
+def test_mpirun_equals_one_process(tmp_path, require_backend, backend, ranks):
+    """Every rank on ``backend``: the digests of one process on the oracle."""
     mpirun = _mpirun()  # skip before the reference run when MPI is missing
     assert mpirun
-    with graia.backend.use("numba"):
-        expected = worker.run(None)
+    require_backend(backend)
+    expected = _one_process_digests()
     out = tmp_path / "digests.json"
-    proc = _launch(ranks, out, timeout=300)
+    proc = _launch(ranks, out, timeout=300, backend=backend)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     got = json.loads(out.read_text())
-    assert got["ranks"] == ranks
+    assert (got["ranks"], got["backend"]) == (ranks, backend)
     assert got["digests"] == expected
 
 

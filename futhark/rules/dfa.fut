@@ -126,6 +126,22 @@ def layer_delta [b] [o] [c] [w] [r] [m]
                (err :> [r][c]i32)
      else route geo shift (feedback_delta fb err) winner z
 
+-- | The step of synapse `(i, h)` of layer `l` (index `l` in the network)
+-- at global step `t` from its accumulator `g` (§7.2): its new latent,
+-- momentum and fixed-point weight. The rounding words are keyed by
+-- `(seed, l, t, i * m + h)`, never by who computes them (§7.6).
+def dfa_layer_step [k] [m] (p: dfa_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) : i64 -> i64 -> i32 -> (i32, i32, i32) =
+  let key = hash (hash (hash seed stream_rounding) l) t
+  in \i h g ->
+       let (lq, mq) = dfa_synapse p (hash key (i * m + h)) g layer.latent[i, h] layer.momentum[i, h]
+       in (lq, mq, weight_of_latent layer.kmax lq)
+
+-- | Layer `layer` with the latents, momenta and weights of `dfa_layer_step`'s
+-- results.
+def with_steps [k] [m] (layer: layer [k] [m]) (updated: [k][m](i32, i32, i32)) : layer [k] [m] =
+  let (lat', mom', w') = map unzip3 updated |> unzip3
+  in layer with latent = lat' with momentum = mom' with weights = w'
+
 -- | The update of layer `l` (§7.2, §7.5) at global step `t` from the rows
 -- `pre` its weights multiplied and their deltas `d` (one row each): the accumulator
 -- `G = pre^T d` and each synapse's sign-momentum step (fused with the
@@ -141,13 +157,22 @@ def dfa_layer_update [r] [q] [k] [m]
                      (pre: [r][k]u8)
                      (d: [q][m]i32) : layer [k] [m] =
   let d = d :> [r][m]i32
-  let key = hash (hash (hash seed stream_rounding) l) t
-  let step i h g =
-    let (lq, mq) = dfa_synapse p (hash key (i * m + h)) g layer.latent[i, h] layer.momentum[i, h]
-    in (lq, mq, weight_of_latent layer.kmax lq)
+  let step = dfa_layer_step p seed t l layer
   let updated =
     if is_dense layer.geo
     then accumulate tg step pre d
     else map2 (\i row -> map2 (step i) (iota m) row) (iota k) (accumulate_wide tg pre d)
-  let (lat', mom', w') = map unzip3 updated |> unzip3
-  in layer with latent = lat' with momentum = mom' with weights = w'
+  in with_steps layer updated
+
+-- | The update of layer `l` at global step `t` from the exact sums `g` of a
+-- whole batch (§7.6: the sums of its row ranges added up), saturated to
+-- the i32 range first (§7.5); the same bits as `dfa_layer_update` on the
+-- whole batch.
+def dfa_layer_apply [k] [m] (p: dfa_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) (g: [k][m]i64) : layer [k] [m] =
+  let step = dfa_layer_step p seed t l layer
+  in with_steps layer (map2 (\i row -> map2 (\h v -> step i h (saturate_i32 v)) (iota m) row) (iota k) g)
+
+-- | The exact sums `G = pre^T d` of a layer's rows `pre` and their
+-- deltas `d` (§7.5, §7.6), unsaturated.
+def dfa_layer_sums [r] [q] [k] [m] (tg: target) (pre: [r][k]u8) (d: [q][m]i32) : [k][m]i64 =
+  accumulate_exact tg pre (d :> [r][m]i32)
