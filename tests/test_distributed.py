@@ -111,6 +111,53 @@ def test_phases_equal_the_fused_epoch(backend_name, kind, rule, batch_size, rank
         np.testing.assert_array_equal(reference[key], split[key], err_msg=key)
 
 
+def units_epoch(backend, state, x, y, order, batch_size, rule_id, params, ranks):
+    """One epoch of unit-parallel training (docs/arithmetic.md §7.7) with ``ranks`` shards in
+    this process: the MPI all-gathers and all-reduce of graia/distributed.py done by hand.
+    Returns (host state, correct, sq_error). Shared with the Futhark backends' tests."""
+    from graia.backends.interface import shard_state, unshard_state
+
+    handles = [backend.units_load(shard_state(state, r, ranks)) for r in range(ranks)]
+    hidden = len(state["sizes"]) - 2
+    correct = sq = 0
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        inputs = x[idx]
+        for layer in range(hidden):
+            acts = [backend.units_forward(h, layer, inputs, params) for h in handles]
+            inputs = np.ascontiguousarray(np.concatenate(acts, axis=1))
+        sums = sum(backend.units_partials(h, rule_id, params) for h in handles)
+        labels = np.ascontiguousarray(y[idx], np.int32)
+        results = {backend.units_step(h, sums, labels, rule_id, params) for h in handles}
+        assert len(results) == 1  # every rank computes the same metrics
+        c, e = results.pop()
+        correct, sq = correct + c, sq + e
+    return unshard_state(state, [backend.units_dump(h) for h in handles]), correct, sq
+
+
+@pytest.mark.parametrize("rule", ["dfa", "local_heads"])
+@pytest.mark.parametrize("batch_size,ranks", [(32, 3), (7, 2), (16, 50)])
+def test_unit_shards_equal_the_fused_epoch(rule, batch_size, ranks):
+    """Every batch run as shards of units (some empty when there are more ranks than units),
+    the shards' activations concatenated and partial sums added: the fused epoch's bits."""
+    x, y = worker.data()
+    x, y = x[:40], y[:40].astype(np.int32)
+    model = worker.build("dense", rule, {"dropout": 70})
+    params = model.rule.params()
+    backend = nb.NumbaBackend()
+    order = np.random.default_rng(3).permutation(len(x)).astype(np.int32)
+    fused = backend.load(model._host_state())
+    _, correct, sq = backend.train_epoch(
+        fused, (x, y), order, batch_size, model.rule.rule_id, params
+    )
+    state, c, e = units_epoch(
+        backend, model._host_state(), x, y, order, batch_size, model.rule.rule_id, params, ranks
+    )
+    assert (correct, sq) == (c, e)
+    for key in fused:
+        np.testing.assert_array_equal(fused[key], state[key], err_msg=key)
+
+
 @functools.cache
 def _one_process_digests() -> dict[str, str]:
     """The worker's cases trained by one process on the oracle."""

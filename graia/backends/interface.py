@@ -134,3 +134,146 @@ class Backend(Protocol):
     def activations(self, handle: Any, x: np.ndarray) -> list[np.ndarray]:
         """Every layer's u8 activations for the rows of ``x``: ``x`` first, then each layer's
         ``(n, units)`` (the last is ``predict``'s)."""
+
+
+# ------------------------------------------------------------------------------ unit parallel
+# docs/arithmetic.md §7.7, docs/distributed.md. Under ``fit(distribute="units")`` rank ``r`` of
+# ``P`` owns, in every hidden layer of ``n`` units, the units ``unit_range(n, r, P)``: their
+# incoming synapses (columns of the layer's ``(fan_in, n)`` matrix), their feedback rows and, in
+# the output layer, the matching rows (the output layer's fan-in is the last hidden layer's
+# units). A *shard* is the part of a host state one rank owns, laid out like a host state:
+#
+#   sizes, geometry, kmax, shift, counters   the whole model's (unchanged)
+#   unit_ranges   i64 (hidden layers, 2): [lo, hi) of each hidden layer's units owned here
+#   latent, momentum   i32: hidden layer l's (fan_in, hi - lo) column block, then the output
+#                 layer's (hi - lo, classes) row block (lo, hi of the last hidden layer), each
+#                 row-major, layer after layer
+#   feedback      i8: rows [lo, hi) of each hidden layer's (n, classes) matrix, layer after layer
+#
+# Every key of §4 stays global: dropout unit h of a layer of n units, batch row s, hashes the word
+# s * n + lo + h; the rounding word of owned synapse (i, h) of hidden layer l is i * n + lo + h,
+# of owned output synapse (h, j) is (lo + h) * classes + j. So a shard steps exactly the bits one
+# process would give those synapses. Dense layers only.
+
+
+def unit_range(units: int, rank: int, ranks: int) -> tuple[int, int]:
+    """The units ``[lo, hi)`` of a layer of ``units`` that rank ``rank`` of ``ranks`` owns
+    (contiguous, in rank order; empty when there are more ranks than units)."""
+    return units * rank // ranks, units * (rank + 1) // ranks
+
+
+def shard_state(state: HostState, rank: int, ranks: int) -> HostState:
+    """The shard of a host state (Dense layers, at least one hidden) that rank ``rank`` of
+    ``ranks`` owns (copies)."""
+    sizes = state["sizes"]
+    hidden = len(sizes) - 2
+    ranges = np.array([unit_range(int(sizes[l + 1]), rank, ranks) for l in range(hidden)])
+    ranges = ranges.reshape(hidden, 2).astype(np.int64)
+    parts: dict[str, list[np.ndarray]] = {"latent": [], "momentum": [], "feedback": []}
+    for l, (lat, mom) in enumerate(layer_blocks(state, "latent", "momentum")):
+        if l < hidden:
+            lo, hi = ranges[l]
+            cut = (slice(None), slice(lo, hi))
+        else:  # the output layer: the rows of the last hidden layer's units
+            lo, hi = ranges[-1]
+            cut = (slice(lo, hi), slice(None))
+        parts["latent"].append(lat[cut].ravel())
+        parts["momentum"].append(mom[cut].ravel())
+    for l, fb in enumerate(feedback_blocks(state)):
+        parts["feedback"].append(fb[ranges[l, 0] : ranges[l, 1]].ravel())
+    shard = {k: state[k].copy() for k in ("sizes", "geometry", "kmax", "shift", "counters")}
+    for key, blocks in parts.items():
+        dtype = HOST_STATE_DTYPES[key]
+        shard[key] = np.concatenate(blocks).astype(dtype) if blocks else np.zeros(0, dtype)
+    shard["unit_ranges"] = ranges
+    return shard
+
+
+def shard_blocks(shard: HostState, key: str) -> list[np.ndarray]:
+    """Each layer's 2-D view of a shard's ``latent``/``momentum`` (``key``): hidden layers
+    ``(fan_in, hi - lo)``, the output layer ``(hi - lo, classes)``."""
+    ranges = shard["unit_ranges"]
+    shapes = []
+    for l, (fan_in, units) in enumerate(weight_shapes(shard["geometry"])):
+        if l < len(ranges):
+            shapes.append((fan_in, int(ranges[l, 1] - ranges[l, 0])))
+        else:
+            shapes.append((int(ranges[-1, 1] - ranges[-1, 0]), units))
+    views, offset = [], 0
+    for shape in shapes:
+        size = shape[0] * shape[1]
+        views.append(shard[key][offset : offset + size].reshape(shape))
+        offset += size
+    return views
+
+
+def shard_feedback_blocks(shard: HostState) -> list[np.ndarray]:
+    """Each hidden layer's ``(hi - lo, classes)`` view of a shard's feedback rows."""
+    classes = int(shard["sizes"][-1])
+    views, offset = [], 0
+    for lo, hi in shard["unit_ranges"]:
+        size = int(hi - lo) * classes
+        views.append(shard["feedback"][offset : offset + size].reshape(int(hi - lo), classes))
+        offset += size
+    return views
+
+
+def unshard_state(state: HostState, shards: list[HostState]) -> HostState:
+    """The host state whose learned parts are those of ``shards`` (every rank's, in rank order)
+    and the rest ``state``'s: the inverse of :func:`shard_state`."""
+    out = {k: v.copy() for k, v in state.items()}
+    out["counters"] = shards[0]["counters"].copy()
+    targets = layer_blocks(out, "latent", "momentum")
+    hidden = len(state["sizes"]) - 2
+    for shard in shards:
+        ranges = shard["unit_ranges"]
+        for key, k in (("latent", 0), ("momentum", 1)):
+            for l, block in enumerate(shard_blocks(shard, key)):
+                if l < hidden:
+                    targets[l][k][:, ranges[l, 0] : ranges[l, 1]] = block
+                else:
+                    targets[l][k][ranges[-1, 0] : ranges[-1, 1]] = block
+    return out
+
+
+class UnitParallelBackend(Protocol):
+    """What ``fit(distribute="units")`` needs from a backend (docs/arithmetic.md §7.7), on top of
+    :class:`Backend`. The caller (graia/distributed.py) does all MPI; a backend only computes on
+    its rank's shard. One ``dfa``/``local_heads`` batch of ``rows`` rows is, on every rank:
+
+    1. for each hidden layer ``l`` in order: ``acts = units_forward(h, l, inputs, params)``, where
+       ``inputs`` is the layer's whole input (the batch's rows of ``x`` for ``l = 0``, else the
+       previous hidden layer's activations of *all* units, gathered from every rank's ``acts``);
+    2. ``partials = units_partials(h, rule_id, params)``; the caller sums them over the ranks;
+    3. ``correct, sq_error = units_step(h, sums, labels, rule_id, params)``.
+
+    Between calls the handle keeps what the batch needs (each layer's input, ``z`` and owned
+    activations). All arrays cross as C-contiguous numpy arrays.
+    """
+
+    def units_load(self, shard: HostState) -> Any:
+        """Put a shard (:func:`shard_state`) on the backend; returns a handle."""
+
+    def units_dump(self, handle: Any) -> HostState:
+        """The shard of a handle (a copy), its counters advanced by the batches stepped."""
+
+    def units_forward(self, handle: Any, layer: int, inputs: np.ndarray, params: np.ndarray):
+        """Hidden layer ``layer`` for the owned units: ``z`` (§3) from ``inputs`` (u8
+        ``(rows, fan_in)``), the u8 activations, dropout (§7.2, keyed by the global unit and the
+        global batch row, step ``t`` of the counters). Keeps ``inputs`` and ``z``; returns the
+        owned activations after dropout, u8 ``(rows, hi - lo)``."""
+
+    def units_partials(self, handle: Any, rule_id: int, params: np.ndarray) -> np.ndarray:
+        """This rank's share of the batch's sums over units, i32 ``(blocks, rows, classes)``:
+        for ``local_heads`` first each hidden layer's head sums ``sum_h a[s, h] B[h, j]`` over the
+        owned units (§7.4), then (both rules) the output layer's ``z`` summed over the owned
+        rows of its weights. The sums over all ranks are the single-process values (exact)."""
+
+    def units_step(
+        self, handle: Any, sums: np.ndarray, labels: np.ndarray, rule_id: int, params: np.ndarray
+    ) -> tuple[int, int]:
+        """The rest of the batch from ``sums`` (``units_partials`` summed over the ranks) and the
+        batch's labels (i32 ``(rows,)``): the output activations and error (§7.1), the local
+        heads' errors, the owned units' deltas, every owned synapse's step with the global
+        rounding words, then ``t += 1``. Returns the batch's ``(correct, sq_error)`` (the same on
+        every rank)."""

@@ -19,6 +19,8 @@ from graia.backends.interface import (
     HostState,
     feedback_blocks,
     layer_blocks,
+    shard_blocks,
+    shard_feedback_blocks,
 )
 from graia.spec import (
     I32_MAX,
@@ -203,13 +205,14 @@ def _layer_views(state: HostState):
 
 
 @njit(cache=True, parallel=True)
-def _dropout(a: np.ndarray, key: np.uint64, rate: int, row0: int) -> None:
-    """§7.2: zero the units whose hash byte falls below ``rate``; row ``s`` of ``a`` is row
-    ``row0 + s`` of the batch (§7.6)."""
-    rows, n_out = a.shape
+def _dropout(a: np.ndarray, key: np.uint64, rate: int, row0: int, units: int, unit0: int) -> None:
+    """§7.2: zero the units whose hash byte falls below ``rate``; ``a[s, h]`` is unit
+    ``unit0 + h`` of the layer's ``units`` in row ``row0 + s`` of the batch (§7.6, §7.7)."""
+    rows, owned = a.shape
     for s in prange(rows):
-        for h in range(n_out):
-            if np.int64(hash2(key, (row0 + s) * n_out + h) & np.uint64(255)) < rate:
+        for h in range(owned):
+            word = (row0 + s) * units + unit0 + h
+            if np.int64(hash2(key, word) & np.uint64(255)) < rate:
                 a[s, h] = 0
 
 
@@ -241,7 +244,7 @@ def _forward_all(
         a, winner = _block_output(block, a_c, batch)
         if dropout and layer < len(weights) - 1:
             key = np.uint64(dropout_key(seed, layer, int(state["counters"][COUNTER_STEP])))
-            _dropout(a, key, dropout, row0)
+            _dropout(a, key, dropout, row0, a.shape[1], 0)
         fp.patches.append(p)
         fp.zs.append(z)
         fp.acts.append(a)
@@ -271,17 +274,26 @@ def _output_error(a_out, labels, valid, target_on, target_off, e) -> tuple[int, 
 
 
 @njit(cache=True, parallel=True)
-def _local_head_error(a, feedback, head_shift, labels, target_on, target_off, e) -> None:
-    """§7.4: the error of a hidden layer's fixed ternary classifier ``B``:
-    ``e = clamp((a B) >> head_shift, 0, 255) - t``."""
+def _head_sums(a, feedback) -> np.ndarray:
+    """§7.4: a hidden layer's fixed ternary classifier ``u = a B`` (exact i32)."""
     rows, n_out = a.shape
     classes = feedback.shape[1]
+    u = np.zeros((rows, classes), np.int32)
     for s in prange(rows):
         for j in range(classes):
             acc = 0
             for h in range(n_out):
                 acc += np.int32(a[s, h]) * feedback[h, j]
-            v = min(max(acc >> head_shift, 0), 255)
+            u[s, j] = acc
+    return u
+
+
+@njit(cache=True)
+def _head_error(u, head_shift, labels, target_on, target_off, e) -> None:
+    """§7.4: the local head's error ``e = clamp(u >> head_shift, 0, 255) - t``."""
+    for s in range(u.shape[0]):
+        for j in range(u.shape[1]):
+            v = min(max(u[s, j] >> head_shift, 0), 255)
             e[s, j] = v - (target_on if j == labels[s] else target_off)
 
 
@@ -301,8 +313,10 @@ def _dfa_synapse(g, lat, mom, r, step, beta1, beta2, decay):
 
 
 @njit(cache=True, parallel=True)
-def _dfa_update(pre, d, latent, momentum, key, step, beta1, beta2, decay) -> None:
-    """§7.2: ``G = pre^T d`` (exact in i32 under §7.2's bound) and every synapse's step."""
+def _dfa_update(pre, d, latent, momentum, key, step, beta1, beta2, decay, row0, col0, width):
+    """§7.2: ``G = pre^T d`` (exact in i32 under §7.2's bound) and every synapse's step; synapse
+    ``(i, h)`` of ``latent`` is ``(row0 + i, col0 + h)`` of the layer's matrix of ``width``
+    columns (its rounding word, §7.7; ``0, 0, n_out`` for a whole layer)."""
     n_in, n_out = latent.shape
     rows = pre.shape[0]
     for i in prange(n_in):
@@ -313,7 +327,7 @@ def _dfa_update(pre, d, latent, momentum, key, step, beta1, beta2, decay) -> Non
                 for h in range(n_out):
                     g[h] += p * d[s, h]
         for h in range(n_out):
-            r = hash2(key, i * n_out + h)
+            r = hash2(key, (row0 + i) * width + col0 + h)
             latent[i, h], momentum[i, h] = _dfa_synapse(
                 g[h], latent[i, h], momentum[i, h], r, step, beta1, beta2, decay
             )
@@ -377,10 +391,8 @@ def _batch_deltas(state, x, y, idx, row0, opts: _DfaOptions):
         err = e
         if opts.local_heads:
             err = np.empty((rows, classes), np.int32)
-            _local_head_error(
-                fp.acts[layer + 1], feedback[layer], opts.head_shift, labels,
-                opts.target_on, opts.target_off, err,
-            )  # fmt: skip
+            u = _head_sums(fp.acts[layer + 1], feedback[layer])
+            _head_error(u, opts.head_shift, labels, opts.target_on, opts.target_off, err)
         delta = _feedback_delta(feedback[layer], err)
         shift = int(state["shift"][layer])
         deltas.append(_block_route(block, delta, fp.zs[layer], shift, fp.winners[layer]))
@@ -444,7 +456,8 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
             key = np.uint64(rounding_key(seed, layer, t))  # numba hands u64 back as a Python int
             step = (opts.step, opts.beta1, opts.beta2, opts.decay)
             if block.is_dense:  # exact in i32 (§7.2's bound): the sums fused with the step
-                _dfa_update(fp.patches[layer], deltas[layer], lat, mom, key, *step)
+                whole = (0, 0, lat.shape[1])
+                _dfa_update(fp.patches[layer], deltas[layer], lat, mom, key, *step, *whole)
             else:
                 _apply_update(_update_sums(fp.patches[layer], deltas[layer]), lat, mom, key, *step)
         counters[COUNTER_STEP] = t + 1
@@ -507,6 +520,21 @@ def _train_epoch_seed_hebbian(state, x, y, order):
     return correct_total, sq_total
 
 
+class _UnitShard:
+    """A numba unit-parallel handle (interface.UnitParallelBackend): a shard and what the batch
+    in progress keeps between calls, per hidden layer (input, owned ``z`` and activations)."""
+
+    def __init__(self, shard: HostState) -> None:
+        self.shard = shard
+        self.latent = shard_blocks(shard, "latent")
+        self.momentum = shard_blocks(shard, "momentum")
+        self.feedback = shard_feedback_blocks(shard)
+        hidden = len(self.feedback)
+        self.inputs: list[np.ndarray] = [np.empty((0, 0), np.uint8)] * hidden
+        self.zs: list[np.ndarray] = [np.empty((0, 0), np.int32)] * hidden
+        self.acts: list[np.ndarray] = [np.empty((0, 0), np.uint8)] * hidden
+
+
 class NumbaBackend:
     """The reference backend. Handles are host states (dicts of numpy arrays)."""
 
@@ -553,3 +581,81 @@ class NumbaBackend:
         layers, _ = _layer_views(handle)
         weights = _all_fixed_weights(handle, layers)
         return _forward_all(handle, np.ascontiguousarray(x, np.uint8), weights).acts
+
+    # ------------------------------------------------------- unit parallel (docs/arithmetic.md §7.7)
+    def units_load(self, shard: HostState) -> _UnitShard:
+        return _UnitShard({k: np.array(v, copy=True) for k, v in shard.items()})
+
+    def units_dump(self, handle: _UnitShard) -> HostState:
+        return {k: v.copy() for k, v in handle.shard.items()}
+
+    def units_forward(
+        self, handle: _UnitShard, layer: int, inputs: np.ndarray, params: np.ndarray
+    ) -> np.ndarray:
+        shard = handle.shard
+        lo, hi = (int(v) for v in shard["unit_ranges"][layer])
+        w = _fixed_weights(handle.latent[layer], int(shard["kmax"][layer]))
+        rows = inputs.shape[0]
+        z = np.empty((rows, hi - lo), np.int32)
+        a = np.empty((rows, hi - lo), np.uint8)
+        _forward(inputs, w, int(shard["shift"][layer]), z, a)
+        dropout = _DfaOptions(params, False).dropout
+        if dropout:
+            t = int(shard["counters"][COUNTER_STEP])
+            key = np.uint64(dropout_key(_seed(shard), layer, t))
+            _dropout(a, key, dropout, 0, int(shard["sizes"][layer + 1]), lo)
+        handle.inputs[layer], handle.zs[layer], handle.acts[layer] = inputs, z, a
+        return a
+
+    def units_partials(self, handle: _UnitShard, rule_id: int, params: np.ndarray) -> np.ndarray:
+        shard = handle.shard
+        blocks = []
+        if rule_id == RULE_LOCAL_HEADS:
+            blocks = [_head_sums(a, fb) for a, fb in zip(handle.acts, handle.feedback)]
+        last = handle.acts[-1]
+        w = _fixed_weights(handle.latent[-1], int(shard["kmax"][-1]))
+        z = np.empty((last.shape[0], w.shape[1]), np.int32)
+        _forward(last, w, 0, z, np.empty(z.shape, np.uint8))  # only z: a partial sum
+        return np.stack([*blocks, z])
+
+    def units_step(
+        self,
+        handle: _UnitShard,
+        sums: np.ndarray,
+        labels: np.ndarray,
+        rule_id: int,
+        params: np.ndarray,
+    ) -> tuple[int, int]:
+        shard = handle.shard
+        opts = _DfaOptions(params, rule_id == RULE_LOCAL_HEADS)
+        rows, classes = sums.shape[1:]
+        a_out = np.clip(sums[-1] >> int(shard["shift"][-1]), 0, 255).astype(np.uint8)  # §3
+        e = np.empty((rows, classes), np.int32)
+        correct, sq = _output_error(
+            a_out, labels, np.ones(rows, np.bool_), opts.target_on, opts.target_off, e
+        )
+        seed, t = _seed(shard), int(shard["counters"][COUNTER_STEP])
+        step = (opts.step, opts.beta1, opts.beta2, opts.decay)
+        ranges = shard["unit_ranges"]
+        for layer, block in enumerate(_blocks(shard)[:-1]):
+            err = e
+            if opts.local_heads:
+                err = np.empty((rows, classes), np.int32)
+                _head_error(
+                    sums[layer], opts.head_shift, labels, opts.target_on, opts.target_off, err
+                )
+            delta = _feedback_delta(handle.feedback[layer], err)
+            shift = int(shard["shift"][layer])
+            d = _block_route(block, delta, handle.zs[layer], shift, None)
+            key = np.uint64(rounding_key(seed, layer, t))
+            lat, mom = handle.latent[layer], handle.momentum[layer]
+            width = int(shard["sizes"][layer + 1])
+            _dfa_update(
+                handle.inputs[layer], d, lat, mom, key, *step, 0, int(ranges[layer, 0]), width
+            )
+        output = len(ranges)
+        key = np.uint64(rounding_key(seed, output, t))
+        lat, mom = handle.latent[output], handle.momentum[output]
+        _dfa_update(handle.acts[-1], e, lat, mom, key, *step, int(ranges[-1, 0]), 0, classes)
+        shard["counters"][COUNTER_STEP] = t + 1
+        return int(correct), int(sq)
