@@ -124,16 +124,23 @@ def accumulate_wide [r] [k] [m] (tg: target) (a: [r][k]u8) (d: [r][m]i32) : [k][
 -- for a rank's share of a batch).
 type dropout = {rate: i32, seed: u64, t: i64, row0: i64}
 
--- | Apply dropout to hidden layer `l`'s activations of a batch: unit `h` of
--- batch row `s` becomes 0 when `(hash(seed, STREAM_DROPOUT, l, t, s * n + h) & 255) < rate`.
-def drop_units [b] [n] (dr: dropout) (l: i64) (a: [b][n]u8) : [b][n]u8 =
+-- | Dropout (`drop_units`) of the units `unit0, unit0 + 1, ...` of a layer of
+-- `units` (§7.7: a rank's own units).
+def drop_block [b] [n] (dr: dropout) (l: i64) (units: i64) (unit0: i64) (a: [b][n]u8) : [b][n]u8 =
   -- The rate is tested inside the kernel, not on the host: a host-side
   -- branch would read it from the device every batch.
   let key = hash (hash (hash dr.seed stream_dropout) l) dr.t
   let rate = u64.i32 dr.rate
   in map2 (\s row ->
-             map2 (\h v -> if rate > 0 && (hash key ((dr.row0 + s) * n + h) & 255) < rate then 0 else v)
+             map2 (\h v ->
+                     let word = (dr.row0 + s) * units + unit0 + h
+                     in if rate > 0 && (hash key word & 255) < rate then 0 else v)
                   (iota n)
                   row)
           (iota b)
           a
+
+-- | Apply dropout to hidden layer `l`'s activations of a batch: unit `h` of
+-- batch row `s` becomes 0 when `(hash(seed, STREAM_DROPOUT, l, t, s * n + h) & 255) < rate`.
+def drop_units [b] [n] (dr: dropout) (l: i64) (a: [b][n]u8) : [b][n]u8 =
+  drop_block dr l n 0 a

@@ -137,19 +137,21 @@ def units_epoch(backend, state, x, y, order, batch_size, rule_id, params, ranks)
 
 @pytest.mark.parametrize("rule", ["dfa", "local_heads"])
 @pytest.mark.parametrize("batch_size,ranks", [(32, 3), (7, 2), (16, 50)])
-def test_unit_shards_equal_the_fused_epoch(rule, batch_size, ranks):
-    """Every batch run as shards of units (some empty when there are more ranks than units),
-    the shards' activations concatenated and partial sums added: the fused epoch's bits."""
+def test_unit_shards_equal_the_fused_epoch(backend_name, rule, batch_size, ranks):
+    """Every batch run as shards of units (some empty when there are more ranks than units) on
+    a backend, the shards' activations concatenated and partial sums added: the bits of the
+    oracle's fused epoch."""
     x, y = worker.data()
     x, y = x[:40], y[:40].astype(np.int32)
     model = worker.build("dense", rule, {"dropout": 70})
     params = model.rule.params()
-    backend = nb.NumbaBackend()
+    oracle = nb.NumbaBackend()
     order = np.random.default_rng(3).permutation(len(x)).astype(np.int32)
-    fused = backend.load(model._host_state())
-    _, correct, sq = backend.train_epoch(
+    fused = oracle.load(model._host_state())
+    _, correct, sq = oracle.train_epoch(
         fused, (x, y), order, batch_size, model.rule.rule_id, params
     )
+    backend = graia.backend.get(backend_name)
     state, c, e = units_epoch(
         backend, model._host_state(), x, y, order, batch_size, model.rule.rule_id, params, ranks
     )

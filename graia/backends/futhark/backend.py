@@ -16,6 +16,7 @@ import numpy as np
 from graia.backends.futhark.ffi import Context, Target, Value, import_compiled
 from graia.backends.futhark.multicore import Multicore
 from graia.backends.futhark.opencl import OpenCL
+from graia.backends.futhark.units import UnitParallelMixin
 from graia.backends.interface import (
     HOST_STATE_DTYPES,
     HostState,
@@ -84,12 +85,12 @@ class FutharkDataset:
 # The backend
 
 
-class FutharkBackend:
+class FutharkBackend(UnitParallelMixin):
     """A Futhark-compiled backend: ``kind`` is ``"multicore"`` or ``"opencl"`` (:data:`KINDS`);
     ``options`` go to its target: ``num_threads`` (multicore), ``platform``, ``device`` and
     ``build_options`` (opencl; see graia.backends.futhark.opencl).
 
-    Implements graia.backends.interface.Backend. The context is created on first use (for OpenCL
+    Implements graia.backends.interface.Backend and UnitParallelBackend (units.py). The context is created on first use (for OpenCL
     that compiles the kernels, or loads them from the driver's cache).
     """
 
