@@ -414,8 +414,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--distribute",
         choices=distributed.MODES,
-        help="under mpirun: share each batch among the ranks (same result as one process; "
-        "every backend; docs/distributed.md)",
+        help="under mpirun: share each batch's rows (data) or every hidden layer's units "
+        "(units, Dense networks) among the ranks (same result as one process; every backend; "
+        "docs/distributed.md)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress or status lines")
     train.add_argument("--json", action="store_true", help="end with one JSON line of results")

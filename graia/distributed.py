@@ -1,11 +1,19 @@
-"""Data-parallel training over MPI (docs/distributed.md; the arithmetic is docs/arithmetic.md §7.6).
+"""Distributed training over MPI (docs/distributed.md; the arithmetic is docs/arithmetic.md §7.6,
+§7.7). Every rank of ``MPI.COMM_WORLD`` holds the whole model and the whole training set and walks
+the same sample order; integer sums do not depend on how they are split, so every rank ends every
+batch with the state one process would have, bit for bit.
 
-Every rank of ``MPI.COMM_WORLD`` holds the whole model and the whole training set and walks the
-same sample order. Each global batch is cut into contiguous row ranges, one per rank; a rank
-computes its rows' exact per-synapse sums ``G`` (its backend's ``batch_sums``), one
-``Allreduce(SUM)`` of int64 adds them up with the batch's metrics, and every rank applies the same
-update (the backend's ``apply_sums``). Integer sums do not depend on how they are split, so every
-rank ends every batch with the state one process would have, bit for bit, on every backend.
+- ``distribute="data"`` (:class:`DataParallel`): each global batch is cut into contiguous row
+  ranges, one per rank; a rank computes its rows' exact per-synapse sums ``G`` (its backend's
+  ``batch_sums``), one ``Allreduce(SUM)`` of int64 adds them up with the batch's metrics, and every
+  rank applies the same update (the backend's ``apply_sums``).
+- ``distribute="units"`` (:class:`UnitParallel`): each rank owns a contiguous slice of every hidden
+  layer's units (interface.UnitParallelBackend). Per batch: an ``Allgatherv`` of the owned u8
+  activations of each hidden layer but the last, one ``Allreduce(SUM)`` of the output layer's
+  (and local heads') partial sums, and every rank steps its own synapses. No gradient traffic.
+
+Both run on every backend (interface.Backend's ``batch_sums``/``apply_sums`` and
+interface.UnitParallelBackend).
 """
 
 from __future__ import annotations
@@ -21,12 +29,18 @@ from typing import Any
 
 import numpy as np
 
-from graia.backends.interface import HostState
+from graia.backends.interface import (
+    HostState,
+    layer_offsets,
+    shard_state,
+    unit_ranges,
+    unshard_state,
+)
 from graia.errors import GraiaError, GraiaValueError
 
 #: Values of ``fit(distribute=...)`` and ``graia train --distribute``.
-MODES = ("data",)
-#: The rules the data-parallel path runs (docs/distributed.md: what is not done).
+MODES = ("data", "units")
+#: The rules both modes run (docs/distributed.md: what is not done).
 RULES = ("dfa", "local_heads")
 
 _world: Any = None
@@ -40,25 +54,44 @@ def validate(distribute: str | None, rule_name: str | None, backend_name: str) -
     """Check a ``distribute`` request before anything is computed.
 
     Raises:
-        GraiaValueError: an unknown mode, a rule the mode does not run, or mpi4py (or its MPI
-            library) missing. Every backend runs ``"data"`` (``backend_name`` is named in the
+        GraiaValueError: an unknown mode, a rule the modes do not run, or mpi4py (or its MPI
+            library) missing. Every backend runs both modes (``backend_name`` is named in the
             errors only).
     """
     if distribute is None:
         return
     if distribute not in MODES:
-        raise GraiaValueError(f"distribute must be None or 'data', got {distribute!r}")
+        choices = " or ".join(repr(m) for m in MODES)
+        raise GraiaValueError(f"distribute must be None, {choices}, got {distribute!r}")
+    mode = f"distribute={distribute!r}"
     if rule_name is not None and rule_name not in RULES:
-        raise GraiaValueError(
-            f"distribute='data' runs the rules {', '.join(RULES)}, not {rule_name!r}"
-        )
+        raise GraiaValueError(f"{mode} runs the rules {', '.join(RULES)}, not {rule_name!r}")
     try:
         world()
     except ImportError as exc:
         raise GraiaValueError(
-            f"distribute='data' on the {backend_name} backend needs mpi4py and an MPI library "
+            f"{mode} on the {backend_name} backend needs mpi4py and an MPI library "
             f"(pip install 'graia[mpi]'; Debian: openmpi-bin libopenmpi-dev): {exc}"
         ) from exc
+
+
+def validate_model(distribute: str | None, model: Any) -> None:
+    """Check that ``model`` (a built :class:`graia.Sequential`) can be trained in the mode:
+    ``units`` splits Dense hidden layers only.
+
+    Raises:
+        GraiaValueError: naming the layer that cannot be split, or a model without hidden layer.
+    """
+    if distribute != "units":
+        return
+    for layer, block in zip(model.weighted_layers, model.blocks):
+        if not block.is_dense:
+            raise GraiaValueError(
+                f"distribute='units' splits Dense layers only; layer {layer.name!r} is a "
+                f"{type(layer).__name__} (use distribute='data')"
+            )
+    if len(model.weighted_layers) < 2:
+        raise GraiaValueError("distribute='units' splits hidden layers; this model has none")
 
 
 def world() -> Any:
@@ -135,17 +168,30 @@ def check_agreement(state: HostState, x: np.ndarray, y: np.ndarray, params: np.n
     if len(set(digests)) > 1:
         differ = [r for r, d in enumerate(digests) if d != digests[0]]
         raise GraiaError(
-            f"distribute='data': ranks {differ} start from a different model, data or rule "
+            f"distributed training: ranks {differ} start from a different model, data or rule "
             "options than rank 0 (every rank must build the same model with the same seed and "
             "load the same data)"
         )
 
 
-class DataParallel:
+def bytes_per_batch(mode: str, state: HostState, batch_size: int, local_heads: bool) -> int:
+    """The bytes of the collectives of one whole batch of ``batch_size`` rows of a model (host
+    state ``state``): ``data``, the int64 all-reduce of every synapse's sum and the two metrics;
+    ``units``, the all-gathered u8 activations of every hidden layer but the last and the i32
+    all-reduce of the output layer's (and, with ``local_heads``, every local head's) sums."""
+    if mode == "data":
+        return 8 * (int(layer_offsets(state["geometry"])[-1]) + 2)
+    sizes = [int(n) for n in state["sizes"]]
+    hidden = len(sizes) - 2
+    blocks = 1 + (hidden if local_heads else 0)
+    return batch_size * sum(sizes[1:-2]) + 4 * blocks * batch_size * sizes[-1]
+
+
+class Parallel:
     """A backend whose ``train_epoch`` shares each global batch among the ranks of
-    ``MPI.COMM_WORLD`` (through the backend's ``batch_sums`` and ``apply_sums``); everything else
-    is the wrapped backend's. ``communication_seconds`` and
-    ``bytes_per_batch`` describe the last epoch's all-reduces."""
+    ``MPI.COMM_WORLD``; everything else is the wrapped backend's. ``communication_seconds`` is
+    the time spent in MPI calls since it was last reset (including waiting for the slowest rank);
+    ``bytes_per_batch`` is :func:`bytes_per_batch` of the last ``train_epoch``."""
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
@@ -155,6 +201,17 @@ class DataParallel:
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self.backend, attribute)
+
+    def _timed(self, call: Any, *args: Any, **kwargs: Any) -> None:
+        """An MPI call, its time added to ``communication_seconds``."""
+        started = time.perf_counter()
+        call(*args, **kwargs)
+        self.communication_seconds += time.perf_counter() - started
+
+
+class DataParallel(Parallel):
+    """``distribute="data"``: each rank takes a row range of every batch (§7.6), through the
+    backend's ``batch_sums`` and ``apply_sums``."""
 
     def train_epoch(
         self,
@@ -179,7 +236,8 @@ class DataParallel:
             lo, hi = rows * me // ranks, rows * (me + 1) // ranks
             sums, c, e = self.backend.batch_sums(handle, dataset, idx[lo:hi], lo, rule_id, params)
             if buffer is None:
-                # One buffer per batch: every layer's G, then correct and sq_error.
+                # One buffer per batch: every layer's G, then correct and sq_error
+                # (bytes_per_batch("data", ...)).
                 buffer = np.empty(sum(g.size for g in sums) + 2, np.int64)
                 self.bytes_per_batch = buffer.nbytes
             offset = 0
@@ -187,9 +245,7 @@ class DataParallel:
                 buffer[offset : offset + g.size] = g.ravel()
                 offset += g.size
             buffer[-2:] = c, e
-            started = time.perf_counter()
-            comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
-            self.communication_seconds += time.perf_counter() - started
+            self._timed(comm.Allreduce, MPI.IN_PLACE, buffer, op=MPI.SUM)
             offset = 0
             totals = []
             for g in sums:
@@ -199,3 +255,80 @@ class DataParallel:
             correct += int(buffer[-2])
             sq_error += int(buffer[-1])
         return handle, correct, sq_error
+
+
+class UnitParallel(Parallel):
+    """``distribute="units"``: each rank owns a slice of every hidden layer's units (§7.7) and
+    runs the wrapped backend's unit-parallel methods (interface.UnitParallelBackend) on it."""
+
+    def upload(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The dataset stays on the host: each batch's rows go to ``units_forward``."""
+        return np.ascontiguousarray(x, np.uint8), np.ascontiguousarray(y, np.int32)
+
+    def train_epoch(
+        self,
+        handle: Any,
+        dataset: tuple[np.ndarray, np.ndarray],
+        order: np.ndarray,
+        batch_size: int,
+        rule_id: int,
+        params: np.ndarray,
+    ) -> tuple[Any, int, int]:
+        """One epoch (or part of one) in the sample ``order``, as one process would run it; the
+        returned handle holds the whole model (every rank's units gathered), on every rank."""
+        from mpi4py import MPI
+
+        from graia.backends.numba import RULE_LOCAL_HEADS
+
+        comm = world()
+        me, ranks = comm.Get_rank(), comm.Get_size()
+        backend = self.backend
+        state = backend.dump(handle)
+        local_heads = rule_id == RULE_LOCAL_HEADS
+        self.bytes_per_batch = bytes_per_batch("units", state, batch_size, local_heads)
+        sizes = state["sizes"]
+        hidden = len(sizes) - 2
+        # Each rank's owned units of every hidden layer: the all-gathers' counts.
+        owned = [np.diff(unit_ranges(sizes, r, ranks), axis=1)[:, 0] for r in range(ranks)]
+        shard = backend.units_load(shard_state(state, me, ranks))
+        x, y = dataset
+        correct = sq_error = 0
+        for start in range(0, order.shape[0], batch_size):
+            idx = order[start : start + batch_size]
+            rows = idx.shape[0]
+            inputs = x[idx]
+            for layer in range(hidden):
+                acts = backend.units_forward(shard, layer, inputs, params)
+                if layer < hidden - 1:  # the output layer reads only the owned units
+                    counts = [int(o[layer]) * rows for o in owned]
+                    gathered = np.empty(sum(counts), np.uint8)
+                    self._timed(comm.Allgatherv, acts, [gathered, counts, MPI.UNSIGNED_CHAR])
+                    blocks = np.split(gathered, np.cumsum(counts)[:-1])
+                    inputs = np.concatenate([b.reshape(rows, -1) for b in blocks], axis=1)
+            sums = backend.units_partials(shard, rule_id, params)
+            self._timed(comm.Allreduce, MPI.IN_PLACE, sums, op=MPI.SUM)
+            c, e = backend.units_step(shard, sums, y[idx], rule_id, params)
+            correct += c
+            sq_error += e
+        return backend.load(self._gather(state, backend.units_dump(shard))), correct, sq_error
+
+    def _gather(self, state: HostState, mine: HostState) -> HostState:
+        """The host state of every rank's shard (``mine`` is this rank's), on every rank."""
+        from mpi4py import MPI
+
+        comm = world()
+        ranks = comm.Get_size()
+        sent = np.concatenate([mine["latent"], mine["momentum"]])
+        counts = comm.allgather(sent.size)
+        gathered = np.empty(sum(counts), np.int32)
+        self._timed(comm.Allgatherv, sent, [gathered, counts, MPI.INT32_T])
+        shards = []
+        for r, part in enumerate(np.split(gathered, np.cumsum(counts)[:-1])):
+            latent, momentum = np.split(part, 2)
+            ranges = unit_ranges(state["sizes"], r, ranks)
+            shards.append(dict(mine, unit_ranges=ranges, latent=latent, momentum=momentum))
+        return unshard_state(state, shards)
+
+
+#: The wrapper of each mode.
+WRAPPERS = {"data": DataParallel, "units": UnitParallel}

@@ -201,9 +201,10 @@ class Sequential:
         (before each batch's update), and ``val_loss``/``val_accuracy`` after it.
 
         ``distribute="data"`` (under ``mpirun``, rules ``dfa``/``local_heads``, every backend)
-        shares each batch among the MPI ranks, every rank calling ``fit`` with the same model and
-        data; the result is one process's bit for bit, on every rank. Only rank 0 prints; a rank
-        that fails aborts the job. See docs/distributed.md.
+        shares the rows of each batch among the MPI ranks, ``distribute="units"`` (Dense
+        networks) the units of every hidden layer; every rank calls ``fit`` with the same model
+        and data, and the result is one process's bit for bit, on every rank. Only rank 0
+        prints; a rank that fails aborts the job. See docs/distributed.md.
         """
         return training.fit(
             self,

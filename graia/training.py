@@ -52,6 +52,7 @@ def fit(
     if model.rule is None:
         raise GraiaError("call compile() before fit()")
     distributed.validate(distribute, model.rule.name, backends.name())
+    distributed.validate_model(distribute, model)
     epochs = _validation.positive(epochs, "epochs")
     batch_size = _validation.positive(batch_size, "batch_size")
     initial_epoch = _validation.integer(initial_epoch, "initial_epoch", minimum=0)
@@ -96,12 +97,12 @@ def fit(
         {"epochs": epochs, "batch_size": batch_size, "verbose": verbose, "samples": len(xq)}
     )
     backend = model._backend()
-    dataset = backend.upload(xq, yq)
     guard = contextlib.nullcontext()
     if distribute is not None:
         distributed.check_agreement(model._host_state(), xq, yq, model.rule.params())
-        backend = distributed.DataParallel(backend)
+        backend = distributed.WRAPPERS[distribute](backend)
         guard = distributed.abort_on_error()
+    dataset = backend.upload(xq, yq)
     with guard:
         return _epochs(model, backend, dataset, cbs, history, xq, val, epochs, initial_epoch,
                        1 if model.rule.online else batch_size, shuffle)  # fmt: skip
@@ -123,7 +124,7 @@ def _epochs(
             order = np.arange(n, dtype=np.int32)
         start = time.perf_counter()
         correct = sq_error = 0
-        if isinstance(backend, distributed.DataParallel):
+        if isinstance(backend, distributed.Parallel):
             backend.communication_seconds = 0.0
         # The epoch in a few calls of whole batches, for progress; the global step lives in the
         # state, so the bits are those of one call.
@@ -157,7 +158,7 @@ def _epochs(
             cbs.on_test_end(val_logs)
             logs.update({f"val_{k}": v for k, v in val_logs.items()})
         logs["seconds"] = time.perf_counter() - start
-        if isinstance(backend, distributed.DataParallel):
+        if isinstance(backend, distributed.Parallel):
             logs["communication_seconds"] = backend.communication_seconds
         cbs.on_epoch_end(epoch, logs)
         if model.stop_training:

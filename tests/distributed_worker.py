@@ -1,8 +1,8 @@
-"""Run by tests/test_distributed.py under ``mpirun``: trains the cases below with
-``distribute="data"`` on the backend ``GRAIA_BACKEND`` names and has rank 0 write their digests
-(and the backend's name) to the JSON file named by argv[1].
-With ``--kill``, rank 1 dies (``os._exit(3)``) after the first epoch. Imported by the test for the
-same cases on one process."""
+"""Run by tests/test_distributed.py under ``mpirun``: ``worker.py OUT [--mode data|units] [--save
+DIR] [--kill]`` trains the mode's cases with ``distribute=mode`` (on the backend GRAIA_BACKEND
+names) and has rank 0 write their digests (and the backend's name) to the JSON file OUT and, with ``--save``, each model to
+``DIR/<case>.graia``. With ``--kill``, rank 1 dies (``os._exit(3)``) after the first epoch.
+Imported by the test for the same cases on one process."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ CASES = [
     ("conv-dfa", "conv", "dfa", {"dropout": 50}),
     ("conv-local_heads", "conv", "local_heads", {"dropout": 30, "step": 2048}),
 ]
+#: The cases each mode runs (unit parallel splits Dense layers only).
+MODE_CASES = {"data": [c[0] for c in CASES], "units": ["dense-dfa", "dense-local_heads"]}
 EPOCHS = 2
 BATCH = 32  # 150 samples: four whole batches and one of 22 rows
 
@@ -34,7 +36,7 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 
 
 def build(kind: str, rule: str, options: dict) -> graia.Sequential:
-    if kind == "dense":
+    if kind == "dense":  # 40 units: not a multiple of 3 ranks
         stack = [L.Input(64), L.Dense(40), L.Dense(24), L.Dense(10)]
     else:
         stack = [L.Input((8, 8)), L.Conv2D(6, 3, padding="same"), L.MaxPooling2D(2)]
@@ -54,16 +56,24 @@ def digest(model: graia.Sequential, x: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def run(distribute: str | None, callbacks=()) -> dict[str, str]:
+def run(mode: str, distribute: str | None, callbacks=(), save: str | None = None) -> dict[str, str]:
+    """The digests of ``mode``'s cases trained with ``distribute`` (None: one process); with
+    ``save``, rank 0 writes each model there."""
+    from graia import distributed
+
     x, y = data()
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tiny random problems may collapse: not the point
         for name, kind, rule, options in CASES:
+            if name not in MODE_CASES[mode]:
+                continue
             model = build(kind, rule, options)
             model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0,
                       distribute=distribute, callbacks=list(callbacks))  # fmt: skip
             out[name] = digest(model, x)
+            if save and (distribute is None or distributed.rank() == 0):
+                model.save(os.path.join(save, f"{name}.graia"))
     return out
 
 
@@ -78,8 +88,11 @@ class _DieAfterFirstEpoch(graia.callbacks.Callback):
 if __name__ == "__main__":
     from graia import distributed
 
-    kill = "--kill" in sys.argv
-    result = run("data", [_DieAfterFirstEpoch()] if kill else [])
+    args = sys.argv[1:]
+    mode = args[args.index("--mode") + 1] if "--mode" in args else "data"
+    save = args[args.index("--save") + 1] if "--save" in args else None
+    kill = "--kill" in args
+    result = run(mode, mode, [_DieAfterFirstEpoch()] if kill else [], save)
     if distributed.rank() == 0:
         with open(sys.argv[1], "w") as f:
             json.dump(

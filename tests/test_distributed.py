@@ -1,6 +1,8 @@
-"""Data-parallel training (docs/distributed.md, docs/arithmetic.md §7.6): the two phases of a
-batch against the fused epoch on every backend, ``mpirun -n 2`` and ``-n 3`` on the numba and
-multicore backends against one process on the oracle bit for bit, and a dead rank ending the job. MPI runs skip locally without mpirun/mpi4py and fail in CI."""
+"""Distributed training (docs/distributed.md, docs/arithmetic.md §7.6, §7.7): the two phases of a
+data-parallel batch and the unit shards against the fused epoch on every backend, ``mpirun -n 2``
+and ``-n 3`` in both modes on the numba and multicore backends against one process on the oracle
+bit for bit (digests and saved files), and a dead rank ending the job. MPI runs skip locally
+without mpirun/mpi4py and fail in CI. The other runs' backend is GRAIA_BACKEND's (default numba)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -46,7 +49,11 @@ def _mpirun() -> str:
     return path
 
 
-def _env(backend: str = "numba") -> dict[str, str]:
+#: The backend of the runs that do not name one.
+BACKEND = os.environ.get("GRAIA_BACKEND", "numba")
+
+
+def _env(backend: str = BACKEND) -> dict[str, str]:
     """Ranks import this process's graia, on ``backend``, one thread each (the ranks share the
     cores); Open MPI may run as root (containers, CI)."""
     env = dict(os.environ, NUMBA_NUM_THREADS="1", GRAIA_NUM_THREADS="1", GRAIA_BACKEND=backend)
@@ -57,7 +64,7 @@ def _env(backend: str = "numba") -> dict[str, str]:
 
 
 def _launch(
-    ranks: int, out: Path, *extra: str, timeout: float, backend: str = "numba"
+    ranks: int, out: Path, *extra: str, timeout: float, backend: str = BACKEND
 ) -> subprocess.CompletedProcess:
     command = [_mpirun(), "-n", str(ranks), "--oversubscribe", sys.executable, str(WORKER)]
     return subprocess.run(
@@ -161,32 +168,42 @@ def test_unit_shards_equal_the_fused_epoch(backend_name, rule, batch_size, ranks
 
 
 @functools.cache
-def _one_process_digests() -> dict[str, str]:
-    """The worker's cases trained by one process on the oracle."""
-    with graia.backend.use("numba"):
-        return worker.run(None)
+def _one_process(mode: str) -> tuple[dict[str, str], dict[str, dict[str, bytes]]]:
+    """The worker's cases of ``mode`` trained by one process on the oracle: their digests and
+    their saved files' members."""
+    with tempfile.TemporaryDirectory() as tmp, graia.backend.use("numba"):
+        digests = worker.run(mode, None, save=tmp)
+        return digests, {name: _members(Path(tmp) / f"{name}.graia") for name in digests}
 
 
 @pytest.mark.parametrize("backend", ["numba", "multicore"])
+@pytest.mark.parametrize("mode", ["data", "units"])
 @pytest.mark.parametrize("ranks", [2, 3])
-def test_mpirun_equals_one_process(tmp_path, require_backend, backend, ranks):
-    """Every rank on ``backend``: the digests of one process on the oracle."""
+def test_mpirun_equals_one_process(tmp_path, require_backend, ranks, mode, backend):
+    """Digests of the learned state and predictions, and the saved files, of ``mpirun -n
+    ranks`` in ``mode`` on ``backend`` (rank 0 saving) equal one process's on the oracle."""
     mpirun = _mpirun()  # skip before the reference run when MPI is missing
     assert mpirun
     require_backend(backend)
-    expected = _one_process_digests()
+    expected, files = _one_process(mode)
+    (tmp_path / "mpi").mkdir()
     out = tmp_path / "digests.json"
-    proc = _launch(ranks, out, timeout=300, backend=backend)
+    proc = _launch(
+        ranks, out, "--mode", mode, "--save", str(tmp_path / "mpi"), timeout=300, backend=backend
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     got = json.loads(out.read_text())
     assert (got["ranks"], got["backend"]) == (ranks, backend)
     assert got["digests"] == expected
+    for name in expected:
+        assert _members(tmp_path / "mpi" / f"{name}.graia") == files[name], name
 
 
-def test_dead_rank_ends_the_job(tmp_path):
+@pytest.mark.parametrize("mode", ["data", "units"])
+def test_dead_rank_ends_the_job(tmp_path, mode):
     _mpirun()
     started = time.monotonic()
-    proc = _launch(2, tmp_path / "never.json", "--kill", timeout=60)
+    proc = _launch(2, tmp_path / "never.json", "--mode", mode, "--kill", timeout=60)
     assert proc.returncode != 0
     assert time.monotonic() - started < 60
     assert not (tmp_path / "never.json").exists()
@@ -196,11 +213,19 @@ def test_distribute_is_checked_before_training():
     model = graia.Sequential([L.Input(4), L.Dense(3)], seed=1)
     x, y = np.zeros((4, 4), np.uint8), np.zeros(4, np.int64)
     model.compile("dfa")
-    with pytest.raises(GraiaValueError, match="None or 'data'"):
-        model.fit(x, y, distribute="units", verbose=0)
+    with pytest.raises(GraiaValueError, match="None, 'data' or 'units'"):
+        model.fit(x, y, distribute="rows", verbose=0)
+    if importlib.util.find_spec("mpi4py") is not None:
+        with pytest.raises(GraiaValueError, match="has none"):
+            model.fit(x, y, distribute="units", verbose=0)
+        conv = worker.build("conv", "dfa", {})
+        xi = np.zeros((4, 64), np.uint8)
+        with pytest.raises(GraiaValueError, match="Dense layers only; layer 'conv2d.*Conv2D"):
+            conv.fit(xi, y, distribute="units", verbose=0)
     model.compile("seed_hebbian")
-    with pytest.raises(GraiaValueError, match="seed_hebbian"):
-        model.fit(x, y, distribute="data", verbose=0)
+    for mode in ("data", "units"):
+        with pytest.raises(GraiaValueError, match="seed_hebbian"):
+            model.fit(x, y, distribute=mode, verbose=0)
 
 
 def _members(path: Path) -> dict[str, bytes]:
@@ -210,8 +235,8 @@ def _members(path: Path) -> dict[str, bytes]:
 
 
 def test_cli_train_distributed_saves_the_single_process_model(tmp_path):
-    """``mpirun -n 2 graia train --distribute data``: one report, from rank 0, and the model file
-    of ``graia train`` on one process (but its time of saving)."""
+    """``mpirun -n 2 graia train --distribute data`` and ``units``: one report, from rank 0, and
+    the model file of ``graia train`` on one process (but its time of saving)."""
     mpirun = _mpirun()
     common = ["-m", "graia", "train", "--dataset", "digits", "--epochs", "1"]
     env = _env()
@@ -220,11 +245,13 @@ def test_cli_train_distributed_saves_the_single_process_model(tmp_path):
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert single.returncode == 0, single.stderr
+    expected = _members(tmp_path / "one" / "model.graia")
     command = [mpirun, "-n", "2", "--oversubscribe", sys.executable, *common]
-    proc = subprocess.run(
-        [*command, "--distribute", "data", "--output", str(tmp_path / "two")],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("test accuracy") == 1
-    assert _members(tmp_path / "two" / "model.graia") == _members(tmp_path / "one" / "model.graia")
+    for mode in ("data", "units"):
+        proc = subprocess.run(
+            [*command, "--distribute", mode, "--output", str(tmp_path / mode)],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.count("test accuracy") == 1
+        assert _members(tmp_path / mode / "model.graia") == expected, mode

@@ -162,13 +162,18 @@ def unit_range(units: int, rank: int, ranks: int) -> tuple[int, int]:
     return units * rank // ranks, units * (rank + 1) // ranks
 
 
+def unit_ranges(sizes: np.ndarray, rank: int, ranks: int) -> np.ndarray:
+    """The ``unit_ranges`` of rank ``rank``'s shard: i64 ``(hidden layers, 2)``."""
+    hidden = len(sizes) - 2
+    ranges = [unit_range(int(sizes[l + 1]), rank, ranks) for l in range(hidden)]
+    return np.array(ranges, np.int64).reshape(hidden, 2)
+
+
 def shard_state(state: HostState, rank: int, ranks: int) -> HostState:
     """The shard of a host state (Dense layers, at least one hidden) that rank ``rank`` of
     ``ranks`` owns (copies)."""
-    sizes = state["sizes"]
-    hidden = len(sizes) - 2
-    ranges = np.array([unit_range(int(sizes[l + 1]), rank, ranks) for l in range(hidden)])
-    ranges = ranges.reshape(hidden, 2).astype(np.int64)
+    hidden = len(state["sizes"]) - 2
+    ranges = unit_ranges(state["sizes"], rank, ranks)
     parts: dict[str, list[np.ndarray]] = {"latent": [], "momentum": [], "feedback": []}
     for l, (lat, mom) in enumerate(layer_blocks(state, "latent", "momentum")):
         if l < hidden:
