@@ -1,19 +1,21 @@
 """Scaling benchmark of distributed training (docs/distributed.md): samples/s on 1, 2, ... MPI
-ranks (numba backend) in data-parallel and unit-parallel mode, against one process without MPI.
+ranks in data-parallel and unit-parallel mode (``--backend``: numba, multicore or opencl, one GPU
+per rank), against one process without MPI.
 
 Workloads: the digits Dense recipe (64-512-512-10, dfa with dropout, batch 32; one epoch of the
 digits training split) and wide layers, 784-4000-10 and 784-64000-10 (dfa with dropout, batch 64)
 on ``--wide-samples`` random samples. Each (mode, rank count) is one ``mpirun`` of this script
 (``--worker``); every run first trains a small warm-up subset (the JIT's cache load), then times
 ``--repeat`` epochs and keeps the fastest. Each rank (and the baseline) runs ``--threads`` Numba
-threads (default 1: on a shared machine, more threads than free cores make Numba's parallel loops
-wait on each other). Reported: samples/s, the speed-up over one process without MPI, the scaling
+or Futhark multicore threads (default 1: on a shared machine, more threads than free cores make the
+parallel loops wait on each other). Reported: samples/s, the speed-up over one process without MPI, the scaling
 efficiency (samples/s over ranks times the 1-rank samples/s of the same mode), the bytes of one
 batch's collectives and the seconds spent in them per epoch (including waiting for the slowest
 rank). Usage::
 
     python benchmarks/scaling.py                     # both modes, ranks 1 2, every workload
     python benchmarks/scaling.py --mode units --workloads wide-64000 --ranks 1 2 4 8 --json s.json
+    python benchmarks/scaling.py --backend opencl --ranks 1 2       # a host with 2 GPUs
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ def launch(
 ) -> list[dict]:
     """One run: ``ranks`` MPI ranks in ``mode``, or (``None``) one process without MPI."""
     cores = os.cpu_count() or 1
-    env = dict(os.environ, GRAIA_BACKEND="numba", NUMBA_NUM_THREADS=str(args.threads))
+    env = dict(os.environ, GRAIA_BACKEND=args.backend, NUMBA_NUM_THREADS=str(args.threads))
+    env["GRAIA_NUM_THREADS"] = str(args.threads)
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     command = [sys.executable, __file__, "--worker", "--wide-samples", str(args.wide_samples)]
     command += ["--repeat", str(args.repeat), "--workloads", *workloads]
@@ -135,7 +138,8 @@ def main() -> None:
     parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
     parser.add_argument("--wide-samples", type=int, default=2048)
     parser.add_argument("--repeat", type=int, default=3, help="timed epochs (the best counts)")
-    parser.add_argument("--threads", type=int, default=1, help="Numba threads per rank")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per rank")
+    parser.add_argument("--backend", choices=graia.backend.NAMES, default="numba")
     parser.add_argument("--json", help="write every number to this file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--distribute", choices=MODES, help=argparse.SUPPRESS)
@@ -156,7 +160,7 @@ def main() -> None:
             runs[(mode, ranks)] = launch(mode, ranks, args.workloads, args)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"{args.threads} Numba thread(s) per rank"
+        f"{args.backend} backend, {args.threads} CPU thread(s) per rank"
     )
     print(
         "| workload | mode | ranks | samples/s | speed-up | efficiency | comm s | bytes per batch |"

@@ -92,42 +92,59 @@ def accumulate_rows 'r [b] [n] [m] (f: i64 -> i64 -> i32 -> r) (a: [b][n]u8) (d:
 def accumulate 'r [b] [n] [m] (tg: target) (f: i64 -> i64 -> i32 -> r) (a: [b][n]u8) (d: [b][m]i32) : [n][m]r =
   if tg.cpu then accumulate_rows f a d else accumulate_tiled f a d
 
--- | `accumulate` with exact i64 sums (§7.5: a convolution's accumulator
--- sums over samples and positions), saturated to the i32 range.
+-- | An i64 sum saturated to the i32 range (§7.5).
+def saturate_i32 (v: i64) : i32 =
+  i32.i64 (i64.max (-i64.i32 i32.highest) (i64.min (i64.i32 i32.highest) v))
+
+-- | The learning accumulator `G = a^T d` with exact i64 sums (§7.5: a
+-- convolution's accumulator sums over samples and positions; §7.6: the
+-- sums of a batch's row ranges, added up before the step), in the form of
+-- target `tg`.
+def accumulate_exact [r] [k] [m] (tg: target) (a: [r][k]u8) (d: [r][m]i32) : [k][m]i64 =
+  if tg.cpu
+  then #[unsafe]
+       map (\ac ->
+              loop acc = replicate m 0i64
+              for s < r do
+                let ai = i64.u8 ac[s]
+                in if ai == 0
+                   then acc
+                   else loop acc for h < m do acc with [h] = acc[h] + ai * i64.i32 d[s, h])
+           (transpose a)
+  else map (\ac -> map (\dc -> i64.sum (map2 (\ai di -> i64.u8 ai * i64.i32 di) ac dc)) (transpose d))
+           (transpose a)
+
+-- | `accumulate_exact` saturated to the i32 range.
 def accumulate_wide [r] [k] [m] (tg: target) (a: [r][k]u8) (d: [r][m]i32) : [k][m]i32 =
-  let saturate (v: i64) = i32.i64 (i64.max (-i64.i32 i32.highest) (i64.min (i64.i32 i32.highest) v))
-  in if tg.cpu
-     then #[unsafe]
-          map (\ac ->
-                 let g =
-                   loop acc = replicate m 0i64
-                   for s < r do
-                     let ai = i64.u8 ac[s]
-                     in if ai == 0
-                        then acc
-                        else loop acc for h < m do acc with [h] = acc[h] + ai * i64.i32 d[s, h]
-                 in map saturate g)
-              (transpose a)
-     else map (\ac ->
-                 map (\dc -> saturate (i64.sum (map2 (\ai di -> i64.u8 ai * i64.i32 di) ac dc)))
-                     (transpose d))
-              (transpose a)
+  map (map saturate_i32) (accumulate_exact tg a d)
 
 -- | Dropout of hidden units during training (§7.2): `rate` in 0..255 (0 is
--- none), the network's `seed` and the global step `t` of the batch.
-type dropout = {rate: i32, seed: u64, t: i64}
+-- none), the network's `seed`, the global step `t` of the batch, and the
+-- position `row0` of the rows at hand in their global batch (§7.6: 0 but
+-- for a rank's share of a batch).
+type dropout = {rate: i32, seed: u64, t: i64, row0: i64}
 
--- | Apply dropout to hidden layer `l`'s activations of a batch: unit `h` of
--- row `s` becomes 0 when `(hash(seed, STREAM_DROPOUT, l, t, s * n + h) & 255) < rate`.
+-- | Dropout (`drop_units`) of the units `unit0, unit0 + 1, ...` of a layer of
+-- `units` (§7.7: a rank's own units).
 #[inline]
-def drop_units [b] [n] (dr: dropout) (l: i64) (a: [b][n]u8) : [b][n]u8 =
+def drop_block [b] [n] (dr: dropout) (l: i64) (units: i64) (unit0: i64) (a: [b][n]u8) : [b][n]u8 =
   -- The rate is tested inside the kernel, not on the host: a host-side
   -- branch would read it from the device every batch.
   let key = hash (hash (hash dr.seed stream_dropout) l) dr.t
   let rate = u64.i32 dr.rate
   in map2 (\s row ->
-             map2 (\h v -> if rate > 0 && (hash key (s * n + h) & 255) < rate then 0 else v)
+             map2 (\h v ->
+                     let word = (dr.row0 + s) * units + unit0 + h
+                     in if rate > 0 && (hash key word & 255) < rate then 0 else v)
                   (iota n)
                   row)
           (iota b)
           a
+
+-- | Apply dropout to hidden layer `l`'s activations of a batch: unit `h` of
+-- batch row `s` becomes 0 when `(hash(seed, STREAM_DROPOUT, l, t, s * n + h) & 255) < rate`.
+-- Inlined, like `drop_block`: across a function call its arrays would be
+-- copied on every batch.
+#[inline]
+def drop_units [b] [n] (dr: dropout) (l: i64) (a: [b][n]u8) : [b][n]u8 =
+  drop_block dr l n 0 a

@@ -23,6 +23,100 @@ def rule_seed_hebbian : i32 = 1
 -- | Rule id of `local_heads` (`graia/rules`).
 def rule_local_heads : i32 = 2
 
+-- Unit parallelism (docs/arithmetic.md §7.7, graia.backends.interface's
+-- UnitParallelBackend): a rank owns a block of every hidden layer's units
+-- (columns `unit0 ..` of the layer's weights, of `units` in all) and the
+-- matching rows of the output layer. These entries run one layer's block
+-- each (Dense layers, so not per depth); dropout and rounding words are
+-- those of the global units and synapses. `cpu` as in `load_<D>`.
+
+-- | The fixed-point weights of a block's latents (§2).
+entry units_weights [k] [m] (kmax: i32) (latent: [k][m]i32) : [k][m]i32 =
+  weights kmax latent
+
+-- | A hidden block's sums `z` and its activations after dropout (§3, §7.2)
+-- for a batch's whole input `x`.
+entry units_forward [b] [k] [m] (cpu: bool) (params: []i64) (seed: i64) (t: i64) (l: i64) (shift: i32) (w: [k][m]i32) (x: [b][k]u8) (units: i64) (unit0: i64) : ([b][m]i32, [b][m]u8) =
+  let z = forward_z {cpu} x w
+  let dr = {rate = (dfa_params_of params).dropout, seed = u64.i64 seed, t, row0 = 0}
+  in (z, drop_block dr l units unit0 (map (map (activate shift)) z))
+
+-- | A hidden block's share of its layer's head sums (§7.4).
+entry units_head_sums [b] [m] [c] (fb: [m][c]i8) (a: [b][m]u8) : [b][c]i32 =
+  head_sums fb a
+
+-- | The output layer's sums `z` over the rows of a block (§3).
+entry units_output_z [b] [m] [c] (cpu: bool) (a: [b][m]u8) (w: [m][c]i32) : [b][c]i32 =
+  forward_z {cpu} a w
+
+-- The error hidden layer `l`'s deltas come from, given the batch's summed
+-- partials `sums` (`q` blocks: with `local_heads` each hidden layer's head
+-- sums, then the output layer's `z`): its head's error (§7.4) or the output
+-- error (§7.1).
+local
+def units_error [q] [b] [c] (p: dfa_params) (local_heads: bool) (l: i64) (shift_out: i32) (sums: [q][b][c]i32) (labels: [b]i32) : [b][c]i32 =
+  if local_heads && l < q - 1
+  then head_error p.head_shift p.target_on p.target_off sums[l] labels
+  else output_error p.target_on p.target_off (map (map (activate shift_out)) sums[q - 1]) labels
+
+-- | The step of hidden layer `l`'s block (§7.2, §7.7) from its input `x`,
+-- sums `z`, feedback rows `fb` and the batch's summed partials: its new
+-- latents, momenta and weights.
+entry units_hidden_step [k] [m] [b] [q] [c]
+                        (cpu: bool)
+                        (params: []i64)
+                        (rule_id: i32)
+                        (seed: i64)
+                        (t: i64)
+                        (l: i64)
+                        (kmax: i32)
+                        (shift: i32)
+                        (geo: [15]i64)
+                        (latent: [k][m]i32)
+                        (momentum: [k][m]i32)
+                        (fb: [m][c]i8)
+                        (x: [b][k]u8)
+                        (z: [b][m]i32)
+                        (shift_out: i32)
+                        (sums: [q][b][c]i32)
+                        (labels: [b]i32)
+                        (units: i64)
+                        (unit0: i64) : ([k][m]i32, [k][m]i32, [k][m]i32) =
+  let p = dfa_params_of params
+  let layer = layer_of kmax shift geo latent momentum
+  let err = units_error p (rule_id == rule_local_heads) l shift_out sums labels
+  let step = dfa_block_step p (u64.i64 seed) t l layer 0 unit0 units
+  let layer = with_steps layer (accumulate {cpu} step x (dense_delta shift fb z err))
+  in (layer.latent, layer.momentum, layer.weights)
+
+-- | The step of the output layer's rows `unit0 ..` (§7.1, §7.2, §7.7) from
+-- the owned activations `a` of the last hidden layer and the batch's summed
+-- partials: its new latents, momenta and weights, and the batch's number
+-- of correct predictions and sum of squared errors.
+entry units_output_step [m] [c] [b] [q]
+                        (cpu: bool)
+                        (params: []i64)
+                        (seed: i64)
+                        (t: i64)
+                        (l: i64)
+                        (kmax: i32)
+                        (shift: i32)
+                        (geo: [15]i64)
+                        (latent: [m][c]i32)
+                        (momentum: [m][c]i32)
+                        (a: [b][m]u8)
+                        (sums: [q][b][c]i32)
+                        (labels: [b]i32)
+                        (unit0: i64) : ([m][c]i32, [m][c]i32, [m][c]i32, i64, i64) =
+  let p = dfa_params_of params
+  let layer = layer_of kmax shift geo latent momentum
+  let a_out = map (map (activate shift)) sums[q - 1]
+  let e = output_error p.target_on p.target_off a_out labels
+  let (correct, sq) = metrics a_out labels e
+  let step = dfa_block_step p (u64.i64 seed) t l layer unit0 0 c
+  let layer = with_steps layer (accumulate {cpu} step a e)
+  in (layer.latent, layer.momentum, layer.weights, correct, sq)
+
 -- | A network of 1 layer: layer `i` has weights `[ki][mi]`,
 -- hidden layer `i` outputs `n<i+1>` features, and `m0` is the classes.
 type net1 [k0] [m0] =
@@ -48,15 +142,43 @@ entry load_1 [k0] [m0] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (geomet
 entry dump_1 [k0] [m0] (s: net1 [k0] [m0]) : (i64, i64, [k0][m0]i32, [k0][m0]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum)
 
--- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
--- `dense_only` as in `dense_path`).
+-- The forward pass and every layer's rows and deltas (§7.2, §7.4, §7.5) of the
+-- rows `x` of a batch of rule `dfa` (with `local_heads`, of rule `local_heads`),
+-- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics
+-- (`dense_only` as in `dense_path`).
 local
-def dfa_batch_1 [k0] [m0] [b] [n0] (dense_only: bool) (_: bool) (p: dfa_params) (s: net1 [k0] [m0]) (x: [b][n0]u8) (y: [b]i32) : (net1 [k0] [m0], i64, i64) =
+def dfa_deltas_1 [k0] [m0] [b] [n0] (dense_only: bool) (_: bool) (p: dfa_params) (s: net1 [k0] [m0]) (_: i64) (x: [b][n0]u8) (y: [b]i32) =
   let (a1, tr0) = layer_forward dense_only s.tg m0 id s.l0 x
   let e = output_error p.target_on p.target_off a1 y
   let (correct, sq) = metrics a1 y e
-  let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 tr0.patches e
+  in (tr0.patches, e, correct, sq)
+
+-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
+-- `dense_only` as in `dense_path`).
+local
+def dfa_batch_1 [k0] [m0] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net1 [k0] [m0]) (x: [b][n0]u8) (y: [b]i32) : (net1 [k0] [m0], i64, i64) =
+  let (pre0, d0, correct, sq) = dfa_deltas_1 dense_only local_heads p s 0 x y
+  let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 pre0 d0
   in (s with l0 = l0 with t = s.t + 1, correct, sq)
+
+-- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the
+-- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:
+-- each layer's exact sums `G` (i64, unsaturated), the number of correct
+-- predictions and the sum of squared output errors. The state is not changed.
+entry batch_sums_1 [k0] [m0] [n0] [n] [b]
+                   (s: net1 [k0] [m0]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, i64, i64) =
+  let p = dfa_params_of params
+  let (pre0, d0, correct, sq) =
+    dfa_deltas_1 false (rule_id == rule_local_heads) p s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+  in (dfa_layer_sums s.tg pre0 d0, correct, sq)
+
+-- | The second half of a batch (§7.6): every synapse's step from the whole
+-- batch's sums `G` (those of `batch_sums_1`, added up over the batch's
+-- row ranges), then `t + 1`.
+entry apply_sums_1 [k0] [m0] (s: net1 [k0] [m0]) (g0: [k0][m0]i64) (params: []i64) : net1 [k0] [m0] =
+  let p = dfa_params_of params
+  let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
+  in s with l0 = l0 with t = s.t + 1
 
 -- One sample of rule `seed_hebbian`.
 local
@@ -141,18 +263,47 @@ entry load_2 [k0] [m0] [k1] [m1] [n1] (cpu: bool) (seed: i64) (t: i64) (prev_los
 entry dump_2 [k0] [m0] [k1] [m1] [n1] (s: net2 [k0] [m0] [k1] [m1] [n1]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum)
 
--- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
--- `dense_only` as in `dense_path`).
+-- The forward pass and every layer's rows and deltas (§7.2, §7.4, §7.5) of the
+-- rows `x` of a batch of rule `dfa` (with `local_heads`, of rule `local_heads`),
+-- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics
+-- (`dense_only` as in `dense_path`).
 local
-def dfa_batch_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [b][n0]u8) (y: [b]i32) : (net2 [k0] [m0] [k1] [m1] [n1], i64, i64) =
-  let dr = {rate = p.dropout, seed = s.seed, t = s.t}
+def dfa_deltas_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net2 [k0] [m0] [k1] [m1] [n1]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
+  let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}
   let (a1, tr0) = layer_forward dense_only s.tg n1 (drop_units dr 0) s.l0 x
   let (a2, tr1) = layer_forward dense_only s.tg m1 id s.l1 a1
   let e = output_error p.target_on p.target_off a2 y
   let (correct, sq) = metrics a2 y e
-  let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta dense_only local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y)
-  let l1 = dfa_layer_update dense_only s.tg p s.seed s.t 1 s.l1 tr1.patches e
+  in (tr0.patches, (layer_delta dense_only local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y), tr1.patches, e, correct, sq)
+
+-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
+-- `dense_only` as in `dense_path`).
+local
+def dfa_batch_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [b][n0]u8) (y: [b]i32) : (net2 [k0] [m0] [k1] [m1] [n1], i64, i64) =
+  let (pre0, d0, pre1, d1, correct, sq) = dfa_deltas_2 dense_only local_heads p s 0 x y
+  let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 pre0 d0
+  let l1 = dfa_layer_update dense_only s.tg p s.seed s.t 1 s.l1 pre1 d1
   in (s with l0 = l0 with l1 = l1 with t = s.t + 1, correct, sq)
+
+-- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the
+-- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:
+-- each layer's exact sums `G` (i64, unsaturated), the number of correct
+-- predictions and the sum of squared output errors. The state is not changed.
+entry batch_sums_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] [b]
+                   (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, i64, i64) =
+  let p = dfa_params_of params
+  let (pre0, d0, pre1, d1, correct, sq) =
+    dfa_deltas_2 false (rule_id == rule_local_heads) p s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+  in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, correct, sq)
+
+-- | The second half of a batch (§7.6): every synapse's step from the whole
+-- batch's sums `G` (those of `batch_sums_2`, added up over the batch's
+-- row ranges), then `t + 1`.
+entry apply_sums_2 [k0] [m0] [k1] [m1] [n1] (s: net2 [k0] [m0] [k1] [m1] [n1]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (params: []i64) : net2 [k0] [m0] [k1] [m1] [n1] =
+  let p = dfa_params_of params
+  let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
+  let l1 = dfa_layer_apply p s.seed s.t 1 s.l1 g1
+  in s with l0 = l0 with l1 = l1 with t = s.t + 1
 
 -- One sample of rule `seed_hebbian`.
 local
@@ -245,20 +396,50 @@ entry load_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (cpu: bool) (seed: i64) (t:
 entry dump_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32, [k2][m2]i32, [k2][m2]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum, s.l2.latent, s.l2.momentum)
 
--- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
--- `dense_only` as in `dense_path`).
+-- The forward pass and every layer's rows and deltas (§7.2, §7.4, §7.5) of the
+-- rows `x` of a batch of rule `dfa` (with `local_heads`, of rule `local_heads`),
+-- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics
+-- (`dense_only` as in `dense_path`).
 local
-def dfa_batch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [b][n0]u8) (y: [b]i32) : (net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2], i64, i64) =
-  let dr = {rate = p.dropout, seed = s.seed, t = s.t}
+def dfa_deltas_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
+  let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}
   let (a1, tr0) = layer_forward dense_only s.tg n1 (drop_units dr 0) s.l0 x
   let (a2, tr1) = layer_forward dense_only s.tg n2 (drop_units dr 1) s.l1 a1
   let (a3, tr2) = layer_forward dense_only s.tg m2 id s.l2 a2
   let e = output_error p.target_on p.target_off a3 y
   let (correct, sq) = metrics a3 y e
-  let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta dense_only local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y)
-  let l1 = dfa_layer_update dense_only s.tg p s.seed s.t 1 s.l1 tr1.patches (layer_delta dense_only local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y)
-  let l2 = dfa_layer_update dense_only s.tg p s.seed s.t 2 s.l2 tr2.patches e
+  in (tr0.patches, (layer_delta dense_only local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y), tr1.patches, (layer_delta dense_only local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y), tr2.patches, e, correct, sq)
+
+-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
+-- `dense_only` as in `dense_path`).
+local
+def dfa_batch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [b][n0]u8) (y: [b]i32) : (net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2], i64, i64) =
+  let (pre0, d0, pre1, d1, pre2, d2, correct, sq) = dfa_deltas_3 dense_only local_heads p s 0 x y
+  let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 pre0 d0
+  let l1 = dfa_layer_update dense_only s.tg p s.seed s.t 1 s.l1 pre1 d1
+  let l2 = dfa_layer_update dense_only s.tg p s.seed s.t 2 s.l2 pre2 d2
   in (s with l0 = l0 with l1 = l1 with l2 = l2 with t = s.t + 1, correct, sq)
+
+-- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the
+-- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:
+-- each layer's exact sums `G` (i64, unsaturated), the number of correct
+-- predictions and the sum of squared output errors. The state is not changed.
+entry batch_sums_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] [b]
+                   (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [k2][m2]i64, i64, i64) =
+  let p = dfa_params_of params
+  let (pre0, d0, pre1, d1, pre2, d2, correct, sq) =
+    dfa_deltas_3 false (rule_id == rule_local_heads) p s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+  in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg pre2 d2, correct, sq)
+
+-- | The second half of a batch (§7.6): every synapse's step from the whole
+-- batch's sums `G` (those of `batch_sums_3`, added up over the batch's
+-- row ranges), then `t + 1`.
+entry apply_sums_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (g2: [k2][m2]i64) (params: []i64) : net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] =
+  let p = dfa_params_of params
+  let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
+  let l1 = dfa_layer_apply p s.seed s.t 1 s.l1 g1
+  let l2 = dfa_layer_apply p s.seed s.t 2 s.l2 g2
+  in s with l0 = l0 with l1 = l1 with l2 = l2 with t = s.t + 1
 
 -- One sample of rule `seed_hebbian`.
 local
@@ -359,22 +540,53 @@ entry load_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (cpu: bool) 
 entry dump_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32, [k2][m2]i32, [k2][m2]i32, [k3][m3]i32, [k3][m3]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum, s.l2.latent, s.l2.momentum, s.l3.latent, s.l3.momentum)
 
--- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
--- `dense_only` as in `dense_path`).
+-- The forward pass and every layer's rows and deltas (§7.2, §7.4, §7.5) of the
+-- rows `x` of a batch of rule `dfa` (with `local_heads`, of rule `local_heads`),
+-- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics
+-- (`dense_only` as in `dense_path`).
 local
-def dfa_batch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [b][n0]u8) (y: [b]i32) : (net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3], i64, i64) =
-  let dr = {rate = p.dropout, seed = s.seed, t = s.t}
+def dfa_deltas_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
+  let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}
   let (a1, tr0) = layer_forward dense_only s.tg n1 (drop_units dr 0) s.l0 x
   let (a2, tr1) = layer_forward dense_only s.tg n2 (drop_units dr 1) s.l1 a1
   let (a3, tr2) = layer_forward dense_only s.tg n3 (drop_units dr 2) s.l2 a2
   let (a4, tr3) = layer_forward dense_only s.tg m3 id s.l3 a3
   let e = output_error p.target_on p.target_off a4 y
   let (correct, sq) = metrics a4 y e
-  let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 tr0.patches (layer_delta dense_only local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y)
-  let l1 = dfa_layer_update dense_only s.tg p s.seed s.t 1 s.l1 tr1.patches (layer_delta dense_only local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y)
-  let l2 = dfa_layer_update dense_only s.tg p s.seed s.t 2 s.l2 tr2.patches (layer_delta dense_only local_heads p s.l2.geo s.l2.shift s.fb2 a3 tr2.winner tr2.z e y)
-  let l3 = dfa_layer_update dense_only s.tg p s.seed s.t 3 s.l3 tr3.patches e
+  in (tr0.patches, (layer_delta dense_only local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y), tr1.patches, (layer_delta dense_only local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y), tr2.patches, (layer_delta dense_only local_heads p s.l2.geo s.l2.shift s.fb2 a3 tr2.winner tr2.z e y), tr3.patches, e, correct, sq)
+
+-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
+-- `dense_only` as in `dense_path`).
+local
+def dfa_batch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [b][n0]u8) (y: [b]i32) : (net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3], i64, i64) =
+  let (pre0, d0, pre1, d1, pre2, d2, pre3, d3, correct, sq) = dfa_deltas_4 dense_only local_heads p s 0 x y
+  let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 pre0 d0
+  let l1 = dfa_layer_update dense_only s.tg p s.seed s.t 1 s.l1 pre1 d1
+  let l2 = dfa_layer_update dense_only s.tg p s.seed s.t 2 s.l2 pre2 d2
+  let l3 = dfa_layer_update dense_only s.tg p s.seed s.t 3 s.l3 pre3 d3
   in (s with l0 = l0 with l1 = l1 with l2 = l2 with l3 = l3 with t = s.t + 1, correct, sq)
+
+-- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the
+-- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:
+-- each layer's exact sums `G` (i64, unsaturated), the number of correct
+-- predictions and the sum of squared output errors. The state is not changed.
+entry batch_sums_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] [n] [b]
+                   (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [k2][m2]i64, [k3][m3]i64, i64, i64) =
+  let p = dfa_params_of params
+  let (pre0, d0, pre1, d1, pre2, d2, pre3, d3, correct, sq) =
+    dfa_deltas_4 false (rule_id == rule_local_heads) p s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+  in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg pre2 d2, dfa_layer_sums s.tg pre3 d3, correct, sq)
+
+-- | The second half of a batch (§7.6): every synapse's step from the whole
+-- batch's sums `G` (those of `batch_sums_4`, added up over the batch's
+-- row ranges), then `t + 1`.
+entry apply_sums_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (g2: [k2][m2]i64) (g3: [k3][m3]i64) (params: []i64) : net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] =
+  let p = dfa_params_of params
+  let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
+  let l1 = dfa_layer_apply p s.seed s.t 1 s.l1 g1
+  let l2 = dfa_layer_apply p s.seed s.t 2 s.l2 g2
+  let l3 = dfa_layer_apply p s.seed s.t 3 s.l3 g3
+  in s with l0 = l0 with l1 = l1 with l2 = l2 with l3 = l3 with t = s.t + 1
 
 -- One sample of rule `seed_hebbian`.
 local

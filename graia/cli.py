@@ -38,6 +38,17 @@ def _backend_details(name: str) -> dict[str, Any] | None:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+def device_description(name: str) -> str:
+    """A short description of what backend ``name`` runs on in this process (its OpenCL device,
+    or its CPU threads), for a run's report."""
+    details = _backend_details(name) or {}
+    if "device" in details:
+        return f"{details['device']} ({details['platform']}; OpenCL device {details['index']})"
+    if "threads" in details:
+        return f"{details['threads']} CPU threads"
+    return "CPU"
+
+
 def _info(args: argparse.Namespace) -> dict:
     import numba
     import numpy
@@ -194,6 +205,9 @@ def _train(args: argparse.Namespace) -> None:
     distributed.validate(args.distribute, rule, backend_name)
     lead = args.distribute is None or distributed.rank() == 0
     args.quiet = args.quiet or not lead
+    devices = [device_description(backend_name)]
+    if args.distribute is not None:  # each rank's own device, listed by rank 0
+        devices = distributed.world().allgather(devices[0])
     (x_train, y_train), (x_test, y_test) = _load_dataset(args.dataset, args.data_dir)
     for split, x in (("training", x_train), ("test", x_test)):
         if len(x) == 0:
@@ -241,6 +255,7 @@ def _train(args: argparse.Namespace) -> None:
     result = {
         "dataset": args.dataset,
         "backend": backend_name,
+        "devices": devices,
         "rule": rule,
         "rule_options": model.rule.values,
         "architecture": recipe.describe(),
@@ -262,7 +277,8 @@ def _train(args: argparse.Namespace) -> None:
         result["val_loss"] = history.history["val_loss"][-1]
     print(
         f"test accuracy: {test_acc:.4f} (train {train_acc:.4f}) after {epochs} epochs, "
-        f"{seconds:.1f} s on {backend_name}; model: {model_path}; curve: {curve_path}"
+        f"{seconds:.1f} s on {backend_name} ({'; '.join(sorted(set(devices)))}); "
+        f"model: {model_path}; curve: {curve_path}"
     )
     if args.json:
         print(json.dumps(result))
@@ -399,7 +415,7 @@ def _parser() -> argparse.ArgumentParser:
         "--distribute",
         choices=distributed.MODES,
         help="under mpirun: share each batch's rows (data) or every hidden layer's units "
-        "(units, Dense networks) among the ranks (same result as one process; numba backend; "
+        "(units, Dense networks) among the ranks (same result as one process; every backend; "
         "docs/distributed.md)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress or status lines")

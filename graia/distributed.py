@@ -4,19 +4,23 @@ the same sample order; integer sums do not depend on how they are split, so ever
 batch with the state one process would have, bit for bit.
 
 - ``distribute="data"`` (:class:`DataParallel`): each global batch is cut into contiguous row
-  ranges, one per rank; a rank computes its rows' exact per-synapse sums ``G``
-  (:func:`graia.backends.numba.batch_sums`), one ``Allreduce(SUM)`` of int64 adds them up with the
-  batch's metrics, and every rank applies the same update (:func:`graia.backends.numba.apply_sums`).
+  ranges, one per rank; a rank computes its rows' exact per-synapse sums ``G`` (its backend's
+  ``batch_sums``), one ``Allreduce(SUM)`` of int64 adds them up with the batch's metrics, and every
+  rank applies the same update (the backend's ``apply_sums``).
 - ``distribute="units"`` (:class:`UnitParallel`): each rank owns a contiguous slice of every hidden
   layer's units (interface.UnitParallelBackend). Per batch: an ``Allgatherv`` of the owned u8
   activations of each hidden layer but the last, one ``Allreduce(SUM)`` of the output layer's
   (and local heads') partial sums, and every rank steps its own synapses. No gradient traffic.
+
+Both run on every backend (interface.Backend's ``batch_sums``/``apply_sums`` and
+interface.UnitParallelBackend).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import sys
 import time
 import traceback
@@ -36,19 +40,23 @@ from graia.errors import GraiaError, GraiaValueError
 
 #: Values of ``fit(distribute=...)`` and ``graia train --distribute``.
 MODES = ("data", "units")
-#: The backends each mode runs on and the rules both run (docs/distributed.md: what is not done).
-BACKENDS = {"data": ("numba",), "units": ("numba",)}
+#: The rules both modes run (docs/distributed.md: what is not done).
 RULES = ("dfa", "local_heads")
 
 _world: Any = None
+_shared_rank: int | None = None
+#: Where MPI launchers put a process's rank among the ranks of its host (Open MPI, MPICH and
+#: Intel MPI, Slurm).
+LOCAL_RANK_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID")
 
 
 def validate(distribute: str | None, rule_name: str | None, backend_name: str) -> None:
     """Check a ``distribute`` request before anything is computed.
 
     Raises:
-        GraiaValueError: an unknown mode, a rule or backend the mode does not run, or mpi4py
-            (or its MPI library) missing.
+        GraiaValueError: an unknown mode, a rule the modes do not run, or mpi4py (or its MPI
+            library) missing. Every backend runs both modes (``backend_name`` is named in the
+            errors only).
     """
     if distribute is None:
         return
@@ -58,18 +66,12 @@ def validate(distribute: str | None, rule_name: str | None, backend_name: str) -
     mode = f"distribute={distribute!r}"
     if rule_name is not None and rule_name not in RULES:
         raise GraiaValueError(f"{mode} runs the rules {', '.join(RULES)}, not {rule_name!r}")
-    backends = BACKENDS[distribute]
-    if backend_name not in backends:
-        raise GraiaValueError(
-            f"{mode} runs on the {' or '.join(backends)} backend, not {backend_name!r} "
-            f"(choose it with GRAIA_BACKEND={backends[0]} or --backend {backends[0]})"
-        )
     try:
         world()
     except ImportError as exc:
         raise GraiaValueError(
-            f"{mode} needs mpi4py and an MPI library (pip install 'graia[mpi]'; "
-            f"Debian: openmpi-bin libopenmpi-dev): {exc}"
+            f"{mode} on the {backend_name} backend needs mpi4py and an MPI library "
+            f"(pip install 'graia[mpi]'; Debian: openmpi-bin libopenmpi-dev): {exc}"
         ) from exc
 
 
@@ -94,14 +96,33 @@ def validate_model(distribute: str | None, model: Any) -> None:
 
 def world() -> Any:
     """``MPI.COMM_WORLD``, its errors fatal: a failing call or a dead rank ends the whole job
-    rather than leaving the other ranks waiting."""
-    global _world
+    rather than leaving the other ranks waiting. The first call is collective (every rank makes
+    it, as ``fit`` does): without a launcher's local rank it splits the ranks by host."""
+    global _world, _shared_rank
     if _world is None:
         from mpi4py import MPI
 
         MPI.COMM_WORLD.Set_errhandler(MPI.ERRORS_ARE_FATAL)
+        if _launcher_local_rank() is None and MPI.COMM_WORLD.Get_size() > 1:
+            _shared_rank = MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
         _world = MPI.COMM_WORLD
     return _world
+
+
+def _launcher_local_rank() -> int | None:
+    for name in LOCAL_RANK_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+def local_rank() -> int | None:
+    """This process's rank among the MPI ranks on its host (for one device per rank), or None
+    outside MPI: from the launcher's environment (:data:`LOCAL_RANK_VARIABLES`), else from
+    mpi4py once :func:`world` has run. Never starts MPI."""
+    launcher = _launcher_local_rank()
+    return launcher if launcher is not None else _shared_rank
 
 
 def rank() -> int:
@@ -189,38 +210,36 @@ class Parallel:
 
 
 class DataParallel(Parallel):
-    """``distribute="data"``: each rank takes a row range of every batch (§7.6)."""
+    """``distribute="data"``: each rank takes a row range of every batch (§7.6), through the
+    backend's ``batch_sums`` and ``apply_sums``."""
 
     def train_epoch(
         self,
-        handle: HostState,
-        dataset: tuple[np.ndarray, np.ndarray],
+        handle: Any,
+        dataset: Any,
         order: np.ndarray,
         batch_size: int,
         rule_id: int,
         params: np.ndarray,
-    ) -> tuple[HostState, int, int]:
+    ) -> tuple[Any, int, int]:
         """One epoch (or part of one) in the sample ``order``, as one process would run it."""
         from mpi4py import MPI
 
-        from graia.backends.numba import RULE_LOCAL_HEADS, apply_sums, batch_sums
-
         comm = world()
         me, ranks = comm.Get_rank(), comm.Get_size()
-        x, y = dataset
         order = np.ascontiguousarray(order, np.int32)
-        local_heads = rule_id == RULE_LOCAL_HEADS
         correct = sq_error = 0
-        self.bytes_per_batch = bytes_per_batch("data", handle, batch_size, local_heads)
         buffer = None
         for start in range(0, order.shape[0], batch_size):
             idx = order[start : start + batch_size]
             rows = idx.shape[0]
             lo, hi = rows * me // ranks, rows * (me + 1) // ranks
-            sums, c, e = batch_sums(handle, x, y, idx[lo:hi], lo, params, local_heads)
+            sums, c, e = self.backend.batch_sums(handle, dataset, idx[lo:hi], lo, rule_id, params)
             if buffer is None:
-                # One buffer per batch: every layer's G, then correct and sq_error.
+                # One buffer per batch: every layer's G, then correct and sq_error
+                # (bytes_per_batch("data", ...)).
                 buffer = np.empty(sum(g.size for g in sums) + 2, np.int64)
+                self.bytes_per_batch = buffer.nbytes
             offset = 0
             for g in sums:
                 buffer[offset : offset + g.size] = g.ravel()
@@ -232,7 +251,7 @@ class DataParallel(Parallel):
             for g in sums:
                 totals.append(buffer[offset : offset + g.size].reshape(g.shape))
                 offset += g.size
-            apply_sums(handle, totals, params)
+            handle = self.backend.apply_sums(handle, totals, rule_id, params)
             correct += int(buffer[-2])
             sq_error += int(buffer[-1])
         return handle, correct, sq_error

@@ -200,7 +200,7 @@ class Sequential:
         error, outputs and targets scaled to [0, 1]) and ``accuracy`` measured during the epoch
         (before each batch's update), and ``val_loss``/``val_accuracy`` after it.
 
-        ``distribute="data"`` (under ``mpirun``, rules ``dfa``/``local_heads``, numba backend)
+        ``distribute="data"`` (under ``mpirun``, rules ``dfa``/``local_heads``, every backend)
         shares the rows of each batch among the MPI ranks, ``distribute="units"`` (Dense
         networks) the units of every hidden layer; every rank calls ``fit`` with the same model
         and data, and the result is one process's bit for bit, on every rank. Only rank 0

@@ -2,7 +2,8 @@
 
 A network's layers have different shapes, and Futhark arrays are regular, so a network of D dense
 layers is a record of D layer records (``net<D>``) and every entry point exists once per depth
-(``load_<D>``, ``dump_<D>``, ``train_epoch_<D>``, ``predict_<D>``, ``activations_<D>``). Every
+(``load_<D>``, ``dump_<D>``, ``train_epoch_<D>``, ``batch_sums_<D>`` and ``apply_sums_<D>``
+(the two halves of a batch, for data-parallel training), ``predict_<D>``, ``activations_<D>``). Every
 array then has its own exact shape, known to the host, so no kernel launch waits for a size held
 on the device. The code of each depth is the same few calls of ``futhark/dense.fut`` and
 ``futhark/rules/*.fut``; this script writes it out, together with the rule ids of
@@ -44,6 +45,102 @@ import "conv"
 import "layer"
 import "rules/dfa"
 import "rules/seed_hebbian"
+"""
+
+UNITS = """\
+-- Unit parallelism (docs/arithmetic.md §7.7, graia.backends.interface's
+-- UnitParallelBackend): a rank owns a block of every hidden layer's units
+-- (columns `unit0 ..` of the layer's weights, of `units` in all) and the
+-- matching rows of the output layer. These entries run one layer's block
+-- each (Dense layers, so not per depth); dropout and rounding words are
+-- those of the global units and synapses. `cpu` as in `load_<D>`.
+
+-- | The fixed-point weights of a block's latents (§2).
+entry units_weights [k] [m] (kmax: i32) (latent: [k][m]i32) : [k][m]i32 =
+  weights kmax latent
+
+-- | A hidden block's sums `z` and its activations after dropout (§3, §7.2)
+-- for a batch's whole input `x`.
+entry units_forward [b] [k] [m] (cpu: bool) (params: []i64) (seed: i64) (t: i64) (l: i64) (shift: i32) (w: [k][m]i32) (x: [b][k]u8) (units: i64) (unit0: i64) : ([b][m]i32, [b][m]u8) =
+  let z = forward_z {cpu} x w
+  let dr = {rate = (dfa_params_of params).dropout, seed = u64.i64 seed, t, row0 = 0}
+  in (z, drop_block dr l units unit0 (map (map (activate shift)) z))
+
+-- | A hidden block's share of its layer's head sums (§7.4).
+entry units_head_sums [b] [m] [c] (fb: [m][c]i8) (a: [b][m]u8) : [b][c]i32 =
+  head_sums fb a
+
+-- | The output layer's sums `z` over the rows of a block (§3).
+entry units_output_z [b] [m] [c] (cpu: bool) (a: [b][m]u8) (w: [m][c]i32) : [b][c]i32 =
+  forward_z {cpu} a w
+
+-- The error hidden layer `l`'s deltas come from, given the batch's summed
+-- partials `sums` (`q` blocks: with `local_heads` each hidden layer's head
+-- sums, then the output layer's `z`): its head's error (§7.4) or the output
+-- error (§7.1).
+local
+def units_error [q] [b] [c] (p: dfa_params) (local_heads: bool) (l: i64) (shift_out: i32) (sums: [q][b][c]i32) (labels: [b]i32) : [b][c]i32 =
+  if local_heads && l < q - 1
+  then head_error p.head_shift p.target_on p.target_off sums[l] labels
+  else output_error p.target_on p.target_off (map (map (activate shift_out)) sums[q - 1]) labels
+
+-- | The step of hidden layer `l`'s block (§7.2, §7.7) from its input `x`,
+-- sums `z`, feedback rows `fb` and the batch's summed partials: its new
+-- latents, momenta and weights.
+entry units_hidden_step [k] [m] [b] [q] [c]
+                        (cpu: bool)
+                        (params: []i64)
+                        (rule_id: i32)
+                        (seed: i64)
+                        (t: i64)
+                        (l: i64)
+                        (kmax: i32)
+                        (shift: i32)
+                        (geo: [15]i64)
+                        (latent: [k][m]i32)
+                        (momentum: [k][m]i32)
+                        (fb: [m][c]i8)
+                        (x: [b][k]u8)
+                        (z: [b][m]i32)
+                        (shift_out: i32)
+                        (sums: [q][b][c]i32)
+                        (labels: [b]i32)
+                        (units: i64)
+                        (unit0: i64) : ([k][m]i32, [k][m]i32, [k][m]i32) =
+  let p = dfa_params_of params
+  let layer = layer_of kmax shift geo latent momentum
+  let err = units_error p (rule_id == rule_local_heads) l shift_out sums labels
+  let step = dfa_block_step p (u64.i64 seed) t l layer 0 unit0 units
+  let layer = with_steps layer (accumulate {cpu} step x (dense_delta shift fb z err))
+  in (layer.latent, layer.momentum, layer.weights)
+
+-- | The step of the output layer's rows `unit0 ..` (§7.1, §7.2, §7.7) from
+-- the owned activations `a` of the last hidden layer and the batch's summed
+-- partials: its new latents, momenta and weights, and the batch's number
+-- of correct predictions and sum of squared errors.
+entry units_output_step [m] [c] [b] [q]
+                        (cpu: bool)
+                        (params: []i64)
+                        (seed: i64)
+                        (t: i64)
+                        (l: i64)
+                        (kmax: i32)
+                        (shift: i32)
+                        (geo: [15]i64)
+                        (latent: [m][c]i32)
+                        (momentum: [m][c]i32)
+                        (a: [b][m]u8)
+                        (sums: [q][b][c]i32)
+                        (labels: [b]i32)
+                        (unit0: i64) : ([m][c]i32, [m][c]i32, [m][c]i32, i64, i64) =
+  let p = dfa_params_of params
+  let layer = layer_of kmax shift geo latent momentum
+  let a_out = map (map (activate shift)) sums[q - 1]
+  let e = output_error p.target_on p.target_off a_out labels
+  let (correct, sq) = metrics a_out labels e
+  let step = dfa_block_step p (u64.i64 seed) t l layer unit0 0 c
+  let layer = with_steps layer (accumulate {cpu} step a e)
+  in (layer.latent, layer.momentum, layer.weights, correct, sq)
 """
 
 
@@ -129,7 +226,7 @@ def dump_entry(d: int) -> str:
 
 def forward_lines(d: int, *, training: bool, x: str = "x") -> list[str]:
     """Lets binding a1..a{d} for a batch ``x``; in training also each layer's trace ``tr<i>``,
-    with dropout on the hidden layers."""
+    with dropout on the hidden layers (the rows being rows ``row0, ...`` of their batch)."""
     lines = []
     prev = x
     for i in range(d):
@@ -145,37 +242,92 @@ def forward_lines(d: int, *, training: bool, x: str = "x") -> list[str]:
     return lines
 
 
-def dfa_batch(d: int) -> str:
-    lines = ["let dr = {rate = p.dropout, seed = s.seed, t = s.t}"] if d > 1 else []
+def learning_pairs(d: int) -> list[str]:
+    """The names ``pre<i>, d<i>`` of each layer's rows and deltas, layer after layer."""
+    return [name for i in range(d) for name in (f"pre{i}", f"d{i}")]
+
+
+def dfa_deltas(d: int) -> str:
+    lines = ["let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}"] if d > 1 else []
     lines += forward_lines(d, training=True)
     lines += [
         f"let e = output_error p.target_on p.target_off a{d} y",
         f"let (correct, sq) = metrics a{d} y e",
     ]
+    out = []
     for i in range(d - 1):
         delta = (
-            f"(layer_delta dense_only local_heads p s.l{i}.geo s.l{i}.shift s.fb{i} a{i + 1} tr{i}.winner"
-            f" tr{i}.z e y)"
+            f"layer_delta dense_only local_heads p s.l{i}.geo s.l{i}.shift s.fb{i} a{i + 1} tr{i}.winner"
+            f" tr{i}.z e y"
         )
-        lines.append(
-            f"let l{i} = dfa_layer_update dense_only s.tg p s.seed s.t {i} s.l{i} tr{i}.patches"
-            f" {delta}"
-        )
-    lines.append(
-        f"let l{d - 1} = dfa_layer_update dense_only s.tg p s.seed s.t {d - 1} s.l{d - 1}"
-        f" tr{d - 1}.patches e"
-    )
-    update = "".join(f" with l{i} = l{i}" for i in range(d))
+        out += [f"tr{i}.patches", f"({delta})"]
+    out += [f"tr{d - 1}.patches", "e"]
     body = "\n  ".join(lines)
+    unused_row0 = "row0" if d > 1 else "_"
+    return (
+        f"-- The forward pass and every layer's rows and deltas (§7.2, §7.4, §7.5) of the\n"
+        f"-- rows `x` of a batch of rule `dfa` (with `local_heads`, of rule `local_heads`),\n"
+        f"-- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics\n"
+        f"-- (`dense_only` as in `dense_path`).\n"
+        f"local\n"
+        f"def dfa_deltas_{d} {sizes(d)} [b] [n0] (dense_only: bool)"
+        f" ({'local_heads' if d > 1 else '_'}: bool)"
+        f" (p: dfa_params) (s: {net(d)}) ({unused_row0}: i64) (x: [b][n0]u8) (y: [b]i32) =\n"
+        f"  {body}\n"
+        f"  in ({join(out, ', ')}, correct, sq)\n"
+    )
+
+
+def dfa_batch(d: int) -> str:
+    updates = [
+        f"let l{i} = dfa_layer_update dense_only s.tg p s.seed s.t {i} s.l{i} pre{i} d{i}"
+        for i in range(d)
+    ]
+    body = "\n  ".join(updates)
+    update = "".join(f" with l{i} = l{i}" for i in range(d))
     return (
         f"-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;\n"
         f"-- `dense_only` as in `dense_path`).\n"
         f"local\n"
-        f"def dfa_batch_{d} {sizes(d)} [b] [n0] (dense_only: bool)"
-        f" ({'local_heads' if d > 1 else '_'}: bool)"
+        f"def dfa_batch_{d} {sizes(d)} [b] [n0] (dense_only: bool) (local_heads: bool)"
         f" (p: dfa_params) (s: {net(d)}) (x: [b][n0]u8) (y: [b]i32) : ({net(d)}, i64, i64) =\n"
+        f"  let ({join(learning_pairs(d), ', ')}, correct, sq) ="
+        f" dfa_deltas_{d} dense_only local_heads p s 0 x y\n"
         f"  {body}\n"
         f"  in (s{update} with t = s.t + 1, correct, sq)\n"
+    )
+
+
+def phase_entries(d: int) -> str:
+    """``batch_sums_<d>`` and ``apply_sums_<d>``: the two halves of a batch (§7.6)."""
+    sums = join([f"[k{i}][m{i}]i64" for i in range(d)], ", ")
+    totals = join([f"dfa_layer_sums s.tg pre{i} d{i}" for i in range(d)], ", ")
+    g_params = join([f"(g{i}: [k{i}][m{i}]i64)" for i in range(d)])
+    applies = "\n  ".join(
+        f"let l{i} = dfa_layer_apply p s.seed s.t {i} s.l{i} g{i}" for i in range(d)
+    )
+    update = "".join(f" with l{i} = l{i}" for i in range(d))
+    return (
+        f"-- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the\n"
+        f"-- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:\n"
+        f"-- each layer's exact sums `G` (i64, unsaturated), the number of correct\n"
+        f"-- predictions and the sum of squared output errors. The state is not changed.\n"
+        f"entry batch_sums_{d} {sizes(d)} [n0] [n] [b]\n"
+        f"  (s: {net(d)}) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64)"
+        f" (rule_id: i32) (params: []i64) : ({sums}, i64, i64) =\n"
+        f"  let p = dfa_params_of params\n"
+        f"  let ({join(learning_pairs(d), ', ')}, correct, sq) =\n"
+        f"    dfa_deltas_{d} false (rule_id == rule_local_heads) p s row0"
+        f" (map (\\i -> x[i]) idx) (map (\\i -> y[i]) idx)\n"
+        f"  in ({totals}, correct, sq)\n\n"
+        f"-- | The second half of a batch (§7.6): every synapse's step from the whole\n"
+        f"-- batch's sums `G` (those of `batch_sums_{d}`, added up over the batch's\n"
+        f"-- row ranges), then `t + 1`.\n"
+        f"entry apply_sums_{d} {sizes(d)} (s: {net(d)}) {g_params} (params: []i64)"
+        f" : {net(d)} =\n"
+        f"  let p = dfa_params_of params\n"
+        f"  {applies}\n"
+        f"  in s{update} with t = s.t + 1\n"
     )
 
 
@@ -268,12 +420,15 @@ def generate() -> str:
     parts = [HEADER]
     for name, rid in rule_ids().items():
         parts.append(f"-- | Rule id of `{name}` (`graia/rules`).\ndef rule_{name} : i32 = {rid}\n")
+    parts.append(UNITS)
     for d in range(1, MAX_LAYERS + 1):
         parts += [
             net_type(d),
             load_entry(d),
             dump_entry(d),
+            dfa_deltas(d),
             dfa_batch(d),
+            phase_entries(d),
             seed_sample(d),
             train_entry(d),
             predict_entries(d),

@@ -1,6 +1,6 @@
 """Run by tests/test_distributed.py under ``mpirun``: ``worker.py OUT [--mode data|units] [--save
 DIR] [--kill]`` trains the mode's cases with ``distribute=mode`` (on the backend GRAIA_BACKEND
-names) and has rank 0 write their digests to the JSON file OUT and, with ``--save``, each model to
+names) and has rank 0 write their digests (and the backend's name) to the JSON file OUT and, with ``--save``, each model to
 ``DIR/<case>.graia``. With ``--kill``, rank 1 dies (``os._exit(3)``) after the first epoch.
 Imported by the test for the same cases on one process."""
 
@@ -95,4 +95,11 @@ if __name__ == "__main__":
     result = run(mode, mode, [_DieAfterFirstEpoch()] if kill else [], save)
     if distributed.rank() == 0:
         with open(sys.argv[1], "w") as f:
-            json.dump({"ranks": distributed.world().Get_size(), "digests": result}, f)
+            json.dump(
+                {
+                    "ranks": distributed.world().Get_size(),
+                    "backend": graia.backend.name(),
+                    "digests": result,
+                },
+                f,
+            )

@@ -1,17 +1,19 @@
 """Distributed training (docs/distributed.md, docs/arithmetic.md §7.6, §7.7): the two phases of a
-data-parallel batch and the unit shards against the fused epoch, ``mpirun -n 2`` and ``-n 3`` in
-both modes against one process bit for bit (digests and saved files), and a dead rank ending the
-job. MPI runs skip locally without mpirun/mpi4py and fail in CI. The backend is GRAIA_BACKEND's
-(default numba)."""
+data-parallel batch and the unit shards against the fused epoch on every backend, ``mpirun -n 2``
+and ``-n 3`` in both modes on the numba and multicore backends against one process on the oracle
+bit for bit (digests and saved files), and a dead rank ending the job. MPI runs skip locally
+without mpirun/mpi4py and fail in CI. The other runs' backend is GRAIA_BACKEND's (default numba)."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -47,25 +49,27 @@ def _mpirun() -> str:
     return path
 
 
-#: The backend the ranks and the reference runs use.
+#: The backend of the runs that do not name one.
 BACKEND = os.environ.get("GRAIA_BACKEND", "numba")
 
 
-def _env() -> dict[str, str]:
-    """Ranks import this process's graia, on :data:`BACKEND`, one thread each (the ranks
-    share the cores); Open MPI may run as root (containers, CI)."""
-    env = dict(os.environ, NUMBA_NUM_THREADS="1", GRAIA_BACKEND=BACKEND)
+def _env(backend: str = BACKEND) -> dict[str, str]:
+    """Ranks import this process's graia, on ``backend``, one thread each (the ranks share the
+    cores); Open MPI may run as root (containers, CI)."""
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", GRAIA_NUM_THREADS="1", GRAIA_BACKEND=backend)
     root = str(Path(graia.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     return env
 
 
-def _launch(ranks: int, out: Path, *extra: str, timeout: float) -> subprocess.CompletedProcess:
+def _launch(
+    ranks: int, out: Path, *extra: str, timeout: float, backend: str = BACKEND
+) -> subprocess.CompletedProcess:
     command = [_mpirun(), "-n", str(ranks), "--oversubscribe", sys.executable, str(WORKER)]
     return subprocess.run(
         [*command, str(out), *extra],
-        env=_env(),
+        env=_env(backend),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -76,18 +80,20 @@ def _launch(ranks: int, out: Path, *extra: str, timeout: float) -> subprocess.Co
 @pytest.mark.parametrize("kind", ["dense", "conv"])
 @pytest.mark.parametrize("rule", ["dfa", "local_heads"])
 @pytest.mark.parametrize("batch_size,ranks", [(32, 3), (2, 3), (7, 2)])
-def test_phases_equal_the_fused_epoch(kind, rule, batch_size, ranks):
-    """batch_sums over a split of every batch into row ranges (some empty when the batch has
-    fewer rows than there are ranks), summed, then apply_sums: the fused epoch's bits."""
+def test_phases_equal_the_fused_epoch(backend_name, kind, rule, batch_size, ranks):
+    """A backend's batch_sums over a split of every batch into row ranges (some empty when the
+    batch has fewer rows than there are ranks), summed, then apply_sums: the bits of its fused
+    epoch, and of the oracle's."""
     x, y = worker.data()
     x, y = x[:40], y[:40].astype(np.int32)
     model = worker.build(kind, rule, {"dropout": 70})
     params = model.rule.params()
-    backend = nb.NumbaBackend()
+    backend = graia.backend.get(backend_name)
+    dataset = backend.upload(x, y)
     order = np.random.default_rng(3).permutation(len(x)).astype(np.int32)
     fused = backend.load(model._host_state())
-    _, correct, sq = backend.train_epoch(
-        fused, (x, y), order, batch_size, model.rule.rule_id, params
+    fused, correct, sq = backend.train_epoch(
+        fused, dataset, order, batch_size, model.rule.rule_id, params
     )
     split = backend.load(model._host_state())
     totals = np.zeros(2, np.int64)
@@ -97,14 +103,19 @@ def test_phases_equal_the_fused_epoch(kind, rule, batch_size, ranks):
         sums = None
         for r in range(ranks):
             lo, hi = rows * r // ranks, rows * (r + 1) // ranks
-            g, c, e = nb.batch_sums(split, x, y, idx[lo:hi], lo, params, rule == "local_heads")
+            g, c, e = backend.batch_sums(split, dataset, idx[lo:hi], lo, model.rule.rule_id, params)
             assert all(gi.dtype == np.int64 for gi in g)
             sums = g if sums is None else [a + b for a, b in zip(sums, g)]
             totals += (c, e)
-        nb.apply_sums(split, sums, params)
+        split = backend.apply_sums(split, sums, model.rule.rule_id, params)
     assert (correct, sq) == tuple(totals)
+    fused, split = backend.dump(fused), backend.dump(split)
+    oracle = nb.NumbaBackend()
+    reference = oracle.load(model._host_state())
+    oracle.train_epoch(reference, (x, y), order, batch_size, model.rule.rule_id, params)
     for key in fused:
         np.testing.assert_array_equal(fused[key], split[key], err_msg=key)
+        np.testing.assert_array_equal(reference[key], split[key], err_msg=key)
 
 
 def units_epoch(backend, state, x, y, order, batch_size, rule_id, params, ranks):
@@ -133,19 +144,21 @@ def units_epoch(backend, state, x, y, order, batch_size, rule_id, params, ranks)
 
 @pytest.mark.parametrize("rule", ["dfa", "local_heads"])
 @pytest.mark.parametrize("batch_size,ranks", [(32, 3), (7, 2), (16, 50)])
-def test_unit_shards_equal_the_fused_epoch(rule, batch_size, ranks):
-    """Every batch run as shards of units (some empty when there are more ranks than units),
-    the shards' activations concatenated and partial sums added: the fused epoch's bits."""
+def test_unit_shards_equal_the_fused_epoch(backend_name, rule, batch_size, ranks):
+    """Every batch run as shards of units (some empty when there are more ranks than units) on
+    a backend, the shards' activations concatenated and partial sums added: the bits of the
+    oracle's fused epoch."""
     x, y = worker.data()
     x, y = x[:40], y[:40].astype(np.int32)
     model = worker.build("dense", rule, {"dropout": 70})
     params = model.rule.params()
-    backend = nb.NumbaBackend()
+    oracle = nb.NumbaBackend()
     order = np.random.default_rng(3).permutation(len(x)).astype(np.int32)
-    fused = backend.load(model._host_state())
-    _, correct, sq = backend.train_epoch(
+    fused = oracle.load(model._host_state())
+    _, correct, sq = oracle.train_epoch(
         fused, (x, y), order, batch_size, model.rule.rule_id, params
     )
+    backend = graia.backend.get(backend_name)
     state, c, e = units_epoch(
         backend, model._host_state(), x, y, order, batch_size, model.rule.rule_id, params, ranks
     )
@@ -154,26 +167,36 @@ def test_unit_shards_equal_the_fused_epoch(rule, batch_size, ranks):
         np.testing.assert_array_equal(fused[key], state[key], err_msg=key)
 
 
+@functools.cache
+def _one_process(mode: str) -> tuple[dict[str, str], dict[str, dict[str, bytes]]]:
+    """The worker's cases of ``mode`` trained by one process on the oracle: their digests and
+    their saved files' members."""
+    with tempfile.TemporaryDirectory() as tmp, graia.backend.use("numba"):
+        digests = worker.run(mode, None, save=tmp)
+        return digests, {name: _members(Path(tmp) / f"{name}.graia") for name in digests}
+
+
+@pytest.mark.parametrize("backend", ["numba", "multicore"])
 @pytest.mark.parametrize("mode", ["data", "units"])
 @pytest.mark.parametrize("ranks", [2, 3])
-def test_mpirun_equals_one_process(tmp_path, ranks, mode):
+def test_mpirun_equals_one_process(tmp_path, require_backend, ranks, mode, backend):
     """Digests of the learned state and predictions, and the saved files, of ``mpirun -n
-    ranks`` in ``mode`` (rank 0 saving) equal one process's."""
+    ranks`` in ``mode`` on ``backend`` (rank 0 saving) equal one process's on the oracle."""
     mpirun = _mpirun()  # skip before the reference run when MPI is missing
     assert mpirun
-    (tmp_path / "one").mkdir()
+    require_backend(backend)
+    expected, files = _one_process(mode)
     (tmp_path / "mpi").mkdir()
-    with graia.backend.use(BACKEND):
-        expected = worker.run(mode, None, save=str(tmp_path / "one"))
     out = tmp_path / "digests.json"
-    proc = _launch(ranks, out, "--mode", mode, "--save", str(tmp_path / "mpi"), timeout=300)
+    proc = _launch(
+        ranks, out, "--mode", mode, "--save", str(tmp_path / "mpi"), timeout=300, backend=backend
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     got = json.loads(out.read_text())
-    assert got["ranks"] == ranks
+    assert (got["ranks"], got["backend"]) == (ranks, backend)
     assert got["digests"] == expected
     for name in expected:
-        saved = _members(tmp_path / "mpi" / f"{name}.graia")
-        assert saved == _members(tmp_path / "one" / f"{name}.graia"), name
+        assert _members(tmp_path / "mpi" / f"{name}.graia") == files[name], name
 
 
 @pytest.mark.parametrize("mode", ["data", "units"])

@@ -171,6 +171,33 @@ def test_opencl_device_choice_prefers_gpus():
     assert opencl.pick_device(devices[:1], "", "")[0] is devices[0]
 
 
+def test_opencl_device_by_index_and_local_rank():
+    """Identical GPUs apart: a number is a GPU index (a device index without GPUs); under MPI
+    without a preference, GPU local rank mod GPU count. Futhark is given the strings that pick
+    that very device by its own rule."""
+    devices = [
+        {"platform": "Portable Computing Language", "device": "cpu-haswell", "type": "cpu"},
+        {"platform": "NVIDIA CUDA", "device": "NVIDIA H100", "type": "gpu"},
+        {"platform": "NVIDIA CUDA", "device": "NVIDIA H100", "type": "gpu"},
+    ]
+
+    def futhark_picks(platform: str, device: str) -> dict | None:
+        return opencl._choose_device(devices, platform, device)
+
+    for expected, chosen in (
+        (devices[2], opencl.pick_device(devices, "", "1")),
+        (devices[1], opencl.pick_device(devices, "NVIDIA", "0")),
+        (devices[0], opencl.pick_device(devices, "Portable", "0")),
+        (devices[1], opencl.pick_device(devices, "", "", local_rank=0)),
+        (devices[2], opencl.pick_device(devices, "", "", local_rank=1)),
+        (devices[1], opencl.pick_device(devices, "", "", local_rank=4)),
+    ):
+        assert chosen[0] is expected
+        assert futhark_picks(*chosen[1:]) is expected
+    assert opencl.pick_device(devices, "", "2")[0] is None
+    assert opencl.pick_device(devices[:1], "", "", local_rank=3)[0] is devices[0]
+
+
 def test_generated_entry_points_are_current():
     """futhark/graia.fut is what scripts/gen_graia_fut.py writes from graia/rules (rule ids)."""
     script = Path(__file__).resolve().parent.parent / "scripts" / "gen_graia_fut.py"

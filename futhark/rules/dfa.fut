@@ -60,9 +60,21 @@ def metrics [b] [c] (a: [b][c]u8) (labels: [b]i32) (e: [b][c]i32) : (i64, i64) =
 def feedback_delta [b] [o] [c] (feedback: [o][c]i8) (err: [b][c]i32) : [b][o]i32 =
   map (\er -> map (\br -> i32.sum (map2 (\ej bj -> ej * i32.i8 bj) er br)) feedback) err
 
+-- | A hidden layer's fixed ternary classifier read on its activations `a`
+-- (after dropout): `u = a B` (exact i32, §7.4). Under unit parallelism
+-- (§7.7) each rank sums over its own units and the ranks' sums are added.
+def head_sums [b] [n_out] [c] (feedback: [n_out][c]i8) (a: [b][n_out]u8) : [b][c]i32 =
+  let bt = transpose feedback
+  in map (\row -> map (\col -> i32.sum (map2 (\av bv -> i32.u8 av * i32.i8 bv) row col)) bt) a
+
+-- | The local error of a hidden layer (§7.4) from its head sums `u`
+-- (`head_sums`): `e = clamp(u >> head_shift, 0, 255) - t`.
+def head_error [b] [c] (head_shift: i32) (target_on: i32) (target_off: i32) (u: [b][c]i32) (labels: [b]i32) : [b][c]i32 =
+  let head = map (map (\v -> u8.i32 (i32.max 0 (i32.min 255 (v >> head_shift))))) u
+  in output_error target_on target_off head labels
+
 -- | The local error of a hidden layer (§7.4): its activations `a` (after
--- dropout) read by its fixed ternary classifier `feedback` (`n_out, classes`),
--- `u = a B` (exact i32), and `e = clamp(u >> head_shift, 0, 255) - t`.
+-- dropout) read by its fixed ternary classifier `feedback` (`n_out, classes`).
 def local_head_error [b] [n_out] [c]
                      (head_shift: i32)
                      (target_on: i32)
@@ -70,15 +82,7 @@ def local_head_error [b] [n_out] [c]
                      (feedback: [n_out][c]i8)
                      (a: [b][n_out]u8)
                      (labels: [b]i32) : [b][c]i32 =
-  let bt = transpose feedback
-  let head =
-    map (\row ->
-           map (\col ->
-                  let u = i32.sum (map2 (\av bv -> i32.u8 av * i32.i8 bv) row col)
-                  in u8.i32 (i32.max 0 (i32.min 255 (u >> head_shift))))
-               bt)
-        a
-  in output_error target_on target_off head labels
+  head_error head_shift target_on target_off (head_sums feedback a) labels
 
 -- | The update of one synapse (§7.2) from its accumulator `g`, latent
 -- `lat`, momentum `mom` and random word `r`; returns `(L', M')`.
@@ -95,6 +99,16 @@ def dfa_synapse (p: dfa_params) (r: u64) (g: i32) (lat: i32) (mom: i32) : (i32, 
   let new = i64.max (-lmax) (i64.min lmax new)
   let m' = m + sround diff p.beta2_shift ((r >> 21) & mask21)
   in (i32.i64 new, i32.i64 m')
+
+-- | The deltas of a Dense hidden layer's units (§7.2): the feedback
+-- product `err B^T` gated by the slopes of their sums `z`, in one pass.
+def dense_delta [b] [m] [c] (shift: i32) (fb: [m][c]i8) (z: [b][m]i32) (err: [b][c]i32) : [b][m]i32 =
+  map2 (\zr er ->
+          map2 (\zv br -> if slope shift zv then i32.sum (map2 (\ej bj -> ej * i32.i8 bj) er br) else 0)
+               zr
+               fb)
+       z
+       err
 
 -- | The deltas of hidden layer `l`'s positions (§7.2, §7.4, §7.5) from
 -- the output error `e` of a batch: with `local_heads`, from the error of
@@ -119,13 +133,31 @@ def layer_delta [b] [o] [c] [w] [r] [m]
     then local_head_error p.head_shift p.target_on p.target_off fb a labels
     else e
   in if dense_only || is_dense geo
-     then map2 (\zr er ->
-                  map2 (\zv br -> if slope shift zv then i32.sum (map2 (\ej bj -> ej * i32.i8 bj) er br) else 0)
-                       zr
-                       (fb :> [m][c]i8))
-               z
-               (err :> [r][c]i32)
+     then dense_delta shift (fb :> [m][c]i8) z (err :> [r][c]i32)
      else route geo shift (feedback_delta fb err) winner z
+
+-- | The step (`dfa_layer_step`) of a block of a layer (§7.7): synapse `(i, h)` of
+-- `layer` is synapse `(row0 + i, col0 + h)` of the layer's matrix of
+-- `width` columns, whose rounding word it takes.
+def dfa_block_step [k] [m] (p: dfa_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) (row0: i64) (col0: i64) (width: i64) : i64 -> i64 -> i32 -> (i32, i32, i32) =
+  let key = hash (hash (hash seed stream_rounding) l) t
+  in \i h g ->
+       let r = hash key ((row0 + i) * width + col0 + h)
+       let (lq, mq) = dfa_synapse p r g layer.latent[i, h] layer.momentum[i, h]
+       in (lq, mq, weight_of_latent layer.kmax lq)
+
+-- | The step of synapse `(i, h)` of layer `l` (index `l` in the network)
+-- at global step `t` from its accumulator `g` (§7.2): its new latent,
+-- momentum and fixed-point weight. The rounding words are keyed by
+-- `(seed, l, t, i * m + h)`, never by who computes them (§7.6).
+def dfa_layer_step [k] [m] (p: dfa_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) : i64 -> i64 -> i32 -> (i32, i32, i32) =
+  dfa_block_step p seed t l layer 0 0 m
+
+-- | Layer `layer` with the latents, momenta and weights of `dfa_layer_step`'s
+-- results.
+def with_steps [k] [m] (layer: layer [k] [m]) (updated: [k][m](i32, i32, i32)) : layer [k] [m] =
+  let (lat', mom', w') = map unzip3 updated |> unzip3
+  in layer with latent = lat' with momentum = mom' with weights = w'
 
 -- | The update of layer `l` (§7.2, §7.5) at global step `t` from the rows
 -- `pre` its weights multiplied and their deltas `d` (one row each): the accumulator
@@ -145,13 +177,22 @@ def dfa_layer_update [r] [q] [k] [m]
                      (pre: [r][k]u8)
                      (d: [q][m]i32) : layer [k] [m] =
   let d = d :> [r][m]i32
-  let key = hash (hash (hash seed stream_rounding) l) t
-  let step i h g =
-    let (lq, mq) = dfa_synapse p (hash key (i * m + h)) g layer.latent[i, h] layer.momentum[i, h]
-    in (lq, mq, weight_of_latent layer.kmax lq)
+  let step = dfa_layer_step p seed t l layer
   let updated =
     if dense_path dense_only layer
     then accumulate tg step pre d
     else map2 (\i row -> map2 (step i) (iota m) row) (iota k) (accumulate_wide tg pre d)
-  let (lat', mom', w') = map unzip3 updated |> unzip3
-  in layer with latent = lat' with momentum = mom' with weights = w'
+  in with_steps layer updated
+
+-- | The update of layer `l` at global step `t` from the exact sums `g` of a
+-- whole batch (§7.6: the sums of its row ranges added up), saturated to
+-- the i32 range first (§7.5); the same bits as `dfa_layer_update` on the
+-- whole batch.
+def dfa_layer_apply [k] [m] (p: dfa_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) (g: [k][m]i64) : layer [k] [m] =
+  let step = dfa_layer_step p seed t l layer
+  in with_steps layer (map2 (\i row -> map2 (\h v -> step i h (saturate_i32 v)) (iota m) row) (iota k) g)
+
+-- | The exact sums `G = pre^T d` of a layer's rows `pre` and their
+-- deltas `d` (§7.5, §7.6), unsaturated.
+def dfa_layer_sums [r] [q] [k] [m] (tg: target) (pre: [r][k]u8) (d: [q][m]i32) : [k][m]i64 =
+  accumulate_exact tg pre (d :> [r][m]i32)

@@ -105,6 +105,29 @@ class Backend(Protocol):
     ) -> tuple[Any, int, int]:
         """One epoch in the sample ``order`` (i32); returns (handle, correct, sq_error)."""
 
+    def batch_sums(
+        self,
+        handle: Any,
+        dataset: Any,
+        idx: np.ndarray,
+        row0: int,
+        rule_id: int,
+        params: np.ndarray,
+    ) -> tuple[list[np.ndarray], int, int]:
+        """The first half of a ``dfa``/``local_heads`` batch (docs/arithmetic.md §7.6) for the
+        samples ``idx`` (i32 indices into the dataset), which are rows ``row0, row0 + 1, ...`` of
+        their global batch (dropout is keyed by that position): each layer's exact sums ``G``
+        (i64 ``(fan_in, out_c)``, unsaturated), ``correct`` and ``sq_error`` of those rows. The
+        state is not changed; ``idx`` may be empty (all sums 0)."""
+
+    def apply_sums(
+        self, handle: Any, sums: list[np.ndarray], rule_id: int, params: np.ndarray
+    ) -> Any:
+        """The second half of a batch (§7.6): every synapse's step from the whole batch's sums
+        (:meth:`batch_sums`'s, added up over the batch's row ranges), then ``t += 1``; returns
+        the new handle (the old one may have been changed in place). ``batch_sums`` over a
+        batch's row ranges, summed, then ``apply_sums`` give ``train_epoch``'s bits."""
+
     def predict(self, handle: Any, x: np.ndarray) -> np.ndarray:
         """Output activations, u8 (n, classes)."""
 

@@ -564,6 +564,15 @@ class NumbaBackend:
             raise ValueError(f"numba backend: unknown rule id {rule_id}")
         return handle, int(correct), int(sq)
 
+    def batch_sums(self, handle, dataset, idx, row0, rule_id, params):
+        x, y = dataset
+        idx = np.ascontiguousarray(idx, np.int32)
+        return batch_sums(handle, x, y, idx, int(row0), params, rule_id == RULE_LOCAL_HEADS)
+
+    def apply_sums(self, handle, sums, rule_id, params):
+        apply_sums(handle, sums, params)
+        return handle
+
     def predict(self, handle: HostState, x: np.ndarray) -> np.ndarray:
         return self.activations(handle, x)[-1]
 

@@ -16,11 +16,13 @@ import numpy as np
 from graia.backends.futhark.ffi import Context, Target, Value, import_compiled
 from graia.backends.futhark.multicore import Multicore
 from graia.backends.futhark.opencl import OpenCL
+from graia.backends.futhark.units import UnitParallelMixin
 from graia.backends.interface import (
     HOST_STATE_DTYPES,
     HostState,
     feedback_blocks,
     layer_blocks,
+    weight_shapes,
 )
 from graia.errors import GraiaError
 
@@ -83,12 +85,12 @@ class FutharkDataset:
 # The backend
 
 
-class FutharkBackend:
+class FutharkBackend(UnitParallelMixin):
     """A Futhark-compiled backend: ``kind`` is ``"multicore"`` or ``"opencl"`` (:data:`KINDS`);
     ``options`` go to its target: ``num_threads`` (multicore), ``platform``, ``device`` and
     ``build_options`` (opencl; see graia.backends.futhark.opencl).
 
-    Implements graia.backends.interface.Backend. The context is created on first use (for OpenCL
+    Implements graia.backends.interface.Backend and UnitParallelBackend (units.py). The context is created on first use (for OpenCL
     that compiles the kernels, or loads them from the driver's cache).
     """
 
@@ -206,8 +208,7 @@ class FutharkBackend:
     ) -> tuple[FutharkState, int, int]:
         c = self.context
         self._check_handle(handle)
-        if not isinstance(dataset, FutharkDataset) or dataset.backend is not self:
-            raise GraiaError(f"dataset {dataset!r} was not uploaded to backend {self.name!r}")
+        self._check_dataset(dataset)
         order = np.ascontiguousarray(order, np.int32)
         params = np.ascontiguousarray(params, np.int64)
         with c.lock:
@@ -234,6 +235,61 @@ class FutharkBackend:
             c.sync("train_epoch")  # before reading the scalars, and before order/params go
             del ov, pv
         return handle.replaced(result), int(correct[0]), int(sq_error[0])
+
+    def batch_sums(
+        self,
+        handle: FutharkState,
+        dataset: FutharkDataset,
+        idx: np.ndarray,
+        row0: int,
+        rule_id: int,
+        params: np.ndarray,
+    ) -> tuple[list[np.ndarray], int, int]:
+        c = self.context
+        self._check_handle(handle)
+        self._check_dataset(dataset)
+        idx = np.ascontiguousarray(idx, np.int32)
+        if idx.shape[0] == 0:  # a rank without rows in a short batch
+            shapes = weight_shapes(handle.fixed["geometry"])
+            return [np.zeros(shape, np.int64) for shape in shapes], 0, 0
+        params = np.ascontiguousarray(params, np.int64)
+        d = handle.depth
+        with c.lock:
+            iv = c.new_array(idx)
+            pv = c.new_array(params)
+            outs = [c.ffi.new("struct futhark_i64_2d **") for _ in range(d)]
+            correct = c.ffi.new("int64_t *")
+            sq_error = c.ffi.new("int64_t *")
+            rc = getattr(c.lib, f"futhark_entry_batch_sums_{d}")(
+                c.ctx, *outs, correct, sq_error, handle.value.ptr, dataset.x.ptr, dataset.y.ptr,
+                iv.ptr, int(row0), int(rule_id), pv.ptr,
+            )  # fmt: skip
+            c.check(rc, "batch_sums")
+            values = [Value(c, o[0], "i64_2d") for o in outs]
+            c.sync("batch_sums")
+            del iv, pv
+            sums = [c.to_numpy(v, np.int64) for v in values]
+        return sums, int(correct[0]), int(sq_error[0])
+
+    def apply_sums(
+        self, handle: FutharkState, sums: list[np.ndarray], rule_id: int, params: np.ndarray
+    ) -> FutharkState:
+        c = self.context
+        self._check_handle(handle)
+        params = np.ascontiguousarray(params, np.int64)
+        d = handle.depth
+        with c.lock:
+            keep = [c.new_array(np.ascontiguousarray(g, np.int64)) for g in sums]
+            keep.append(c.new_array(params))
+            out = c.ffi.new(f"struct futhark_opaque_net{d} **")
+            rc = getattr(c.lib, f"futhark_entry_apply_sums_{d}")(
+                c.ctx, out, handle.value.ptr, *(v.ptr for v in keep)
+            )
+            c.check(rc, "apply_sums")
+            result = Value(c, out[0], f"opaque_net{d}")
+            c.sync("apply_sums")
+            del keep
+        return handle.replaced(result)
 
     def predict(self, handle: FutharkState, x: np.ndarray) -> np.ndarray:
         return self._forward(handle, x, "predict", 1)[0]
@@ -278,6 +334,10 @@ class FutharkBackend:
     def _check_handle(self, handle: Any) -> None:
         if not isinstance(handle, FutharkState) or handle.backend is not self:
             raise GraiaError(f"state {handle!r} does not belong to backend {self.name!r}")
+
+    def _check_dataset(self, dataset: Any) -> None:
+        if not isinstance(dataset, FutharkDataset) or dataset.backend is not self:
+            raise GraiaError(f"dataset {dataset!r} was not uploaded to backend {self.name!r}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,9 +2,20 @@
 
 Environment:
 
-- ``GRAIA_OPENCL_PLATFORM``, ``GRAIA_OPENCL_DEVICE``: substrings of the OpenCL platform and device
-  names to use (the first match wins; ``#k`` before the device name picks the k-th match), as
-  Futhark's ``-p``/``-d`` options. Without them the first GPU is used, else the first device.
+- ``GRAIA_OPENCL_PLATFORM``: a substring of the OpenCL platform's name.
+- ``GRAIA_OPENCL_DEVICE``: which device, in one of two forms:
+
+  - a number ``N`` (``0``, ``1``, ...): the N-th GPU (counting from 0, in the order Futhark
+    lists the devices, of the platforms that ``GRAIA_OPENCL_PLATFORM`` matches), or the N-th
+    device where there is no GPU. Two GPUs of the same model have the same name; this tells
+    them apart.
+  - a substring of the device's name (the first match wins; ``#k`` before it picks the k-th
+    match, counting from 0), as Futhark's ``-d`` option.
+
+  Without it: the first GPU, else the first device; except in a process started by an MPI
+  launcher (``mpirun``, ``srun``: its local rank is read from ``OMPI_COMM_WORLD_LOCAL_RANK``,
+  ``MPI_LOCALRANKID``, ``SLURM_LOCALID`` or, once graia.distributed has started MPI, from
+  mpi4py), where a platform has several GPUs: GPU ``local rank mod GPU count``, one GPU per rank.
 - ``GRAIA_OPENCL_BUILD_OPTIONS``: extra options for the OpenCL kernel compiler.
 """
 
@@ -14,6 +25,7 @@ import os
 from types import ModuleType
 from typing import Any
 
+from graia import distributed
 from graia.errors import GraiaError
 
 # OpenCL constants (CL/cl.h).
@@ -58,7 +70,8 @@ def _cl_string(ffi, getter, obj, param) -> str:
 
 
 def cl_devices(mod: ModuleType) -> list[dict[str, Any]]:
-    """Every OpenCL device, in the order Futhark sees them (platforms, then devices)."""
+    """Every OpenCL device, in the order Futhark sees them (platforms, then devices; ``index``
+    is the position in that order)."""
     ffi, lib = mod.ffi, mod.lib
     count = ffi.new("cl_uint *")
     if lib.clGetPlatformIDs(0, ffi.NULL, count) != 0 or count[0] == 0:
@@ -78,6 +91,7 @@ def cl_devices(mod: ModuleType) -> list[dict[str, Any]]:
             continue
         for d in devices:
             out.append(_cl_device_record(mod, d, pname, pversion))
+            out[-1]["index"] = len(out) - 1
     return out
 
 
@@ -136,19 +150,52 @@ def _choose_device(devices: list[dict], platform: str, device: str) -> dict | No
     return None
 
 
-def pick_device(devices: list[dict], platform: str, device: str) -> tuple[dict | None, str, str]:
+def _futhark_selector(devices: list[dict], chosen: dict) -> tuple[str, str]:
+    """The platform and device strings with which Futhark's rule (`_choose_device`) picks
+    ``chosen``: its platform and name, and ``#k`` for the k-th of the devices of that name."""
+    same = [
+        d
+        for d in devices
+        if chosen["platform"] in d["platform"] and chosen["device"] in d["device"]
+    ]
+    k = next(i for i, d in enumerate(same) if d is chosen)
+    return chosen["platform"], f"#{k} {chosen['device']}" if k else chosen["device"]
+
+
+def _gpu_or_device(devices: list[dict], platform: str, index: int) -> dict | None:
+    """The ``index``-th GPU of the platforms matching ``platform``, or the ``index``-th device
+    when they have no GPU."""
+    matching = [d for d in devices if platform in d["platform"]]
+    gpus = [d for d in matching if d["type"] == "gpu"] or matching
+    return gpus[index] if index < len(gpus) else None
+
+
+def pick_device(
+    devices: list[dict], platform: str, device: str, local_rank: int | None = None
+) -> tuple[dict | None, str, str]:
     """The device to use, and the platform and device strings to give Futhark for it.
 
-    With a preference, Futhark's own rule (`_choose_device`). Without one, the first GPU if there
-    is any (Futhark alone would take the first device, which may be a CPU: PoCL is often listed
-    before the GPU's platform), else the first device.
+    A number ``device`` is an index (`_gpu_or_device`). A name uses Futhark's own rule
+    (`_choose_device`). Without one, the first GPU if there is any (Futhark alone would take the
+    first device, which may be a CPU: PoCL is often listed before the GPU's platform), else the
+    first device; under MPI (``local_rank`` not None), GPU ``local_rank mod count`` of the first
+    platform that has any.
     """
-    if platform or device:
+    if device.strip().isdigit():
+        chosen = _gpu_or_device(devices, platform, int(device))
+    elif platform or device:
         return _choose_device(devices, platform, device), platform, device
-    gpus = [d for d in devices if d["type"] == "gpu"]
-    if gpus:
-        return gpus[0], gpus[0]["platform"], gpus[0]["device"]
-    return _choose_device(devices, "", ""), "", ""
+    else:
+        gpus = [d for d in devices if d["type"] == "gpu"]
+        if not gpus:
+            return _choose_device(devices, "", ""), "", ""
+        chosen = gpus[0]
+        if local_rank is not None:
+            same_platform = [d for d in gpus if d["platform"] == chosen["platform"]]
+            chosen = same_platform[local_rank % len(same_platform)]
+    if chosen is None:
+        return None, platform, device
+    return (chosen, *_futhark_selector(devices, chosen))
 
 
 def _is_pocl(device: dict) -> bool:
@@ -180,7 +227,8 @@ def _large_blocks_reason(d: dict) -> str:
 
 class OpenCL:
     """The ``opencl`` backend: one OpenCL device, chosen by the arguments, else by
-    ``GRAIA_OPENCL_PLATFORM``/``GRAIA_OPENCL_DEVICE``, else the first GPU (see module docs)."""
+    ``GRAIA_OPENCL_PLATFORM``/``GRAIA_OPENCL_DEVICE``, else the first GPU or, under MPI, the
+    local rank's GPU (see module docs)."""
 
     name = "opencl"
     module = "graia.backends._futhark_opencl"
@@ -216,7 +264,9 @@ class OpenCL:
         """The device and the strings to give Futhark, or why none is usable."""
         if not devices:
             return None, "", "", _no_opencl_reason()
-        chosen, platform, device = pick_device(devices, self.platform, self.device)
+        chosen, platform, device = pick_device(
+            devices, self.platform, self.device, distributed.local_rank()
+        )
         if chosen is None:
             listing = "; ".join(f"{d['platform']}: {d['device']}" for d in devices)
             return (
