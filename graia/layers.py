@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 from graia import _validation
 from graia.errors import GraiaValueError
@@ -16,6 +17,8 @@ class Layer:
 
     #: Whether the layer has weights that a rule learns (``Dense``, ``Conv2D``).
     weighted = False
+    #: Whether the layer is a training-time augmentation (``RandomFlip``, ``RandomTranslation``).
+    augmentation = False
     name: str | None = None
 
     def get_config(self) -> dict:
@@ -220,9 +223,119 @@ class Flatten(Layer):
         return "Flatten()"
 
 
+class _Augmentation(Layer):
+    """A training-time image transform (docs/arithmetic.md §4.1): no weights, the identity in
+    ``predict``/``evaluate``/export. Augmentation layers go directly after an image ``Input``."""
+
+    augmentation = True
+
+
+FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
+
+
+class RandomFlip(_Augmentation):
+    """While training, flips each image left-right (``"horizontal"``), top-bottom
+    (``"vertical"``) or either independently (``"horizontal_and_vertical"``), each with
+    probability 1/2, drawn per sample and epoch from the model's seed (§4.1)."""
+
+    def __init__(self, mode: str = "horizontal", name: str | None = None) -> None:
+        if not isinstance(mode, str) or mode not in FLIP_MODES:
+            raise GraiaValueError(f"RandomFlip mode must be one of {FLIP_MODES}, got {mode!r:.80}")
+        self.mode = mode
+        self.name = _validation.name(name, "RandomFlip name")
+
+    def get_config(self) -> dict:
+        return {"class": "RandomFlip", "mode": self.mode, "name": self.name}
+
+    def __repr__(self) -> str:
+        return f"RandomFlip({self.mode!r})"
+
+
+def _factor(value: float | tuple[float, float], what: str) -> tuple[float, float]:
+    """Keras's translation factor: ``f`` in [0, 1] means ``(-f, f)``; a pair ``(lower, upper)``
+    of fractions in [-1, 1] with ``lower <= upper``."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else None
+    if pair is None:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+            raise GraiaValueError(
+                f"{what} must be a fraction in [0, 1] or a pair (lower, upper) in [-1, 1], "
+                f"got {value!r:.80}"
+            )
+        return (-float(value), float(value))
+    if (
+        len(pair) != 2
+        or any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in pair)
+        or not -1 <= pair[0] <= pair[1] <= 1
+    ):
+        raise GraiaValueError(
+            f"{what} must be a pair (lower, upper) with -1 <= lower <= upper <= 1, "
+            f"got {value!r:.80}"
+        )
+    return (float(pair[0]), float(pair[1]))
+
+
+class RandomTranslation(_Augmentation):
+    """While training, shifts each image by a whole number of pixels, drawn per sample and epoch
+    from the model's seed (§4.1), uniformly within ``round(lower * size) .. round(upper * size)``
+    on each axis; the area shifted in holds ``fill_value``.
+
+    Args:
+        height_factor: a fraction ``f`` of the height (shifts in ``-f .. f``), or a pair
+            ``(lower, upper)``; positive shifts move the image down.
+        width_factor: the same for the width; positive shifts move the image right.
+        fill_mode: ``"constant"`` only (Keras's default ``"reflect"`` is not supported).
+        fill_value: the u8 value of the pixels shifted in (0..255).
+        name: the layer's name.
+    """
+
+    def __init__(
+        self,
+        height_factor: float | tuple[float, float],
+        width_factor: float | tuple[float, float],
+        fill_mode: str = "constant",
+        fill_value: int = 0,
+        name: str | None = None,
+    ) -> None:
+        self.height_factor = _factor(height_factor, "RandomTranslation height_factor")
+        self.width_factor = _factor(width_factor, "RandomTranslation width_factor")
+        if fill_mode != "constant":
+            raise GraiaValueError(
+                f"RandomTranslation fill_mode must be 'constant', got {fill_mode!r:.80}"
+            )
+        self.fill_mode = fill_mode
+        self.fill_value = _validation.integer(fill_value, "RandomTranslation fill_value", 0, 255)
+        self.name = _validation.name(name, "RandomTranslation name")
+
+    def get_config(self) -> dict:
+        return {
+            "class": "RandomTranslation",
+            "height_factor": list(self.height_factor),
+            "width_factor": list(self.width_factor),
+            "fill_mode": self.fill_mode,
+            "fill_value": self.fill_value,
+            "name": self.name,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"RandomTranslation({self.height_factor}, {self.width_factor}, "
+            f"fill_value={self.fill_value})"
+        )
+
+
 #: Layer classes by the name model files use.
 CLASSES: dict[str, type[Layer]] = {
-    cls.__name__: cls for cls in (Input, Dense, Conv2D, MaxPooling2D, AveragePooling2D, Flatten)
+    cls.__name__: cls
+    for cls in (
+        Input,
+        Dense,
+        Conv2D,
+        MaxPooling2D,
+        AveragePooling2D,
+        Flatten,
+        RandomFlip,
+        RandomTranslation,
+    )
 }
 
 
@@ -234,7 +347,7 @@ def from_config(config: dict) -> Layer:
         raise GraiaValueError(f"unknown layer class {config.get('class')!r:.80}")
     if cls is Input:
         return Input(tuple(options["shape"]), name=options.get("name"))
-    for key in ("kernel_size", "strides", "pool_size"):
+    for key in ("kernel_size", "strides", "pool_size", "height_factor", "width_factor"):
         if isinstance(options.get(key), list):
             options[key] = tuple(options[key])
     try:

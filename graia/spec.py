@@ -25,6 +25,7 @@ STREAM_PERMUTATION = 2
 STREAM_FEEDBACK = 3
 STREAM_ROUNDING = 4
 STREAM_DROPOUT = 5
+STREAM_AUGMENT = 6
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MUL1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -114,6 +115,17 @@ def rounding_key(seed: np.uint64, layer: int, step: int) -> np.uint64:
 def dropout_key(seed: np.uint64, layer: int, step: int) -> np.uint64:
     """``hash(seed, STREAM_DROPOUT, layer, t)``: the key of one layer's dropout bits at step t."""
     return hash2(hash2(hash2(seed, STREAM_DROPOUT), layer), step)
+
+
+@njit(cache=True)
+def augment_keys(seed: np.uint64, layer: int, epoch: int, n: int) -> np.ndarray:
+    """``hash(seed, STREAM_AUGMENT, layer, e, i)`` for samples ``i = 0..n-1`` (§4.1): the random
+    word of each training sample's transform by augmentation layer ``layer`` in epoch ``e``."""
+    key = hash2(hash2(hash2(seed, STREAM_AUGMENT), layer), epoch)
+    out = np.empty(n, np.uint64)
+    for i in range(n):
+        out[i] = hash2(key, i)
+    return out
 
 
 @njit(cache=True)

@@ -96,6 +96,20 @@ def plan(layers: Sequence[layers_mod.Layer]) -> list[Block]:
     previous: layers_mod.Layer = layers[0]
     for layer in layers[1:]:
         label = f"layer {layer.name or type(layer).__name__!r}"
+        if layer.augmentation:
+            # Not a block: a training-time transform of the input (§4.1), transparent here
+            # (``previous`` stays the Input, so a chain of them right after it is accepted).
+            if not isinstance(previous, layers_mod.Input):
+                raise GraiaValueError(
+                    f"{label}: {type(layer).__name__} must come directly after Input "
+                    f"(or another augmentation layer)"
+                )
+            if image is None:
+                raise GraiaValueError(
+                    f"{label}: {type(layer).__name__} needs an image input (h, w) or "
+                    f"(h, w, channels), got a flat input of {flat} values"
+                )
+            continue
         if isinstance(layer, layers_mod.Conv2D):
             if image is None:
                 raise GraiaValueError(

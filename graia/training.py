@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graia import _validation, backends, distributed, spec
+from graia import _validation, augment, backends, distributed, spec
 from graia import callbacks as callbacks_mod
 from graia.errors import GraiaError, GraiaValueError, GraiaWarning, user_stacklevel
 
@@ -102,20 +102,24 @@ def fit(
         distributed.check_agreement(model._host_state(), xq, yq, model.rule.params())
         backend = distributed.WRAPPERS[distribute](backend)
         guard = distributed.abort_on_error()
-    dataset = backend.upload(xq, yq)
+    # With augmentation layers each epoch uploads its own transformed images (§4.1).
+    augmenting = augment.has_augmentation(model.layers)
+    dataset = None if augmenting else backend.upload(xq, yq)
     with guard:
-        return _epochs(model, backend, dataset, cbs, history, xq, val, epochs, initial_epoch,
+        return _epochs(model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch,
                        1 if model.rule.online else batch_size, shuffle)  # fmt: skip
 
 
 def _epochs(
-    model, backend, dataset, cbs, history, xq, val, epochs, initial_epoch, steps_batch, shuffle
+    model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch, steps_batch, shuffle
 ):
-    """The epochs of :func:`fit`, its arguments checked."""
+    """The epochs of :func:`fit`, its arguments checked; ``dataset`` is ``None`` when the model
+    augments its inputs (then uploaded per epoch)."""
     model.stop_training = False
     cbs.on_train_begin({})
     n = len(xq)
     chunk = epoch_chunk(n, steps_batch)
+    augmenting = augment.has_augmentation(model.layers)
     for epoch in range(initial_epoch, epochs):
         cbs.on_epoch_begin(epoch, {})
         if shuffle:
@@ -123,6 +127,9 @@ def _epochs(
         else:
             order = np.arange(n, dtype=np.int32)
         start = time.perf_counter()
+        if augmenting:
+            dataset = None  # the previous epoch's images are freed before the next upload
+            dataset = backend.upload(augment.augment(model.layers, xq, model.seed, epoch), yq)
         correct = sq_error = 0
         if isinstance(backend, distributed.Parallel):
             backend.communication_seconds = 0.0

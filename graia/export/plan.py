@@ -151,7 +151,11 @@ def plan(model: Sequential) -> DeploymentPlan:
     """The deployment plan of a built model (its current weight codes)."""
     model._require_layers()
     if not model.is_dense:
-        first = next(la for la in model.layers[1:] if not isinstance(la, layers_mod.Dense))
+        first = next(  # augmentation layers are the identity once deployed
+            la
+            for la in model.layers[1:]
+            if not isinstance(la, layers_mod.Dense) and not la.augmentation
+        )
         _layer_plan(first, 0, np.zeros(0))  # raises: a one-line error naming the layer
     codes = model.get_codes()
     plans = tuple(

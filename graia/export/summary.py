@@ -23,6 +23,9 @@ def summary_text(model: Sequential) -> str:
         "  kmax shift  weight codes (0 / ±1 / ±1/2 / ...)"
     )
     lines.append(f"{model.layers[0].name:<18}{(None, *model.input_shape)!s:<16}{0:>10}")
+    for layer in model.layers[1:]:
+        if layer.augmentation:  # training-time only: the identity when deployed
+            lines.append(f"{layer.name:<18}{(None, *model.input_shape)!s:<16}{0:>10}")
     if len(model.layers) < 2:
         return "\n".join(lines + ["(no Dense layer yet)"])
     if not model.is_dense:
@@ -80,6 +83,8 @@ def _image_rows(model: Sequential) -> list[str]:
                 shape = (block.out_c,)
         elif isinstance(layer, layers_mod.Flatten):
             shape = (int(np.prod(shape)),)
+        elif layer.augmentation:
+            pass  # the input's shape
         else:  # pooling
             ph, pw = layer.pool_size
             shape = (shape[0] // ph, shape[1] // pw, shape[2])
