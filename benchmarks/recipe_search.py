@@ -8,13 +8,17 @@ for the chosen candidate only. An architecture is written as dash-separated part
 - ``c64k3p2s8``: ``Conv2D(64, 3, padding="same", shift=8)`` then ``MaxPooling2D(2)``
   (``p2a``: ``AveragePooling2D(2)``; no ``p``: no pooling; no ``s``: the default shift);
 - ``h2000s11``: ``Dense(2000, shift=11)`` (``Flatten`` goes in before the first Dense after a
-  convolution); the output layer is added.
+  convolution); the output layer is added;
+- at the start only, training-time augmentation (docs/convolution.md): ``flip``:
+  ``RandomFlip("horizontal")``; ``shift0.1``: ``RandomTranslation(0.1, 0.1)`` (shifts of up to
+  ``round(0.1 * size)`` pixels each way, zeros shifted in).
 
 A candidate is ``ARCH:RULE:EPOCHS:BATCH:OPTIONS`` with OPTIONS a JSON object of rule options; the
 rule's ``step`` decays linearly to 1 over the epochs, as in the recipes. Usage::
 
     python benchmarks/recipe_search.py fashion-mnist \\
-        'c64k3p2s8-h2000s11:local_heads:40:64:{"step": 512, "dropout": 51}'
+        'c64k3p2s8-h2000s11:local_heads:40:64:{"step": 512, "dropout": 51}' \\
+        'flip-shift0.1-c64k3p2s8-h2000s11:local_heads:40:64:{"step": 512, "dropout": 51}'
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from graia.callbacks import StepScheduler, linear_step
 VALIDATION_ROWS = 10000
 _CONV = re.compile(r"c(\d+)k(\d+)(?:p(\d+)(a?))?(?:s(\d+))?")
 _DENSE = re.compile(r"h(\d+)(?:s(\d+))?")
+_SHIFT = re.compile(r"shift(\d*\.?\d+)")
 
 
 def build_layers(arch: str, input_shape: tuple[int, ...], classes: int) -> list[L.Layer]:
@@ -39,7 +44,15 @@ def build_layers(arch: str, input_shape: tuple[int, ...], classes: int) -> list[
     stack: list[L.Layer] = [L.Input(input_shape)]
     image = False
     for part in arch.split("-"):
-        if conv := _CONV.fullmatch(part):
+        translation = _SHIFT.fullmatch(part)
+        if (part == "flip" or translation) and not all(la.augmentation for la in stack[1:]):
+            raise SystemExit(f"recipe_search: {part!r} must come before every other part")
+        if part == "flip":
+            stack.append(L.RandomFlip("horizontal"))
+        elif translation:
+            factor = float(translation[1])
+            stack.append(L.RandomTranslation(factor, factor))
+        elif conv := _CONV.fullmatch(part):
             filters, kernel, pool, average, shift = conv.groups()
             stack.append(
                 L.Conv2D(int(filters), int(kernel), padding="same", shift=shift and int(shift))
