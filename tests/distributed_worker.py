@@ -17,12 +17,13 @@ import numpy as np
 import graia
 from graia import layers as L
 
-#: (name, layers, rule, rule options): a Dense and a small conv net, both rules, with dropout.
+#: (name, layers, rule, rule options): a Dense and a small conv net, both rules, with dropout;
+#: the local_heads cases augment their images (RandomFlip, RandomTranslation).
 CASES = [
     ("dense-dfa", "dense", "dfa", {"dropout": 40, "step": 1024}),
-    ("dense-local_heads", "dense", "local_heads", {"dropout": 60}),
+    ("dense-local_heads", "dense-augmented", "local_heads", {"dropout": 60}),
     ("conv-dfa", "conv", "dfa", {"dropout": 50}),
-    ("conv-local_heads", "conv", "local_heads", {"dropout": 30, "step": 2048}),
+    ("conv-local_heads", "conv-augmented", "local_heads", {"dropout": 30, "step": 2048}),
 ]
 #: The cases each mode runs (unit parallel splits Dense layers only).
 MODE_CASES = {"data": [c[0] for c in CASES], "units": ["dense-dfa", "dense-local_heads"]}
@@ -36,10 +37,14 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 
 
 def build(kind: str, rule: str, options: dict) -> graia.Sequential:
-    if kind == "dense":  # 40 units: not a multiple of 3 ranks
-        stack = [L.Input(64), L.Dense(40), L.Dense(24), L.Dense(10)]
+    if kind.endswith("-augmented"):
+        stack = [L.Input((8, 8)), L.RandomFlip(), L.RandomTranslation(0.25, 0.25)]
     else:
-        stack = [L.Input((8, 8)), L.Conv2D(6, 3, padding="same"), L.MaxPooling2D(2)]
+        stack = [L.Input(64 if kind == "dense" else (8, 8))]
+    if kind.startswith("dense"):  # 40 units: not a multiple of 3 ranks
+        stack += [L.Dense(40), L.Dense(24), L.Dense(10)]
+    else:
+        stack += [L.Conv2D(6, 3, padding="same"), L.MaxPooling2D(2)]
         stack += [L.Conv2D(4, 2), L.Flatten(), L.Dense(10)]
     model = graia.Sequential(stack, seed=2025)
     model.compile(rule, **options)
