@@ -123,7 +123,8 @@ def launch(
         oversubscribe = ["--oversubscribe"] if ranks * args.threads > cores else []
         # Open MPI binds each rank to one core by default: its Numba threads would share it.
         unbound = ["--bind-to", "none"]
-        command = [mpirun, "-n", str(ranks), *oversubscribe, *unbound, *command]
+        extra = args.mpirun_options.split()
+        command = [mpirun, "-n", str(ranks), *oversubscribe, *unbound, *extra, *command]
         command += ["--distribute", mode]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -140,6 +141,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed epochs (the best counts)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per rank")
     parser.add_argument("--backend", choices=graia.backend.NAMES, default="numba")
+    parser.add_argument(
+        "--mpirun-options", default="", help="more mpirun options, e.g. '--mca pml ob1'"
+    )
     parser.add_argument("--json", help="write every number to this file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--distribute", choices=MODES, help=argparse.SUPPRESS)
