@@ -52,27 +52,34 @@ UNITS = """\
 -- UnitParallelBackend): a rank owns a block of every hidden layer's units
 -- (columns `unit0 ..` of the layer's weights, of `units` in all) and the
 -- matching rows of the output layer. These entries run one layer's block
--- each (Dense layers, so not per depth); dropout and rounding words are
--- those of the global units and synapses. `cpu` as in `load_<D>`.
+-- each (Dense layers, so not per depth); a block stays on the device as
+-- an opaque `layer` (the host reads its latents and momenta through the C
+-- API's projections). Dropout and rounding words are those of the global
+-- units and synapses. `cpu` as in `load_<D>`.
 
--- | The fixed-point weights of a block's latents (§2).
-entry units_weights [k] [m] (kmax: i32) (latent: [k][m]i32) : [k][m]i32 =
-  weights kmax latent
+-- | What a batch's entries share: the rule's parameters (`dfa_params_of`)
+-- and the seed and step `t` of its dropout and rounding words (§7.2). The
+-- host builds it with the C API's record constructor.
+type units_batch [n] = {params: [n]i64, seed: i64, t: i64}
 
--- | A hidden block's sums `z` and its activations after dropout (§3, §7.2)
--- for a batch's whole input `x`.
-entry units_forward [b] [k] [m] (cpu: bool) (params: []i64) (seed: i64) (t: i64) (l: i64) (shift: i32) (w: [k][m]i32) (x: [b][k]u8) (units: i64) (unit0: i64) : ([b][m]i32, [b][m]u8) =
-  let z = forward_z {cpu} x w
-  let dr = {rate = (dfa_params_of params).dropout, seed = u64.i64 seed, t, row0 = 0}
-  in (z, drop_block dr l units unit0 (map (map (activate shift)) z))
+-- | A block as a layer (§2: its weights from the latents).
+entry units_layer [k] [m] (kmax: i32) (shift: i32) (geo: [15]i64) (latent: [k][m]i32) (momentum: [k][m]i32) : layer [k] [m] =
+  layer_of kmax shift geo latent momentum
+
+-- | Hidden layer `l`'s block: its sums `z` and its activations after
+-- dropout (§3, §7.2) for a batch's whole input `x`.
+entry units_forward [n] [b] [k] [m] (cpu: bool) (bt: units_batch [n]) (l: i64) (blk: layer [k] [m]) (x: [b][k]u8) (units: i64) (unit0: i64) : ([b][m]i32, [b][m]u8) =
+  let z = forward_z {cpu} x blk.weights
+  let dr = {rate = (dfa_params_of bt.params).dropout, seed = u64.i64 bt.seed, t = bt.t, row0 = 0}
+  in (z, drop_block dr l units unit0 (map (map (activate blk.shift)) z))
 
 -- | A hidden block's share of its layer's head sums (§7.4).
 entry units_head_sums [b] [m] [c] (fb: [m][c]i8) (a: [b][m]u8) : [b][c]i32 =
   head_sums fb a
 
 -- | The output layer's sums `z` over the rows of a block (§3).
-entry units_output_z [b] [m] [c] (cpu: bool) (a: [b][m]u8) (w: [m][c]i32) : [b][c]i32 =
-  forward_z {cpu} a w
+entry units_output_z [b] [m] [c] (cpu: bool) (a: [b][m]u8) (blk: layer [m] [c]) : [b][c]i32 =
+  forward_z {cpu} a blk.weights
 
 -- The error hidden layer `l`'s deltas come from, given the batch's summed
 -- partials `sums` (`q` blocks: with `local_heads` each hidden layer's head
@@ -85,20 +92,13 @@ def units_error [q] [b] [c] (p: dfa_params) (local_heads: bool) (l: i64) (shift_
   else output_error p.target_on p.target_off (map (map (activate shift_out)) sums[q - 1]) labels
 
 -- | The step of hidden layer `l`'s block (§7.2, §7.7) from its input `x`,
--- sums `z`, feedback rows `fb` and the batch's summed partials: its new
--- latents, momenta and weights.
-entry units_hidden_step [k] [m] [b] [q] [c]
+-- sums `z`, feedback rows `fb` and the batch's summed partials.
+entry units_hidden_step [n] [k] [m] [b] [q] [c]
                         (cpu: bool)
-                        (params: []i64)
+                        (bt: units_batch [n])
                         (rule_id: i32)
-                        (seed: i64)
-                        (t: i64)
                         (l: i64)
-                        (kmax: i32)
-                        (shift: i32)
-                        (geo: [15]i64)
-                        (latent: [k][m]i32)
-                        (momentum: [k][m]i32)
+                        (blk: layer [k] [m])
                         (fb: [m][c]i8)
                         (x: [b][k]u8)
                         (z: [b][m]i32)
@@ -106,41 +106,31 @@ entry units_hidden_step [k] [m] [b] [q] [c]
                         (sums: [q][b][c]i32)
                         (labels: [b]i32)
                         (units: i64)
-                        (unit0: i64) : ([k][m]i32, [k][m]i32, [k][m]i32) =
-  let p = dfa_params_of params
-  let layer = layer_of kmax shift geo latent momentum
+                        (unit0: i64) : layer [k] [m] =
+  let p = dfa_params_of bt.params
   let err = units_error p (rule_id == rule_local_heads) l shift_out sums labels
-  let step = dfa_block_step p (u64.i64 seed) t l layer 0 unit0 units
-  let layer = with_steps layer (accumulate {cpu} step x (dense_delta shift fb z err))
-  in (layer.latent, layer.momentum, layer.weights)
+  let step = dfa_block_step p (u64.i64 bt.seed) bt.t l blk 0 unit0 units
+  in with_steps blk (accumulate {cpu} step x (dense_delta blk.shift fb z err))
 
 -- | The step of the output layer's rows `unit0 ..` (§7.1, §7.2, §7.7) from
 -- the owned activations `a` of the last hidden layer and the batch's summed
--- partials: its new latents, momenta and weights, and the batch's number
--- of correct predictions and sum of squared errors.
-entry units_output_step [m] [c] [b] [q]
+-- partials; with the batch's number of correct predictions and sum of
+-- squared errors.
+entry units_output_step [n] [m] [c] [b] [q]
                         (cpu: bool)
-                        (params: []i64)
-                        (seed: i64)
-                        (t: i64)
+                        (bt: units_batch [n])
                         (l: i64)
-                        (kmax: i32)
-                        (shift: i32)
-                        (geo: [15]i64)
-                        (latent: [m][c]i32)
-                        (momentum: [m][c]i32)
+                        (blk: layer [m] [c])
                         (a: [b][m]u8)
                         (sums: [q][b][c]i32)
                         (labels: [b]i32)
-                        (unit0: i64) : ([m][c]i32, [m][c]i32, [m][c]i32, i64, i64) =
-  let p = dfa_params_of params
-  let layer = layer_of kmax shift geo latent momentum
-  let a_out = map (map (activate shift)) sums[q - 1]
+                        (unit0: i64) : (layer [m] [c], i64, i64) =
+  let p = dfa_params_of bt.params
+  let a_out = map (map (activate blk.shift)) sums[q - 1]
   let e = output_error p.target_on p.target_off a_out labels
   let (correct, sq) = metrics a_out labels e
-  let step = dfa_block_step p (u64.i64 seed) t l layer unit0 0 c
-  let layer = with_steps layer (accumulate {cpu} step a e)
-  in (layer.latent, layer.momentum, layer.weights, correct, sq)
+  let step = dfa_block_step p (u64.i64 bt.seed) bt.t l blk unit0 0 c
+  in (with_steps blk (accumulate {cpu} step a e), correct, sq)
 """
 
 

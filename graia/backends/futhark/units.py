@@ -18,6 +18,7 @@ from graia.backends.futhark.ffi import Context, Value
 from graia.backends.interface import (
     COUNTER_SEED,
     COUNTER_STEP,
+    HOST_STATE_DTYPES,
     HostState,
     shard_blocks,
     shard_feedback_blocks,
@@ -30,10 +31,10 @@ _LOCAL_HEADS = REGISTRY["local_heads"].rule_id
 
 class FutharkShard:
     """A rank's shard on a Futhark backend: ``host`` (the shard's host arrays but the learned
-    ones; its counters advance with every batch), ``blocks`` (per layer ``[latent, momentum,
-    weights]`` device arrays), ``feedback`` (per hidden layer), and the batch in progress."""
+    ones; its counters advance with every batch), ``blocks`` (per layer an opaque ``layer``),
+    ``feedback`` (per hidden layer), and the batch in progress."""
 
-    def __init__(self, backend: Any, host: HostState, blocks: list[list[Value]], feedback) -> None:
+    def __init__(self, backend: Any, host: HostState, blocks: list[Value], feedback) -> None:
         self.backend = backend
         self.host = host
         self.blocks = blocks
@@ -59,6 +60,24 @@ def _outputs(c: Context, *names: str) -> list:
     return [c.ffi.new(f"struct futhark_{name} **") for name in names]
 
 
+def _batch(c: Context, handle: FutharkShard, params: np.ndarray) -> Value:
+    """The batch's ``units_batch`` record: the rule's parameters ``params`` (i64, C-contiguous:
+    the caller keeps them alive until it syncs) and the shard's seed and step."""
+    pv = c.new_array(params)
+    (out,) = _outputs(c, "opaque_units_batch")
+    rc = c.lib.futhark_new_opaque_units_batch(c.ctx, out, pv.ptr, handle.seed, handle.step)
+    c.check(rc, "units_batch")
+    return Value(c, out[0], "opaque_units_batch")
+
+
+def _learned(c: Context, block: Value, field: str) -> np.ndarray:
+    """A block's ``latent`` or ``momentum``, flat (the C API's projection of the record)."""
+    (out,) = _outputs(c, "i32_2d")
+    project = getattr(c.lib, f"futhark_project_opaque_layer_{field}")
+    c.check(project(c.ctx, out, block.ptr), "units_dump")
+    return c.to_numpy(Value(c, out[0], "i32_2d"), np.int32).ravel()
+
+
 class UnitParallelMixin:
     """The unit-parallel methods of :class:`graia.backends.futhark.backend.FutharkBackend`."""
 
@@ -68,33 +87,30 @@ class UnitParallelMixin:
 
     def units_load(self, shard: HostState) -> FutharkShard:
         c = self.context
-        host = {k: np.array(v, copy=True) for k, v in shard.items()}
-        latents = shard_blocks(host, "latent")
-        momenta = shard_blocks(host, "momentum")
+        # Copies in the contract's dtypes, kept by the shard (new_array's copies are asynchronous).
+        host = {k: np.array(v, HOST_STATE_DTYPES.get(k)) for k, v in shard.items()}
+        latents, momenta = shard_blocks(host, "latent"), shard_blocks(host, "momentum")
+        layers = zip(host["kmax"], host["shift"], host["geometry"], latents, momenta)
         with c.lock:
             blocks = []
-            for layer, (lat, mom) in enumerate(zip(latents, momenta)):
-                lv = c.new_array(np.ascontiguousarray(lat, np.int32))
-                mv = c.new_array(np.ascontiguousarray(mom, np.int32))
-                (w,) = _outputs(c, "i32_2d")
-                kmax = int(host["kmax"][layer])
-                c.check(c.lib.futhark_entry_units_weights(c.ctx, w, kmax, lv.ptr), "units_load")
-                blocks.append([lv, mv, Value(c, w[0], "i32_2d")])
-            feedback = [
-                c.new_array(np.ascontiguousarray(fb, np.int8)) for fb in shard_feedback_blocks(host)
-            ]
+            for kmax, shift, *arrays in layers:
+                geo, lat, mom = (c.new_array(a) for a in arrays)
+                (out,) = _outputs(c, "opaque_layer")
+                args = (int(kmax), int(shift), geo.ptr, lat.ptr, mom.ptr)
+                rc = c.lib.futhark_entry_units_layer(c.ctx, out, *args)
+                c.check(rc, "units_load")
+                blocks.append(Value(c, out[0], "opaque_layer"))
+            feedback = [c.new_array(fb) for fb in shard_feedback_blocks(host)]
             c.sync("units_load")
         return FutharkShard(self, host, blocks, feedback)
 
     def units_dump(self, handle: FutharkShard) -> HostState:
         c = self.context
         self._check_shard(handle)
-        with c.lock:
-            latent = [c.to_numpy(lat, np.int32).ravel() for lat, _, _ in handle.blocks]
-            momentum = [c.to_numpy(mom, np.int32).ravel() for _, mom, _ in handle.blocks]
         out = {k: v.copy() for k, v in handle.host.items()}
-        out["latent"] = np.concatenate(latent).astype(np.int32, copy=False)
-        out["momentum"] = np.concatenate(momentum).astype(np.int32, copy=False)
+        with c.lock:
+            for field in ("latent", "momentum"):
+                out[field] = np.concatenate([_learned(c, b, field) for b in handle.blocks])
         return out
 
     def units_forward(
@@ -108,18 +124,18 @@ class UnitParallelMixin:
         inputs = np.ascontiguousarray(inputs, np.uint8)
         params = np.ascontiguousarray(params, np.int64)
         with c.lock:
-            xv, pv = c.new_array(inputs), c.new_array(params)
+            xv, bt = c.new_array(inputs), _batch(c, handle, params)
             z, a = _outputs(c, "i32_2d", "u8_2d")
             rc = c.lib.futhark_entry_units_forward(
-                c.ctx, z, a, bool(self.cpu_loops), pv.ptr, handle.seed, handle.step, layer,
-                int(host["shift"][layer]), handle.blocks[layer][2].ptr, xv.ptr, units, lo,
+                c.ctx, z, a, bool(self.cpu_loops), bt.ptr, layer, handle.blocks[layer].ptr,
+                xv.ptr, units, lo,
             )  # fmt: skip
             c.check(rc, "units_forward")
             handle.inputs[layer] = xv
             handle.zs[layer] = Value(c, z[0], "i32_2d")
             handle.acts[layer] = Value(c, a[0], "u8_2d")
             c.sync("units_forward")
-            del pv
+            del bt
             return c.to_numpy(handle.acts[layer], np.uint8)
 
     def units_partials(self, handle: FutharkShard, rule_id: int, params: np.ndarray) -> np.ndarray:
@@ -137,7 +153,7 @@ class UnitParallelMixin:
                     values.append(Value(c, u[0], "i32_2d"))
             (z,) = _outputs(c, "i32_2d")
             rc = c.lib.futhark_entry_units_output_z(
-                c.ctx, z, bool(self.cpu_loops), handle.acts[-1].ptr, handle.blocks[-1][2].ptr
+                c.ctx, z, bool(self.cpu_loops), handle.acts[-1].ptr, handle.blocks[-1].ptr
             )
             c.check(rc, "units_partials")
             values.append(Value(c, z[0], "i32_2d"))
@@ -158,40 +174,32 @@ class UnitParallelMixin:
         ranges = host["unit_ranges"]
         hidden = len(ranges)
         cpu = bool(self.cpu_loops)
-        seed, t = handle.seed, handle.step
+        sums = np.ascontiguousarray(sums, np.int32)
+        labels = np.ascontiguousarray(labels, np.int32)
+        params = np.ascontiguousarray(params, np.int64)
         with c.lock:
-            keep = [
-                c.new_array(np.ascontiguousarray(a, dtype))
-                for a, dtype in ((sums, np.int32), (labels, np.int32), (params, np.int64))
-            ]
-            sv, lv, pv = keep
+            sv, lv, bt = c.new_array(sums), c.new_array(labels), _batch(c, handle, params)
             for layer in range(hidden):
-                keep.append(c.new_array(np.ascontiguousarray(host["geometry"][layer])))
-                lat, mom, _ = handle.blocks[layer]
-                outs = _outputs(c, "i32_2d", "i32_2d", "i32_2d")
+                (out,) = _outputs(c, "opaque_layer")
                 rc = c.lib.futhark_entry_units_hidden_step(
-                    c.ctx, *outs, cpu, pv.ptr, int(rule_id), seed, t, layer,
-                    int(host["kmax"][layer]), int(host["shift"][layer]), keep[-1].ptr, lat.ptr,
-                    mom.ptr, handle.feedback[layer].ptr, handle.inputs[layer].ptr,
-                    handle.zs[layer].ptr, int(host["shift"][-1]), sv.ptr, lv.ptr,
-                    int(host["sizes"][layer + 1]), int(ranges[layer, 0]),
+                    c.ctx, out, cpu, bt.ptr, int(rule_id), layer, handle.blocks[layer].ptr,
+                    handle.feedback[layer].ptr, handle.inputs[layer].ptr, handle.zs[layer].ptr,
+                    int(host["shift"][-1]), sv.ptr, lv.ptr, int(host["sizes"][layer + 1]),
+                    int(ranges[layer, 0]),
                 )  # fmt: skip
                 c.check(rc, "units_step")
-                handle.blocks[layer] = [Value(c, o[0], "i32_2d") for o in outs]
-            keep.append(c.new_array(np.ascontiguousarray(host["geometry"][hidden])))
-            lat, mom, _ = handle.blocks[hidden]
-            outs = _outputs(c, "i32_2d", "i32_2d", "i32_2d")
+                handle.blocks[layer] = Value(c, out[0], "opaque_layer")
+            (out,) = _outputs(c, "opaque_layer")
             correct, sq_error = c.ffi.new("int64_t *"), c.ffi.new("int64_t *")
             rc = c.lib.futhark_entry_units_output_step(
-                c.ctx, *outs, correct, sq_error, cpu, pv.ptr, seed, t, hidden,
-                int(host["kmax"][hidden]), int(host["shift"][hidden]), keep[-1].ptr, lat.ptr,
-                mom.ptr, handle.acts[-1].ptr, sv.ptr, lv.ptr, int(ranges[-1, 0]),
+                c.ctx, out, correct, sq_error, cpu, bt.ptr, hidden, handle.blocks[hidden].ptr,
+                handle.acts[-1].ptr, sv.ptr, lv.ptr, int(ranges[-1, 0]),
             )  # fmt: skip
             c.check(rc, "units_step")
-            handle.blocks[hidden] = [Value(c, o[0], "i32_2d") for o in outs]
+            handle.blocks[hidden] = Value(c, out[0], "opaque_layer")
             c.sync("units_step")
-            del keep
-        host["counters"][COUNTER_STEP] = t + 1
+            del sv, lv, bt
+        host["counters"][COUNTER_STEP] = handle.step + 1
         return int(correct[0]), int(sq_error[0])
 
     def _check_shard(self, handle: Any) -> None:
