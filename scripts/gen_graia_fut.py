@@ -268,13 +268,18 @@ def dfa_deltas(d: int) -> str:
     )
 
 
+def layers_replaced(d: int) -> str:
+    """``with l0 = l0 ...``: a network record's layers replaced by the new ``l<i>`` bindings."""
+    return "".join(f" with l{i} = l{i}" for i in range(d))
+
+
 def dfa_batch(d: int) -> str:
     updates = [
         f"let l{i} = dfa_layer_update dense_only s.tg p s.seed s.t {i} s.l{i} pre{i} d{i}"
         for i in range(d)
     ]
     body = "\n  ".join(updates)
-    update = "".join(f" with l{i} = l{i}" for i in range(d))
+    update = layers_replaced(d)
     return (
         f"-- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;\n"
         f"-- `dense_only` as in `dense_path`).\n"
@@ -296,7 +301,7 @@ def phase_entries(d: int) -> str:
     applies = "\n  ".join(
         f"let l{i} = dfa_layer_apply p s.seed s.t {i} s.l{i} g{i}" for i in range(d)
     )
-    update = "".join(f" with l{i} = l{i}" for i in range(d))
+    update = layers_replaced(d)
     return (
         f"-- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the\n"
         f"-- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:\n"
@@ -337,7 +342,7 @@ def seed_sample(d: int) -> str:
             f"let l{i} = seed_layer_update was_better s.l{i} ({pre[i]} :> [k{i}]u8)"
             f" ({pre[i + 1]} :> [m{i}]u8)"
         )
-    update = "".join(f" with l{i} = l{i}" for i in range(d))
+    update = layers_replaced(d)
     body = "\n  ".join(lines)
     return (
         f"-- One sample of rule `seed_hebbian`.\n"
