@@ -278,13 +278,13 @@ class UnitParallel(Parallel):
         returned handle holds the whole model (every rank's units gathered), on every rank."""
         from mpi4py import MPI
 
-        from graia.backends.numba import RULE_LOCAL_HEADS
+        from graia.rules import REGISTRY
 
         comm = world()
         me, ranks = comm.Get_rank(), comm.Get_size()
         backend = self.backend
         state = backend.dump(handle)
-        local_heads = rule_id == RULE_LOCAL_HEADS
+        local_heads = rule_id == REGISTRY["local_heads"].rule_id
         self.bytes_per_batch = bytes_per_batch("units", state, batch_size, local_heads)
         sizes = state["sizes"]
         hidden = len(sizes) - 2

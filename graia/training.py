@@ -119,7 +119,7 @@ def _epochs(
     cbs.on_train_begin({})
     n = len(xq)
     chunk = epoch_chunk(n, steps_batch)
-    augmenting = augment.has_augmentation(model.layers)
+    augmenting = dataset is None
     for epoch in range(initial_epoch, epochs):
         cbs.on_epoch_begin(epoch, {})
         if shuffle:
