@@ -226,7 +226,9 @@ def test_layer_configs_round_trip():
 
 @pytest.mark.parametrize("architecture", ["conv", "dense"])
 def test_every_recipe_builds(architecture):
-    """Every dataset's recipes fit their images (no overflow, shapes that plan)."""
+    """Every dataset's recipes fit their images (no overflow, shapes that plan) and the Futhark
+    backends' depth."""
+    from graia.backends.futhark.backend import MAX_LAYERS
     from graia.recipes import ARCHITECTURES
 
     shapes = {
@@ -239,6 +241,7 @@ def test_every_recipe_builds(architecture):
         model = recipe.build(shapes[dataset], 10, seed=0)
         assert model.blocks[-1].n_out == 10
         assert (len(model.blocks) > len(recipe.hidden) + 1) == (architecture == "conv")
+        assert len(model.blocks) <= MAX_LAYERS, dataset
 
 
 def test_cli_trains_the_conv_recipe(tmp_path):
