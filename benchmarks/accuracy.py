@@ -46,10 +46,11 @@ def run_graia(dataset, rule, data, recipe, seed=0):
     (x, y), (xt, yt) = data
     classes = int(y.max()) + 1
     if rule != "seed_hebbian":
-        # The recipe's architecture, options and schedule, with this rule (its extra options
-        # at their defaults).
+        # The recipe's architecture, options and schedule, with this rule (the options it does
+        # not have dropped, its extra ones at their defaults).
         model = recipe.build(x.shape[1:], classes, seed)
-        model.compile(rule, **recipe.rule_options)
+        known = graia.rules.REGISTRY[rule].options
+        model.compile(rule, **{k: v for k, v in recipe.rule_options.items() if k in known})
         epochs, batch_size, callbacks = (
             recipe.epochs,
             recipe.batch_size,
