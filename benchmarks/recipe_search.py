@@ -17,8 +17,8 @@ A candidate is ``ARCH:RULE:EPOCHS:BATCH:OPTIONS`` with OPTIONS a JSON object of 
 rule's ``step`` decays linearly to 1 over the epochs, as in the recipes. Usage::
 
     python benchmarks/recipe_search.py fashion-mnist \\
-        'c64k3p2s8-h2000s11:local_heads:40:64:{"step": 512, "dropout": 51}' \\
-        'flip-shift0.1-c64k3p2s8-h2000s11:local_heads:40:64:{"step": 512, "dropout": 51}'
+        'c64k3p2s8-h4000s12-h1000s10:local_heads:40:64:{"step": 256, "dropout": 77, "head_shift": 8}' \\
+        'flip-c64k3p2s8-h4000s12-h1000s10:local_heads:40:64:{"step": 256, "dropout": 77, "head_shift": 8}'
 """
 
 from __future__ import annotations
