@@ -6,9 +6,10 @@ their scores). ``--split test`` trains on the whole training split and evaluates
 for the chosen candidate only. An architecture is written as dash-separated parts:
 
 - ``c64k3p2s8``: ``Conv2D(64, 3, padding="same", shift=8)`` then ``MaxPooling2D(2)``
-  (``p2a``: ``AveragePooling2D(2)``; no ``p``: no pooling; no ``s``: the default shift);
+  (``p2a``: ``AveragePooling2D(2)``; no ``p``: no pooling; no ``s``: the default shift;
+  ``m10`` at the end: ``kmax=10``, else the default);
 - ``h2000s11``: ``Dense(2000, shift=11)`` (``Flatten`` goes in before the first Dense after a
-  convolution); the output layer is added;
+  convolution; ``m`` as for a convolution); the output layer is added;
 - at the start only, training-time augmentation (docs/convolution.md): ``flip``:
   ``RandomFlip("horizontal")``; ``shift0.1``: ``RandomTranslation(0.1, 0.1)`` (shifts of up to
   ``round(0.1 * size)`` pixels each way, zeros shifted in).
@@ -34,9 +35,14 @@ from graia.callbacks import StepScheduler, linear_step
 
 #: Validation rows carved from the end of the training split (at most a fifth of it).
 VALIDATION_ROWS = 10000
-_CONV = re.compile(r"c(\d+)k(\d+)(?:p(\d+)(a?))?(?:s(\d+))?")
-_DENSE = re.compile(r"h(\d+)(?:s(\d+))?")
+_CONV = re.compile(r"c(\d+)k(\d+)(?:p(\d+)(a?))?(?:s(\d+))?(?:m(\d+))?")
+_DENSE = re.compile(r"h(\d+)(?:s(\d+))?(?:m(\d+))?")
 _SHIFT = re.compile(r"shift(\d*\.?\d+)")
+
+
+def _weights(shift: str | None, kmax: str | None) -> dict[str, int]:
+    """A weighted layer's ``shift`` and ``kmax`` arguments, those the architecture names."""
+    return {k: int(v) for k, v in (("shift", shift), ("kmax", kmax)) if v}
 
 
 def build_layers(arch: str, input_shape: tuple[int, ...], classes: int) -> list[L.Layer]:
@@ -53,9 +59,9 @@ def build_layers(arch: str, input_shape: tuple[int, ...], classes: int) -> list[
             factor = float(translation[1])
             stack.append(L.RandomTranslation(factor, factor))
         elif conv := _CONV.fullmatch(part):
-            filters, kernel, pool, average, shift = conv.groups()
+            filters, kernel, pool, average, shift, kmax = conv.groups()
             stack.append(
-                L.Conv2D(int(filters), int(kernel), padding="same", shift=shift and int(shift))
+                L.Conv2D(int(filters), int(kernel), padding="same", **_weights(shift, kmax))
             )
             if pool:
                 stack.append((L.AveragePooling2D if average else L.MaxPooling2D)(int(pool)))
@@ -64,8 +70,8 @@ def build_layers(arch: str, input_shape: tuple[int, ...], classes: int) -> list[
             if image:
                 stack.append(L.Flatten())
                 image = False
-            units, shift = dense.groups()
-            stack.append(L.Dense(int(units), shift=shift and int(shift)))
+            units, shift, kmax = dense.groups()
+            stack.append(L.Dense(int(units), **_weights(shift, kmax)))
         else:
             raise SystemExit(f"recipe_search: cannot read the architecture part {part!r}")
     if image:

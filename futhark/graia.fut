@@ -82,7 +82,7 @@ entry units_hidden_step [n] [k] [m] [b] [q] [c]
                         (labels: [b]i32)
                         (units: i64)
                         (unit0: i64) : layer [k] [m] =
-  let p = dfa_params_of bt.params
+  let p = dfa_layer_params bt.params l
   let err = units_error p (rule_id == rule_local_heads) l shift_out sums labels
   let step = dfa_block_step p (u64.i64 bt.seed) bt.t l blk 0 unit0 units
   in with_steps blk (accumulate {cpu} step x (dense_delta blk.shift fb z err))
@@ -137,7 +137,8 @@ entry dump_1 [k0] [m0] (s: net1 [k0] [m0]) : (i64, i64, [k0][m0]i32, [k0][m0]i32
 -- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics
 -- (`dense_only` as in `dense_path`).
 local
-def dfa_deltas_1 [k0] [m0] [b] [n0] (dense_only: bool) (_: bool) (p: dfa_params) (s: net1 [k0] [m0]) (_: i64) (x: [b][n0]u8) (y: [b]i32) =
+def dfa_deltas_1 [k0] [m0] [b] [n0] (dense_only: bool) (_: bool) (params: []i64) (s: net1 [k0] [m0]) (_: i64) (x: [b][n0]u8) (y: [b]i32) =
+  let p = dfa_params_of params
   let (a1, tr0) = layer_forward dense_only s.tg m0 id s.l0 x
   let e = output_error p.target_on p.target_off a1 y
   let (correct, sq) = metrics a1 y e
@@ -146,8 +147,9 @@ def dfa_deltas_1 [k0] [m0] [b] [n0] (dense_only: bool) (_: bool) (p: dfa_params)
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
 -- `dense_only` as in `dense_path`).
 local
-def dfa_batch_1 [k0] [m0] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net1 [k0] [m0]) (x: [b][n0]u8) (y: [b]i32) : (net1 [k0] [m0], i64, i64) =
-  let (pre0, d0, correct, sq) = dfa_deltas_1 dense_only local_heads p s 0 x y
+def dfa_batch_1 [k0] [m0] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net1 [k0] [m0]) (x: [b][n0]u8) (y: [b]i32) : (net1 [k0] [m0], i64, i64) =
+  let p = dfa_params_of params
+  let (pre0, d0, correct, sq) = dfa_deltas_1 dense_only local_heads params s 0 x y
   let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 pre0 d0
   in (s with l0 = l0 with t = s.t + 1, correct, sq)
 
@@ -157,9 +159,8 @@ def dfa_batch_1 [k0] [m0] [b] [n0] (dense_only: bool) (local_heads: bool) (p: df
 -- predictions and the sum of squared output errors. The state is not changed.
 entry batch_sums_1 [k0] [m0] [n0] [n] [b]
                    (s: net1 [k0] [m0]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, i64, i64) =
-  let p = dfa_params_of params
   let (pre0, d0, correct, sq) =
-    dfa_deltas_1 false (rule_id == rule_local_heads) p s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+    dfa_deltas_1 false (rule_id == rule_local_heads) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
   in (dfa_layer_sums s.tg pre0 d0, correct, sq)
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
@@ -200,15 +201,14 @@ entry train_epoch_1 [k0] [m0] [n0] [n] [samples]
          in (s, correct + c, sq + e)
   else if rule_id != rule_dfa && rule_id != rule_local_heads
   then assert false (s, 0, 0)
-  else let p = dfa_params_of params
-       let local_heads = rule_id == rule_local_heads
+  else let local_heads = rule_id == rule_local_heads
        let num_batches = (samples + batch_size - 1) / batch_size
        let epoch dense_only =
          loop (s, correct, sq) = (s, 0, 0)
          for bi < num_batches do
            let start = bi * batch_size
            let idx = order[start:i64.min samples (start + batch_size)]
-           let (s, c, e) = dfa_batch_1 dense_only local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+           let (s, c, e) = dfa_batch_1 dense_only local_heads params s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
            in (s, correct + c, sq + e)
        -- Literal arguments specialise the loop: the all-Dense one has no
        -- convolution branches (`dense_path`).
@@ -258,19 +258,21 @@ entry dump_2 [k0] [m0] [k1] [m1] [n1] (s: net2 [k0] [m0] [k1] [m1] [n1]) : (i64,
 -- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics
 -- (`dense_only` as in `dense_path`).
 local
-def dfa_deltas_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net2 [k0] [m0] [k1] [m1] [n1]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
+def dfa_deltas_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net2 [k0] [m0] [k1] [m1] [n1]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
+  let p = dfa_params_of params
   let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}
   let (a1, tr0) = layer_forward dense_only s.tg n1 (drop_units dr 0) s.l0 x
   let (a2, tr1) = layer_forward dense_only s.tg m1 id s.l1 a1
   let e = output_error p.target_on p.target_off a2 y
   let (correct, sq) = metrics a2 y e
-  in (tr0.patches, (layer_delta dense_only local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y), tr1.patches, e, correct, sq)
+  in (tr0.patches, (layer_delta dense_only local_heads (dfa_layer_params params 0) s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y), tr1.patches, e, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
 -- `dense_only` as in `dense_path`).
 local
-def dfa_batch_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [b][n0]u8) (y: [b]i32) : (net2 [k0] [m0] [k1] [m1] [n1], i64, i64) =
-  let (pre0, d0, pre1, d1, correct, sq) = dfa_deltas_2 dense_only local_heads p s 0 x y
+def dfa_batch_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [b][n0]u8) (y: [b]i32) : (net2 [k0] [m0] [k1] [m1] [n1], i64, i64) =
+  let p = dfa_params_of params
+  let (pre0, d0, pre1, d1, correct, sq) = dfa_deltas_2 dense_only local_heads params s 0 x y
   let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 pre0 d0
   let l1 = dfa_layer_update dense_only s.tg p s.seed s.t 1 s.l1 pre1 d1
   in (s with l0 = l0 with l1 = l1 with t = s.t + 1, correct, sq)
@@ -281,9 +283,8 @@ def dfa_batch_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_head
 -- predictions and the sum of squared output errors. The state is not changed.
 entry batch_sums_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] [b]
                    (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, i64, i64) =
-  let p = dfa_params_of params
   let (pre0, d0, pre1, d1, correct, sq) =
-    dfa_deltas_2 false (rule_id == rule_local_heads) p s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+    dfa_deltas_2 false (rule_id == rule_local_heads) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
   in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, correct, sq)
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
@@ -327,15 +328,14 @@ entry train_epoch_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] [samples]
          in (s, correct + c, sq + e)
   else if rule_id != rule_dfa && rule_id != rule_local_heads
   then assert false (s, 0, 0)
-  else let p = dfa_params_of params
-       let local_heads = rule_id == rule_local_heads
+  else let local_heads = rule_id == rule_local_heads
        let num_batches = (samples + batch_size - 1) / batch_size
        let epoch dense_only =
          loop (s, correct, sq) = (s, 0, 0)
          for bi < num_batches do
            let start = bi * batch_size
            let idx = order[start:i64.min samples (start + batch_size)]
-           let (s, c, e) = dfa_batch_2 dense_only local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+           let (s, c, e) = dfa_batch_2 dense_only local_heads params s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
            in (s, correct + c, sq + e)
        -- Literal arguments specialise the loop: the all-Dense one has no
        -- convolution branches (`dense_path`).
@@ -391,20 +391,22 @@ entry dump_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (s: net3 [k0] [m0] [k1] [m1
 -- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics
 -- (`dense_only` as in `dense_path`).
 local
-def dfa_deltas_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
+def dfa_deltas_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
+  let p = dfa_params_of params
   let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}
   let (a1, tr0) = layer_forward dense_only s.tg n1 (drop_units dr 0) s.l0 x
   let (a2, tr1) = layer_forward dense_only s.tg n2 (drop_units dr 1) s.l1 a1
   let (a3, tr2) = layer_forward dense_only s.tg m2 id s.l2 a2
   let e = output_error p.target_on p.target_off a3 y
   let (correct, sq) = metrics a3 y e
-  in (tr0.patches, (layer_delta dense_only local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y), tr1.patches, (layer_delta dense_only local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y), tr2.patches, e, correct, sq)
+  in (tr0.patches, (layer_delta dense_only local_heads (dfa_layer_params params 0) s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y), tr1.patches, (layer_delta dense_only local_heads (dfa_layer_params params 1) s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y), tr2.patches, e, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
 -- `dense_only` as in `dense_path`).
 local
-def dfa_batch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [b][n0]u8) (y: [b]i32) : (net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2], i64, i64) =
-  let (pre0, d0, pre1, d1, pre2, d2, correct, sq) = dfa_deltas_3 dense_only local_heads p s 0 x y
+def dfa_batch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [b][n0]u8) (y: [b]i32) : (net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2], i64, i64) =
+  let p = dfa_params_of params
+  let (pre0, d0, pre1, d1, pre2, d2, correct, sq) = dfa_deltas_3 dense_only local_heads params s 0 x y
   let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 pre0 d0
   let l1 = dfa_layer_update dense_only s.tg p s.seed s.t 1 s.l1 pre1 d1
   let l2 = dfa_layer_update dense_only s.tg p s.seed s.t 2 s.l2 pre2 d2
@@ -416,9 +418,8 @@ def dfa_batch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: bo
 -- predictions and the sum of squared output errors. The state is not changed.
 entry batch_sums_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] [b]
                    (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [k2][m2]i64, i64, i64) =
-  let p = dfa_params_of params
   let (pre0, d0, pre1, d1, pre2, d2, correct, sq) =
-    dfa_deltas_3 false (rule_id == rule_local_heads) p s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+    dfa_deltas_3 false (rule_id == rule_local_heads) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
   in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg pre2 d2, correct, sq)
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
@@ -465,15 +466,14 @@ entry train_epoch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] [samples]
          in (s, correct + c, sq + e)
   else if rule_id != rule_dfa && rule_id != rule_local_heads
   then assert false (s, 0, 0)
-  else let p = dfa_params_of params
-       let local_heads = rule_id == rule_local_heads
+  else let local_heads = rule_id == rule_local_heads
        let num_batches = (samples + batch_size - 1) / batch_size
        let epoch dense_only =
          loop (s, correct, sq) = (s, 0, 0)
          for bi < num_batches do
            let start = bi * batch_size
            let idx = order[start:i64.min samples (start + batch_size)]
-           let (s, c, e) = dfa_batch_3 dense_only local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+           let (s, c, e) = dfa_batch_3 dense_only local_heads params s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
            in (s, correct + c, sq + e)
        -- Literal arguments specialise the loop: the all-Dense one has no
        -- convolution branches (`dense_path`).
@@ -535,7 +535,8 @@ entry dump_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (s: net4 [k0
 -- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics
 -- (`dense_only` as in `dense_path`).
 local
-def dfa_deltas_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
+def dfa_deltas_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
+  let p = dfa_params_of params
   let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}
   let (a1, tr0) = layer_forward dense_only s.tg n1 (drop_units dr 0) s.l0 x
   let (a2, tr1) = layer_forward dense_only s.tg n2 (drop_units dr 1) s.l1 a1
@@ -543,13 +544,14 @@ def dfa_deltas_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0]
   let (a4, tr3) = layer_forward dense_only s.tg m3 id s.l3 a3
   let e = output_error p.target_on p.target_off a4 y
   let (correct, sq) = metrics a4 y e
-  in (tr0.patches, (layer_delta dense_only local_heads p s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y), tr1.patches, (layer_delta dense_only local_heads p s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y), tr2.patches, (layer_delta dense_only local_heads p s.l2.geo s.l2.shift s.fb2 a3 tr2.winner tr2.z e y), tr3.patches, e, correct, sq)
+  in (tr0.patches, (layer_delta dense_only local_heads (dfa_layer_params params 0) s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y), tr1.patches, (layer_delta dense_only local_heads (dfa_layer_params params 1) s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y), tr2.patches, (layer_delta dense_only local_heads (dfa_layer_params params 2) s.l2.geo s.l2.shift s.fb2 a3 tr2.winner tr2.z e y), tr3.patches, e, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
 -- `dense_only` as in `dense_path`).
 local
-def dfa_batch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (dense_only: bool) (local_heads: bool) (p: dfa_params) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [b][n0]u8) (y: [b]i32) : (net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3], i64, i64) =
-  let (pre0, d0, pre1, d1, pre2, d2, pre3, d3, correct, sq) = dfa_deltas_4 dense_only local_heads p s 0 x y
+def dfa_batch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [b][n0]u8) (y: [b]i32) : (net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3], i64, i64) =
+  let p = dfa_params_of params
+  let (pre0, d0, pre1, d1, pre2, d2, pre3, d3, correct, sq) = dfa_deltas_4 dense_only local_heads params s 0 x y
   let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 pre0 d0
   let l1 = dfa_layer_update dense_only s.tg p s.seed s.t 1 s.l1 pre1 d1
   let l2 = dfa_layer_update dense_only s.tg p s.seed s.t 2 s.l2 pre2 d2
@@ -562,9 +564,8 @@ def dfa_batch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] 
 -- predictions and the sum of squared output errors. The state is not changed.
 entry batch_sums_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] [n] [b]
                    (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [k2][m2]i64, [k3][m3]i64, i64, i64) =
-  let p = dfa_params_of params
   let (pre0, d0, pre1, d1, pre2, d2, pre3, d3, correct, sq) =
-    dfa_deltas_4 false (rule_id == rule_local_heads) p s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+    dfa_deltas_4 false (rule_id == rule_local_heads) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
   in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg pre2 d2, dfa_layer_sums s.tg pre3 d3, correct, sq)
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
@@ -614,15 +615,14 @@ entry train_epoch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] 
          in (s, correct + c, sq + e)
   else if rule_id != rule_dfa && rule_id != rule_local_heads
   then assert false (s, 0, 0)
-  else let p = dfa_params_of params
-       let local_heads = rule_id == rule_local_heads
+  else let local_heads = rule_id == rule_local_heads
        let num_batches = (samples + batch_size - 1) / batch_size
        let epoch dense_only =
          loop (s, correct, sq) = (s, 0, 0)
          for bi < num_batches do
            let start = bi * batch_size
            let idx = order[start:i64.min samples (start + batch_size)]
-           let (s, c, e) = dfa_batch_4 dense_only local_heads p s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+           let (s, c, e) = dfa_batch_4 dense_only local_heads params s (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
            in (s, correct + c, sq + e)
        -- Literal arguments specialise the loop: the all-Dense one has no
        -- convolution branches (`dense_path`).

@@ -158,15 +158,17 @@ class Sequential:
         self,
         rule: str | rules_mod.Rule | None = None,
         metrics: Sequence[str] = ("accuracy",),
-        **rule_options: int,
+        **rule_options: int | Sequence[int],
     ) -> None:
         """Choose the learning rule (``None``: the library's default) and its options."""
-        self.rule = rules_mod.get(rule, **rule_options)
-        if not self.rule.supports_conv and not self.is_dense:
+        rule = rules_mod.get(rule, **rule_options)
+        if not rule.supports_conv and not self.is_dense:
             raise GraiaValueError(
-                f"rule {self.rule.name!r} supports Dense layers only; use 'dfa' or 'local_heads' "
+                f"rule {rule.name!r} supports Dense layers only; use 'dfa' or 'local_heads' "
                 f"for a model with Conv2D layers"
             )
+        rule.check_hidden_layers(len(self.weighted_layers) - 1)
+        self.rule = rule
         unknown = [m for m in metrics if m not in ("accuracy", "acc")]
         if unknown:
             raise GraiaValueError(f"compile(): unknown metric(s) {unknown}; valid: ['accuracy']")

@@ -108,6 +108,7 @@ def _model_from_config(config: dict[str, Any], source: str) -> Sequential:
                     f"'rule' must be an object with 'name' and 'options', got {rule!r:.80}"
                 )
             model.rule = rules_mod.get(rule["name"], **rule.get("options", {}))
+            model.rule.check_hidden_layers(len(model.weighted_layers) - 1)
     except KeyError as exc:
         raise ModelFileError(f"{source}: invalid config.json: missing key {exc}") from exc
     except (TypeError, ValueError, GraiaError) as exc:

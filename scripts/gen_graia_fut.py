@@ -107,7 +107,7 @@ entry units_hidden_step [n] [k] [m] [b] [q] [c]
                         (labels: [b]i32)
                         (units: i64)
                         (unit0: i64) : layer [k] [m] =
-  let p = dfa_params_of bt.params
+  let p = dfa_layer_params bt.params l
   let err = units_error p (rule_id == rule_local_heads) l shift_out sums labels
   let step = dfa_block_step p (u64.i64 bt.seed) bt.t l blk 0 unit0 units
   in with_steps blk (accumulate {cpu} step x (dense_delta blk.shift fb z err))
@@ -247,8 +247,8 @@ def dfa_deltas(d: int) -> str:
     out = []
     for i in range(d - 1):
         delta = (
-            f"layer_delta dense_only local_heads p s.l{i}.geo s.l{i}.shift s.fb{i} a{i + 1} tr{i}.winner"
-            f" tr{i}.z e y"
+            f"layer_delta dense_only local_heads (dfa_layer_params params {i}) s.l{i}.geo"
+            f" s.l{i}.shift s.fb{i} a{i + 1} tr{i}.winner tr{i}.z e y"
         )
         out += [f"tr{i}.patches", f"({delta})"]
     out += [f"tr{d - 1}.patches", "e"]
@@ -262,7 +262,8 @@ def dfa_deltas(d: int) -> str:
         f"local\n"
         f"def dfa_deltas_{d} {sizes(d)} [b] [n0] (dense_only: bool)"
         f" ({'local_heads' if d > 1 else '_'}: bool)"
-        f" (p: dfa_params) (s: {net(d)}) ({unused_row0}: i64) (x: [b][n0]u8) (y: [b]i32) =\n"
+        f" (params: []i64) (s: {net(d)}) ({unused_row0}: i64) (x: [b][n0]u8) (y: [b]i32) =\n"
+        f"  let p = dfa_params_of params\n"
         f"  {body}\n"
         f"  in ({join(out, ', ')}, correct, sq)\n"
     )
@@ -285,9 +286,10 @@ def dfa_batch(d: int) -> str:
         f"-- `dense_only` as in `dense_path`).\n"
         f"local\n"
         f"def dfa_batch_{d} {sizes(d)} [b] [n0] (dense_only: bool) (local_heads: bool)"
-        f" (p: dfa_params) (s: {net(d)}) (x: [b][n0]u8) (y: [b]i32) : ({net(d)}, i64, i64) =\n"
+        f" (params: []i64) (s: {net(d)}) (x: [b][n0]u8) (y: [b]i32) : ({net(d)}, i64, i64) =\n"
+        f"  let p = dfa_params_of params\n"
         f"  let ({join(learning_pairs(d), ', ')}, correct, sq) ="
-        f" dfa_deltas_{d} dense_only local_heads p s 0 x y\n"
+        f" dfa_deltas_{d} dense_only local_heads params s 0 x y\n"
         f"  {body}\n"
         f"  in (s{update} with t = s.t + 1, correct, sq)\n"
     )
@@ -310,9 +312,8 @@ def phase_entries(d: int) -> str:
         f"entry batch_sums_{d} {sizes(d)} [n0] [n] [b]\n"
         f"  (s: {net(d)}) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64)"
         f" (rule_id: i32) (params: []i64) : ({sums}, i64, i64) =\n"
-        f"  let p = dfa_params_of params\n"
         f"  let ({join(learning_pairs(d), ', ')}, correct, sq) =\n"
-        f"    dfa_deltas_{d} false (rule_id == rule_local_heads) p s row0"
+        f"    dfa_deltas_{d} false (rule_id == rule_local_heads) params s row0"
         f" (map (\\i -> x[i]) idx) (map (\\i -> y[i]) idx)\n"
         f"  in ({totals}, correct, sq)\n\n"
         f"-- | The second half of a batch (§7.6): every synapse's step from the whole\n"
@@ -379,15 +380,14 @@ entry train_epoch_{d} {sizes(d)} [n0] [n] [samples]
          in (s, correct + c, sq + e)
   else if rule_id != rule_dfa && rule_id != rule_local_heads
   then assert false (s, 0, 0)
-  else let p = dfa_params_of params
-       let local_heads = rule_id == rule_local_heads
+  else let local_heads = rule_id == rule_local_heads
        let num_batches = (samples + batch_size - 1) / batch_size
        let epoch dense_only =
          loop (s, correct, sq) = (s, 0, 0)
          for bi < num_batches do
            let start = bi * batch_size
            let idx = order[start:i64.min samples (start + batch_size)]
-           let (s, c, e) = dfa_batch_{d} dense_only local_heads p s (map (\\i -> x[i]) idx) (map (\\i -> y[i]) idx)
+           let (s, c, e) = dfa_batch_{d} dense_only local_heads params s (map (\\i -> x[i]) idx) (map (\\i -> y[i]) idx)
            in (s, correct + c, sq + e)
        -- Literal arguments specialise the loop: the all-Dense one has no
        -- convolution branches (`dense_path`).

@@ -18,10 +18,11 @@ import graia
 from graia import layers as L
 
 #: (name, layers, rule, rule options): a Dense and a small conv net, both rules, with dropout;
-#: the local_heads cases augment their images (RandomFlip, RandomTranslation).
+#: the local_heads cases augment their images (RandomFlip, RandomTranslation); the Dense one
+#: gives each hidden layer its own head shift.
 CASES = [
     ("dense-dfa", "dense", "dfa", {"dropout": 40, "step": 1024}),
-    ("dense-local_heads", "dense-augmented", "local_heads", {"dropout": 60}),
+    ("dense-local_heads", "dense-augmented", "local_heads", {"dropout": 60, "head_shift": (3, 6)}),
     ("conv-dfa", "conv", "dfa", {"dropout": 50}),
     ("conv-local_heads", "conv-augmented", "local_heads", {"dropout": 30, "step": 2048}),
 ]

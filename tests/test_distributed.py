@@ -77,6 +77,11 @@ def _launch(
     )
 
 
+def _options(rule: str) -> dict:
+    """Dropout, and with ``local_heads`` a head shift per hidden layer (§7.4)."""
+    return {"dropout": 70} | ({"head_shift": (2, 6)} if rule == "local_heads" else {})
+
+
 @pytest.mark.parametrize("kind", ["dense", "conv"])
 @pytest.mark.parametrize("rule", ["dfa", "local_heads"])
 @pytest.mark.parametrize("batch_size,ranks", [(32, 3), (2, 3), (7, 2)])
@@ -86,7 +91,7 @@ def test_phases_equal_the_fused_epoch(backend_name, kind, rule, batch_size, rank
     epoch, and of the oracle's."""
     x, y = worker.data()
     x, y = x[:40], y[:40].astype(np.int32)
-    model = worker.build(kind, rule, {"dropout": 70})
+    model = worker.build(kind, rule, _options(rule))
     params = model.rule.params()
     backend = graia.backend.get(backend_name)
     dataset = backend.upload(x, y)
@@ -150,7 +155,7 @@ def test_unit_shards_equal_the_fused_epoch(backend_name, rule, batch_size, ranks
     oracle's fused epoch."""
     x, y = worker.data()
     x, y = x[:40], y[:40].astype(np.int32)
-    model = worker.build("dense", rule, {"dropout": 70})
+    model = worker.build("dense", rule, _options(rule))
     params = model.rule.params()
     oracle = nb.NumbaBackend()
     order = np.random.default_rng(3).permutation(len(x)).astype(np.int32)

@@ -8,6 +8,7 @@ import pytest
 import graia
 from graia import rules
 from graia.backends.numba import _seed_step
+from graia.errors import GraiaValueError
 
 QUICK = {  # a few seconds each on a 2-core CPU
     "dfa": {
@@ -100,3 +101,32 @@ def test_seed_rule_hand_checked_case():
     model.fit(np.array([[200]], np.uint8), np.array([0]), epochs=1, verbose=0, shuffle=False)
     # output 100, loss 155 < 205, fired -> excite again: +1 (weight 1)
     assert model.get_codes()[0][0, 0] == 1
+
+
+def test_head_shift_per_hidden_layer():
+    """``head_shift`` takes one value per hidden layer; the values end the parameter vector."""
+    rule = rules.get("local_heads", head_shift=[9, 6, 3])
+    assert rule.values["head_shift"] == (9, 6, 3)
+    assert list(rule.params()[7:]) == [9, 6, 3]
+    assert rule.get_config()["options"]["head_shift"] == [9, 6, 3]
+    assert list(rules.get("local_heads", head_shift=5).params()[7:]) == [5]
+    for bad, message in (([], "empty sequence"), ([3, 25], "out of range"), ([3, "4"], "int")):
+        with pytest.raises(GraiaValueError, match=message):
+            rules.get("local_heads", head_shift=bad)
+    with pytest.raises(GraiaValueError, match="must be an int, got"):
+        rules.get("dfa", step=(256, 128))
+
+
+def test_head_shifts_must_match_the_hidden_layers(tmp_path, digits):
+    (x, y), _ = digits
+    model = graia.Sequential(
+        [graia.layers.Input((8, 8)), graia.layers.Dense(16), graia.layers.Dense(10)], seed=0
+    )
+    with pytest.raises(GraiaValueError, match="2 values for a model with 1 hidden"):
+        model.compile("local_heads", head_shift=(3, 4))
+    assert model.rule is None or model.rule.name != "local_heads"
+    model.compile("local_heads", head_shift=(3,))
+    model.fit(x[:64], y[:64], epochs=1, verbose=0)
+    model.save(tmp_path / "m.graia")
+    loaded = graia.load_model(tmp_path / "m.graia")
+    assert loaded.rule.values["head_shift"] == (3,)

@@ -5,7 +5,8 @@
 --
 -- Parameters (i64, in the order of `graia/rules/__init__.py`): `step`,
 -- `beta1_shift`, `beta2_shift`, `decay_shift`, `target_on`, `target_off`,
--- `dropout`; `local_heads` adds `head_shift`.
+-- `dropout`; `local_heads` adds `head_shift`, one value for every hidden
+-- layer or one per hidden layer (`dfa_layer_params`).
 
 import "../arith"
 import "../dense"
@@ -25,7 +26,8 @@ type dfa_params =
   }
 
 -- | Decode the rule's i64 parameter vector (seven values for `dfa`, eight
--- for `local_heads`; a missing `dropout` or `head_shift` is 0).
+-- or more for `local_heads`; a missing `dropout` or `head_shift` is 0).
+-- `head_shift` is the first hidden layer's (`dfa_layer_params`).
 def dfa_params_of [p] (params: [p]i64) : dfa_params =
   { step = params[0]
   , beta1_shift = i32.i64 params[1]
@@ -36,6 +38,12 @@ def dfa_params_of [p] (params: [p]i64) : dfa_params =
   , dropout = if p > 6 then i32.i64 params[6] else 0
   , head_shift = if p > 7 then i32.i64 params[7] else 0
   }
+
+-- | The parameters of hidden layer `l` (§7.4): `head_shift` is
+-- `params[7 + l]`, or the vector's last value for the layers past its end.
+def dfa_layer_params [p] (params: [p]i64) (l: i64) : dfa_params =
+  let d = dfa_params_of params
+  in if p > 8 then d with head_shift = i32.i64 params[i64.min (7 + l) (p - 1)] else d
 
 -- | The output error of a batch (§7.1): `e[s, j] = a[s, j] - t_j`.
 def output_error [b] [c] (target_on: i32) (target_off: i32) (a: [b][c]u8) (labels: [b]i32) : [b][c]i32 =

@@ -40,3 +40,14 @@ entry test_feedback_delta [o] [c] [b] (fb: [o][c]i8) (e: [b][c]i32) : [b][o]i32 
 -- output { [[-211, 0], [255, 0], [0, -55]] }
 entry test_local_head_error [n] [c] [b] (head_shift: i32) (fb: [n][c]i8) (a: [b][n]u8) (labels: [b]i32) : [b][c]i32 =
   local_head_error head_shift 255 0 fb a labels
+
+-- ==
+-- entry: test_layer_head_shifts
+-- input { [256i64, 3i64, 7i64, 0i64, 255i64, 0i64, 77i64, 8i64] }
+-- output { [8, 8, 8] }
+-- input { [256i64, 3i64, 7i64, 0i64, 255i64, 0i64, 77i64, 8i64, 5i64, 3i64] }
+-- output { [8, 5, 3] }
+-- input { [256i64, 3i64, 7i64, 0i64, 255i64, 0i64, 77i64, 8i64, 5i64] }
+-- output { [8, 5, 5] }
+entry test_layer_head_shifts [p] (params: [p]i64) : [3]i32 =
+  map (\l -> (dfa_layer_params params l).head_shift) (iota 3)

@@ -370,7 +370,11 @@ class _DfaOptions:
         self.step, self.beta1, self.beta2, self.decay = values[:4]
         self.target_on, self.target_off, self.dropout = values[4:]
         self.local_heads = local_heads
-        self.head_shift = int(params[7]) if local_heads else 0
+        self.head_shifts = [int(v) for v in params[7:]] if local_heads else [0]
+
+    def head_shift(self, layer: int) -> int:
+        """§7.4: hidden layer ``layer``'s head shift (the last value serves the layers past it)."""
+        return self.head_shifts[min(layer, len(self.head_shifts) - 1)]
 
 
 def _batch_deltas(state, x, y, idx, row0, opts: _DfaOptions):
@@ -392,7 +396,7 @@ def _batch_deltas(state, x, y, idx, row0, opts: _DfaOptions):
         if opts.local_heads:
             err = np.empty((rows, classes), np.int32)
             u = _head_sums(fp.acts[layer + 1], feedback[layer])
-            _head_error(u, opts.head_shift, labels, opts.target_on, opts.target_off, err)
+            _head_error(u, opts.head_shift(layer), labels, opts.target_on, opts.target_off, err)
         delta = _feedback_delta(feedback[layer], err)
         shift = int(state["shift"][layer])
         deltas.append(_block_route(block, delta, fp.zs[layer], shift, fp.winners[layer]))
@@ -642,7 +646,12 @@ class NumbaBackend:
             if opts.local_heads:
                 err = np.empty((rows, classes), np.int32)
                 _head_error(
-                    sums[layer], opts.head_shift, labels, opts.target_on, opts.target_off, err
+                    sums[layer],
+                    opts.head_shift(layer),
+                    labels,
+                    opts.target_on,
+                    opts.target_off,
+                    err,
                 )
             delta = _feedback_delta(handle.feedback[layer], err)
             shift = int(shard["shift"][layer])

@@ -7,6 +7,7 @@ rule is covered without editing them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -17,7 +18,11 @@ REGISTRY: dict[str, type[Rule]] = {}
 
 
 class Rule:
-    """Base class. Subclasses set ``name``, ``rule_id``, ``options`` (name -> (default, lo, hi))."""
+    """Base class. Subclasses set ``name``, ``rule_id``, ``options`` (name -> (default, lo, hi)).
+
+    An option named in ``per_layer`` (it must be the last option) also takes a sequence of ints,
+    one per hidden layer; its values then end the parameter vector in layer order.
+    """
 
     name: ClassVar[str]
     rule_id: ClassVar[int]
@@ -26,37 +31,63 @@ class Rule:
     online: ClassVar[bool] = False
     #: Whether the rule can train ``Conv2D`` layers (docs/arithmetic.md §7.5).
     supports_conv: ClassVar[bool] = True
+    #: Options that may also be given one value per hidden layer.
+    per_layer: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         REGISTRY[cls.name] = cls
 
-    def __init__(self, **options: int) -> None:
+    def __init__(self, **options: int | Sequence[int]) -> None:
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             raise GraiaValueError(
                 f"rule {self.name!r}: unknown option(s) {unknown}; valid: {sorted(self.options)}"
             )
-        self.values: dict[str, int] = {}
+        self.values: dict[str, int | tuple[int, ...]] = {}
         for key, (default, lo, hi) in self.options.items():
             value = options.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            if key in self.per_layer and isinstance(value, (list, tuple)):
+                if not value:
+                    raise GraiaValueError(f"rule {self.name!r}: option {key} is an empty sequence")
+                self.values[key] = tuple(self._checked(key, v, lo, hi) for v in value)
+            else:
+                self.values[key] = self._checked(key, value, lo, hi)
+
+    def _checked(self, key: str, value: object, lo: int, hi: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            kind = "an int or a sequence of ints" if key in self.per_layer else "an int"
+            raise GraiaValueError(f"rule {self.name!r}: option {key} must be {kind}, got {value!r}")
+        if not lo <= int(value) <= hi:
+            raise GraiaValueError(
+                f"rule {self.name!r}: option {key}={value} out of range [{lo}, {hi}]"
+            )
+        return int(value)
+
+    def check_hidden_layers(self, hidden: int) -> None:
+        """Refuse a per-layer option whose values do not match the model's ``hidden`` layers."""
+        for key in self.per_layer:
+            value = self.values[key]
+            if isinstance(value, tuple) and len(value) != hidden:
                 raise GraiaValueError(
-                    f"rule {self.name!r}: option {key} must be an int, got {value!r}"
+                    f"rule {self.name!r}: option {key} has {len(value)} values for a model with "
+                    f"{hidden} hidden weighted layer(s)"
                 )
-            if not lo <= int(value) <= hi:
-                raise GraiaValueError(
-                    f"rule {self.name!r}: option {key}={value} out of range [{lo}, {hi}]"
-                )
-            self.values[key] = int(value)
 
     def params(self) -> np.ndarray:
         """The rule's options as the i64 parameter vector backends receive."""
-        return np.array([self.values[k] for k in self.options], np.int64)
+        flat: list[int] = []
+        for key in self.options:
+            value = self.values[key]
+            flat.extend(value if isinstance(value, tuple) else (value,))
+        return np.array(flat, np.int64)
 
     def get_config(self) -> dict:
         """JSON-friendly description, enough to rebuild the rule with :func:`get`."""
-        return {"name": self.name, "options": dict(self.values)}
+        return {
+            "name": self.name,
+            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in self.values.items()},
+        }
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.values.items())
@@ -90,6 +121,9 @@ class LocalHeads(Rule):
     Locality: a synapse uses its pre-synaptic activity, its unit's slope, and the error of its
     own layer's fixed local classifier against the target presented to that layer. No error
     travels between layers. Same integer sign-momentum step as ``dfa``.
+
+    ``head_shift`` is one shift for every hidden layer's head, or a sequence with one per hidden
+    weighted layer (a convolution block's output and a narrow Dense layer want different ones).
     """
 
     name = "local_heads"
@@ -98,6 +132,7 @@ class LocalHeads(Rule):
         **DFA.options,
         "head_shift": (4, 0, 24),
     }
+    per_layer = ("head_shift",)
 
 
 class SeedHebbian(Rule):
@@ -117,7 +152,7 @@ class SeedHebbian(Rule):
 DEFAULT_RULE = "dfa"
 
 
-def get(rule: str | Rule | None = None, **options: int) -> Rule:
+def get(rule: str | Rule | None = None, **options: int | Sequence[int]) -> Rule:
     """A rule instance from a name (with options), an instance, or ``None`` (the default rule)."""
     if isinstance(rule, Rule):
         if options:
