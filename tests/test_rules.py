@@ -115,6 +115,10 @@ def test_head_shift_per_hidden_layer():
             rules.get("local_heads", head_shift=bad)
     with pytest.raises(GraiaValueError, match="must be an int, got"):
         rules.get("dfa", step=(256, 128))
+    # A hostile value: the message stays one short line.
+    with pytest.raises(GraiaValueError) as excinfo:
+        rules.get("local_heads", head_shift=[[1] * 100000])
+    assert len(str(excinfo.value)) < 200
 
 
 def test_head_shifts_must_match_the_hidden_layers(tmp_path, digits):

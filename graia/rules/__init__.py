@@ -57,10 +57,12 @@ class Rule:
     def _checked(self, key: str, value: object, lo: int, hi: int) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             kind = "an int or a sequence of ints" if key in self.per_layer else "an int"
-            raise GraiaValueError(f"rule {self.name!r}: option {key} must be {kind}, got {value!r}")
+            raise GraiaValueError(
+                f"rule {self.name!r}: option {key} must be {kind}, got {value!r:.80}"
+            )
         if not lo <= int(value) <= hi:
             raise GraiaValueError(
-                f"rule {self.name!r}: option {key}={value} out of range [{lo}, {hi}]"
+                f"rule {self.name!r}: option {key}={value!r:.80} out of range [{lo}, {hi}]"
             )
         return int(value)
 
