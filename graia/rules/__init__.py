@@ -20,7 +20,7 @@ REGISTRY: dict[str, type[Rule]] = {}
 class Rule:
     """Base class. Subclasses set ``name``, ``rule_id``, ``options`` (name -> (default, lo, hi)).
 
-    An option named in ``per_layer`` (it must be the last option) also takes a sequence of ints,
+    The option named in ``per_layer`` (at most one, and the last) also takes a sequence of ints,
     one per hidden layer; its values then end the parameter vector in layer order.
     """
 
@@ -36,6 +36,8 @@ class Rule:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if cls.per_layer and (len(cls.per_layer) > 1 or list(cls.options)[-1] != cls.per_layer[0]):
+            raise TypeError(f"{cls.__name__}: only the last option can be per layer")
         REGISTRY[cls.name] = cls
 
     def __init__(self, **options: int | Sequence[int]) -> None:
