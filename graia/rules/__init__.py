@@ -20,8 +20,8 @@ REGISTRY: dict[str, type[Rule]] = {}
 class Rule:
     """Base class. Subclasses set ``name``, ``rule_id``, ``options`` (name -> (default, lo, hi)).
 
-    The option named in ``per_layer`` (at most one, and the last) also takes a sequence of ints,
-    one per hidden layer; its values then end the parameter vector in layer order.
+    The option named by ``per_layer`` (the last option) also takes a sequence of ints, one per
+    hidden layer; its values then end the parameter vector in layer order.
     """
 
     name: ClassVar[str]
@@ -31,12 +31,12 @@ class Rule:
     online: ClassVar[bool] = False
     #: Whether the rule can train ``Conv2D`` layers (docs/arithmetic.md §7.5).
     supports_conv: ClassVar[bool] = True
-    #: Options that may also be given one value per hidden layer.
-    per_layer: ClassVar[tuple[str, ...]] = ()
+    #: The option that may also be given one value per hidden layer, if any.
+    per_layer: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.per_layer and (len(cls.per_layer) > 1 or list(cls.options)[-1] != cls.per_layer[0]):
+        if cls.per_layer is not None and list(cls.options)[-1] != cls.per_layer:
             raise TypeError(f"{cls.__name__}: only the last option can be per layer")
         REGISTRY[cls.name] = cls
 
@@ -49,7 +49,7 @@ class Rule:
         self.values: dict[str, int | tuple[int, ...]] = {}
         for key, (default, lo, hi) in self.options.items():
             value = options.get(key, default)
-            if key in self.per_layer and isinstance(value, (list, tuple)):
+            if key == self.per_layer and isinstance(value, (list, tuple)):
                 if not value:
                     raise GraiaValueError(f"rule {self.name!r}: option {key} is an empty sequence")
                 self.values[key] = tuple(self._checked(key, v, lo, hi) for v in value)
@@ -58,7 +58,7 @@ class Rule:
 
     def _checked(self, key: str, value: object, lo: int, hi: int) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            kind = "an int or a sequence of ints" if key in self.per_layer else "an int"
+            kind = "an int or a sequence of ints" if key == self.per_layer else "an int"
             raise GraiaValueError(
                 f"rule {self.name!r}: option {key} must be {kind}, got {value!r:.80}"
             )
@@ -70,13 +70,12 @@ class Rule:
 
     def check_hidden_layers(self, hidden: int) -> None:
         """Refuse a per-layer option whose values do not match the model's ``hidden`` layers."""
-        for key in self.per_layer:
-            value = self.values[key]
-            if isinstance(value, tuple) and len(value) != hidden:
-                raise GraiaValueError(
-                    f"rule {self.name!r}: option {key} has {len(value)} values for a model with "
-                    f"{hidden} hidden weighted layer(s)"
-                )
+        value = self.values.get(self.per_layer) if self.per_layer else None
+        if isinstance(value, tuple) and len(value) != hidden:
+            raise GraiaValueError(
+                f"rule {self.name!r}: option {self.per_layer} has {len(value)} values for a model "
+                f"with {hidden} hidden weighted layer(s)"
+            )
 
     def params(self) -> np.ndarray:
         """The rule's options as the i64 parameter vector backends receive."""
@@ -136,7 +135,7 @@ class LocalHeads(Rule):
         **DFA.options,
         "head_shift": (4, 0, 24),
     }
-    per_layer = ("head_shift",)
+    per_layer = "head_shift"
 
 
 class SeedHebbian(Rule):
