@@ -4,8 +4,8 @@
 --
 -- A network of `D` layers is a record `net<D>` of layer records
 -- (`layer.fut`: a convolution or Dense layer with its pooling) with the
--- feedback matrices of its hidden layers; it stays on the device as one
--- opaque value. `train_epoch_<D>` runs a whole epoch.
+-- feedback matrices and local heads of its hidden layers; it stays on the
+-- device as one opaque value. `train_epoch_<D>` runs a whole epoch.
 
 import "arith"
 import "dense"
@@ -48,9 +48,13 @@ entry units_forward [n] [b] [k] [m] (cpu: bool) (bt: units_batch [n]) (l: i64) (
   let dr = {rate = (dfa_params_of bt.params).dropout, seed = u64.i64 bt.seed, t = bt.t, row0 = 0}
   in (z, drop_block dr l units unit0 (map (map (activate blk.shift)) z))
 
+-- | A hidden block's rows of its layer's local head (§7.4).
+entry units_head [m] [c] (latent: [m][c]i32) (momentum: [m][c]i32) : head [m] [c] =
+  {latent, momentum}
+
 -- | A hidden block's share of its layer's head sums (§7.4).
-entry units_head_sums [b] [m] [c] (fb: [m][c]i8) (a: [b][m]u8) : [b][c]i32 =
-  head_sums fb a
+entry units_head_sums [n] [b] [m] [c] (bt: units_batch [n]) (h: head [m] [c]) (a: [b][m]u8) : [b][c]i32 =
+  head_sums (head_weights (dfa_params_of bt.params) h) a
 
 -- | The output layer's sums `z` over the rows of a block (§3).
 entry units_output_z [b] [m] [c] (cpu: bool) (a: [b][m]u8) (blk: layer [m] [c]) : [b][c]i32 =
@@ -63,7 +67,7 @@ entry units_output_z [b] [m] [c] (cpu: bool) (a: [b][m]u8) (blk: layer [m] [c]) 
 local
 def units_error [q] [b] [c] (p: dfa_params) (local_heads: bool) (l: i64) (shift_out: i32) (sums: [q][b][c]i32) (labels: [b]i32) : [b][c]i32 =
   if local_heads && l < q - 1
-  then head_error p.head_shift p.target_on p.target_off sums[l] labels
+  then head_error p sums[l] labels
   else output_error p.target_on p.target_off (map (map (activate shift_out)) sums[q - 1]) labels
 
 -- | The step of hidden layer `l`'s block (§7.2, §7.7) from its input `x`,
@@ -86,6 +90,26 @@ entry units_hidden_step [n] [k] [m] [b] [q] [c]
   let err = units_error p (rule_id == rule_local_heads) l shift_out sums labels
   let step = dfa_block_step p (u64.i64 bt.seed) bt.t l blk 0 unit0 units
   in with_steps blk (accumulate {cpu} step x (dense_delta blk.shift fb z err))
+
+-- | The step of hidden layer `l`'s rows `unit0, ...` of its local head
+-- (§7.4, §7.7) from the block's activations `a` (after dropout) and the
+-- batch's summed partials, in a network of `layers` layers.
+entry units_head_step [n] [m] [b] [q] [c]
+                      (cpu: bool)
+                      (bt: units_batch [n])
+                      (rule_id: i32)
+                      (layers: i64)
+                      (l: i64)
+                      (h: head [m] [c])
+                      (a: [b][m]u8)
+                      (shift_out: i32)
+                      (sums: [q][b][c]i32)
+                      (labels: [b]i32)
+                      (unit0: i64) : head [m] [c] =
+  let p = dfa_layer_params bt.params l
+  let local_heads = rule_id == rule_local_heads
+  let err = units_error p local_heads l shift_out sums labels
+  in head_update {cpu} local_heads p (u64.i64 bt.seed) bt.t layers l h unit0 a err
 
 -- | The step of the output layer's rows `unit0 ..` (§7.1, §7.2, §7.7) from
 -- the owned activations `a` of the last hidden layer and the batch's summed
@@ -117,7 +141,8 @@ type net1 [k0] [m0] =
   , l0: layer [k0] [m0]
   }
 
--- | A `net1` from its host arrays (layer after layer; `cpu` picks the
+-- | A `net1` from its host arrays (layer after layer, then the hidden
+-- layers' feedback matrices and local heads; `cpu` picks the
 -- CPU forms of the matrix products).
 entry load_1 [k0] [m0] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (geometry: [1][15]i64) (kmax0: i32) (shift0: i32) (latent0: [k0][m0]i32) (momentum0: [k0][m0]i32) : net1 [k0] [m0] =
   { tg = {cpu}
@@ -128,14 +153,15 @@ entry load_1 [k0] [m0] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (geomet
   }
 
 -- | What training changes in a `net1`: `t`, `prev_loss`, then each layer's
--- latents and momenta.
+-- latents and momenta, then each hidden layer's head's.
 entry dump_1 [k0] [m0] (s: net1 [k0] [m0]) : (i64, i64, [k0][m0]i32, [k0][m0]i32) =
   (s.t, s.prev_loss, s.l0.latent, s.l0.momentum)
 
 -- The forward pass and every layer's rows and deltas (§7.2, §7.4, §7.5) of the
 -- rows `x` of a batch of rule `dfa` (with `local_heads`, of rule `local_heads`),
--- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics
--- (`dense_only` as in `dense_path`).
+-- which are rows `row0, ...` of their batch (§7.6), then every hidden layer's
+-- activations and error, with the batch's metrics (`dense_only` as in
+-- `dense_path`).
 local
 def dfa_deltas_1 [k0] [m0] [b] [n0] (dense_only: bool) (_: bool) (params: []i64) (s: net1 [k0] [m0]) (_: i64) (x: [b][n0]u8) (y: [b]i32) =
   let p = dfa_params_of params
@@ -155,8 +181,9 @@ def dfa_batch_1 [k0] [m0] [b] [n0] (dense_only: bool) (local_heads: bool) (param
 
 -- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the
 -- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:
--- each layer's exact sums `G` (i64, unsaturated), the number of correct
--- predictions and the sum of squared output errors. The state is not changed.
+-- each layer's exact sums `G` (i64, unsaturated), then each hidden layer's
+-- head's (§7.4), the number of correct predictions and the sum of squared
+-- output errors. The state is not changed.
 entry batch_sums_1 [k0] [m0] [n0] [n] [b]
                    (s: net1 [k0] [m0]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, i64, i64) =
   let (pre0, d0, correct, sq) =
@@ -165,8 +192,8 @@ entry batch_sums_1 [k0] [m0] [n0] [n] [b]
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
 -- batch's sums `G` (those of `batch_sums_1`, added up over the batch's
--- row ranges), then `t + 1`.
-entry apply_sums_1 [k0] [m0] (s: net1 [k0] [m0]) (g0: [k0][m0]i64) (params: []i64) : net1 [k0] [m0] =
+-- row ranges), then `t + 1`. The heads learn only under `local_heads`.
+entry apply_sums_1 [k0] [m0] (s: net1 [k0] [m0]) (g0: [k0][m0]i64) (_: i32) (params: []i64) : net1 [k0] [m0] =
   let p = dfa_params_of params
   let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
   in s with l0 = l0 with t = s.t + 1
@@ -234,11 +261,13 @@ type net2 [k0] [m0] [k1] [m1] [n1] =
   , l0: layer [k0] [m0]
   , l1: layer [k1] [m1]
   , fb0: [n1][m1]i8
+  , h0: head [n1] [m1]
   }
 
--- | A `net2` from its host arrays (layer after layer; `cpu` picks the
+-- | A `net2` from its host arrays (layer after layer, then the hidden
+-- layers' feedback matrices and local heads; `cpu` picks the
 -- CPU forms of the matrix products).
-entry load_2 [k0] [m0] [k1] [m1] [n1] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (geometry: [2][15]i64) (kmax0: i32) (shift0: i32) (latent0: [k0][m0]i32) (momentum0: [k0][m0]i32) (kmax1: i32) (shift1: i32) (latent1: [k1][m1]i32) (momentum1: [k1][m1]i32) (feedback0: [n1][m1]i8) : net2 [k0] [m0] [k1] [m1] [n1] =
+entry load_2 [k0] [m0] [k1] [m1] [n1] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (geometry: [2][15]i64) (kmax0: i32) (shift0: i32) (latent0: [k0][m0]i32) (momentum0: [k0][m0]i32) (kmax1: i32) (shift1: i32) (latent1: [k1][m1]i32) (momentum1: [k1][m1]i32) (feedback0: [n1][m1]i8) (head_latent0: [n1][m1]i32) (head_momentum0: [n1][m1]i32) : net2 [k0] [m0] [k1] [m1] [n1] =
   { tg = {cpu}
   , seed = u64.i64 seed
   , t
@@ -246,17 +275,19 @@ entry load_2 [k0] [m0] [k1] [m1] [n1] (cpu: bool) (seed: i64) (t: i64) (prev_los
   , l0 = layer_of kmax0 shift0 geometry[0] latent0 momentum0
   , l1 = layer_of kmax1 shift1 geometry[1] latent1 momentum1
   , fb0 = feedback0
+  , h0 = {latent = head_latent0, momentum = head_momentum0}
   }
 
 -- | What training changes in a `net2`: `t`, `prev_loss`, then each layer's
--- latents and momenta.
-entry dump_2 [k0] [m0] [k1] [m1] [n1] (s: net2 [k0] [m0] [k1] [m1] [n1]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32) =
-  (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum)
+-- latents and momenta, then each hidden layer's head's.
+entry dump_2 [k0] [m0] [k1] [m1] [n1] (s: net2 [k0] [m0] [k1] [m1] [n1]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32, [n1][m1]i32, [n1][m1]i32) =
+  (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum, s.h0.latent, s.h0.momentum)
 
 -- The forward pass and every layer's rows and deltas (§7.2, §7.4, §7.5) of the
 -- rows `x` of a batch of rule `dfa` (with `local_heads`, of rule `local_heads`),
--- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics
--- (`dense_only` as in `dense_path`).
+-- which are rows `row0, ...` of their batch (§7.6), then every hidden layer's
+-- activations and error, with the batch's metrics (`dense_only` as in
+-- `dense_path`).
 local
 def dfa_deltas_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net2 [k0] [m0] [k1] [m1] [n1]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
   let p = dfa_params_of params
@@ -265,36 +296,41 @@ def dfa_deltas_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_hea
   let (a2, tr1) = layer_forward dense_only s.tg m1 id s.l1 a1
   let e = output_error p.target_on p.target_off a2 y
   let (correct, sq) = metrics a2 y e
-  in (tr0.patches, (layer_delta dense_only local_heads (dfa_layer_params params 0) s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y), tr1.patches, e, correct, sq)
+  let (d0, err0) = layer_delta dense_only local_heads (dfa_layer_params params 0) s.l0.geo s.l0.shift s.fb0 (head_weights p s.h0) a1 tr0.winner tr0.z e y
+  in (tr0.patches, d0, tr1.patches, e, a1, err0, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
 -- `dense_only` as in `dense_path`).
 local
 def dfa_batch_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [b][n0]u8) (y: [b]i32) : (net2 [k0] [m0] [k1] [m1] [n1], i64, i64) =
   let p = dfa_params_of params
-  let (pre0, d0, pre1, d1, correct, sq) = dfa_deltas_2 dense_only local_heads params s 0 x y
+  let (pre0, d0, pre1, d1, a1, err0, correct, sq) = dfa_deltas_2 dense_only local_heads params s 0 x y
   let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 pre0 d0
   let l1 = dfa_layer_update dense_only s.tg p s.seed s.t 1 s.l1 pre1 d1
-  in (s with l0 = l0 with l1 = l1 with t = s.t + 1, correct, sq)
+  let h0 = head_update s.tg local_heads p s.seed s.t 2 0 s.h0 0 a1 err0
+  in (s with l0 = l0 with l1 = l1 with h0 = h0 with t = s.t + 1, correct, sq)
 
 -- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the
 -- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:
--- each layer's exact sums `G` (i64, unsaturated), the number of correct
--- predictions and the sum of squared output errors. The state is not changed.
+-- each layer's exact sums `G` (i64, unsaturated), then each hidden layer's
+-- head's (§7.4), the number of correct predictions and the sum of squared
+-- output errors. The state is not changed.
 entry batch_sums_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] [b]
-                   (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, i64, i64) =
-  let (pre0, d0, pre1, d1, correct, sq) =
+                   (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [n1][m1]i64, i64, i64) =
+  let (pre0, d0, pre1, d1, a1, err0, correct, sq) =
     dfa_deltas_2 false (rule_id == rule_local_heads) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
-  in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, correct, sq)
+  in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg a1 err0, correct, sq)
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
 -- batch's sums `G` (those of `batch_sums_2`, added up over the batch's
--- row ranges), then `t + 1`.
-entry apply_sums_2 [k0] [m0] [k1] [m1] [n1] (s: net2 [k0] [m0] [k1] [m1] [n1]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (params: []i64) : net2 [k0] [m0] [k1] [m1] [n1] =
+-- row ranges), then `t + 1`. The heads learn only under `local_heads`.
+entry apply_sums_2 [k0] [m0] [k1] [m1] [n1] (s: net2 [k0] [m0] [k1] [m1] [n1]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (gh0: [n1][m1]i64) (rule_id: i32) (params: []i64) : net2 [k0] [m0] [k1] [m1] [n1] =
   let p = dfa_params_of params
+  let local_heads = rule_id == rule_local_heads
   let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
   let l1 = dfa_layer_apply p s.seed s.t 1 s.l1 g1
-  in s with l0 = l0 with l1 = l1 with t = s.t + 1
+  let h0 = head_apply local_heads p s.seed s.t 2 0 s.h0 gh0
+  in s with l0 = l0 with l1 = l1 with h0 = h0 with t = s.t + 1
 
 -- One sample of rule `seed_hebbian`.
 local
@@ -365,11 +401,14 @@ type net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] =
   , l2: layer [k2] [m2]
   , fb0: [n1][m2]i8
   , fb1: [n2][m2]i8
+  , h0: head [n1] [m2]
+  , h1: head [n2] [m2]
   }
 
--- | A `net3` from its host arrays (layer after layer; `cpu` picks the
+-- | A `net3` from its host arrays (layer after layer, then the hidden
+-- layers' feedback matrices and local heads; `cpu` picks the
 -- CPU forms of the matrix products).
-entry load_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (geometry: [3][15]i64) (kmax0: i32) (shift0: i32) (latent0: [k0][m0]i32) (momentum0: [k0][m0]i32) (kmax1: i32) (shift1: i32) (latent1: [k1][m1]i32) (momentum1: [k1][m1]i32) (kmax2: i32) (shift2: i32) (latent2: [k2][m2]i32) (momentum2: [k2][m2]i32) (feedback0: [n1][m2]i8) (feedback1: [n2][m2]i8) : net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] =
+entry load_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (geometry: [3][15]i64) (kmax0: i32) (shift0: i32) (latent0: [k0][m0]i32) (momentum0: [k0][m0]i32) (kmax1: i32) (shift1: i32) (latent1: [k1][m1]i32) (momentum1: [k1][m1]i32) (kmax2: i32) (shift2: i32) (latent2: [k2][m2]i32) (momentum2: [k2][m2]i32) (feedback0: [n1][m2]i8) (feedback1: [n2][m2]i8) (head_latent0: [n1][m2]i32) (head_momentum0: [n1][m2]i32) (head_latent1: [n2][m2]i32) (head_momentum1: [n2][m2]i32) : net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] =
   { tg = {cpu}
   , seed = u64.i64 seed
   , t
@@ -379,17 +418,20 @@ entry load_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (cpu: bool) (seed: i64) (t:
   , l2 = layer_of kmax2 shift2 geometry[2] latent2 momentum2
   , fb0 = feedback0
   , fb1 = feedback1
+  , h0 = {latent = head_latent0, momentum = head_momentum0}
+  , h1 = {latent = head_latent1, momentum = head_momentum1}
   }
 
 -- | What training changes in a `net3`: `t`, `prev_loss`, then each layer's
--- latents and momenta.
-entry dump_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32, [k2][m2]i32, [k2][m2]i32) =
-  (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum, s.l2.latent, s.l2.momentum)
+-- latents and momenta, then each hidden layer's head's.
+entry dump_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32, [k2][m2]i32, [k2][m2]i32, [n1][m2]i32, [n1][m2]i32, [n2][m2]i32, [n2][m2]i32) =
+  (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum, s.l2.latent, s.l2.momentum, s.h0.latent, s.h0.momentum, s.h1.latent, s.h1.momentum)
 
 -- The forward pass and every layer's rows and deltas (§7.2, §7.4, §7.5) of the
 -- rows `x` of a batch of rule `dfa` (with `local_heads`, of rule `local_heads`),
--- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics
--- (`dense_only` as in `dense_path`).
+-- which are rows `row0, ...` of their batch (§7.6), then every hidden layer's
+-- activations and error, with the batch's metrics (`dense_only` as in
+-- `dense_path`).
 local
 def dfa_deltas_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
   let p = dfa_params_of params
@@ -399,38 +441,46 @@ def dfa_deltas_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: b
   let (a3, tr2) = layer_forward dense_only s.tg m2 id s.l2 a2
   let e = output_error p.target_on p.target_off a3 y
   let (correct, sq) = metrics a3 y e
-  in (tr0.patches, (layer_delta dense_only local_heads (dfa_layer_params params 0) s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y), tr1.patches, (layer_delta dense_only local_heads (dfa_layer_params params 1) s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y), tr2.patches, e, correct, sq)
+  let (d0, err0) = layer_delta dense_only local_heads (dfa_layer_params params 0) s.l0.geo s.l0.shift s.fb0 (head_weights p s.h0) a1 tr0.winner tr0.z e y
+  let (d1, err1) = layer_delta dense_only local_heads (dfa_layer_params params 1) s.l1.geo s.l1.shift s.fb1 (head_weights p s.h1) a2 tr1.winner tr1.z e y
+  in (tr0.patches, d0, tr1.patches, d1, tr2.patches, e, a1, err0, a2, err1, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
 -- `dense_only` as in `dense_path`).
 local
 def dfa_batch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [b][n0]u8) (y: [b]i32) : (net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2], i64, i64) =
   let p = dfa_params_of params
-  let (pre0, d0, pre1, d1, pre2, d2, correct, sq) = dfa_deltas_3 dense_only local_heads params s 0 x y
+  let (pre0, d0, pre1, d1, pre2, d2, a1, err0, a2, err1, correct, sq) = dfa_deltas_3 dense_only local_heads params s 0 x y
   let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 pre0 d0
   let l1 = dfa_layer_update dense_only s.tg p s.seed s.t 1 s.l1 pre1 d1
   let l2 = dfa_layer_update dense_only s.tg p s.seed s.t 2 s.l2 pre2 d2
-  in (s with l0 = l0 with l1 = l1 with l2 = l2 with t = s.t + 1, correct, sq)
+  let h0 = head_update s.tg local_heads p s.seed s.t 3 0 s.h0 0 a1 err0
+  let h1 = head_update s.tg local_heads p s.seed s.t 3 1 s.h1 0 a2 err1
+  in (s with l0 = l0 with l1 = l1 with l2 = l2 with h0 = h0 with h1 = h1 with t = s.t + 1, correct, sq)
 
 -- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the
 -- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:
--- each layer's exact sums `G` (i64, unsaturated), the number of correct
--- predictions and the sum of squared output errors. The state is not changed.
+-- each layer's exact sums `G` (i64, unsaturated), then each hidden layer's
+-- head's (§7.4), the number of correct predictions and the sum of squared
+-- output errors. The state is not changed.
 entry batch_sums_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] [b]
-                   (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [k2][m2]i64, i64, i64) =
-  let (pre0, d0, pre1, d1, pre2, d2, correct, sq) =
+                   (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [k2][m2]i64, [n1][m2]i64, [n2][m2]i64, i64, i64) =
+  let (pre0, d0, pre1, d1, pre2, d2, a1, err0, a2, err1, correct, sq) =
     dfa_deltas_3 false (rule_id == rule_local_heads) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
-  in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg pre2 d2, correct, sq)
+  in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg pre2 d2, dfa_layer_sums s.tg a1 err0, dfa_layer_sums s.tg a2 err1, correct, sq)
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
 -- batch's sums `G` (those of `batch_sums_3`, added up over the batch's
--- row ranges), then `t + 1`.
-entry apply_sums_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (g2: [k2][m2]i64) (params: []i64) : net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] =
+-- row ranges), then `t + 1`. The heads learn only under `local_heads`.
+entry apply_sums_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (g2: [k2][m2]i64) (gh0: [n1][m2]i64) (gh1: [n2][m2]i64) (rule_id: i32) (params: []i64) : net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] =
   let p = dfa_params_of params
+  let local_heads = rule_id == rule_local_heads
   let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
   let l1 = dfa_layer_apply p s.seed s.t 1 s.l1 g1
   let l2 = dfa_layer_apply p s.seed s.t 2 s.l2 g2
-  in s with l0 = l0 with l1 = l1 with l2 = l2 with t = s.t + 1
+  let h0 = head_apply local_heads p s.seed s.t 3 0 s.h0 gh0
+  let h1 = head_apply local_heads p s.seed s.t 3 1 s.h1 gh1
+  in s with l0 = l0 with l1 = l1 with l2 = l2 with h0 = h0 with h1 = h1 with t = s.t + 1
 
 -- One sample of rule `seed_hebbian`.
 local
@@ -507,11 +557,15 @@ type net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] =
   , fb0: [n1][m3]i8
   , fb1: [n2][m3]i8
   , fb2: [n3][m3]i8
+  , h0: head [n1] [m3]
+  , h1: head [n2] [m3]
+  , h2: head [n3] [m3]
   }
 
--- | A `net4` from its host arrays (layer after layer; `cpu` picks the
+-- | A `net4` from its host arrays (layer after layer, then the hidden
+-- layers' feedback matrices and local heads; `cpu` picks the
 -- CPU forms of the matrix products).
-entry load_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (geometry: [4][15]i64) (kmax0: i32) (shift0: i32) (latent0: [k0][m0]i32) (momentum0: [k0][m0]i32) (kmax1: i32) (shift1: i32) (latent1: [k1][m1]i32) (momentum1: [k1][m1]i32) (kmax2: i32) (shift2: i32) (latent2: [k2][m2]i32) (momentum2: [k2][m2]i32) (kmax3: i32) (shift3: i32) (latent3: [k3][m3]i32) (momentum3: [k3][m3]i32) (feedback0: [n1][m3]i8) (feedback1: [n2][m3]i8) (feedback2: [n3][m3]i8) : net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] =
+entry load_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (cpu: bool) (seed: i64) (t: i64) (prev_loss: i64) (geometry: [4][15]i64) (kmax0: i32) (shift0: i32) (latent0: [k0][m0]i32) (momentum0: [k0][m0]i32) (kmax1: i32) (shift1: i32) (latent1: [k1][m1]i32) (momentum1: [k1][m1]i32) (kmax2: i32) (shift2: i32) (latent2: [k2][m2]i32) (momentum2: [k2][m2]i32) (kmax3: i32) (shift3: i32) (latent3: [k3][m3]i32) (momentum3: [k3][m3]i32) (feedback0: [n1][m3]i8) (feedback1: [n2][m3]i8) (feedback2: [n3][m3]i8) (head_latent0: [n1][m3]i32) (head_momentum0: [n1][m3]i32) (head_latent1: [n2][m3]i32) (head_momentum1: [n2][m3]i32) (head_latent2: [n3][m3]i32) (head_momentum2: [n3][m3]i32) : net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] =
   { tg = {cpu}
   , seed = u64.i64 seed
   , t
@@ -523,17 +577,21 @@ entry load_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (cpu: bool) 
   , fb0 = feedback0
   , fb1 = feedback1
   , fb2 = feedback2
+  , h0 = {latent = head_latent0, momentum = head_momentum0}
+  , h1 = {latent = head_latent1, momentum = head_momentum1}
+  , h2 = {latent = head_latent2, momentum = head_momentum2}
   }
 
 -- | What training changes in a `net4`: `t`, `prev_loss`, then each layer's
--- latents and momenta.
-entry dump_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32, [k2][m2]i32, [k2][m2]i32, [k3][m3]i32, [k3][m3]i32) =
-  (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum, s.l2.latent, s.l2.momentum, s.l3.latent, s.l3.momentum)
+-- latents and momenta, then each hidden layer's head's.
+entry dump_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) : (i64, i64, [k0][m0]i32, [k0][m0]i32, [k1][m1]i32, [k1][m1]i32, [k2][m2]i32, [k2][m2]i32, [k3][m3]i32, [k3][m3]i32, [n1][m3]i32, [n1][m3]i32, [n2][m3]i32, [n2][m3]i32, [n3][m3]i32, [n3][m3]i32) =
+  (s.t, s.prev_loss, s.l0.latent, s.l0.momentum, s.l1.latent, s.l1.momentum, s.l2.latent, s.l2.momentum, s.l3.latent, s.l3.momentum, s.h0.latent, s.h0.momentum, s.h1.latent, s.h1.momentum, s.h2.latent, s.h2.momentum)
 
 -- The forward pass and every layer's rows and deltas (§7.2, §7.4, §7.5) of the
 -- rows `x` of a batch of rule `dfa` (with `local_heads`, of rule `local_heads`),
--- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics
--- (`dense_only` as in `dense_path`).
+-- which are rows `row0, ...` of their batch (§7.6), then every hidden layer's
+-- activations and error, with the batch's metrics (`dense_only` as in
+-- `dense_path`).
 local
 def dfa_deltas_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
   let p = dfa_params_of params
@@ -544,40 +602,51 @@ def dfa_deltas_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0]
   let (a4, tr3) = layer_forward dense_only s.tg m3 id s.l3 a3
   let e = output_error p.target_on p.target_off a4 y
   let (correct, sq) = metrics a4 y e
-  in (tr0.patches, (layer_delta dense_only local_heads (dfa_layer_params params 0) s.l0.geo s.l0.shift s.fb0 a1 tr0.winner tr0.z e y), tr1.patches, (layer_delta dense_only local_heads (dfa_layer_params params 1) s.l1.geo s.l1.shift s.fb1 a2 tr1.winner tr1.z e y), tr2.patches, (layer_delta dense_only local_heads (dfa_layer_params params 2) s.l2.geo s.l2.shift s.fb2 a3 tr2.winner tr2.z e y), tr3.patches, e, correct, sq)
+  let (d0, err0) = layer_delta dense_only local_heads (dfa_layer_params params 0) s.l0.geo s.l0.shift s.fb0 (head_weights p s.h0) a1 tr0.winner tr0.z e y
+  let (d1, err1) = layer_delta dense_only local_heads (dfa_layer_params params 1) s.l1.geo s.l1.shift s.fb1 (head_weights p s.h1) a2 tr1.winner tr1.z e y
+  let (d2, err2) = layer_delta dense_only local_heads (dfa_layer_params params 2) s.l2.geo s.l2.shift s.fb2 (head_weights p s.h2) a3 tr2.winner tr2.z e y
+  in (tr0.patches, d0, tr1.patches, d1, tr2.patches, d2, tr3.patches, e, a1, err0, a2, err1, a3, err2, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
 -- `dense_only` as in `dense_path`).
 local
 def dfa_batch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [b][n0]u8) (y: [b]i32) : (net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3], i64, i64) =
   let p = dfa_params_of params
-  let (pre0, d0, pre1, d1, pre2, d2, pre3, d3, correct, sq) = dfa_deltas_4 dense_only local_heads params s 0 x y
+  let (pre0, d0, pre1, d1, pre2, d2, pre3, d3, a1, err0, a2, err1, a3, err2, correct, sq) = dfa_deltas_4 dense_only local_heads params s 0 x y
   let l0 = dfa_layer_update dense_only s.tg p s.seed s.t 0 s.l0 pre0 d0
   let l1 = dfa_layer_update dense_only s.tg p s.seed s.t 1 s.l1 pre1 d1
   let l2 = dfa_layer_update dense_only s.tg p s.seed s.t 2 s.l2 pre2 d2
   let l3 = dfa_layer_update dense_only s.tg p s.seed s.t 3 s.l3 pre3 d3
-  in (s with l0 = l0 with l1 = l1 with l2 = l2 with l3 = l3 with t = s.t + 1, correct, sq)
+  let h0 = head_update s.tg local_heads p s.seed s.t 4 0 s.h0 0 a1 err0
+  let h1 = head_update s.tg local_heads p s.seed s.t 4 1 s.h1 0 a2 err1
+  let h2 = head_update s.tg local_heads p s.seed s.t 4 2 s.h2 0 a3 err2
+  in (s with l0 = l0 with l1 = l1 with l2 = l2 with l3 = l3 with h0 = h0 with h1 = h1 with h2 = h2 with t = s.t + 1, correct, sq)
 
 -- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the
 -- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:
--- each layer's exact sums `G` (i64, unsaturated), the number of correct
--- predictions and the sum of squared output errors. The state is not changed.
+-- each layer's exact sums `G` (i64, unsaturated), then each hidden layer's
+-- head's (§7.4), the number of correct predictions and the sum of squared
+-- output errors. The state is not changed.
 entry batch_sums_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] [n] [b]
-                   (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [k2][m2]i64, [k3][m3]i64, i64, i64) =
-  let (pre0, d0, pre1, d1, pre2, d2, pre3, d3, correct, sq) =
+                   (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [k2][m2]i64, [k3][m3]i64, [n1][m3]i64, [n2][m3]i64, [n3][m3]i64, i64, i64) =
+  let (pre0, d0, pre1, d1, pre2, d2, pre3, d3, a1, err0, a2, err1, a3, err2, correct, sq) =
     dfa_deltas_4 false (rule_id == rule_local_heads) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
-  in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg pre2 d2, dfa_layer_sums s.tg pre3 d3, correct, sq)
+  in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg pre2 d2, dfa_layer_sums s.tg pre3 d3, dfa_layer_sums s.tg a1 err0, dfa_layer_sums s.tg a2 err1, dfa_layer_sums s.tg a3 err2, correct, sq)
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
 -- batch's sums `G` (those of `batch_sums_4`, added up over the batch's
--- row ranges), then `t + 1`.
-entry apply_sums_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (g2: [k2][m2]i64) (g3: [k3][m3]i64) (params: []i64) : net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] =
+-- row ranges), then `t + 1`. The heads learn only under `local_heads`.
+entry apply_sums_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (g2: [k2][m2]i64) (g3: [k3][m3]i64) (gh0: [n1][m3]i64) (gh1: [n2][m3]i64) (gh2: [n3][m3]i64) (rule_id: i32) (params: []i64) : net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] =
   let p = dfa_params_of params
+  let local_heads = rule_id == rule_local_heads
   let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
   let l1 = dfa_layer_apply p s.seed s.t 1 s.l1 g1
   let l2 = dfa_layer_apply p s.seed s.t 2 s.l2 g2
   let l3 = dfa_layer_apply p s.seed s.t 3 s.l3 g3
-  in s with l0 = l0 with l1 = l1 with l2 = l2 with l3 = l3 with t = s.t + 1
+  let h0 = head_apply local_heads p s.seed s.t 4 0 s.h0 gh0
+  let h1 = head_apply local_heads p s.seed s.t 4 1 s.h1 gh1
+  let h2 = head_apply local_heads p s.seed s.t 4 2 s.h2 gh2
+  in s with l0 = l0 with l1 = l1 with l2 = l2 with l3 = l3 with h0 = h0 with h1 = h1 with h2 = h2 with t = s.t + 1
 
 -- One sample of rule `seed_hebbian`.
 local

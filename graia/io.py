@@ -52,7 +52,9 @@ __all__ = [
 ]
 
 #: Version of the file format written by this Graia; files with a larger version are refused.
-FORMAT_VERSION = 1
+#: Version 2 model files add the local heads' ``head_latent`` and ``head_momentum`` (docs/rules.md);
+#: version 1 files still load, their heads starting as the fixed feedback matrices.
+FORMAT_VERSION = 2
 
 #: Largest uncompressed size accepted for all members together (and for any one member).
 MAX_TOTAL_BYTES = 4 << 30

@@ -167,7 +167,7 @@ class Sequential:
                 f"rule {rule.name!r} supports Dense layers only; use 'dfa' or 'local_heads' "
                 f"for a model with Conv2D layers"
             )
-        rule.check_hidden_layers(len(self.weighted_layers) - 1)
+        rule.check_hidden_layers(self.sizes[1:-1])
         self.rule = rule
         unknown = [m for m in metrics if m not in ("accuracy", "acc")]
         if unknown:

@@ -25,6 +25,12 @@ from graia.errors import GraiaError, GraiaValueError, ModelFileError
 if TYPE_CHECKING:
     from graia.model import Sequential
 
+#: The host-state arrays a model file holds (the rest follows from its config).
+_LEARNED = ("latent", "momentum", "head_latent", "head_momentum", "counters")
+#: Arrays model files of format version 1 lack: the local heads, which had not learned then
+#: and start as the feedback matrices.
+_SINCE_VERSION_2 = ("head_latent", "head_momentum")
+
 
 def save_model(model: Sequential, path: str | os.PathLike) -> None:
     """Write ``model`` whole to ``path`` (see :meth:`Sequential.save`)."""
@@ -37,7 +43,7 @@ def save_model(model: Sequential, path: str | os.PathLike) -> None:
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "python": sys.version.split()[0],
     }
-    arrays = {k: state[k] for k in ("latent", "momentum", "counters")}
+    arrays = {k: state[k] for k in _LEARNED}
     io.write_model_file(path, config, metadata, arrays)
 
 
@@ -108,7 +114,7 @@ def _model_from_config(config: dict[str, Any], source: str) -> Sequential:
                     f"'rule' must be an object with 'name' and 'options', got {rule!r:.80}"
                 )
             model.rule = rules_mod.get(rule["name"], **rule.get("options", {}))
-            model.rule.check_hidden_layers(len(model.weighted_layers) - 1)
+            model.rule.check_hidden_layers(model.sizes[1:-1])
     except KeyError as exc:
         raise ModelFileError(f"{source}: invalid config.json: missing key {exc}") from exc
     except (TypeError, ValueError, GraiaError) as exc:
@@ -136,7 +142,11 @@ def load_model(path: str | os.PathLike) -> Sequential:
         model = _model_from_config(config, source)
         built.append(model)
         synapses = model.count_params()
+        sizes = model.sizes
+        heads = sum(sizes[1:-1]) * sizes[-1]
         shapes = {"latent": (synapses,), "momentum": (synapses,), "counters": (3,)}
+        if config["format_version"] >= 2:
+            shapes |= {key: (heads,) for key in _SINCE_VERSION_2}
         return {key: (HOST_STATE_DTYPES[key], shape) for key, shape in shapes.items()}
 
     _config, _metadata, arrays = io.read_model_file(path, expected=expected_arrays)
@@ -146,10 +156,15 @@ def load_model(path: str | os.PathLike) -> Sequential:
         raise ModelFileError(f"{source}: the saved RNG counters do not match the model's seed")
     if counters[COUNTER_STEP] < 0 or not 0 <= counters[COUNTER_PREV_LOSS] <= 255:
         raise ModelFileError(f"{source}: invalid training counters {counters.tolist()}")
-    if np.abs(arrays["latent"].astype(np.int64)).max(initial=0) > spec.LATENT_MAX:
-        raise ModelFileError(f"{source}: latent weights out of range (at most ±{spec.LATENT_MAX})")
+    for key in ("latent", "head_latent"):
+        if np.abs(arrays.get(key, np.zeros(0)).astype(np.int64)).max(initial=0) > spec.LATENT_MAX:
+            raise ModelFileError(
+                f"{source}: {key.replace('_', ' ')} weights out of range "
+                f"(at most ±{spec.LATENT_MAX})"
+            )
     state = model._initial_state()
-    for key in ("latent", "momentum", "counters"):
-        state[key] = np.ascontiguousarray(arrays[key], dtype=HOST_STATE_DTYPES[key])
+    for key in _LEARNED:
+        if key in arrays:  # else a version-1 file: the initial heads
+            state[key] = np.ascontiguousarray(arrays[key], dtype=HOST_STATE_DTYPES[key])
     model._set_host_state(state)
     return model

@@ -192,7 +192,8 @@ def geometry(blocks: Sequence[Block]) -> np.ndarray:
 
 
 def initial(layers: Sequence[layers_mod.Layer], seed: int) -> HostState:
-    """The host state of a freshly built model (§6): latents, zero momenta, feedback matrices."""
+    """The host state of a freshly built model (§6): latents, zero momenta, feedback matrices,
+    and the local heads, which start as the feedback matrices (§7.4)."""
     blocks = plan(layers)
     learned = weighted(layers)
     latent = [
@@ -204,6 +205,7 @@ def initial(layers: Sequence[layers_mod.Layer], seed: int) -> HostState:
         spec.feedback_matrix(np.uint64(seed), i, b.n_out, classes)
         for i, b in enumerate(blocks[:-1])
     ]
+    feedback = np.concatenate(feedback).astype(np.int8) if feedback else np.zeros(0, np.int8)
     sizes = [blocks[0].n_in] + [b.n_out for b in blocks]
     synapses = sum(b.fan_in * b.out_c for b in blocks)
     return {
@@ -213,6 +215,14 @@ def initial(layers: Sequence[layers_mod.Layer], seed: int) -> HostState:
         "shift": np.array([la.shift for la in learned], np.int32),
         "latent": np.concatenate(latent).astype(np.int32),
         "momentum": np.zeros(synapses, np.int32),
-        "feedback": np.concatenate(feedback).astype(np.int8) if feedback else np.zeros(0, np.int8),
+        "feedback": feedback,
+        "head_latent": initial_heads(feedback),
+        "head_momentum": np.zeros(feedback.shape, np.int32),
         "counters": np.array([np.int64(np.uint64(seed).view(np.int64)), 0, 255], np.int64),
     }
+
+
+def initial_heads(feedback: np.ndarray) -> np.ndarray:
+    """The local heads' latents before any learning (§7.4): the feedback matrices as unit
+    weights, ``B << LATENT_ONE_BITS``."""
+    return feedback.astype(np.int32) << spec.LATENT_ONE_BITS

@@ -36,8 +36,8 @@ HEADER = """\
 --
 -- A network of `D` layers is a record `net<D>` of layer records
 -- (`layer.fut`: a convolution or Dense layer with its pooling) with the
--- feedback matrices of its hidden layers; it stays on the device as one
--- opaque value. `train_epoch_<D>` runs a whole epoch.
+-- feedback matrices and local heads of its hidden layers; it stays on the
+-- device as one opaque value. `train_epoch_<D>` runs a whole epoch.
 
 import "arith"
 import "dense"
@@ -73,9 +73,13 @@ entry units_forward [n] [b] [k] [m] (cpu: bool) (bt: units_batch [n]) (l: i64) (
   let dr = {rate = (dfa_params_of bt.params).dropout, seed = u64.i64 bt.seed, t = bt.t, row0 = 0}
   in (z, drop_block dr l units unit0 (map (map (activate blk.shift)) z))
 
+-- | A hidden block's rows of its layer's local head (§7.4).
+entry units_head [m] [c] (latent: [m][c]i32) (momentum: [m][c]i32) : head [m] [c] =
+  {latent, momentum}
+
 -- | A hidden block's share of its layer's head sums (§7.4).
-entry units_head_sums [b] [m] [c] (fb: [m][c]i8) (a: [b][m]u8) : [b][c]i32 =
-  head_sums fb a
+entry units_head_sums [n] [b] [m] [c] (bt: units_batch [n]) (h: head [m] [c]) (a: [b][m]u8) : [b][c]i32 =
+  head_sums (head_weights (dfa_params_of bt.params) h) a
 
 -- | The output layer's sums `z` over the rows of a block (§3).
 entry units_output_z [b] [m] [c] (cpu: bool) (a: [b][m]u8) (blk: layer [m] [c]) : [b][c]i32 =
@@ -88,7 +92,7 @@ entry units_output_z [b] [m] [c] (cpu: bool) (a: [b][m]u8) (blk: layer [m] [c]) 
 local
 def units_error [q] [b] [c] (p: dfa_params) (local_heads: bool) (l: i64) (shift_out: i32) (sums: [q][b][c]i32) (labels: [b]i32) : [b][c]i32 =
   if local_heads && l < q - 1
-  then head_error p.head_shift p.target_on p.target_off sums[l] labels
+  then head_error p sums[l] labels
   else output_error p.target_on p.target_off (map (map (activate shift_out)) sums[q - 1]) labels
 
 -- | The step of hidden layer `l`'s block (§7.2, §7.7) from its input `x`,
@@ -111,6 +115,26 @@ entry units_hidden_step [n] [k] [m] [b] [q] [c]
   let err = units_error p (rule_id == rule_local_heads) l shift_out sums labels
   let step = dfa_block_step p (u64.i64 bt.seed) bt.t l blk 0 unit0 units
   in with_steps blk (accumulate {cpu} step x (dense_delta blk.shift fb z err))
+
+-- | The step of hidden layer `l`'s rows `unit0, ...` of its local head
+-- (§7.4, §7.7) from the block's activations `a` (after dropout) and the
+-- batch's summed partials, in a network of `layers` layers.
+entry units_head_step [n] [m] [b] [q] [c]
+                      (cpu: bool)
+                      (bt: units_batch [n])
+                      (rule_id: i32)
+                      (layers: i64)
+                      (l: i64)
+                      (h: head [m] [c])
+                      (a: [b][m]u8)
+                      (shift_out: i32)
+                      (sums: [q][b][c]i32)
+                      (labels: [b]i32)
+                      (unit0: i64) : head [m] [c] =
+  let p = dfa_layer_params bt.params l
+  let local_heads = rule_id == rule_local_heads
+  let err = units_error p local_heads l shift_out sums labels
+  in head_update {cpu} local_heads p (u64.i64 bt.seed) bt.t layers l h unit0 a err
 
 -- | The step of the output layer's rows `unit0 ..` (§7.1, §7.2, §7.7) from
 -- the owned activations `a` of the last hidden layer and the batch's summed
@@ -168,6 +192,7 @@ def net_type(d: int) -> str:
     fields = ["tg: target", "seed: u64", "t: i64", "prev_loss: i64"]
     fields += [f"l{i}: layer [k{i}] [m{i}]" for i in range(d)]
     fields += [f"fb{i}: [n{i + 1}][m{d - 1}]i8" for i in range(d - 1)]
+    fields += [f"h{i}: head [n{i + 1}] [m{d - 1}]" for i in range(d - 1)]
     return (
         f"-- | A network of {d} layer{'s' if d > 1 else ''}: layer `i` has weights `[ki][mi]`,\n"
         f"-- hidden layer `i` outputs `n<i+1>` features, and `m{d - 1}` is the classes.\n"
@@ -186,13 +211,19 @@ def load_entry(d: int) -> str:
             f"(momentum{i}: [k{i}][m{i}]i32)",
         ]
     params += [f"(feedback{i}: [n{i + 1}][m{d - 1}]i8)" for i in range(d - 1)]
+    for i in range(d - 1):
+        params += [f"(head_{part}{i}: [n{i + 1}][m{d - 1}]i32)" for part in ("latent", "momentum")]
     fields = ["tg = {cpu}", "seed = u64.i64 seed", "t", "prev_loss"]
     fields += [
         f"l{i} = layer_of kmax{i} shift{i} geometry[{i}] latent{i} momentum{i}" for i in range(d)
     ]
     fields += [f"fb{i} = feedback{i}" for i in range(d - 1)]
+    fields += [
+        f"h{i} = {{latent = head_latent{i}, momentum = head_momentum{i}}}" for i in range(d - 1)
+    ]
     return (
-        f"-- | A `net{d}` from its host arrays (layer after layer; `cpu` picks the\n"
+        f"-- | A `net{d}` from its host arrays (layer after layer, then the hidden\n"
+        f"-- layers' feedback matrices and local heads; `cpu` picks the\n"
         f"-- CPU forms of the matrix products).\n"
         f"entry load_{d} {sizes(d)} {join(params)} : {net(d)} =\n"
         f"  {{ " + "\n  , ".join(fields) + "\n  }\n"
@@ -206,9 +237,12 @@ def dump_entry(d: int) -> str:
     values = ["s.t", "s.prev_loss"]
     for i in range(d):
         values += [f"s.l{i}.latent", f"s.l{i}.momentum"]
+    for i in range(d - 1):
+        types += [f"[n{i + 1}][m{d - 1}]i32"] * 2
+        values += [f"s.h{i}.latent", f"s.h{i}.momentum"]
     return (
         f"-- | What training changes in a `net{d}`: `t`, `prev_loss`, then each layer's\n"
-        f"-- latents and momenta.\n"
+        f"-- latents and momenta, then each hidden layer's head's.\n"
         f"entry dump_{d} {sizes(d)} (s: {net(d)}) : ({join(types, ', ')}) =\n"
         f"  ({join(values, ', ')})\n"
     )
@@ -233,8 +267,12 @@ def forward_lines(d: int, *, training: bool, x: str = "x") -> list[str]:
 
 
 def learning_pairs(d: int) -> list[str]:
-    """The names ``pre<i>, d<i>`` of each layer's rows and deltas, layer after layer."""
-    return [name for i in range(d) for name in (f"pre{i}", f"d{i}")]
+    """The names ``pre<i>, d<i>`` of each layer's rows and deltas, layer after layer, then
+    ``a<i+1>, err<i>`` of each hidden layer's activations and error (its head's, §7.4)."""
+    pairs = [(f"pre{i}", f"d{i}") for i in range(d)] + [
+        (f"a{i + 1}", f"err{i}") for i in range(d - 1)
+    ]
+    return [name for pair in pairs for name in pair]
 
 
 def dfa_deltas(d: int) -> str:
@@ -244,21 +282,23 @@ def dfa_deltas(d: int) -> str:
         f"let e = output_error p.target_on p.target_off a{d} y",
         f"let (correct, sq) = metrics a{d} y e",
     ]
-    out = []
     for i in range(d - 1):
-        delta = (
-            f"layer_delta dense_only local_heads (dfa_layer_params params {i}) s.l{i}.geo"
-            f" s.l{i}.shift s.fb{i} a{i + 1} tr{i}.winner tr{i}.z e y"
+        lines.append(
+            f"let (d{i}, err{i}) = layer_delta dense_only local_heads"
+            f" (dfa_layer_params params {i}) s.l{i}.geo s.l{i}.shift s.fb{i}"
+            f" (head_weights p s.h{i}) a{i + 1} tr{i}.winner tr{i}.z e y"
         )
-        out += [f"tr{i}.patches", f"({delta})"]
+    out = [name for i in range(d - 1) for name in (f"tr{i}.patches", f"d{i}")]
     out += [f"tr{d - 1}.patches", "e"]
+    out += [name for i in range(d - 1) for name in (f"a{i + 1}", f"err{i}")]
     body = "\n  ".join(lines)
     unused_row0 = "row0" if d > 1 else "_"
     return (
         f"-- The forward pass and every layer's rows and deltas (§7.2, §7.4, §7.5) of the\n"
         f"-- rows `x` of a batch of rule `dfa` (with `local_heads`, of rule `local_heads`),\n"
-        f"-- which are rows `row0, ...` of their batch (§7.6), with the batch's metrics\n"
-        f"-- (`dense_only` as in `dense_path`).\n"
+        f"-- which are rows `row0, ...` of their batch (§7.6), then every hidden layer's\n"
+        f"-- activations and error, with the batch's metrics (`dense_only` as in\n"
+        f"-- `dense_path`).\n"
         f"local\n"
         f"def dfa_deltas_{d} {sizes(d)} [b] [n0] (dense_only: bool)"
         f" ({'local_heads' if d > 1 else '_'}: bool)"
@@ -269,15 +309,21 @@ def dfa_deltas(d: int) -> str:
     )
 
 
-def layers_replaced(d: int) -> str:
-    """``with l0 = l0 ...``: a network record's layers replaced by the new ``l<i>`` bindings."""
-    return "".join(f" with l{i} = l{i}" for i in range(d))
+def layers_replaced(d: int, heads: bool = True) -> str:
+    """``with l0 = l0 ...``: a network record's layers (and, with ``heads``, its local heads)
+    replaced by the new ``l<i>`` (and ``h<i>``) bindings."""
+    replaced = [f" with l{i} = l{i}" for i in range(d)]
+    return "".join(replaced + ([f" with h{i} = h{i}" for i in range(d - 1)] if heads else []))
 
 
 def dfa_batch(d: int) -> str:
     updates = [
         f"let l{i} = dfa_layer_update dense_only s.tg p s.seed s.t {i} s.l{i} pre{i} d{i}"
         for i in range(d)
+    ]
+    updates += [
+        f"let h{i} = head_update s.tg local_heads p s.seed s.t {d} {i} s.h{i} 0 a{i + 1} err{i}"
+        for i in range(d - 1)
     ]
     body = "\n  ".join(updates)
     update = layers_replaced(d)
@@ -297,18 +343,30 @@ def dfa_batch(d: int) -> str:
 
 def phase_entries(d: int) -> str:
     """``batch_sums_<d>`` and ``apply_sums_<d>``: the two halves of a batch (§7.6)."""
-    sums = join([f"[k{i}][m{i}]i64" for i in range(d)], ", ")
-    totals = join([f"dfa_layer_sums s.tg pre{i} d{i}" for i in range(d)], ", ")
-    g_params = join([f"(g{i}: [k{i}][m{i}]i64)" for i in range(d)])
+    heads = range(d - 1)
+    sums = join(
+        [f"[k{i}][m{i}]i64" for i in range(d)] + [f"[n{i + 1}][m{d - 1}]i64" for i in heads], ", "
+    )
+    totals = join(
+        [f"dfa_layer_sums s.tg pre{i} d{i}" for i in range(d)]
+        + [f"dfa_layer_sums s.tg a{i + 1} err{i}" for i in heads],
+        ", ",
+    )
+    g_params = join(
+        [f"(g{i}: [k{i}][m{i}]i64)" for i in range(d)]
+        + [f"(gh{i}: [n{i + 1}][m{d - 1}]i64)" for i in heads]
+    )
     applies = "\n  ".join(
-        f"let l{i} = dfa_layer_apply p s.seed s.t {i} s.l{i} g{i}" for i in range(d)
+        [f"let l{i} = dfa_layer_apply p s.seed s.t {i} s.l{i} g{i}" for i in range(d)]
+        + [f"let h{i} = head_apply local_heads p s.seed s.t {d} {i} s.h{i} gh{i}" for i in heads]
     )
     update = layers_replaced(d)
     return (
         f"-- | The first half of a batch of rule `dfa` or `local_heads` (§7.6) for the\n"
         f"-- samples `idx` (indices into `x`, `y`), rows `row0, ...` of their global batch:\n"
-        f"-- each layer's exact sums `G` (i64, unsaturated), the number of correct\n"
-        f"-- predictions and the sum of squared output errors. The state is not changed.\n"
+        f"-- each layer's exact sums `G` (i64, unsaturated), then each hidden layer's\n"
+        f"-- head's (§7.4), the number of correct predictions and the sum of squared\n"
+        f"-- output errors. The state is not changed.\n"
         f"entry batch_sums_{d} {sizes(d)} [n0] [n] [b]\n"
         f"  (s: {net(d)}) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64)"
         f" (rule_id: i32) (params: []i64) : ({sums}, i64, i64) =\n"
@@ -318,11 +376,13 @@ def phase_entries(d: int) -> str:
         f"  in ({totals}, correct, sq)\n\n"
         f"-- | The second half of a batch (§7.6): every synapse's step from the whole\n"
         f"-- batch's sums `G` (those of `batch_sums_{d}`, added up over the batch's\n"
-        f"-- row ranges), then `t + 1`.\n"
-        f"entry apply_sums_{d} {sizes(d)} (s: {net(d)}) {g_params} (params: []i64)"
-        f" : {net(d)} =\n"
+        f"-- row ranges), then `t + 1`. The heads learn only under `local_heads`.\n"
+        f"entry apply_sums_{d} {sizes(d)} (s: {net(d)}) {g_params}"
+        f" ({'rule_id' if d > 1 else '_'}: i32)"
+        f" (params: []i64) : {net(d)} =\n"
         f"  let p = dfa_params_of params\n"
-        f"  {applies}\n"
+        + ("  let local_heads = rule_id == rule_local_heads\n" if d > 1 else "")
+        + f"  {applies}\n"
         f"  in s{update} with t = s.t + 1\n"
     )
 
@@ -343,7 +403,7 @@ def seed_sample(d: int) -> str:
             f"let l{i} = seed_layer_update was_better s.l{i} ({pre[i]} :> [k{i}]u8)"
             f" ({pre[i + 1]} :> [m{i}]u8)"
         )
-    update = layers_replaced(d)
+    update = layers_replaced(d, heads=False)
     body = "\n  ".join(lines)
     return (
         f"-- One sample of rule `seed_hebbian`.\n"

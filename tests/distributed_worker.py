@@ -18,13 +18,23 @@ import graia
 from graia import layers as L
 
 #: (name, layers, rule, rule options): a Dense and a small conv net, both rules, with dropout;
-#: the local_heads cases augment their images (RandomFlip, RandomTranslation); the Dense one
-#: gives each hidden layer its own head shift.
+#: the local_heads cases augment their images (RandomFlip, RandomTranslation) and learn their
+#: heads; the Dense one gives each hidden layer its own head shift.
 CASES = [
     ("dense-dfa", "dense", "dfa", {"dropout": 40, "step": 1024}),
-    ("dense-local_heads", "dense-augmented", "local_heads", {"dropout": 60, "head_shift": (3, 6)}),
+    (
+        "dense-local_heads",
+        "dense-augmented",
+        "local_heads",
+        {"dropout": 60, "head_shift": (3, 6), "head_step": 16384},
+    ),
     ("conv-dfa", "conv", "dfa", {"dropout": 50}),
-    ("conv-local_heads", "conv-augmented", "local_heads", {"dropout": 30, "step": 2048}),
+    (
+        "conv-local_heads",
+        "conv-augmented",
+        "local_heads",
+        {"dropout": 30, "step": 2048, "head_step": 16384, "head_kmax": 2},
+    ),
 ]
 #: The cases each mode runs (unit parallel splits Dense layers only).
 MODE_CASES = {"data": [c[0] for c in CASES], "units": ["dense-dfa", "dense-local_heads"]}
@@ -56,7 +66,7 @@ def digest(model: graia.Sequential, x: np.ndarray) -> str:
     """sha256 of the host state's learned parts and of the predictions."""
     state = model._host_state()
     h = hashlib.sha256()
-    for key in ("latent", "momentum", "counters"):
+    for key in ("latent", "momentum", "head_latent", "head_momentum", "counters"):
         h.update(state[key].tobytes())
     h.update(model.predict(x).tobytes())
     return h.hexdigest()

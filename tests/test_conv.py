@@ -90,6 +90,7 @@ def test_oracle_forward_is_the_spec(h, w, c, kernel, strides, padding, pool, kma
     kmax=st.integers(2, 8),
     hidden=st.sampled_from([(), (6,)]),
     rule=st.sampled_from(["dfa", "local_heads"]),
+    head_step=st.sampled_from([0, 16384]),
     dropout=st.sampled_from([0, 90]),
     batch_size=st.integers(1, 9),
     seed=st.integers(0, 2**63),
@@ -105,12 +106,13 @@ def test_property_conv_training_matches_reference(
     kmax,
     hidden,
     rule,
+    head_step,
     dropout,
     batch_size,
     seed,
 ):
-    """Random conv/pool shapes, strides, paddings, kmax, rules: weights after two epochs and
-    predictions identical to the oracle."""
+    """Random conv/pool shapes, strides, paddings, kmax, rules (fixed or learned local heads):
+    weights after two epochs and predictions identical to the oracle."""
     rng = np.random.default_rng(seed % 997)
     x = rng.integers(0, 256, (23, h * h * c)).astype(np.uint8)
     x[x < 70] = 0
@@ -123,7 +125,8 @@ def test_property_conv_training_matches_reference(
     for name in ("numba", futhark_backend):
         model = _conv_model((h, h, c), 4, kernel, stride, padding, pool, kmax, seed, hidden)
         with graia.backend.use("numba"):
-            model.compile(rule, step=4096, dropout=dropout)
+            heads = {"head_step": head_step} if rule == "local_heads" else {}
+            model.compile(rule, step=4096, dropout=dropout, **heads)
         results.append(_train(name, model, x, y, 2, batch_size))
     _assert_same(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
@@ -148,7 +151,7 @@ def test_two_conv_blocks_several_epochs_match(futhark_backend):
     for name in ("numba", futhark_backend):
         model = graia.Sequential([type(la)(**_options(la)) for la in layers], seed=9)
         with graia.backend.use("numba"):
-            model.compile("local_heads", step=2048, dropout=30, head_shift=(6, 3))
+            model.compile("local_heads", step=2048, dropout=30, head_shift=(6, 3), head_step=16384)
         results.append(_train(name, model, x, y, 3, 8))
     _assert_same(results[0][0], results[1][0])
 

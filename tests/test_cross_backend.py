@@ -60,6 +60,21 @@ def test_fixed_run_matches_reference(futhark_backend, rule):
     np.testing.assert_array_equal(ref[1], got[1])
 
 
+def test_learned_heads_match_reference(futhark_backend):
+    """``local_heads`` with learning heads (§7.4): heads, weights and predictions identical."""
+    x, y = _data(203, 37, 5, seed=2)
+    results = []
+    for name in ("numba", futhark_backend):
+        model = _model([37, 23, 17, 5], 6, 12, "dfa")
+        with graia.backend.use("numba"):
+            model.compile("local_heads", step=1024, head_step=16384, head_kmax=3, head_shift=(3, 2))
+        results.append(_train(name, model, x, y, 3, 16))
+    initial = results[0][0]["feedback"].astype(np.int32) << 20
+    assert (results[0][0]["head_latent"] != initial).any()  # the heads did learn
+    _assert_same(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
 @settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

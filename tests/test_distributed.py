@@ -78,8 +78,9 @@ def _launch(
 
 
 def _options(rule: str) -> dict:
-    """Dropout, and with ``local_heads`` a head shift per hidden layer (§7.4)."""
-    return {"dropout": 70} | ({"head_shift": (2, 6)} if rule == "local_heads" else {})
+    """Dropout, and with ``local_heads`` a head shift per hidden layer and learned heads (§7.4)."""
+    heads = {"head_shift": (2, 6), "head_step": 16384}
+    return {"dropout": 70} | (heads if rule == "local_heads" else {})
 
 
 @pytest.mark.parametrize("kind", ["dense", "conv"])

@@ -22,7 +22,10 @@ from graia import io as gio
 from graia.callbacks import EarlyStopping, LambdaCallback, ModelCheckpoint
 from graia.errors import GraiaError, ModelFileError
 
-STATE_KEYS = ("sizes", "kmax", "shift", "latent", "momentum", "feedback", "counters")
+STATE_KEYS = (
+    "sizes", "kmax", "shift", "latent", "momentum", "feedback", "head_latent", "head_momentum",
+    "counters",
+)  # fmt: skip
 
 
 def small_model(seed: int = 0, rule: str = "dfa", **options: int) -> graia.Sequential:
@@ -67,7 +70,11 @@ def trained(seed: int = 7, rule: str = "dfa", epochs: int = 2, **options: int) -
 
 @pytest.mark.parametrize(
     "rule, options",
-    [("dfa", {"step": 512, "beta1_shift": 2, "target_off": 16}), ("seed_hebbian", {})],
+    [
+        ("dfa", {"step": 512, "beta1_shift": 2, "target_off": 16}),
+        ("seed_hebbian", {}),
+        ("local_heads", {"step": 512, "head_step": 16384, "head_kmax": 3}),
+    ],
 )
 def test_round_trip_restores_everything(
     backend_name: str, tmp_path: Path, rule: str, options: dict[str, int]
@@ -85,8 +92,10 @@ def test_round_trip_restores_everything(
         assert_same_state(model, loaded)
         counters = host_state(loaded)["counters"]
         assert counters[1] > 0  # the global step moved, and was restored
-        if rule == "dfa":
+        if rule != "seed_hebbian":
             assert np.any(host_state(loaded)["momentum"] != 0)
+        if rule == "local_heads":  # the learned heads (§7.4) were saved, not rebuilt
+            assert np.any(host_state(loaded)["head_momentum"] != 0)
         x, _ = small_data()
         np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
@@ -321,6 +330,29 @@ def test_newer_format_version_is_refused(saved: Any) -> None:
     config["format_version"] = gio.FORMAT_VERSION + 1
     members["config.json"] = json.dumps(config).encode()
     with pytest.raises(ModelFileError, match="newer than this Graia supports"):
+        graia.load_model(_rezip(saved[0], members))
+
+
+def test_format_version_1_files_load_with_initial_heads(saved: Any) -> None:
+    """Files written before the local heads learned (format 1) lack their arrays: the heads
+    start as the feedback matrices, as they did."""
+    members = _members(saved[0])
+    config = json.loads(members["config.json"])
+    config["format_version"] = 1
+    members["config.json"] = json.dumps(config).encode()
+    manifest = json.loads(members["arrays.json"])
+    for key in ("head_latent", "head_momentum"):
+        del members[f"arrays/{key}.npy"], manifest[key]
+    members["arrays.json"] = json.dumps(manifest).encode()
+    loaded = graia.load_model(_rezip(saved[0], members))
+    state = host_state(loaded)
+    np.testing.assert_array_equal(state["head_latent"], state["feedback"].astype(np.int32) << 20)
+    assert not state["head_momentum"].any()
+    np.testing.assert_array_equal(state["latent"], host_state(graia.load_model(saved[0]))["latent"])
+    # A format-2 file without them is refused.
+    config["format_version"] = 2
+    members["config.json"] = json.dumps(config).encode()
+    with pytest.raises(ModelFileError, match="missing arrays head_latent, head_momentum"):
         graia.load_model(_rezip(saved[0], members))
 
 

@@ -1,12 +1,14 @@
 -- | Rules `dfa` (docs/arithmetic.md §7.1, §7.2): direct feedback alignment
 -- with a sign-momentum (Lion-like) integer step, and `local_heads` (§7.4):
 -- the same, except that every hidden layer's delta uses the error of its
--- own fixed ternary classifier (`local_head_error`).
+-- own local classifier (`local_head_error`), which may learn too
+-- (`head_update`).
 --
 -- Parameters (i64, in the order of `graia/rules/__init__.py`): `step`,
 -- `beta1_shift`, `beta2_shift`, `decay_shift`, `target_on`, `target_off`,
--- `dropout`; `local_heads` adds `head_shift`, one value for every hidden
--- layer or one per hidden layer (`dfa_layer_params`).
+-- `dropout`; `local_heads` adds `head_step`, `head_kmax` and `head_shift`,
+-- one value for every hidden layer or one per hidden layer
+-- (`dfa_layer_params`).
 
 import "../arith"
 import "../dense"
@@ -22,12 +24,14 @@ type dfa_params =
   , target_on: i32
   , target_off: i32
   , dropout: i32
+  , head_step: i64
+  , head_kmax: i32
   , head_shift: i32
   }
 
--- | Decode the rule's i64 parameter vector (seven values for `dfa`, eight
--- or more for `local_heads`; a missing `dropout` or `head_shift` is 0).
--- `head_shift` is the first hidden layer's (`dfa_layer_params`).
+-- | Decode the rule's i64 parameter vector (seven values for `dfa`, ten
+-- or more for `local_heads`; a missing value is 0). `head_shift` is the
+-- first hidden layer's (`dfa_layer_params`).
 def dfa_params_of [p] (params: [p]i64) : dfa_params =
   { step = params[0]
   , beta1_shift = i32.i64 params[1]
@@ -36,14 +40,16 @@ def dfa_params_of [p] (params: [p]i64) : dfa_params =
   , target_on = i32.i64 params[4]
   , target_off = i32.i64 params[5]
   , dropout = if p > 6 then i32.i64 params[6] else 0
-  , head_shift = if p > 7 then i32.i64 params[7] else 0
+  , head_step = if p > 7 then params[7] else 0
+  , head_kmax = if p > 8 then i32.i64 params[8] else 0
+  , head_shift = if p > 9 then i32.i64 params[9] else 0
   }
 
 -- | The parameters of hidden layer `l` (§7.4): `head_shift` is
--- `params[7 + l]`, or the vector's last value for the layers past its end.
+-- `params[9 + l]`, or the vector's last value for the layers past its end.
 def dfa_layer_params [p] (params: [p]i64) (l: i64) : dfa_params =
   let d = dfa_params_of params
-  in if p > 8 then d with head_shift = i32.i64 params[i64.min (7 + l) (p - 1)] else d
+  in if p > 10 then d with head_shift = i32.i64 params[i64.min (9 + l) (p - 1)] else d
 
 -- | The output error of a batch (§7.1): `e[s, j] = a[s, j] - t_j`.
 def output_error [b] [c] (target_on: i32) (target_off: i32) (a: [b][c]u8) (labels: [b]i32) : [b][c]i32 =
@@ -68,29 +74,33 @@ def metrics [b] [c] (a: [b][c]u8) (labels: [b]i32) (e: [b][c]i32) : (i64, i64) =
 def feedback_delta [b] [o] [c] (feedback: [o][c]i8) (err: [b][c]i32) : [b][o]i32 =
   map (\er -> map (\br -> i32.sum (map2 (\ej bj -> ej * i32.i8 bj) er br)) feedback) err
 
--- | A hidden layer's fixed ternary classifier read on its activations `a`
--- (after dropout): `u = a B` (exact i32, §7.4). Under unit parallelism
--- (§7.7) each rank sums over its own units and the ranks' sums are added.
-def head_sums [b] [n_out] [c] (feedback: [n_out][c]i8) (a: [b][n_out]u8) : [b][c]i32 =
-  let bt = transpose feedback
-  in map (\row -> map (\col -> i32.sum (map2 (\av bv -> i32.u8 av * i32.i8 bv) row col)) bt) a
+-- | A hidden layer's local head (§7.4): its latent weights and momenta,
+-- `(n_out, classes)`. It starts as the feedback matrix (`B << 20`).
+type head [n] [c] = {latent: [n][c]i32, momentum: [n][c]i32}
+
+-- | The fixed-point weights of a local head (§2 with `head_kmax`).
+def head_weights [n] [c] (p: dfa_params) (h: head [n] [c]) : [n][c]i32 =
+  weights p.head_kmax h.latent
+
+-- | A hidden layer's local classifier read on its activations `a` (after
+-- dropout): `u = a W` (exact i32, §7.4) with the head's fixed-point
+-- weights `W`. Under unit parallelism (§7.7) each rank sums over its own
+-- units and the ranks' sums are added.
+def head_sums [b] [n_out] [c] (w: [n_out][c]i32) (a: [b][n_out]u8) : [b][c]i32 =
+  let wt = transpose w
+  in map (\row -> map (\col -> i32.sum (map2 (\av wv -> i32.u8 av * wv) row col)) wt) a
 
 -- | The local error of a hidden layer (§7.4) from its head sums `u`
--- (`head_sums`): `e = clamp(u >> head_shift, 0, 255) - t`.
-def head_error [b] [c] (head_shift: i32) (target_on: i32) (target_off: i32) (u: [b][c]i32) (labels: [b]i32) : [b][c]i32 =
-  let head = map (map (\v -> u8.i32 (i32.max 0 (i32.min 255 (v >> head_shift))))) u
-  in output_error target_on target_off head labels
+-- (`head_sums`): `e = clamp(u >> (head_shift + head_kmax), 0, 255) - t`.
+def head_error [b] [c] (p: dfa_params) (u: [b][c]i32) (labels: [b]i32) : [b][c]i32 =
+  let shift = p.head_shift + p.head_kmax
+  let head = map (map (\v -> u8.i32 (i32.max 0 (i32.min 255 (v >> shift))))) u
+  in output_error p.target_on p.target_off head labels
 
 -- | The local error of a hidden layer (§7.4): its activations `a` (after
--- dropout) read by its fixed ternary classifier `feedback` (`n_out, classes`).
-def local_head_error [b] [n_out] [c]
-                     (head_shift: i32)
-                     (target_on: i32)
-                     (target_off: i32)
-                     (feedback: [n_out][c]i8)
-                     (a: [b][n_out]u8)
-                     (labels: [b]i32) : [b][c]i32 =
-  head_error head_shift target_on target_off (head_sums feedback a) labels
+-- dropout) read by its head's fixed-point weights `w` (`n_out, classes`).
+def local_head_error [b] [n_out] [c] (p: dfa_params) (w: [n_out][c]i32) (a: [b][n_out]u8) (labels: [b]i32) : [b][c]i32 =
+  head_error p (head_sums w a) labels
 
 -- | The update of one synapse (§7.2) from its accumulator `g`, latent
 -- `lat`, momentum `mom` and random word `r`; returns `(L', M')`.
@@ -120,10 +130,11 @@ def dense_delta [b] [m] [c] (shift: i32) (fb: [m][c]i8) (z: [b][m]i32) (err: [b]
 
 -- | The deltas of hidden layer `l`'s positions (§7.2, §7.4, §7.5) from
 -- the output error `e` of a batch: with `local_heads`, from the error of
--- the layer's own fixed classifier (`local_head_error`) instead. `fb` is
--- the layer's ternary feedback matrix, `a` its output (after dropout),
--- `winner` and `z` from its forward pass. For a Dense layer the feedback
--- product and the slopes are one pass (`dense_only` as in `dense_path`).
+-- the layer's own head (`local_head_error`, weights `hw`) instead; with
+-- that error. `fb` is the layer's ternary feedback matrix, `a` its output
+-- (after dropout), `winner` and `z` from its forward pass. For a Dense
+-- layer the feedback product and the slopes are one pass (`dense_only` as
+-- in `dense_path`).
 def layer_delta [b] [o] [c] [w] [r] [m]
                 (dense_only: bool)
                 (local_heads: bool)
@@ -131,24 +142,29 @@ def layer_delta [b] [o] [c] [w] [r] [m]
                 (geo: geometry)
                 (shift: i32)
                 (fb: [o][c]i8)
+                (hw: [o][c]i32)
                 (a: [b][o]u8)
                 (winner: [w]i32)
                 (z: [r][m]i32)
                 (e: [b][c]i32)
-                (labels: [b]i32) : [r][m]i32 =
-  let err =
-    if local_heads
-    then local_head_error p.head_shift p.target_on p.target_off fb a labels
-    else e
-  in if dense_only || is_dense geo
-     then dense_delta shift (fb :> [m][c]i8) z (err :> [r][c]i32)
-     else route geo shift (feedback_delta fb err) winner z
+                (labels: [b]i32) : ([r][m]i32, [b][c]i32) =
+  let err = if local_heads then local_head_error p hw a labels else e
+  let d =
+    if dense_only || is_dense geo
+    then dense_delta shift (fb :> [m][c]i8) z (err :> [r][c]i32)
+    else route geo shift (feedback_delta fb err) winner z
+  in (d, err)
+
+local
+-- | The rounding key of layer `l` at step `t` (§7.2).
+def rounding_key (seed: u64) (t: i64) (l: i64) : u64 =
+  hash (hash (hash seed stream_rounding) l) t
 
 -- | The step (`dfa_layer_step`) of a block of a layer (§7.7): synapse `(i, h)` of
 -- `layer` is synapse `(row0 + i, col0 + h)` of the layer's matrix of
 -- `width` columns, whose rounding word it takes.
 def dfa_block_step [k] [m] (p: dfa_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) (row0: i64) (col0: i64) (width: i64) : i64 -> i64 -> i32 -> (i32, i32, i32) =
-  let key = hash (hash (hash seed stream_rounding) l) t
+  let key = rounding_key seed t l
   in \i h g ->
        let r = hash key ((row0 + i) * width + col0 + h)
        let (lq, mq) = dfa_synapse p r g layer.latent[i, h] layer.momentum[i, h]
@@ -204,3 +220,36 @@ def dfa_layer_apply [k] [m] (p: dfa_params) (seed: u64) (t: i64) (l: i64) (layer
 -- deltas `d` (§7.5, §7.6), unsaturated.
 def dfa_layer_sums [r] [q] [k] [m] (tg: target) (pre: [r][k]u8) (d: [q][m]i32) : [k][m]i64 =
   accumulate_exact tg pre (d :> [r][m]i32)
+
+-- | The step of the rows `row0, ...` of a local head (§7.4, §7.7) at
+-- global step `t`: each weight's sign-momentum step (§7.2 with `head_step`
+-- and no decay) from its sum `g`, with the rounding words of layer `key_l`
+-- (the number of layers plus the hidden layer's index).
+def head_weight_step [n] [c] (p: dfa_params) (seed: u64) (t: i64) (key_l: i64) (h: head [n] [c]) (row0: i64) : i64 -> i64 -> i32 -> (i32, i32) =
+  let hp = p with step = p.head_step with decay_shift = 0
+  let key = rounding_key seed t key_l
+  in \i j g -> dfa_synapse hp (hash key ((row0 + i) * c + j)) g h.latent[i, j] h.momentum[i, j]
+
+-- | A head with the latents and momenta of `head_weight_step`'s results.
+def with_head_steps [n] [c] (updated: [n][c](i32, i32)) : head [n] [c] =
+  let (latent, momentum) = map unzip updated |> unzip
+  in {latent, momentum}
+
+-- | The update of hidden layer `l`'s local head (§7.4), or of its rows
+-- `row0, ...` (§7.7), from its activations `a` (after dropout) and its
+-- error `err`, when it learns (`local_heads` and `head_step > 0`):
+-- `G = a^T err` (exact in i32 under §7.2's bound) fused with each weight's
+-- step. `layers` is the network's number of layers.
+#[inline]
+def head_update [b] [n] [c] (tg: target) (local_heads: bool) (p: dfa_params) (seed: u64) (t: i64) (layers: i64) (l: i64) (h: head [n] [c]) (row0: i64) (a: [b][n]u8) (err: [b][c]i32) : head [n] [c] =
+  if local_heads && p.head_step > 0
+  then with_head_steps (accumulate tg (head_weight_step p seed t (layers + l) h row0) a err)
+  else h
+
+-- | The update of a local head from the exact sums `g` of a whole batch
+-- (§7.6), saturated to i32 first; the same bits as `head_update`.
+def head_apply [n] [c] (local_heads: bool) (p: dfa_params) (seed: u64) (t: i64) (layers: i64) (l: i64) (h: head [n] [c]) (g: [n][c]i64) : head [n] [c] =
+  if local_heads && p.head_step > 0
+  then let step = head_weight_step p seed t (layers + l) h 0
+       in with_head_steps (map2 (\i row -> map2 (\j v -> step i j (saturate_i32 v)) (iota c) row) (iota n) g)
+  else h

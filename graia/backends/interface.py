@@ -19,6 +19,8 @@ HOST_STATE_DTYPES: dict[str, type] = {
     "latent": np.int32,  # (synapses,), layer after layer, row-major (fan_in, out_c)
     "momentum": np.int32,  # (synapses,)
     "feedback": np.int8,  # (sum(hidden n_out) * classes,), row-major (n_out, classes)
+    "head_latent": np.int32,  # like feedback: the local heads' latent weights (§7.4)
+    "head_momentum": np.int32,  # like feedback: their momenta
     "counters": np.int64,  # (3,): seed (two's complement), global step t, prev_loss
 }
 
@@ -59,6 +61,11 @@ def feedback_offsets(sizes: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
+def head_shapes(sizes: np.ndarray) -> list[tuple[int, int]]:
+    """Each hidden layer's feedback matrix and local head shape ``(n_out, classes)``."""
+    return [(int(n), int(sizes[-1])) for n in sizes[1:-1]]
+
+
 def layer_blocks(state: HostState, *keys: str) -> list[tuple[np.ndarray, ...]]:
     """Each layer's ``(fan_in, out_c)`` views of the per-synapse arrays ``keys`` of a host state."""
     shapes = weight_shapes(state["geometry"])
@@ -69,13 +76,14 @@ def layer_blocks(state: HostState, *keys: str) -> list[tuple[np.ndarray, ...]]:
     ]
 
 
-def feedback_blocks(state: HostState) -> list[np.ndarray]:
-    """Each hidden layer's ``(n_out, classes)`` view of a host state's feedback matrices."""
+def feedback_blocks(state: HostState, key: str = "feedback") -> list[np.ndarray]:
+    """Each hidden layer's ``(n_out, classes)`` view of a host state's feedback matrices (or of
+    another array laid out like them: ``head_latent``, ``head_momentum``)."""
     sizes = state["sizes"]
     offsets = feedback_offsets(sizes)
     classes = int(sizes[-1])
     return [
-        state["feedback"][offsets[i] : offsets[i + 1]].reshape(int(sizes[i + 1]), classes)
+        state[key][offsets[i] : offsets[i + 1]].reshape(int(sizes[i + 1]), classes)
         for i in range(len(sizes) - 2)
     ]
 
@@ -149,10 +157,11 @@ class Backend(Protocol):
 #                 layer's (hi - lo, classes) row block (lo, hi of the last hidden layer), each
 #                 row-major, layer after layer
 #   feedback      i8: rows [lo, hi) of each hidden layer's (n, classes) matrix, layer after layer
+#   head_latent, head_momentum   i32: the same rows of each hidden layer's local head (§7.4)
 #
 # Every key of §4 stays global: dropout unit h of a layer of n units, batch row s, hashes the word
 # s * n + lo + h; the rounding word of owned synapse (i, h) of hidden layer l is i * n + lo + h,
-# of owned output synapse (h, j) is (lo + h) * classes + j. So a shard steps exactly the bits one
+# of owned output synapse (h, j) and of owned head weight (h, j) is (lo + h) * classes + j. So a shard steps exactly the bits one
 # process would give those synapses. Dense layers only.
 
 
@@ -174,7 +183,8 @@ def shard_state(state: HostState, rank: int, ranks: int) -> HostState:
     ``ranks`` owns (copies)."""
     hidden = len(state["sizes"]) - 2
     ranges = unit_ranges(state["sizes"], rank, ranks)
-    parts: dict[str, list[np.ndarray]] = {"latent": [], "momentum": [], "feedback": []}
+    rows = ("feedback", "head_latent", "head_momentum")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("latent", "momentum", *rows)}
     for l, (lat, mom) in enumerate(layer_blocks(state, "latent", "momentum")):
         if l < hidden:
             lo, hi = ranges[l]
@@ -184,8 +194,9 @@ def shard_state(state: HostState, rank: int, ranks: int) -> HostState:
             cut = (slice(lo, hi), slice(None))
         parts["latent"].append(lat[cut].ravel())
         parts["momentum"].append(mom[cut].ravel())
-    for l, fb in enumerate(feedback_blocks(state)):
-        parts["feedback"].append(fb[ranges[l, 0] : ranges[l, 1]].ravel())
+    for key in rows:
+        for l, block in enumerate(feedback_blocks(state, key)):
+            parts[key].append(block[ranges[l, 0] : ranges[l, 1]].ravel())
     shard = {k: state[k].copy() for k in ("sizes", "geometry", "kmax", "shift", "counters")}
     for key, blocks in parts.items():
         dtype = HOST_STATE_DTYPES[key]
@@ -212,13 +223,14 @@ def shard_blocks(shard: HostState, key: str) -> list[np.ndarray]:
     return views
 
 
-def shard_feedback_blocks(shard: HostState) -> list[np.ndarray]:
-    """Each hidden layer's ``(hi - lo, classes)`` view of a shard's feedback rows."""
+def shard_feedback_blocks(shard: HostState, key: str = "feedback") -> list[np.ndarray]:
+    """Each hidden layer's ``(hi - lo, classes)`` view of a shard's feedback rows (or of its
+    ``head_latent`` or ``head_momentum`` rows)."""
     classes = int(shard["sizes"][-1])
     views, offset = [], 0
     for lo, hi in shard["unit_ranges"]:
         size = int(hi - lo) * classes
-        views.append(shard["feedback"][offset : offset + size].reshape(int(hi - lo), classes))
+        views.append(shard[key][offset : offset + size].reshape(int(hi - lo), classes))
         offset += size
     return views
 
@@ -232,6 +244,11 @@ def unshard_state(state: HostState, shards: list[HostState]) -> HostState:
     hidden = len(state["sizes"]) - 2
     for shard in shards:
         ranges = shard["unit_ranges"]
+        for key in ("head_latent", "head_momentum"):
+            for l, (rows, whole) in enumerate(
+                zip(shard_feedback_blocks(shard, key), feedback_blocks(out, key))
+            ):
+                whole[ranges[l, 0] : ranges[l, 1]] = rows
         for key, k in (("latent", 0), ("momentum", 1)):
             for l, block in enumerate(shard_blocks(shard, key)):
                 if l < hidden:

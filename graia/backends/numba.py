@@ -204,6 +204,11 @@ def _layer_views(state: HostState):
     return layer_blocks(state, "latent", "momentum"), feedback_blocks(state)
 
 
+def _head_views(state: HostState) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each hidden layer's local head (latent, momentum) ``(n_out, classes)`` views (§7.4)."""
+    return list(zip(feedback_blocks(state, "head_latent"), feedback_blocks(state, "head_momentum")))
+
+
 @njit(cache=True, parallel=True)
 def _dropout(a: np.ndarray, key: np.uint64, rate: int, row0: int, units: int, unit0: int) -> None:
     """§7.2: zero the units whose hash byte falls below ``rate``; ``a[s, h]`` is unit
@@ -274,23 +279,25 @@ def _output_error(a_out, labels, valid, target_on, target_off, e) -> tuple[int, 
 
 
 @njit(cache=True, parallel=True)
-def _head_sums(a, feedback) -> np.ndarray:
-    """§7.4: a hidden layer's fixed ternary classifier ``u = a B`` (exact i32)."""
+def _head_sums(a, head) -> np.ndarray:
+    """§7.4: a hidden layer's local classifier ``u = a W`` (exact i32) with its fixed-point
+    weights ``W``."""
     rows, n_out = a.shape
-    classes = feedback.shape[1]
+    classes = head.shape[1]
     u = np.zeros((rows, classes), np.int32)
     for s in prange(rows):
         for j in range(classes):
             acc = 0
             for h in range(n_out):
-                acc += np.int32(a[s, h]) * feedback[h, j]
+                acc += np.int32(a[s, h]) * head[h, j]
             u[s, j] = acc
     return u
 
 
 @njit(cache=True)
 def _head_error(u, head_shift, labels, target_on, target_off, e) -> None:
-    """§7.4: the local head's error ``e = clamp(u >> head_shift, 0, 255) - t``."""
+    """§7.4: the local head's error ``e = clamp(u >> head_shift, 0, 255) - t`` (``head_shift``
+    includes the head's ``head_kmax``)."""
     for s in range(u.shape[0]):
         for j in range(u.shape[1]):
             v = min(max(u[s, j] >> head_shift, 0), 255)
@@ -370,17 +377,36 @@ class _DfaOptions:
         self.step, self.beta1, self.beta2, self.decay = values[:4]
         self.target_on, self.target_off, self.dropout = values[4:]
         self.local_heads = local_heads
-        self.head_shifts = [int(v) for v in params[7:]] if local_heads else [0]
+        self.head_step, self.head_kmax = (int(v) for v in params[7:9]) if local_heads else (0, 0)
+        self.head_shifts = [int(v) for v in params[9:]] if local_heads else [0]
+
+    @property
+    def learns_heads(self) -> bool:
+        """Whether the local heads learn (§7.4: ``head_step > 0``)."""
+        return self.local_heads and self.head_step > 0
 
     def head_shift(self, layer: int) -> int:
-        """§7.4: hidden layer ``layer``'s head shift (the last value serves the layers past it)."""
-        return self.head_shifts[min(layer, len(self.head_shifts) - 1)]
+        """§7.4: hidden layer ``layer``'s shift of its head sums, ``head_kmax`` included (the
+        last ``head_shift`` serves the layers past the vector's end)."""
+        return self.head_shifts[min(layer, len(self.head_shifts) - 1)] + self.head_kmax
+
+    def head_weights(self, heads: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """Each local head's fixed-point weights (§2 with ``head_kmax``)."""
+        return [_fixed_weights(lat, self.head_kmax) for lat, _ in heads]
+
+
+def _head_key(state: HostState, layer: int, t: int) -> np.uint64:
+    """§7.4: the rounding key of hidden layer ``layer``'s head at step ``t``: that of layer
+    ``layers + layer``, a number no layer has."""
+    return np.uint64(rounding_key(_seed(state), len(state["kmax"]) + layer, t))
 
 
 def _batch_deltas(state, x, y, idx, row0, opts: _DfaOptions):
     """The forward pass of the batch rows ``idx`` (rows ``row0, ...`` of their batch) and every
-    layer's delta ``d`` (§7.2, §7.4, §7.5); returns (pass, deltas, correct, sq_error)."""
+    layer's delta ``d`` (§7.2, §7.4, §7.5); returns (pass, deltas, each hidden layer's error,
+    correct, sq_error)."""
     layers, feedback = _layer_views(state)
+    heads = opts.head_weights(_head_views(state)) if opts.local_heads else []
     blocks = _blocks(state)
     classes = int(state["sizes"][-1])
     rows = idx.shape[0]
@@ -390,18 +416,19 @@ def _batch_deltas(state, x, y, idx, row0, opts: _DfaOptions):
     correct, sq = _output_error(
         fp.acts[-1], labels, np.ones(rows, np.bool_), opts.target_on, opts.target_off, e
     )
-    deltas = []
+    deltas, errors = [], []
     for layer, block in enumerate(blocks[:-1]):
         err = e
         if opts.local_heads:
             err = np.empty((rows, classes), np.int32)
-            u = _head_sums(fp.acts[layer + 1], feedback[layer])
+            u = _head_sums(fp.acts[layer + 1], heads[layer])
             _head_error(u, opts.head_shift(layer), labels, opts.target_on, opts.target_off, err)
         delta = _feedback_delta(feedback[layer], err)
         shift = int(state["shift"][layer])
         deltas.append(_block_route(block, delta, fp.zs[layer], shift, fp.winners[layer]))
+        errors.append(err)
     deltas.append(e)
-    return fp, deltas, int(correct), int(sq)
+    return fp, deltas, errors, int(correct), int(sq)
 
 
 def batch_sums(
@@ -416,27 +443,38 @@ def batch_sums(
     """The first half of a ``dfa``/``local_heads`` batch (§7.6) for the rows ``idx`` (i32 sample
     indices), which are rows ``row0, row0 + 1, ...`` of their global batch (dropout is keyed by
     that position). Returns each layer's exact sums ``G`` (i64 ``(fan_in, out_c)``, before any
-    saturation), ``correct`` and ``sq_error``. The state is not changed."""
+    saturation), then, when the local heads learn (§7.4), each hidden layer's head sums
+    (i64 ``(n_out, classes)``), ``correct`` and ``sq_error``. The state is not changed."""
     opts = _DfaOptions(params, local_heads)
     shapes = [lat.shape for lat, _ in _layer_views(state)[0]]
+    if opts.learns_heads:
+        shapes += [lat.shape for lat, _ in _head_views(state)]
     if idx.shape[0] == 0:
         return [np.zeros(shape, np.int64) for shape in shapes], 0, 0
-    fp, deltas, correct, sq = _batch_deltas(state, x, y, idx, row0, opts)
+    fp, deltas, errors, correct, sq = _batch_deltas(state, x, y, idx, row0, opts)
     sums = [_update_sums(p, d) for p, d in zip(fp.patches, deltas)]
+    if opts.learns_heads:
+        sums += [_update_sums(a, err) for a, err in zip(fp.acts[1:-1], errors)]
     return sums, correct, sq
 
 
-def apply_sums(state: HostState, sums: list[np.ndarray], params: np.ndarray) -> None:
+def apply_sums(
+    state: HostState, sums: list[np.ndarray], params: np.ndarray, local_heads: bool = False
+) -> None:
     """The second half of a batch (§7.6): every synapse's step from the whole batch's sums ``G``
     (as :func:`batch_sums` returns them, summed over the batch's row ranges), then ``t += 1``."""
-    opts = _DfaOptions(params, False)
+    opts = _DfaOptions(params, local_heads)
     layers, _ = _layer_views(state)
     seed = _seed(state)
     counters = state["counters"]
     t = int(counters[COUNTER_STEP])
+    step = (opts.step, opts.beta1, opts.beta2, opts.decay)
     for layer, ((lat, mom), g) in enumerate(zip(layers, sums)):
-        key = np.uint64(rounding_key(seed, layer, t))
-        _apply_update(g, lat, mom, key, opts.step, opts.beta1, opts.beta2, opts.decay)
+        _apply_update(g, lat, mom, np.uint64(rounding_key(seed, layer, t)), *step)
+    if opts.learns_heads:
+        head_step = (opts.head_step, opts.beta1, opts.beta2, 0)
+        for layer, ((lat, mom), g) in enumerate(zip(_head_views(state), sums[len(layers) :])):
+            _apply_update(g, lat, mom, _head_key(state, layer, t), *head_step)
     counters[COUNTER_STEP] = t + 1
 
 
@@ -452,18 +490,24 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
     sq_total = 0
     for start in range(0, order.shape[0], batch_size):
         idx = order[start : start + batch_size]
-        fp, deltas, correct, sq = _batch_deltas(state, x, y, idx, 0, opts)
+        fp, deltas, errors, correct, sq = _batch_deltas(state, x, y, idx, 0, opts)
         correct_total += correct
         sq_total += sq
         t = int(counters[COUNTER_STEP])
+        step = (opts.step, opts.beta1, opts.beta2, opts.decay)
         for layer, ((lat, mom), block) in enumerate(zip(layers, blocks)):
             key = np.uint64(rounding_key(seed, layer, t))  # numba hands u64 back as a Python int
-            step = (opts.step, opts.beta1, opts.beta2, opts.decay)
             if block.is_dense:  # exact in i32 (§7.2's bound): the sums fused with the step
                 whole = (0, 0, lat.shape[1])
                 _dfa_update(fp.patches[layer], deltas[layer], lat, mom, key, *step, *whole)
             else:
                 _apply_update(_update_sums(fp.patches[layer], deltas[layer]), lat, mom, key, *step)
+        if opts.learns_heads:  # G = a^T e, exact in i32 under §7.2's bound
+            head_step = (opts.head_step, opts.beta1, opts.beta2, 0)
+            for layer, (lat, mom) in enumerate(_head_views(state)):
+                key = _head_key(state, layer, t)
+                whole = (0, 0, lat.shape[1])
+                _dfa_update(fp.acts[layer + 1], errors[layer], lat, mom, key, *head_step, *whole)
         counters[COUNTER_STEP] = t + 1
     return correct_total, sq_total
 
@@ -533,6 +577,12 @@ class _UnitShard:
         self.latent = shard_blocks(shard, "latent")
         self.momentum = shard_blocks(shard, "momentum")
         self.feedback = shard_feedback_blocks(shard)
+        self.heads = list(
+            zip(
+                shard_feedback_blocks(shard, "head_latent"),
+                shard_feedback_blocks(shard, "head_momentum"),
+            )
+        )
         hidden = len(self.feedback)
         self.inputs: list[np.ndarray] = [np.empty((0, 0), np.uint8)] * hidden
         self.zs: list[np.ndarray] = [np.empty((0, 0), np.int32)] * hidden
@@ -574,7 +624,7 @@ class NumbaBackend:
         return batch_sums(handle, x, y, idx, int(row0), params, rule_id == RULE_LOCAL_HEADS)
 
     def apply_sums(self, handle, sums, rule_id, params):
-        apply_sums(handle, sums, params)
+        apply_sums(handle, sums, params, rule_id == RULE_LOCAL_HEADS)
         return handle
 
     def predict(self, handle: HostState, x: np.ndarray) -> np.ndarray:
@@ -615,7 +665,8 @@ class NumbaBackend:
         shard = handle.shard
         blocks = []
         if rule_id == RULE_LOCAL_HEADS:
-            blocks = [_head_sums(a, fb) for a, fb in zip(handle.acts, handle.feedback)]
+            heads = _DfaOptions(params, True).head_weights(handle.heads)
+            blocks = [_head_sums(a, w) for a, w in zip(handle.acts, heads)]
         last = handle.acts[-1]
         w = _fixed_weights(handle.latent[-1], int(shard["kmax"][-1]))
         z = np.empty((last.shape[0], w.shape[1]), np.int32)
@@ -659,9 +710,13 @@ class NumbaBackend:
             key = np.uint64(rounding_key(seed, layer, t))
             lat, mom = handle.latent[layer], handle.momentum[layer]
             width = int(shard["sizes"][layer + 1])
-            _dfa_update(
-                handle.inputs[layer], d, lat, mom, key, *step, 0, int(ranges[layer, 0]), width
-            )
+            lo = int(ranges[layer, 0])
+            _dfa_update(handle.inputs[layer], d, lat, mom, key, *step, 0, lo, width)
+            if opts.learns_heads:
+                lat, mom = handle.heads[layer]
+                head_step = (opts.head_step, opts.beta1, opts.beta2, 0)
+                key = _head_key(shard, layer, t)
+                _dfa_update(handle.acts[layer], err, lat, mom, key, *head_step, lo, 0, classes)
         output = len(ranges)
         key = np.uint64(rounding_key(seed, output, t))
         lat, mom = handle.latent[output], handle.momentum[output]

@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 
 from graia.errors import GraiaValueError
+from graia.spec import I32_MAX
 
 REGISTRY: dict[str, type[Rule]] = {}
 
@@ -68,13 +69,14 @@ class Rule:
             )
         return int(value)
 
-    def check_hidden_layers(self, hidden: int) -> None:
-        """Refuse a per-layer option whose values do not match the model's ``hidden`` layers."""
+    def check_hidden_layers(self, units: Sequence[int]) -> None:
+        """Refuse options that do not fit a model whose hidden weighted layers have ``units``
+        output features each: a per-layer option with another number of values."""
         value = self.values.get(self.per_layer) if self.per_layer else None
-        if isinstance(value, tuple) and len(value) != hidden:
+        if isinstance(value, tuple) and len(value) != len(units):
             raise GraiaValueError(
                 f"rule {self.name!r}: option {self.per_layer} has {len(value)} values for a model "
-                f"with {hidden} hidden weighted layer(s)"
+                f"with {len(units)} hidden weighted layer(s)"
             )
 
     def params(self) -> np.ndarray:
@@ -118,13 +120,16 @@ class DFA(Rule):
 
 
 class LocalHeads(Rule):
-    """Layer-local heads: every hidden layer learns from the error of its own fixed random
-    ternary classifier (§7.4); only the output layer sees the network's output error.
+    """Layer-local heads: every hidden layer learns from the error of its own local classifier
+    (§7.4); only the output layer sees the network's output error.
 
     Locality: a synapse uses its pre-synaptic activity, its unit's slope, and the error of its
-    own layer's fixed local classifier against the target presented to that layer. No error
-    travels between layers. Same integer sign-momentum step as ``dfa``.
+    own layer's local classifier against the target presented to that layer, sent back through
+    a fixed random ternary matrix. No error travels between layers. Same integer sign-momentum
+    step as ``dfa``.
 
+    The heads start as that fixed ternary matrix. With ``head_step`` > 0 they learn from their
+    own error by the same step (power-of-two weights with ``head_kmax``); 0 keeps them fixed.
     ``head_shift`` is one shift for every hidden layer's head, or a sequence with one per hidden
     weighted layer (a convolution block's output and a narrow Dense layer want different ones).
     """
@@ -133,9 +138,30 @@ class LocalHeads(Rule):
     rule_id = 2
     options: ClassVar[dict[str, tuple[int, int, int]]] = {
         **DFA.options,
+        "head_step": (0, 0, 1 << 16),
+        "head_kmax": (4, 0, 8),
         "head_shift": (4, 0, 24),
     }
     per_layer = "head_shift"
+
+    def check_hidden_layers(self, units: Sequence[int]) -> None:
+        """Also refuse heads whose sums could overflow 32 bits (§7.4's bound)."""
+        super().check_hidden_layers(units)
+        kmax = int(self.values["head_kmax"])
+        for layer, n_out in enumerate(units):
+            if n_out * (255 << kmax) > I32_MAX:
+                raise GraiaValueError(
+                    f"rule {self.name!r}: hidden layer {layer}'s {n_out} outputs with "
+                    f"head_kmax={kmax} could overflow its head's 32-bit sums (at most "
+                    f"{I32_MAX // (255 << kmax)}; lower head_kmax, see docs/arithmetic.md §7.4)"
+                )
+
+
+def heads_learn(rule_id: int, params: np.ndarray) -> bool:
+    """Whether a rule's parameter vector makes the local heads learn (§7.4: ``local_heads``
+    with ``head_step > 0``)."""
+    at = list(LocalHeads.options).index("head_step")
+    return rule_id == LocalHeads.rule_id and len(params) > at and int(params[at]) > 0
 
 
 class SeedHebbian(Rule):

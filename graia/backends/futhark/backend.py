@@ -21,10 +21,12 @@ from graia.backends.interface import (
     HOST_STATE_DTYPES,
     HostState,
     feedback_blocks,
+    head_shapes,
     layer_blocks,
     weight_shapes,
 )
 from graia.errors import GraiaError
+from graia.rules import heads_learn
 
 #: The compiled targets, by backend name.
 KINDS: dict[str, type[Multicore | OpenCL]] = {t.name: t for t in (Multicore, OpenCL)}
@@ -145,14 +147,15 @@ class FutharkBackend(UnitParallelMixin):
         ):
             arrays.append((int(kmax), int(shift), lat, mom))
         feedback = feedback_blocks(host)
+        heads = [*zip(feedback_blocks(host, "head_latent"), feedback_blocks(host, "head_momentum"))]
         with c.lock:
             keep = [c.new_array(host["geometry"])]
             args: list = [bool(self.cpu_loops), seed, t, prev_loss, keep[0].ptr]
             for kmax, shift, lat, mom in arrays:
                 keep += [c.new_array(lat), c.new_array(mom)]
                 args += [kmax, shift, keep[-2].ptr, keep[-1].ptr]
-            for fb in feedback:
-                keep.append(c.new_array(fb))
+            for array in [*feedback, *(a for head in heads for a in head)]:
+                keep.append(c.new_array(array))
                 args.append(keep[-1].ptr)
             out = c.ffi.new(f"struct futhark_opaque_net{depth} **")
             c.check(getattr(c.lib, f"futhark_entry_load_{depth}")(c.ctx, out, *args), "load")
@@ -169,7 +172,7 @@ class FutharkBackend(UnitParallelMixin):
         with c.lock:
             t = c.ffi.new("int64_t *")
             prev_loss = c.ffi.new("int64_t *")
-            outs = [c.ffi.new("struct futhark_i32_2d **") for _ in range(2 * d)]
+            outs = [c.ffi.new("struct futhark_i32_2d **") for _ in range(2 * d + 2 * (d - 1))]
             c.check(
                 getattr(c.lib, f"futhark_entry_dump_{d}")(
                     c.ctx, t, prev_loss, *outs, handle.value.ptr
@@ -180,8 +183,14 @@ class FutharkBackend(UnitParallelMixin):
             c.sync("dump")
             blocks = [c.to_numpy(v, np.int32).ravel() for v in values]
         host = {k: v.copy() for k, v in handle.fixed.items()}
-        host["latent"] = np.concatenate(blocks[0::2]).astype(np.int32, copy=False)
-        host["momentum"] = np.concatenate(blocks[1::2]).astype(np.int32, copy=False)
+        layers, heads = blocks[: 2 * d], blocks[2 * d :]
+        for key, parts in (
+            ("latent", layers[0::2]),
+            ("momentum", layers[1::2]),
+            ("head_latent", heads[0::2]),
+            ("head_momentum", heads[1::2]),
+        ):
+            host[key] = np.concatenate(parts) if parts else np.zeros(0, np.int32)
         host["counters"] = np.array([handle.seed, t[0], prev_loss[0]], np.int64)
         return host
 
@@ -249,15 +258,17 @@ class FutharkBackend(UnitParallelMixin):
         self._check_handle(handle)
         self._check_dataset(dataset)
         idx = np.ascontiguousarray(idx, np.int32)
+        # The heads' sums only when they learn (§7.4), as interface.Backend says.
+        count = handle.depth + (handle.depth - 1) * heads_learn(rule_id, params)
         if idx.shape[0] == 0:  # a rank without rows in a short batch
-            shapes = weight_shapes(handle.fixed["geometry"])
-            return [np.zeros(shape, np.int64) for shape in shapes], 0, 0
+            shapes = weight_shapes(handle.fixed["geometry"]) + head_shapes(handle.fixed["sizes"])
+            return [np.zeros(shape, np.int64) for shape in shapes[:count]], 0, 0
         params = np.ascontiguousarray(params, np.int64)
         d = handle.depth
         with c.lock:
             iv = c.new_array(idx)
             pv = c.new_array(params)
-            outs = [c.ffi.new("struct futhark_i64_2d **") for _ in range(d)]
+            outs = [c.ffi.new("struct futhark_i64_2d **") for _ in range(2 * d - 1)]
             correct = c.ffi.new("int64_t *")
             sq_error = c.ffi.new("int64_t *")
             rc = getattr(c.lib, f"futhark_entry_batch_sums_{d}")(
@@ -268,7 +279,7 @@ class FutharkBackend(UnitParallelMixin):
             values = [Value(c, o[0], "i64_2d") for o in outs]
             c.sync("batch_sums")
             del iv, pv
-            sums = [c.to_numpy(v, np.int64) for v in values]
+            sums = [c.to_numpy(v, np.int64) for v in values[:count]]
         return sums, int(correct[0]), int(sq_error[0])
 
     def apply_sums(
@@ -278,17 +289,22 @@ class FutharkBackend(UnitParallelMixin):
         self._check_handle(handle)
         params = np.ascontiguousarray(params, np.int64)
         d = handle.depth
+        if len(sums) == d:  # heads that do not learn: their (unused) sums are zero
+            sums = [
+                *sums,
+                *(np.zeros(shape, np.int64) for shape in head_shapes(handle.fixed["sizes"])),
+            ]
         with c.lock:
             keep = [c.new_array(np.ascontiguousarray(g, np.int64)) for g in sums]
-            keep.append(c.new_array(params))
+            pv = c.new_array(params)
             out = c.ffi.new(f"struct futhark_opaque_net{d} **")
             rc = getattr(c.lib, f"futhark_entry_apply_sums_{d}")(
-                c.ctx, out, handle.value.ptr, *(v.ptr for v in keep)
+                c.ctx, out, handle.value.ptr, *(v.ptr for v in keep), int(rule_id), pv.ptr
             )
             c.check(rc, "apply_sums")
             result = Value(c, out[0], f"opaque_net{d}")
             c.sync("apply_sums")
-            del keep
+            del keep, pv
         return handle.replaced(result)
 
     def predict(self, handle: FutharkState, x: np.ndarray) -> np.ndarray:

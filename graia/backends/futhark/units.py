@@ -2,7 +2,7 @@
 docs/arithmetic.md §7.7).
 
 A rank's shard stays on the device: per layer its block's latents, momenta and fixed-point
-weights, and each hidden layer's feedback rows. A batch keeps, between the contract's calls, each
+weights, and each hidden layer's feedback rows and local head rows. A batch keeps, between the contract's calls, each
 hidden layer's input, sums ``z`` and owned activations as device arrays; only what the caller
 exchanges over MPI (owned activations, partial sums) comes back to the host. The entry points
 (``units_*`` in futhark/graia.fut) work on one layer's block each, whatever the depth.
@@ -24,7 +24,7 @@ from graia.backends.interface import (
     shard_feedback_blocks,
 )
 from graia.errors import GraiaError
-from graia.rules import REGISTRY
+from graia.rules import REGISTRY, heads_learn
 
 _LOCAL_HEADS = REGISTRY["local_heads"].rule_id
 
@@ -32,13 +32,15 @@ _LOCAL_HEADS = REGISTRY["local_heads"].rule_id
 class FutharkShard:
     """A rank's shard on a Futhark backend: ``host`` (the shard's host arrays but the learned
     ones; its counters advance with every batch), ``blocks`` (per layer an opaque ``layer``),
-    ``feedback`` (per hidden layer), and the batch in progress."""
+    ``feedback`` and ``heads`` (per hidden layer; the heads opaque ``head`` records), and the
+    batch in progress."""
 
-    def __init__(self, backend: Any, host: HostState, blocks: list[Value], feedback) -> None:
+    def __init__(self, backend: Any, host: HostState, blocks: list[Value], feedback, heads) -> None:
         self.backend = backend
         self.host = host
         self.blocks = blocks
         self.feedback: list[Value] = feedback
+        self.heads: list[Value] = heads
         hidden = len(feedback)
         self.inputs: list[Value | None] = [None] * hidden
         self.zs: list[Value | None] = [None] * hidden
@@ -70,10 +72,11 @@ def _batch(c: Context, handle: FutharkShard, params: np.ndarray) -> Value:
     return Value(c, out[0], "opaque_units_batch")
 
 
-def _learned(c: Context, block: Value, field: str) -> np.ndarray:
-    """A block's ``latent`` or ``momentum``, flat (the C API's projection of the record)."""
+def _learned(c: Context, block: Value, field: str, kind: str = "layer") -> np.ndarray:
+    """A block's (or with ``kind="head"``, a head's) ``latent`` or ``momentum``, flat (the C
+    API's projection of the record)."""
     (out,) = _outputs(c, "i32_2d")
-    project = getattr(c.lib, f"futhark_project_opaque_layer_{field}")
+    project = getattr(c.lib, f"futhark_project_opaque_{kind}_{field}")
     c.check(project(c.ctx, out, block.ptr), "units_dump")
     return c.to_numpy(Value(c, out[0], "i32_2d"), np.int32).ravel()
 
@@ -101,8 +104,17 @@ class UnitParallelMixin:
                 c.check(rc, "units_load")
                 blocks.append(Value(c, out[0], "opaque_layer"))
             feedback = [c.new_array(fb) for fb in shard_feedback_blocks(host)]
+            heads = []
+            for lat, mom in zip(
+                shard_feedback_blocks(host, "head_latent"),
+                shard_feedback_blocks(host, "head_momentum"),
+            ):
+                lv, mv = c.new_array(lat), c.new_array(mom)
+                (out,) = _outputs(c, "opaque_head")
+                c.check(c.lib.futhark_entry_units_head(c.ctx, out, lv.ptr, mv.ptr), "units_load")
+                heads.append(Value(c, out[0], "opaque_head"))
             c.sync("units_load")
-        return FutharkShard(self, host, blocks, feedback)
+        return FutharkShard(self, host, blocks, feedback, heads)
 
     def units_dump(self, handle: FutharkShard) -> HostState:
         c = self.context
@@ -111,6 +123,8 @@ class UnitParallelMixin:
         with c.lock:
             for field in ("latent", "momentum"):
                 out[field] = np.concatenate([_learned(c, b, field) for b in handle.blocks])
+                heads = [_learned(c, h, field, "head") for h in handle.heads]
+                out[f"head_{field}"] = np.concatenate(heads) if heads else np.zeros(0, np.int32)
         return out
 
     def units_forward(
@@ -141,13 +155,15 @@ class UnitParallelMixin:
     def units_partials(self, handle: FutharkShard, rule_id: int, params: np.ndarray) -> np.ndarray:
         c = self.context
         self._check_shard(handle)
+        params = np.ascontiguousarray(params, np.int64)
         with c.lock:
             values = []
+            bt = _batch(c, handle, params)
             if rule_id == _LOCAL_HEADS:
-                for fb, acts in zip(handle.feedback, handle.acts):
+                for head, acts in zip(handle.heads, handle.acts):
                     (u,) = _outputs(c, "i32_2d")
                     c.check(
-                        c.lib.futhark_entry_units_head_sums(c.ctx, u, fb.ptr, acts.ptr),
+                        c.lib.futhark_entry_units_head_sums(c.ctx, u, bt.ptr, head.ptr, acts.ptr),
                         "units_partials",
                     )
                     values.append(Value(c, u[0], "i32_2d"))
@@ -158,6 +174,7 @@ class UnitParallelMixin:
             c.check(rc, "units_partials")
             values.append(Value(c, z[0], "i32_2d"))
             c.sync("units_partials")
+            del bt
             return np.stack([c.to_numpy(v, np.int32) for v in values])
 
     def units_step(
@@ -189,6 +206,15 @@ class UnitParallelMixin:
                 )  # fmt: skip
                 c.check(rc, "units_step")
                 handle.blocks[layer] = Value(c, out[0], "opaque_layer")
+                if heads_learn(rule_id, params):
+                    (out,) = _outputs(c, "opaque_head")
+                    rc = c.lib.futhark_entry_units_head_step(
+                        c.ctx, out, cpu, bt.ptr, int(rule_id), hidden + 1, layer,
+                        handle.heads[layer].ptr, handle.acts[layer].ptr, int(host["shift"][-1]),
+                        sv.ptr, lv.ptr, int(ranges[layer, 0]),
+                    )  # fmt: skip
+                    c.check(rc, "units_step")
+                    handle.heads[layer] = Value(c, out[0], "opaque_head")
             (out,) = _outputs(c, "opaque_layer")
             correct, sq_error = c.ffi.new("int64_t *"), c.ffi.new("int64_t *")
             rc = c.lib.futhark_entry_units_output_step(
