@@ -54,7 +54,7 @@ def run_graia(dataset, rule, data, recipe, seed=0):
         epochs, batch_size, callbacks = (
             recipe.epochs,
             recipe.batch_size,
-            recipe.callbacks(recipe.epochs),
+            recipe.callbacks(recipe.epochs, rule),
         )
     else:
         init = "codes"

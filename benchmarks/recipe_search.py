@@ -122,6 +122,10 @@ def run(args: argparse.Namespace, candidate: str, seed: int, data: tuple) -> flo
     model = graia.Sequential(build_layers(arch, x.shape[1:], int(y.max()) + 1), seed=seed)
     model.compile(rule, **options)
     schedule = [StepScheduler(linear_step(options.get("step", 256), epochs))]
+    if options.get("head_step"):  # learned local heads anneal with the rest (§7.4)
+        schedule.append(
+            StepScheduler(linear_step(options["head_step"], epochs), option="head_step")
+        )
     seconds = 0.0  # training time only, evaluations left out
     for epoch in range(epochs):
         started = time.perf_counter()

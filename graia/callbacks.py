@@ -651,35 +651,39 @@ class StepScheduler(Callback):
     """Set the rule's integer ``step`` at the start of each epoch, like Keras'
     ``LearningRateScheduler``: ``schedule(epoch, current_step) -> new_step``.
 
-    The step is a rule option, so it is validated like one and saved with the model.
+    The step is a rule option, so it is validated like one and saved with the model. ``option``
+    names another integer option to schedule instead, such as ``local_heads``' ``head_step``.
     """
 
-    def __init__(self, schedule: Callable[[int, int], int], verbose: int = 0) -> None:
+    def __init__(
+        self, schedule: Callable[[int, int], int], verbose: int = 0, option: str = "step"
+    ) -> None:
         super().__init__()
         if not callable(schedule):
             raise GraiaValueError(f"StepScheduler: schedule must be callable, got {schedule!r}")
         self.schedule = schedule
         self.verbose = verbose
+        self.option = option
 
     def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
         """Apply the schedule."""
-        rule = self.model.rule
-        if "step" not in rule.values:
-            raise GraiaValueError(f"StepScheduler: rule {rule.name!r} has no 'step' option")
-        new = self.schedule(epoch, rule.values["step"])
-        lo, hi = rule.options["step"][1:]
+        rule, key = self.model.rule, self.option
+        if not isinstance(rule.values.get(key), int):
+            raise GraiaValueError(f"StepScheduler: rule {rule.name!r} has no {key!r} option")
+        new = self.schedule(epoch, rule.values[key])
+        lo, hi = rule.options[key][1:]
         if isinstance(new, bool) or not isinstance(new, (int, np.integer)) or not lo <= new <= hi:
             raise GraiaValueError(
                 f"StepScheduler: schedule returned {new!r}; expected an int in [{lo}, {hi}]"
             )
-        rule.values["step"] = int(new)
+        rule.values[key] = int(new)
         if self.verbose:
-            print(f"Epoch {epoch + 1}: StepScheduler set step to {new}.")
+            print(f"Epoch {epoch + 1}: StepScheduler set {key} to {new}.")
 
     def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
-        """Report the step used in the logs."""
+        """Report the value used in the logs."""
         if isinstance(logs, dict):
-            logs["step"] = self.model.rule.values["step"]
+            logs[self.option] = self.model.rule.values[self.option]
 
 
 def linear_step(initial: int, epochs: int, minimum: int = 1) -> Callable[[int, int], int]:
