@@ -33,6 +33,7 @@ def _state(sizes, kmax, seed=3):
         spec.feedback_matrix(np.uint64(seed), i, int(sizes[i + 1]), classes)
         for i in range(layers - 1)
     ]
+    fb = np.concatenate(feedback).astype(np.int8) if feedback else np.zeros(0, np.int8)
     dense = [
         state.Block(1, 1, int(sizes[i]), 1, 1, 1, 1, 0, 0, 1, 1, int(sizes[i + 1]), 0, 1, 1)
         for i in range(layers)
@@ -44,7 +45,9 @@ def _state(sizes, kmax, seed=3):
         "shift": np.full(layers, kmax, np.int32),
         "latent": latent,
         "momentum": np.zeros_like(latent),
-        "feedback": np.concatenate(feedback).astype(np.int8) if feedback else np.zeros(0, np.int8),
+        "feedback": fb,
+        "head_latent": state.initial_heads(fb),
+        "head_momentum": np.zeros(fb.shape, np.int32),
         "counters": np.array([seed, 0, 255], np.int64),
     }
 
@@ -196,6 +199,24 @@ def test_opencl_device_by_index_and_local_rank():
         assert futhark_picks(*chosen[1:]) is expected
     assert opencl.pick_device(devices, "", "2")[0] is None
     assert opencl.pick_device(devices[:1], "", "", local_rank=3)[0] is devices[0]
+
+
+def test_opencl_program_cache_location(tmp_path, monkeypatch):
+    """One cache file per device, under GRAIA_OPENCL_CACHE or the user's cache directory; ``0``
+    or a directory that cannot be made turns it off."""
+    device = {"platform": "NVIDIA CUDA", "device": "NVIDIA H100 80GB HBM3"}
+    monkeypatch.setenv("GRAIA_OPENCL_CACHE", str(tmp_path / "kernels"))
+    path = Path(opencl.program_cache(device))
+    assert path == tmp_path / "kernels" / "opencl-NVIDIA-CUDA-NVIDIA-H100-80GB-HBM3.bin"
+    assert path.parent.is_dir()
+    monkeypatch.setenv("GRAIA_OPENCL_CACHE", "0")
+    assert opencl.program_cache(device) is None
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("GRAIA_OPENCL_CACHE", str(tmp_path / "file" / "below"))
+    assert opencl.program_cache(device) is None
+    monkeypatch.delenv("GRAIA_OPENCL_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert Path(opencl.program_cache(device)).parent == tmp_path / "xdg" / "graia"
 
 
 def test_generated_entry_points_are_current():

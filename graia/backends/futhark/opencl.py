@@ -17,11 +17,17 @@ Environment:
   ``MPI_LOCALRANKID``, ``SLURM_LOCALID`` or, once graia.distributed has started MPI, from
   mpi4py), where a platform has several GPUs: GPU ``local rank mod GPU count``, one GPU per rank.
 - ``GRAIA_OPENCL_BUILD_OPTIONS``: extra options for the OpenCL kernel compiler.
+- ``GRAIA_OPENCL_CACHE``: the directory where the compiled program is kept, one file per device
+  (default ``$XDG_CACHE_HOME/graia``, else ``~/.cache/graia``), so that only a machine's first
+  process pays the kernel compiler (minutes on an NVIDIA GPU; docs/performance.md). Futhark
+  checks a file against the program's source and build options before it uses it, and compiles
+  again when they differ. ``0`` turns the cache off.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from types import ModuleType
 from typing import Any
 
@@ -53,6 +59,22 @@ os.environ.setdefault("POCL_MAX_WORK_GROUP_SIZE", str(_MAX_BLOCK))
 #: memory drifts and every later reduction returns a stale value). Compiling the kernels without
 #: optimisation avoids it; PoCL only serves tests on CPUs, so the speed lost does not matter.
 _POCL_WORKAROUND = "-cl-opt-disable"
+
+
+def program_cache(device: dict[str, Any]) -> str | None:
+    """The file that keeps the compiled program for ``device`` (``GRAIA_OPENCL_CACHE``), or
+    ``None`` when the cache is off or its directory cannot be created."""
+    setting = os.environ.get("GRAIA_OPENCL_CACHE", "").strip()
+    if setting == "0":
+        return None
+    home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = setting or os.path.join(home, "graia")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError:
+        return None  # a read-only home: compile every time, as without a cache
+    name = re.sub(r"[^A-Za-z0-9]+", "-", f"{device['platform']} {device['device']}").strip("-")
+    return os.path.join(directory, f"opencl-{name}.bin")
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,6 +325,10 @@ class OpenCL:
         for opt in options:
             keep.append(ffi.new("char[]", opt.encode()))
             lib.futhark_context_config_add_build_option(cfg, keep[-1])
+        cache = program_cache(chosen)
+        if cache:
+            keep.append(ffi.new("char[]", cache.encode()))
+            lib.futhark_context_config_set_cache_file(cfg, keep[-1])
         self.chosen, self.build_options = chosen, options
 
     def unusable(self, mod: ModuleType) -> str:
