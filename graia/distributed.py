@@ -318,15 +318,16 @@ class UnitParallel(Parallel):
 
         comm = world()
         ranks = comm.Get_size()
-        sent = np.concatenate([mine["latent"], mine["momentum"]])
-        counts = comm.allgather(sent.size)
-        gathered = np.empty(sum(counts), np.int32)
-        self._timed(comm.Allgatherv, sent, [gathered, counts, MPI.INT32_T])
-        shards = []
-        for r, part in enumerate(np.split(gathered, np.cumsum(counts)[:-1])):
-            latent, momentum = np.split(part, 2)
-            ranges = unit_ranges(state["sizes"], r, ranks)
-            shards.append(dict(mine, unit_ranges=ranges, latent=latent, momentum=momentum))
+        shards = [
+            {**mine, "unit_ranges": unit_ranges(state["sizes"], r, ranks)} for r in range(ranks)
+        ]
+        # The learned arrays, each rank's in rank order (the heads' rows too: §7.4, §7.7).
+        for key in ("latent", "momentum", "head_latent", "head_momentum"):
+            counts = comm.allgather(mine[key].size)
+            gathered = np.empty(sum(counts), np.int32)
+            self._timed(comm.Allgatherv, mine[key], [gathered, counts, MPI.INT32_T])
+            for shard, part in zip(shards, np.split(gathered, np.cumsum(counts)[:-1])):
+                shard[key] = part
         return unshard_state(state, shards)
 
 
