@@ -67,7 +67,7 @@ CASES = {
     "train_local_heads": (
         [L.Input(6), L.Dense(8, shift=6), L.Dense(5), L.Dense(3)],
         "local_heads",
-        {"step": 4096, "head_shift": 2},
+        {"step": 4096, "head_shift": 2, "head_step": 65536, "head_kmax": 3},
         12,
         4,
     ),
@@ -110,6 +110,7 @@ def case(name: str, layers, rule: str, options: dict, samples: int, batch: int) 
     # Train a few steps from the start so that momenta and counters are not all trivial.
     state["counters"][1] = int(rng.integers(0, 1000))
     state["momentum"] = rng.integers(-5000, 5000, state["momentum"].size).astype(np.int32)
+    state["head_momentum"] = rng.integers(-5000, 5000, state["head_momentum"].size).astype(np.int32)
     features = int(state["sizes"][0])
     x = rng.integers(0, 256, (samples, features)).astype(np.uint8)
     x[x < 60] = 0  # zero inputs take the CPU forms' skip path
@@ -119,7 +120,8 @@ def case(name: str, layers, rule: str, options: dict, samples: int, batch: int) 
     params = r.params()
     inputs = [
         state["sizes"], state["geometry"], state["kmax"], state["shift"], state["latent"],
-        state["momentum"], state["feedback"], state["counters"], x, y, order,
+        state["momentum"], state["feedback"], state["head_latent"], state["head_momentum"],
+        state["counters"], x, y, order,
         np.int64(batch), np.int32(r.rule_id), params,
     ]  # fmt: skip
     backend = NumbaBackend()
@@ -132,6 +134,8 @@ def case(name: str, layers, rule: str, options: dict, samples: int, batch: int) 
         after["counters"],
         np.int64(correct),
         np.int64(sq),
+        after["head_latent"],
+        after["head_momentum"],
     ]
     (DATA / f"{name}.in").write_text("\n".join(map(value, inputs)) + "\n")
     (DATA / f"{name}.out").write_text("\n".join(map(value, result * 2)) + "\n")

@@ -21,17 +21,19 @@ def layer_blocks [s] (geometry: [][15]i64) (latent: [s]i32) (momentum: [s]i32) (
   in (block latent, block momentum)
 
 local
--- | Hidden layer `l`'s `(n_out, classes)` block of the flat feedback array.
-def feedback_block [f] (sizes: []i64) (flat: [f]i8) (l: i64) : [][]i8 =
+-- | Hidden layer `l`'s `(n_out, classes)` block of a flat array laid out
+-- like the feedback matrices (the feedback, the heads' latents or momenta).
+def feedback_block 't [f] (sizes: []i64) (flat: [f]t) (l: i64) : [][]t =
   let c = last sizes
   let off = i64.sum (map (\i -> sizes[i + 1] * c) (iota l))
   let n = sizes[l + 1]
-  in unflatten (flat[off:off + n * c] :> [n * c]i8)
+  in unflatten (flat[off:off + n * c] :> [n * c]t)
 
 -- | Test helper: load a network of 2 or 3 layers from the host state's
 -- flat arrays, run one `train_epoch`, and return the flat latents, momenta
--- and counters with the epoch's metrics; once with the GPU forms of the
--- matrix products, once with the CPU forms. The data (`data/`) is written
+-- and counters with the epoch's metrics, then the local heads' latents and
+-- momenta; once with the GPU forms of the matrix products, once with the
+-- CPU forms. The data (`data/`) is written
 -- by `scripts/gen_futhark_test_data.py` from the Numba oracle.
 -- ==
 -- entry: test_train_epoch
@@ -43,7 +45,7 @@ def feedback_block [f] (sizes: []i64) (flat: [f]i8) (l: i64) : [][]i8 =
 -- input @ data/train_conv_max.in output @ data/train_conv_max.out
 -- input @ data/train_conv_average.in output @ data/train_conv_average.out
 -- input @ data/train_conv_same.in output @ data/train_conv_same.out
-entry test_train_epoch [n] [d] [q] [s]
+entry test_train_epoch [n] [d] [q] [s] [h]
                        (sizes: []i64)
                        (geometry: [q][15]i64)
                        (kmax: []i32)
@@ -51,6 +53,8 @@ entry test_train_epoch [n] [d] [q] [s]
                        (latent: [s]i32)
                        (momentum: [s]i32)
                        (feedback: []i8)
+                       (head_latent: [h]i32)
+                       (head_momentum: [h]i32)
                        (counters: []i64)
                        (x: [n][d]u8)
                        (y: [n]i32)
@@ -60,6 +64,8 @@ entry test_train_epoch [n] [d] [q] [s]
                        (params: []i64) =
   let layer = layer_blocks geometry latent momentum
   let fb = feedback_block sizes feedback
+  let hl = feedback_block sizes head_latent
+  let hm = feedback_block sizes head_momentum
   let (seed, t, prev) = (counters[0], counters[1], counters[2])
   let (k0, m0) = weight_shape geometry 0
   let (k1, m1) = weight_shape geometry 1
@@ -68,26 +74,36 @@ entry test_train_epoch [n] [d] [q] [s]
   let (l1, u1) = layer 1 :> ([k1][m1]i32, [k1][m1]i32)
   let run cpu =
     if q == 2
-    then let net = load_2 cpu seed t prev (geometry :> [2][15]i64) kmax[0] shift[0] l0 u0 kmax[1] shift[1] l1 u1 (fb 0 :> [n1][m1]i8)
+    then let net =
+           load_2 cpu seed t prev (geometry :> [2][15]i64) kmax[0] shift[0] l0 u0 kmax[1] shift[1] l1 u1 (fb 0 :> [n1][m1]i8) (hl 0 :> [n1][m1]i32) (hm 0 :> [n1][m1]i32)
          let (net, correct, sq) = train_epoch_2 net x y order batch_size rule_id params
-         let (t, prev, l0, u0, l1, u1) = dump_2 net
-         in (flatten l0 ++ flatten l1 :> [s]i32, flatten u0 ++ flatten u1 :> [s]i32, [seed, t, prev], correct, sq)
+         let (t, prev, l0, u0, l1, u1, hl0, hm0) = dump_2 net
+         in ( flatten l0 ++ flatten l1 :> [s]i32
+            , flatten u0 ++ flatten u1 :> [s]i32
+            , [seed, t, prev]
+            , correct
+            , sq
+            , flatten hl0 :> [h]i32
+            , flatten hm0 :> [h]i32
+            )
     else let (k2, m2) = weight_shape geometry 2
          let n2 = sizes[2]
          let (l2, u2) = layer 2 :> ([k2][m2]i32, [k2][m2]i32)
          let net =
-           load_3 cpu seed t prev (geometry :> [3][15]i64) kmax[0] shift[0] l0 u0 kmax[1] shift[1] l1 u1 kmax[2] shift[2] l2 u2 (fb 0 :> [n1][m2]i8) (fb 1 :> [n2][m2]i8)
+           load_3 cpu seed t prev (geometry :> [3][15]i64) kmax[0] shift[0] l0 u0 kmax[1] shift[1] l1 u1 kmax[2] shift[2] l2 u2 (fb 0 :> [n1][m2]i8) (fb 1 :> [n2][m2]i8) (hl 0 :> [n1][m2]i32) (hm 0 :> [n1][m2]i32) (hl 1 :> [n2][m2]i32) (hm 1 :> [n2][m2]i32)
          let (net, correct, sq) = train_epoch_3 net x y order batch_size rule_id params
-         let (t, prev, l0, u0, l1, u1, l2, u2) = dump_3 net
+         let (t, prev, l0, u0, l1, u1, l2, u2, hl0, hm0, hl1, hm1) = dump_3 net
          in ( flatten l0 ++ flatten l1 ++ flatten l2 :> [s]i32
             , flatten u0 ++ flatten u1 ++ flatten u2 :> [s]i32
             , [seed, t, prev]
             , correct
             , sq
+            , flatten hl0 ++ flatten hl1 :> [h]i32
+            , flatten hm0 ++ flatten hm1 :> [h]i32
             )
-  let (l0, u0, c0, k0, e0) = run false
-  let (l1, u1, c1, k1, e1) = run true
-  in (l0, u0, c0, k0, e0, l1, u1, c1, k1, e1)
+  let (l0, u0, c0, k0, e0, h0, g0) = run false
+  let (l1, u1, c1, k1, e1, h1, g1) = run true
+  in (l0, u0, c0, k0, e0, h0, g0, l1, u1, c1, k1, e1, h1, g1)
 
 -- | Test helper: `predict` on a one-layer network.
 -- ==
