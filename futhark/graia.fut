@@ -296,7 +296,7 @@ def dfa_deltas_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_hea
   let (a2, tr1) = layer_forward dense_only s.tg m1 id s.l1 a1
   let e = output_error p.target_on p.target_off a2 y
   let (correct, sq) = metrics a2 y e
-  let (d0, err0) = layer_delta dense_only local_heads (dfa_layer_params params 0) s.l0.geo s.l0.shift s.fb0 (head_weights p s.h0) a1 tr0.winner tr0.z e y
+  let (d0, err0) = layer_delta dense_only local_heads (dfa_layer_params params 0) s.l0.geo s.l0.shift s.fb0 s.h0 a1 tr0.winner tr0.z e y
   in (tr0.patches, d0, tr1.patches, e, a1, err0, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
@@ -441,8 +441,8 @@ def dfa_deltas_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: b
   let (a3, tr2) = layer_forward dense_only s.tg m2 id s.l2 a2
   let e = output_error p.target_on p.target_off a3 y
   let (correct, sq) = metrics a3 y e
-  let (d0, err0) = layer_delta dense_only local_heads (dfa_layer_params params 0) s.l0.geo s.l0.shift s.fb0 (head_weights p s.h0) a1 tr0.winner tr0.z e y
-  let (d1, err1) = layer_delta dense_only local_heads (dfa_layer_params params 1) s.l1.geo s.l1.shift s.fb1 (head_weights p s.h1) a2 tr1.winner tr1.z e y
+  let (d0, err0) = layer_delta dense_only local_heads (dfa_layer_params params 0) s.l0.geo s.l0.shift s.fb0 s.h0 a1 tr0.winner tr0.z e y
+  let (d1, err1) = layer_delta dense_only local_heads (dfa_layer_params params 1) s.l1.geo s.l1.shift s.fb1 s.h1 a2 tr1.winner tr1.z e y
   in (tr0.patches, d0, tr1.patches, d1, tr2.patches, e, a1, err0, a2, err1, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
@@ -602,9 +602,9 @@ def dfa_deltas_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0]
   let (a4, tr3) = layer_forward dense_only s.tg m3 id s.l3 a3
   let e = output_error p.target_on p.target_off a4 y
   let (correct, sq) = metrics a4 y e
-  let (d0, err0) = layer_delta dense_only local_heads (dfa_layer_params params 0) s.l0.geo s.l0.shift s.fb0 (head_weights p s.h0) a1 tr0.winner tr0.z e y
-  let (d1, err1) = layer_delta dense_only local_heads (dfa_layer_params params 1) s.l1.geo s.l1.shift s.fb1 (head_weights p s.h1) a2 tr1.winner tr1.z e y
-  let (d2, err2) = layer_delta dense_only local_heads (dfa_layer_params params 2) s.l2.geo s.l2.shift s.fb2 (head_weights p s.h2) a3 tr2.winner tr2.z e y
+  let (d0, err0) = layer_delta dense_only local_heads (dfa_layer_params params 0) s.l0.geo s.l0.shift s.fb0 s.h0 a1 tr0.winner tr0.z e y
+  let (d1, err1) = layer_delta dense_only local_heads (dfa_layer_params params 1) s.l1.geo s.l1.shift s.fb1 s.h1 a2 tr1.winner tr1.z e y
+  let (d2, err2) = layer_delta dense_only local_heads (dfa_layer_params params 2) s.l2.geo s.l2.shift s.fb2 s.h2 a3 tr2.winner tr2.z e y
   in (tr0.patches, d0, tr1.patches, d1, tr2.patches, d2, tr3.patches, e, a1, err0, a2, err1, a3, err2, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;

@@ -286,7 +286,7 @@ def dfa_deltas(d: int) -> str:
         lines.append(
             f"let (d{i}, err{i}) = layer_delta dense_only local_heads"
             f" (dfa_layer_params params {i}) s.l{i}.geo s.l{i}.shift s.fb{i}"
-            f" (head_weights p s.h{i}) a{i + 1} tr{i}.winner tr{i}.z e y"
+            f" s.h{i} a{i + 1} tr{i}.winner tr{i}.z e y"
         )
     out = [name for i in range(d - 1) for name in (f"tr{i}.patches", f"d{i}")]
     out += [f"tr{d - 1}.patches", "e"]

@@ -129,12 +129,11 @@ def dense_delta [b] [m] [c] (shift: i32) (fb: [m][c]i8) (z: [b][m]i32) (err: [b]
        err
 
 -- | The deltas of hidden layer `l`'s positions (§7.2, §7.4, §7.5) from
--- the output error `e` of a batch: with `local_heads`, from the error of
--- the layer's own head (`local_head_error`, weights `hw`) instead; with
--- that error. `fb` is the layer's ternary feedback matrix, `a` its output
--- (after dropout), `winner` and `z` from its forward pass. For a Dense
--- layer the feedback product and the slopes are one pass (`dense_only` as
--- in `dense_path`).
+-- the output error `e` of a batch, or with `local_heads` from the error of
+-- the layer's own head `h` (`local_head_error`), with that error. `fb` is
+-- the layer's ternary feedback matrix, `a` its output (after dropout),
+-- `winner` and `z` from its forward pass. For a Dense layer the feedback
+-- product and the slopes are one pass (`dense_only` as in `dense_path`).
 def layer_delta [b] [o] [c] [w] [r] [m]
                 (dense_only: bool)
                 (local_heads: bool)
@@ -142,13 +141,13 @@ def layer_delta [b] [o] [c] [w] [r] [m]
                 (geo: geometry)
                 (shift: i32)
                 (fb: [o][c]i8)
-                (hw: [o][c]i32)
+                (h: head [o] [c])
                 (a: [b][o]u8)
                 (winner: [w]i32)
                 (z: [r][m]i32)
                 (e: [b][c]i32)
                 (labels: [b]i32) : ([r][m]i32, [b][c]i32) =
-  let err = if local_heads then local_head_error p hw a labels else e
+  let err = if local_heads then local_head_error p (head_weights p h) a labels else e
   let d =
     if dense_only || is_dense geo
     then dense_delta shift (fb :> [m][c]i8) z (err :> [r][c]i32)
