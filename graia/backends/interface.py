@@ -125,8 +125,10 @@ class Backend(Protocol):
         """The first half of a ``dfa``/``local_heads`` batch (docs/arithmetic.md §7.6) for the
         samples ``idx`` (i32 indices into the dataset), which are rows ``row0, row0 + 1, ...`` of
         their global batch (dropout is keyed by that position): each layer's exact sums ``G``
-        (i64 ``(fan_in, out_c)``, unsaturated), ``correct`` and ``sq_error`` of those rows. The
-        state is not changed; ``idx`` may be empty (all sums 0)."""
+        (i64 ``(fan_in, out_c)``, unsaturated), then, when the local heads learn (§7.4:
+        ``local_heads`` with ``head_step > 0``), each hidden layer's head sums (i64
+        ``(n_out, classes)``), ``correct`` and ``sq_error`` of those rows. The state is not
+        changed; ``idx`` may be empty (all sums 0)."""
 
     def apply_sums(
         self, handle: Any, sums: list[np.ndarray], rule_id: int, params: np.ndarray
@@ -287,8 +289,8 @@ class UnitParallelBackend(Protocol):
 
     def units_partials(self, handle: Any, rule_id: int, params: np.ndarray) -> np.ndarray:
         """This rank's share of the batch's sums over units, i32 ``(blocks, rows, classes)``:
-        for ``local_heads`` first each hidden layer's head sums ``sum_h a[s, h] B[h, j]`` over the
-        owned units (§7.4), then (both rules) the output layer's ``z`` summed over the owned
+        for ``local_heads`` first each hidden layer's head sums ``sum_h a[s, h] V[h, j]`` over the
+        owned units (§7.4, ``V`` the head's weights), then (both rules) the output layer's ``z`` summed over the owned
         rows of its weights. The sums over all ranks are the single-process values (exact)."""
 
     def units_step(
@@ -296,6 +298,6 @@ class UnitParallelBackend(Protocol):
     ) -> tuple[int, int]:
         """The rest of the batch from ``sums`` (``units_partials`` summed over the ranks) and the
         batch's labels (i32 ``(rows,)``): the output activations and error (§7.1), the local
-        heads' errors, the owned units' deltas, every owned synapse's step with the global
-        rounding words, then ``t += 1``. Returns the batch's ``(correct, sq_error)`` (the same on
+        heads' errors, the owned units' deltas, every owned synapse's step (and, when the heads
+        learn, every owned head row's) with the global rounding words, then ``t += 1``. Returns the batch's ``(correct, sq_error)`` (the same on
         every rank)."""
