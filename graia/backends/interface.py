@@ -88,6 +88,11 @@ def feedback_blocks(state: HostState, key: str = "feedback") -> list[np.ndarray]
     ]
 
 
+def head_blocks(state: HostState) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each hidden layer's local head ``(latent, momentum)``, ``(n_out, classes)`` views."""
+    return [*zip(feedback_blocks(state, "head_latent"), feedback_blocks(state, "head_momentum"))]
+
+
 class Backend(Protocol):
     """What the API needs from a backend. Handles and datasets are backend-owned objects."""
 
@@ -235,6 +240,16 @@ def shard_feedback_blocks(shard: HostState, key: str = "feedback") -> list[np.nd
         views.append(shard[key][offset : offset + size].reshape(int(hi - lo), classes))
         offset += size
     return views
+
+
+def shard_head_blocks(shard: HostState) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each hidden layer's ``(latent, momentum)`` views of a shard's local head rows."""
+    return [
+        *zip(
+            shard_feedback_blocks(shard, "head_latent"),
+            shard_feedback_blocks(shard, "head_momentum"),
+        )
+    ]
 
 
 def unshard_state(state: HostState, shards: list[HostState]) -> HostState:

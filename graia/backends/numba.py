@@ -18,9 +18,11 @@ from graia.backends.interface import (
     POOL_NONE,
     HostState,
     feedback_blocks,
+    head_blocks,
     layer_blocks,
     shard_blocks,
     shard_feedback_blocks,
+    shard_head_blocks,
 )
 from graia.spec import (
     I32_MAX,
@@ -202,11 +204,6 @@ def _all_fixed_weights(state: HostState, layers) -> list[np.ndarray]:
 def _layer_views(state: HostState):
     """Per-layer (latent, momentum) 2-D views and hidden feedback views of a host state."""
     return layer_blocks(state, "latent", "momentum"), feedback_blocks(state)
-
-
-def _head_views(state: HostState) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each hidden layer's local head (latent, momentum) ``(n_out, classes)`` views (§7.4)."""
-    return list(zip(feedback_blocks(state, "head_latent"), feedback_blocks(state, "head_momentum")))
 
 
 @njit(cache=True, parallel=True)
@@ -406,7 +403,7 @@ def _batch_deltas(state, x, y, idx, row0, opts: _DfaOptions):
     layer's delta ``d`` (§7.2, §7.4, §7.5); returns (pass, deltas, each hidden layer's error,
     correct, sq_error)."""
     layers, feedback = _layer_views(state)
-    heads = opts.head_weights(_head_views(state)) if opts.local_heads else []
+    heads = opts.head_weights(head_blocks(state)) if opts.local_heads else []
     blocks = _blocks(state)
     classes = int(state["sizes"][-1])
     rows = idx.shape[0]
@@ -448,7 +445,7 @@ def batch_sums(
     opts = _DfaOptions(params, local_heads)
     shapes = [lat.shape for lat, _ in _layer_views(state)[0]]
     if opts.learns_heads:
-        shapes += [lat.shape for lat, _ in _head_views(state)]
+        shapes += [lat.shape for lat, _ in head_blocks(state)]
     if idx.shape[0] == 0:
         return [np.zeros(shape, np.int64) for shape in shapes], 0, 0
     fp, deltas, errors, correct, sq = _batch_deltas(state, x, y, idx, row0, opts)
@@ -473,7 +470,7 @@ def apply_sums(
         _apply_update(g, lat, mom, np.uint64(rounding_key(seed, layer, t)), *step)
     if opts.learns_heads:
         head_step = (opts.head_step, opts.beta1, opts.beta2, 0)
-        for layer, ((lat, mom), g) in enumerate(zip(_head_views(state), sums[len(layers) :])):
+        for layer, ((lat, mom), g) in enumerate(zip(head_blocks(state), sums[len(layers) :])):
             _apply_update(g, lat, mom, _head_key(state, layer, t), *head_step)
     counters[COUNTER_STEP] = t + 1
 
@@ -504,7 +501,7 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
                 _apply_update(_update_sums(fp.patches[layer], deltas[layer]), lat, mom, key, *step)
         if opts.learns_heads:  # G = a^T e, exact in i32 under §7.2's bound
             head_step = (opts.head_step, opts.beta1, opts.beta2, 0)
-            for layer, (lat, mom) in enumerate(_head_views(state)):
+            for layer, (lat, mom) in enumerate(head_blocks(state)):
                 key = _head_key(state, layer, t)
                 whole = (0, 0, lat.shape[1])
                 _dfa_update(fp.acts[layer + 1], errors[layer], lat, mom, key, *head_step, *whole)
@@ -577,12 +574,7 @@ class _UnitShard:
         self.latent = shard_blocks(shard, "latent")
         self.momentum = shard_blocks(shard, "momentum")
         self.feedback = shard_feedback_blocks(shard)
-        self.heads = list(
-            zip(
-                shard_feedback_blocks(shard, "head_latent"),
-                shard_feedback_blocks(shard, "head_momentum"),
-            )
-        )
+        self.heads = shard_head_blocks(shard)
         hidden = len(self.feedback)
         self.inputs: list[np.ndarray] = [np.empty((0, 0), np.uint8)] * hidden
         self.zs: list[np.ndarray] = [np.empty((0, 0), np.int32)] * hidden

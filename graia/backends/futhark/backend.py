@@ -21,6 +21,7 @@ from graia.backends.interface import (
     HOST_STATE_DTYPES,
     HostState,
     feedback_blocks,
+    head_blocks,
     head_shapes,
     layer_blocks,
     weight_shapes,
@@ -147,7 +148,7 @@ class FutharkBackend(UnitParallelMixin):
         ):
             arrays.append((int(kmax), int(shift), lat, mom))
         feedback = feedback_blocks(host)
-        heads = [*zip(feedback_blocks(host, "head_latent"), feedback_blocks(host, "head_momentum"))]
+        heads = head_blocks(host)
         with c.lock:
             keep = [c.new_array(host["geometry"])]
             args: list = [bool(self.cpu_loops), seed, t, prev_loss, keep[0].ptr]

@@ -2,10 +2,11 @@
 docs/arithmetic.md §7.7).
 
 A rank's shard stays on the device: per layer its block's latents, momenta and fixed-point
-weights, and each hidden layer's feedback rows and local head rows. A batch keeps, between the contract's calls, each
-hidden layer's input, sums ``z`` and owned activations as device arrays; only what the caller
-exchanges over MPI (owned activations, partial sums) comes back to the host. The entry points
-(``units_*`` in futhark/graia.fut) work on one layer's block each, whatever the depth.
+weights, and each hidden layer's feedback rows and local head rows. A batch keeps, between the
+contract's calls, each hidden layer's input, sums ``z`` and owned activations as device arrays;
+only what the caller exchanges over MPI (owned activations, partial sums) comes back to the host.
+The entry points (``units_*`` in futhark/graia.fut) work on one layer's block each, whatever the
+depth.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from graia.backends.interface import (
     HostState,
     shard_blocks,
     shard_feedback_blocks,
+    shard_head_blocks,
 )
 from graia.errors import GraiaError
 from graia.rules import REGISTRY, heads_learn
@@ -105,10 +107,7 @@ class UnitParallelMixin:
                 blocks.append(Value(c, out[0], "opaque_layer"))
             feedback = [c.new_array(fb) for fb in shard_feedback_blocks(host)]
             heads = []
-            for lat, mom in zip(
-                shard_feedback_blocks(host, "head_latent"),
-                shard_feedback_blocks(host, "head_momentum"),
-            ):
+            for lat, mom in shard_head_blocks(host):
                 lv, mv = c.new_array(lat), c.new_array(mom)
                 (out,) = _outputs(c, "opaque_head")
                 c.check(c.lib.futhark_entry_units_head(c.ctx, out, lv.ptr, mv.ptr), "units_load")
