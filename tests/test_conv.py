@@ -246,6 +246,10 @@ def test_every_recipe_builds(architecture):
         assert model.blocks[-1].n_out == 10
         assert (len(model.blocks) > len(recipe.hidden) + 1) == (architecture == "conv")
         assert len(model.blocks) <= MAX_LAYERS, dataset
+        flips = [la for la in model.layers if isinstance(la, L.RandomFlip)]
+        assert len(flips) == recipe.flip, dataset
+    # Digits are not mirror images of one another.
+    assert not any(ARCHITECTURES[architecture][d].flip for d in ("digits", "mnist"))
 
 
 def test_cli_trains_the_conv_recipe(tmp_path):
