@@ -3,7 +3,10 @@ training data, printing validation and training accuracy every few epochs (one J
 
 This is how the recipes in graia/recipes.py were chosen (docs/results.md lists the candidates and
 their scores). ``--split test`` trains on the whole training split and evaluates on the test split,
-for the chosen candidate only. An architecture is written as dash-separated parts:
+for the chosen candidate only. ``--split folds`` cross-validates instead, for small datasets whose
+validation split is too small to separate candidates (digits): the training split is permuted
+(seeded) and cut into ``--folds`` folds, each evaluated after training on the others, and a
+summary line per seed counts the rows classified right over all folds. An architecture is written as dash-separated parts:
 
 - ``c64k3p2s8``: ``Conv2D(64, 3, padding="same", shift=8)`` then ``MaxPooling2D(2)``
   (``p2a``: ``AveragePooling2D(2)``; no ``p``: no pooling; no ``s``: the default shift;
@@ -23,6 +26,8 @@ each candidate's runs). Usage::
     python benchmarks/recipe_search.py fashion-mnist \\
         'c64k3p2s8-h4000s12-h1000s10:local_heads:40:64:{"step": 256, "dropout": 77, "head_shift": 8}' \\
         'flip-c64k3p2s8-h4000s12-h1000s10:local_heads:40:64:{"step": 256, "dropout": 77, "head_shift": 8}'
+    python benchmarks/recipe_search.py digits --split folds --every 60 \
+        'c64k3p2-h512:local_heads:60:32:{"step": 256, "dropout": 77, "head_step": 16384}'
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import argparse
 import json
 import re
 import time
+
+import numpy as np
 
 import graia
 from graia import layers as L
@@ -86,7 +93,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=graia.datasets.NAMES)
     parser.add_argument("candidates", nargs="+", help="ARCH:RULE:EPOCHS:BATCH:OPTIONS")
-    parser.add_argument("--split", choices=("validation", "test"), default="validation")
+    parser.add_argument("--split", choices=("validation", "test", "folds"), default="validation")
+    parser.add_argument("--folds", type=int, default=5, help="folds of --split folds (default 5)")
     parser.add_argument("--every", type=int, default=5, help="evaluate every N epochs")
     parser.add_argument(
         "--seeds",
@@ -96,15 +104,18 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    (x, y), (x_test, y_test) = graia.datasets.load_data(args.dataset)
-    if args.split == "validation":
-        cut = len(x) - min(VALIDATION_ROWS, len(x) // 5)
-        x, y, x_eval, y_eval = x[:cut], y[:cut], x[cut:], y[cut:]
-    else:
-        x_eval, y_eval = x_test, y_test
-    data = (x, y, x_eval, y_eval)
+    splits = evaluation_splits(args, *graia.datasets.load_data(args.dataset))
     for candidate in args.candidates:
-        finals = [run(args, candidate, seed, data) for seed in args.seeds]
+        finals = []
+        for seed in args.seeds:
+            right = [
+                (run(args, candidate, seed, split, data), len(data[3])) for split, data in splits
+            ]
+            finals.append(round(sum(r for r, _ in right) / sum(n for _, n in right), 4))
+            if args.split == "folds":
+                print(json.dumps({"candidate": candidate, "seed": seed, "folds": args.folds,
+                                  "right": sum(r for r, _ in right),
+                                  "of": sum(n for _, n in right)}), flush=True)  # fmt: skip
         if len(finals) > 1:
             mean = sum(finals) / len(finals)
             spread = (sum((a - mean) ** 2 for a in finals) / (len(finals) - 1)) ** 0.5
@@ -113,9 +124,30 @@ def main() -> None:
             print(json.dumps(summary), flush=True)
 
 
-def run(args: argparse.Namespace, candidate: str, seed: int, data: tuple) -> float:
-    """Train one candidate with one seed, printing a JSON line every ``--every`` epochs and after
-    the last; returns the last evaluation accuracy."""
+def evaluation_splits(
+    args: argparse.Namespace, train: tuple, test: tuple
+) -> list[tuple[str, tuple]]:
+    """The ``(name, (x, y, x_eval, y_eval))`` pairs ``--split`` asks for: one, or one per fold."""
+    (x, y), (x_test, y_test) = train, test
+    if args.split == "test":
+        return [("test", (x, y, x_test, y_test))]
+    if args.split == "validation":
+        cut = len(x) - min(VALIDATION_ROWS, len(x) // 5)
+        return [("validation", (x[:cut], y[:cut], x[cut:], y[cut:]))]
+    if not 2 <= args.folds <= len(x):
+        raise SystemExit(f"recipe_search: --folds must be from 2 to {len(x)}, got {args.folds}")
+    order = np.random.default_rng(0).permutation(len(x))
+    splits = []
+    for k in range(args.folds):
+        held = order[k :: args.folds]
+        kept = np.setdiff1d(order, held)  # in the training split's order
+        splits.append((f"fold {k + 1}/{args.folds}", (x[kept], y[kept], x[held], y[held])))
+    return splits
+
+
+def run(args: argparse.Namespace, candidate: str, seed: int, split: str, data: tuple) -> int:
+    """Train one candidate with one seed on one split, printing a JSON line every ``--every``
+    epochs and after the last; returns how many evaluation rows the last evaluation got right."""
     x, y, x_eval, y_eval = data
     arch, rule, epochs, batch, options = candidate.split(":", 4)
     epochs, batch, options = int(epochs), int(batch), json.loads(options)
@@ -134,9 +166,10 @@ def run(args: argparse.Namespace, candidate: str, seed: int, data: tuple) -> flo
         seconds += time.perf_counter() - started
         if (epoch + 1) % args.every and epoch + 1 < epochs:
             continue
-        accuracy = round(model.evaluate(x_eval, y_eval)[1], 4)
+        right = int((model.predict_classes(x_eval) == y_eval).sum())
+        accuracy = round(right / len(y_eval), 4)
         record = {
-            "dataset": args.dataset, "split": args.split, "arch": arch, "rule": rule,
+            "dataset": args.dataset, "split": split, "arch": arch, "rule": rule,
             "options": options, "batch": batch, "seed": seed, "epoch": epoch + 1,
             "accuracy": accuracy,
             # Training accuracy without dropout, on at most 10,000 training rows.
@@ -144,7 +177,7 @@ def run(args: argparse.Namespace, candidate: str, seed: int, data: tuple) -> flo
             "seconds": round(seconds, 1), "backend": graia.backend.name(),
         }  # fmt: skip
         print(json.dumps(record), flush=True)
-    return accuracy
+    return right
 
 
 if __name__ == "__main__":
