@@ -6,7 +6,9 @@ their scores). ``--split test`` trains on the whole training split and evaluates
 for the chosen candidate only. ``--split folds`` cross-validates instead, for small datasets whose
 validation split is too small to separate candidates (digits): the training split is permuted
 (seeded) and cut into ``--folds`` folds, each evaluated after training on the others, and a
-summary line per seed counts the rows classified right over all folds. An architecture is written as dash-separated parts:
+summary line per seed counts the rows classified right over all folds.
+
+An architecture is written as dash-separated parts:
 
 - ``c64k3p2s8``: ``Conv2D(64, 3, padding="same", shift=8)`` then ``MaxPooling2D(2)``
   (``p2a``: ``AveragePooling2D(2)``; no ``p``: no pooling; no ``s``: the default shift;
@@ -26,7 +28,7 @@ each candidate's runs). Usage::
     python benchmarks/recipe_search.py fashion-mnist \\
         'c64k3p2s8-h4000s12-h1000s10:local_heads:40:64:{"step": 256, "dropout": 77, "head_shift": 8}' \\
         'flip-c64k3p2s8-h4000s12-h1000s10:local_heads:40:64:{"step": 256, "dropout": 77, "head_shift": 8}'
-    python benchmarks/recipe_search.py digits --split folds --every 60 \
+    python benchmarks/recipe_search.py digits --split folds --every 60 \\
         'c64k3p2-h512:local_heads:60:32:{"step": 256, "dropout": 77, "head_step": 16384}'
 """
 
