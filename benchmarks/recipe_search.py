@@ -107,17 +107,15 @@ def main() -> None:
     args = parser.parse_args()
 
     splits = evaluation_splits(args, *graia.datasets.load_data(args.dataset))
+    rows = sum(len(data[3]) for _, data in splits)
     for candidate in args.candidates:
         finals = []
         for seed in args.seeds:
-            right = [
-                (run(args, candidate, seed, split, data), len(data[3])) for split, data in splits
-            ]
-            finals.append(round(sum(r for r, _ in right) / sum(n for _, n in right), 4))
+            right = sum(run(args, candidate, seed, split, data) for split, data in splits)
+            finals.append(round(right / rows, 4))
             if args.split == "folds":
                 print(json.dumps({"candidate": candidate, "seed": seed, "folds": args.folds,
-                                  "right": sum(r for r, _ in right),
-                                  "of": sum(n for _, n in right)}), flush=True)  # fmt: skip
+                                  "right": right, "of": rows}), flush=True)  # fmt: skip
         if len(finals) > 1:
             mean = sum(finals) / len(finals)
             spread = (sum((a - mean) ** 2 for a in finals) / (len(finals) - 1)) ** 0.5

@@ -44,15 +44,12 @@ class Recipe:
     decay_step: bool = False
     #: Convolution blocks before the Dense layers (on images of one channel).
     conv: tuple[ConvBlock, ...] = ()
-    #: Training-time augmentation (docs/convolution.md): ``RandomFlip("horizontal")``, and
-    #: ``RandomTranslation(translate, translate)`` when ``translate`` is not 0.
+    #: Training-time augmentation (docs/convolution.md): ``RandomFlip("horizontal")`` first.
     flip: bool = False
-    translate: float = 0.0
 
     def describe(self) -> str:
         """The architecture in a few words, e.g. ``conv64/pool2 - 2000 - classes``."""
         parts = ["flip"] if self.flip else []
-        parts += [f"shift {self.translate}"] if self.translate else []
         parts += [f"conv{b.filters}x{b.kernel}/pool{b.pool}" for b in self.conv]
         return " - ".join(parts + [str(u) for u in self.hidden] + ["classes"])
 
@@ -68,8 +65,6 @@ class Recipe:
         stack: list[layers.Layer] = [layers.Input(input_shape)]
         if self.flip:
             stack.append(layers.RandomFlip("horizontal"))
-        if self.translate:
-            stack.append(layers.RandomTranslation(self.translate, self.translate))
         for block in self.conv:
             stack += block.layers()
         if self.conv:
