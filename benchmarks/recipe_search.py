@@ -43,7 +43,7 @@ import numpy as np
 
 import graia
 from graia import layers as L
-from graia.callbacks import StepScheduler, linear_step
+from graia.recipes import Recipe
 
 #: Validation rows carved from the end of the training split (at most a fifth of it).
 VALIDATION_ROWS = 10000
@@ -153,11 +153,8 @@ def run(args: argparse.Namespace, candidate: str, seed: int, split: str, data: t
     epochs, batch, options = int(epochs), int(batch), json.loads(options)
     model = graia.Sequential(build_layers(arch, x.shape[1:], int(y.max()) + 1), seed=seed)
     model.compile(rule, **options)
-    schedule = [StepScheduler(linear_step(options.get("step", 256), epochs))]
-    if options.get("head_step"):  # learned local heads anneal with the rest (§7.4)
-        schedule.append(
-            StepScheduler(linear_step(options["head_step"], epochs), option="head_step")
-        )
+    # The recipes' schedule: step (and head step, §7.4) decayed linearly over the epochs.
+    schedule = Recipe((), rule, options, decay_step=True).callbacks(epochs)
     seconds = 0.0  # training time only, evaluations left out
     for epoch in range(epochs):
         started = time.perf_counter()
