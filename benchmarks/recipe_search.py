@@ -154,7 +154,8 @@ def run(args: argparse.Namespace, candidate: str, seed: int, split: str, data: t
     model = graia.Sequential(build_layers(arch, x.shape[1:], int(y.max()) + 1), seed=seed)
     model.compile(rule, **options)
     # The recipes' schedule: step (and head step, §7.4) decayed linearly over the epochs.
-    schedule = Recipe((), rule, options, decay_step=True).callbacks(epochs)
+    recipe = Recipe(hidden=(), rule=rule, rule_options=options, decay_step=True)
+    schedule = recipe.callbacks(epochs)
     seconds = 0.0  # training time only, evaluations left out
     for epoch in range(epochs):
         started = time.perf_counter()
