@@ -24,6 +24,7 @@ from graia.backends.interface import (
     shard_feedback_blocks,
     shard_head_blocks,
 )
+from graia.rules import DFA, LocalHeads, SeedHebbian, heads_learn
 from graia.spec import (
     I32_MAX,
     LATENT_MAX,
@@ -36,10 +37,6 @@ from graia.spec import (
     sround,
 )
 from graia.state import Block
-
-RULE_DFA = 0
-RULE_SEED_HEBBIAN = 1
-RULE_LOCAL_HEADS = 2
 
 
 @njit(cache=True, parallel=True)
@@ -367,20 +364,18 @@ def _apply_update(g, latent, momentum, key, step, beta1, beta2, decay) -> None:
 
 
 class _DfaOptions:
-    """The parameter vector of ``dfa`` / ``local_heads`` (§7.2, §7.4), by name."""
+    """The parameter vector of rule ``rule_id``, ``dfa`` or ``local_heads`` (§7.2, §7.4), by
+    name."""
 
-    def __init__(self, params: np.ndarray, local_heads: bool) -> None:
+    def __init__(self, params: np.ndarray, rule_id: int) -> None:
         values = [int(v) for v in params[:7]]
         self.step, self.beta1, self.beta2, self.decay = values[:4]
         self.target_on, self.target_off, self.dropout = values[4:]
-        self.local_heads = local_heads
+        self.local_heads = local_heads = rule_id == LocalHeads.rule_id
+        #: Whether the local heads learn (§7.4).
+        self.learns_heads = heads_learn(rule_id, params)
         self.head_step, self.head_kmax = (int(v) for v in params[7:9]) if local_heads else (0, 0)
         self.head_shifts = [int(v) for v in params[9:]] if local_heads else [0]
-
-    @property
-    def learns_heads(self) -> bool:
-        """Whether the local heads learn (§7.4: ``head_step > 0``)."""
-        return self.local_heads and self.head_step > 0
 
     def head_shift(self, layer: int) -> int:
         """§7.4: hidden layer ``layer``'s shift of its head sums, ``head_kmax`` included (the
@@ -435,14 +430,14 @@ def batch_sums(
     idx: np.ndarray,
     row0: int,
     params: np.ndarray,
-    local_heads: bool = False,
+    rule_id: int,
 ) -> tuple[list[np.ndarray], int, int]:
     """The first half of a ``dfa``/``local_heads`` batch (§7.6) for the rows ``idx`` (i32 sample
     indices), which are rows ``row0, row0 + 1, ...`` of their global batch (dropout is keyed by
     that position). Returns each layer's exact sums ``G`` (i64 ``(fan_in, out_c)``, before any
     saturation), then, when the local heads learn (§7.4), each hidden layer's head sums
     (i64 ``(n_out, classes)``), ``correct`` and ``sq_error``. The state is not changed."""
-    opts = _DfaOptions(params, local_heads)
+    opts = _DfaOptions(params, rule_id)
     shapes = [lat.shape for lat, _ in _layer_views(state)[0]]
     if opts.learns_heads:
         shapes += [lat.shape for lat, _ in head_blocks(state)]
@@ -455,12 +450,10 @@ def batch_sums(
     return sums, correct, sq
 
 
-def apply_sums(
-    state: HostState, sums: list[np.ndarray], params: np.ndarray, local_heads: bool = False
-) -> None:
+def apply_sums(state: HostState, sums: list[np.ndarray], params: np.ndarray, rule_id: int) -> None:
     """The second half of a batch (§7.6): every synapse's step from the whole batch's sums ``G``
     (as :func:`batch_sums` returns them, summed over the batch's row ranges), then ``t += 1``."""
-    opts = _DfaOptions(params, local_heads)
+    opts = _DfaOptions(params, rule_id)
     layers, _ = _layer_views(state)
     seed = _seed(state)
     counters = state["counters"]
@@ -475,10 +468,10 @@ def apply_sums(
     counters[COUNTER_STEP] = t + 1
 
 
-def _train_epoch_dfa(state, x, y, order, batch_size, params, local_heads=False):
-    """Rules ``dfa`` (§7.2) and, with ``local_heads``, ``local_heads`` (§7.4): each batch's
+def _train_epoch_dfa(state, x, y, order, batch_size, params, rule_id):
+    """Rules ``dfa`` (§7.2) and ``local_heads`` (§7.4), by ``rule_id``: each batch's
     deltas, then the fused sum-and-step kernels (the same bits as batch_sums + apply_sums)."""
-    opts = _DfaOptions(params, local_heads)
+    opts = _DfaOptions(params, rule_id)
     layers, _ = _layer_views(state)
     blocks = _blocks(state)
     counters = state["counters"]
@@ -598,13 +591,9 @@ class NumbaBackend:
     def train_epoch(self, handle, dataset, order, batch_size, rule_id, params):
         x, y = dataset
         order = np.ascontiguousarray(order, np.int32)
-        if rule_id == RULE_DFA:
-            correct, sq = _train_epoch_dfa(handle, x, y, order, int(batch_size), params)
-        elif rule_id == RULE_LOCAL_HEADS:
-            correct, sq = _train_epoch_dfa(
-                handle, x, y, order, int(batch_size), params, local_heads=True
-            )
-        elif rule_id == RULE_SEED_HEBBIAN:
+        if rule_id in (DFA.rule_id, LocalHeads.rule_id):
+            correct, sq = _train_epoch_dfa(handle, x, y, order, int(batch_size), params, rule_id)
+        elif rule_id == SeedHebbian.rule_id:
             correct, sq = _train_epoch_seed_hebbian(handle, x, y, order)
         else:
             raise ValueError(f"numba backend: unknown rule id {rule_id}")
@@ -613,10 +602,10 @@ class NumbaBackend:
     def batch_sums(self, handle, dataset, idx, row0, rule_id, params):
         x, y = dataset
         idx = np.ascontiguousarray(idx, np.int32)
-        return batch_sums(handle, x, y, idx, int(row0), params, rule_id == RULE_LOCAL_HEADS)
+        return batch_sums(handle, x, y, idx, int(row0), params, rule_id)
 
     def apply_sums(self, handle, sums, rule_id, params):
-        apply_sums(handle, sums, params, rule_id == RULE_LOCAL_HEADS)
+        apply_sums(handle, sums, params, rule_id)
         return handle
 
     def predict(self, handle: HostState, x: np.ndarray) -> np.ndarray:
@@ -645,7 +634,7 @@ class NumbaBackend:
         z = np.empty((rows, hi - lo), np.int32)
         a = np.empty((rows, hi - lo), np.uint8)
         _forward(inputs, w, int(shard["shift"][layer]), z, a)
-        dropout = _DfaOptions(params, False).dropout
+        dropout = _DfaOptions(params, DFA.rule_id).dropout
         if dropout:
             t = int(shard["counters"][COUNTER_STEP])
             key = np.uint64(dropout_key(_seed(shard), layer, t))
@@ -656,8 +645,8 @@ class NumbaBackend:
     def units_partials(self, handle: _UnitShard, rule_id: int, params: np.ndarray) -> np.ndarray:
         shard = handle.shard
         blocks = []
-        if rule_id == RULE_LOCAL_HEADS:
-            heads = _DfaOptions(params, True).head_weights(handle.heads)
+        if rule_id == LocalHeads.rule_id:
+            heads = _DfaOptions(params, rule_id).head_weights(handle.heads)
             blocks = [_head_sums(a, w) for a, w in zip(handle.acts, heads)]
         last = handle.acts[-1]
         w = _fixed_weights(handle.latent[-1], int(shard["kmax"][-1]))
@@ -674,7 +663,7 @@ class NumbaBackend:
         params: np.ndarray,
     ) -> tuple[int, int]:
         shard = handle.shard
-        opts = _DfaOptions(params, rule_id == RULE_LOCAL_HEADS)
+        opts = _DfaOptions(params, rule_id)
         rows, classes = sums.shape[1:]
         a_out = np.clip(sums[-1] >> int(shard["shift"][-1]), 0, 255).astype(np.uint8)  # §3
         e = np.empty((rows, classes), np.int32)
