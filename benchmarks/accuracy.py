@@ -3,7 +3,8 @@
 Trains each method on the official training split with the library's recipe (chosen on a
 validation split carved from training data, never on the test split), records the test accuracy
 after every epoch, and writes ``docs/results.md``, ``docs/results.json`` and one learning-curve PNG
-per dataset. Usage::
+per dataset. Text written by hand after a dataset's figure in ``results.md`` (runs this script does
+not make) is kept. Usage::
 
     python benchmarks/accuracy.py [--datasets digits fashion-mnist] [--backend NAME] [--out docs]
 """
@@ -22,6 +23,7 @@ import numpy as np
 
 import graia
 from graia.callbacks import Callback
+from graia.files import atomic_write
 from graia.recipes import CONV_RECIPES, DENSE_RECIPES
 
 #: The original rule on the same architecture, with its own code initialisation and kmax 7; it
@@ -149,6 +151,53 @@ def machine(backend: str = "") -> str:
     return host
 
 
+def dataset_notes(markdown: str) -> dict[str, str]:
+    """The hand-written notes of each dataset's section of a ``results.md``: the text after its
+    learning-curve figure, up to the next ``## `` heading (other measurements, such as the
+    convolutional recipes' ``recipe_search.py --split test`` runs, which this script does not
+    make)."""
+    notes = {}
+    for section in markdown.split("\n## ")[1:]:
+        dataset, _, body = section.partition("\n")
+        _, figure, after = body.partition(f"![{dataset}](learning_curves_{dataset}.png)\n")
+        if figure and after.strip():
+            notes[dataset] = after.strip()
+    return notes
+
+
+def render_results(report: dict, notes: dict[str, str]) -> str:
+    """``results.md`` from a report (``results.json``'s content): per dataset, the table of
+    methods, the learning curves and the dataset's hand-written ``notes``, kept as they are."""
+    lines = [
+        "# Accuracy results",
+        "",
+        (
+            "Produced by `benchmarks/accuracy.py`; test accuracy on the "
+            "official test split after the last epoch (nothing selected on the test split)."
+        ),
+        "",
+    ]
+    for dataset, entry in report.items():
+        lines += [
+            f"## {dataset}",
+            "",
+            f"Measured {entry['date']}.",
+            "",
+            "| method | architecture | epochs | test accuracy | train accuracy | seconds | backend | machine |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in entry["results"]:
+            lines.append(
+                f"| {r['method']} | {r.get('architecture', r['hidden'])} | {r['epochs']} | {100 * r['test_accuracy']:.2f}% "
+                f"| {100 * r['train_accuracy']:.2f}% | {r['seconds']} | {r['backend']} "
+                f"| {r['machine']} |"
+            )
+        lines += ["", f"![{dataset}](learning_curves_{dataset}.png)", ""]
+        if dataset in notes:
+            lines += [notes[dataset], ""]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="*", default=["digits", "fashion-mnist"])
@@ -202,33 +251,12 @@ def main() -> None:
         results = kept + results
         plot_curves(dataset, results, out / f"learning_curves_{dataset}.png")
         report[dataset] = {"date": time.strftime("%Y-%m-%d"), "results": results}
-    results_path.write_text(json.dumps(report, indent=1))
-    lines = [
-        "# Accuracy results",
-        "",
-        (
-            "Produced by `benchmarks/accuracy.py`; test accuracy on the "
-            "official test split after the last epoch (nothing selected on the test split)."
-        ),
-        "",
-    ]
-    for dataset, entry in report.items():
-        lines += [
-            f"## {dataset}",
-            "",
-            f"Measured {entry['date']}.",
-            "",
-            "| method | architecture | epochs | test accuracy | train accuracy | seconds | backend | machine |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for r in entry["results"]:
-            lines.append(
-                f"| {r['method']} | {r.get('architecture', r['hidden'])} | {r['epochs']} | {100 * r['test_accuracy']:.2f}% "
-                f"| {100 * r['train_accuracy']:.2f}% | {r['seconds']} | {r['backend']} "
-                f"| {r['machine']} |"
-            )
-        lines += ["", f"![{dataset}](learning_curves_{dataset}.png)", ""]
-    (out / "results.md").write_text("\n".join(lines))
+    with atomic_write(results_path) as f:
+        f.write(json.dumps(report, indent=1).encode())
+    results_md = out / "results.md"
+    previous = results_md.read_text() if results_md.exists() else ""
+    with atomic_write(results_md) as f:
+        f.write(render_results(report, dataset_notes(previous)).encode())
 
 
 if __name__ == "__main__":
