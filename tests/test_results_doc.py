@@ -10,15 +10,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _accuracy_module():
+def _load_accuracy_script():
     spec = importlib.util.spec_from_file_location("accuracy", ROOT / "benchmarks" / "accuracy.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+accuracy = _load_accuracy_script()
+
+
 def test_results_md_is_rendered_from_results_json_and_its_notes() -> None:
-    accuracy = _accuracy_module()
     written = (ROOT / "docs" / "results.md").read_text()
     report = json.loads((ROOT / "docs" / "results.json").read_text())
     notes = accuracy.dataset_notes(written)
@@ -27,7 +29,6 @@ def test_results_md_is_rendered_from_results_json_and_its_notes() -> None:
 
 
 def test_notes_survive_a_rerun_with_new_results() -> None:
-    accuracy = _accuracy_module()
     row = {
         "method": "graia dfa",
         "hidden": [8],
