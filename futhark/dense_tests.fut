@@ -1,0 +1,21 @@
+-- | Tests of `dense.fut` (`futhark test`): entry points on inputs they
+-- generate, checking that the forms of a product give the same sums.
+
+import "arith"
+import "dense"
+
+-- ==
+-- entry: test_accumulate_exact_forms
+-- input { 1500i64 64i64 64i64 } output { true }
+-- input { 2048i64 96i64 48i64 } output { true }
+-- input { 700i64 64i64 64i64 } output { true }
+-- input { 1100i64 9i64 64i64 } output { true }
+entry test_accumulate_exact_forms (r: i64) (k: i64) (m: i64) : bool =
+  -- Activations in 0..255 and deltas of up to 2^24 in magnitude, so that
+  -- the sums leave the i32 range.
+  let a = tabulate_2d r k (\s i -> u8.u64 (hash 1 (s * k + i)))
+  let d = tabulate_2d r m (\s h -> i32.u64 (hash 2 (s * m + h) % (1 << 25)) - (1 << 24))
+  let gpu = accumulate_exact {cpu = false} a d
+  let cpu = accumulate_exact {cpu = true} a d
+  in and (map2 (\g c -> and (map2 (==) g c)) gpu cpu)
+     && any (any (\v -> v > i64.i32 i32.highest || v < i64.i32 i32.lowest)) gpu
