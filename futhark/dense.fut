@@ -114,7 +114,7 @@ local
 -- | `accumulate_exact_tiled` of chunks of `exact_chunk` rows, their partial
 -- sums (and the remaining rows') added up: a convolution's long sums
 -- (samples times positions) into few results would leave most of a GPU
--- idle (ten times slower for 50,176 rows into 576 x 64 sums on an H100).
+-- idle (twelve times slower for 50,176 rows into 576 x 64 sums on an H100).
 -- The sums are exact, so the bits are those of one sum.
 def accumulate_exact_split [r] [k] [m] (a: [r][k]u8) (d: [r][m]i32) : [k][m]i64 =
   let parts = r / exact_chunk
