@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from recipe_search import build_layers
-from speed import machine, torch_device
+from speed import machine, torch_device, torch_sync
 
 import graia
 from graia import layers as L
@@ -43,7 +43,6 @@ IMAGE_SHAPES = {
     "digits": (8, 8),
     "cifar10": cifar10.IMAGE_SHAPE,
 }
-CPU_BACKENDS = ("multicore", "numba")
 
 
 @dataclass
@@ -150,10 +149,6 @@ def time_torch(case: Case, x: np.ndarray, y: np.ndarray) -> dict:
     xs = torch.as_tensor(nchw, dtype=torch.float32, device=dev)
     ys = torch.as_tensor(y, dtype=torch.int64, device=dev)
 
-    def sync():
-        if dev == "cuda":
-            torch.cuda.synchronize()
-
     def epoch(n):
         for i in range(0, n, case.batch):
             opt.zero_grad()
@@ -162,7 +157,7 @@ def time_torch(case: Case, x: np.ndarray, y: np.ndarray) -> dict:
             )
             loss.backward()
             opt.step()
-        sync()
+        torch_sync(torch, dev)
 
     epoch(4 * case.batch)
     started = time.perf_counter()
@@ -171,7 +166,7 @@ def time_torch(case: Case, x: np.ndarray, y: np.ndarray) -> dict:
     with torch.no_grad():
         for i in range(0, len(x), 1024):
             net(xs[i : i + 1024])
-    sync()
+    torch_sync(torch, dev)
     return {"train_s": trained - started, "predict_s": time.perf_counter() - trained, "device": dev}
 
 
@@ -194,7 +189,7 @@ def main() -> None:
         x, y, source = images(case.dataset, args.samples)
         row = {"network": case.name, "images": source, "batch": case.batch, "times": {}}
         for backend in args.backends:
-            n = args.cpu_samples if backend in CPU_BACKENDS else args.samples
+            n = args.samples if backend == "opencl" else args.cpu_samples
             measured = time_graia(case, backend, x[:n], y[:n])
             row["times"][backend] = {k: v * args.samples / n for k, v in measured.items()}
         if not args.no_torch:

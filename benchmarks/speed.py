@@ -135,7 +135,7 @@ def torch_device():
     return torch, "cpu"
 
 
-def _sync(torch, dev):
+def torch_sync(torch, dev):
     if dev == "cuda":
         torch.cuda.synchronize()
 
@@ -185,7 +185,7 @@ def time_torch_same_rule(x, y, xt, yt, hidden, batch, pow2):
                 c = momentum[layer] + (g - momentum[layer]) / 8
                 latent[layer] -= step * torch.sign(c)
                 momentum[layer] += (g - momentum[layer]) / 128
-        _sync(torch, dev)
+        torch_sync(torch, dev)
 
     epoch(4 * batch)
     start = time.perf_counter()
@@ -212,7 +212,7 @@ def time_torch_backprop(x, y, hidden, batch):
             loss = torch.nn.functional.cross_entropy(net(xs[i : i + batch]), ys[i : i + batch])
             loss.backward()
             opt.step()
-        _sync(torch, dev)
+        torch_sync(torch, dev)
 
     epoch(4 * batch)
     start = time.perf_counter()
