@@ -72,6 +72,9 @@ def run_graia(dataset, rule, data, recipe, seed=0):
     start = time.perf_counter()
     model.fit(x, y, epochs=epochs, batch_size=batch_size, callbacks=callbacks + [probe], verbose=0)
     seconds = time.perf_counter() - start
+    flips = {}
+    if recipe.flip and rule != "seed_hebbian":  # scored on mirror images too (arithmetic.md §4.2)
+        flips["test_accuracy_average_flips"] = model.evaluate(xt, yt, average_flips=True)[1]
     return {
         "method": f"graia {rule}" + (" (conv)" if recipe.conv else ""),
         "rule_options": model.rule.values,
@@ -84,6 +87,7 @@ def run_graia(dataset, rule, data, recipe, seed=0):
         "seconds": round(seconds, 2),
         "curve": probe.curve,
         "backend": graia.backend.name(),
+        **flips,
     }
 
 

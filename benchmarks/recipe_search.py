@@ -1,5 +1,6 @@
 """Recipe search: train candidate architectures and rules on a validation split carved from the
-training data, printing validation and training accuracy every few epochs (one JSON line each).
+training data, printing validation and training accuracy every few epochs (one JSON line each;
+a candidate with ``flip`` is also scored with flips averaged, docs/arithmetic.md §4.2).
 
 This is how the recipes in graia/recipes.py were chosen (docs/results.md lists the candidates and
 their scores). ``--split test`` trains on the whole training split and evaluates on the test split,
@@ -170,12 +171,21 @@ def run(args: argparse.Namespace, candidate: str, seed: int, split: str, data: t
             "dataset": args.dataset, "split": split, "arch": arch, "rule": rule,
             "options": options, "batch": batch, "seed": seed, "epoch": epoch + 1,
             "accuracy": accuracy,
+            **_flips_averaged(model, x_eval, y_eval),
             # Training accuracy without dropout, on at most 10,000 training rows.
             "train_accuracy": round(model.evaluate(x[:10000], y[:10000])[1], 4),
             "seconds": round(seconds, 1), "backend": graia.backend.name(),
         }  # fmt: skip
         print(json.dumps(record), flush=True)
     return right
+
+
+def _flips_averaged(model: graia.Sequential, x_eval, y_eval) -> dict[str, float]:
+    """A model that trains on mirror images is also scored on them (arithmetic.md §4.2)."""
+    if not any(isinstance(layer, L.RandomFlip) for layer in model.layers):
+        return {}
+    right = (model.predict_classes(x_eval, average_flips=True) == y_eval).sum()
+    return {"accuracy_average_flips": round(int(right) / len(y_eval), 4)}
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Training-time data augmentation (docs/arithmetic.md §4.1): each epoch's u8 training images,
-transformed on the host by the model's ``RandomFlip``/``RandomTranslation`` layers.
+transformed on the host by the model's ``RandomFlip``/``RandomTranslation`` layers; and the
+mirror images a prediction with flips averaged reads (§4.2).
 
 The transform of sample ``i`` in epoch ``e`` depends only on the model's seed, the layer's
 position, ``e`` and ``i`` (never on the backend, the batch or the MPI rank), so every backend and
@@ -15,6 +16,7 @@ import numpy as np
 
 from graia import layers as layers_mod
 from graia import spec
+from graia.errors import GraiaValueError
 
 #: Samples transformed at a time (bounds the temporary copies).
 _CHUNK = 8192
@@ -75,12 +77,16 @@ def _translate(x: np.ndarray, layer: layers_mod.RandomTranslation, keys: np.ndar
 _TRANSFORMS = {layers_mod.RandomFlip: _flip, layers_mod.RandomTranslation: _translate}
 
 
+def _image_shape(layers: Sequence[layers_mod.Layer]) -> tuple[int, int, int]:
+    """``(height, width, channels)`` of the images a layer stack's ``Input`` reads."""
+    shape = layers[0].shape
+    return shape[0], shape[1], shape[2] if len(shape) == 3 else 1
+
+
 def augment(layers: Sequence[layers_mod.Layer], x: np.ndarray, seed: int, epoch: int) -> np.ndarray:
     """Epoch ``epoch``'s training inputs: ``x`` (u8 ``(n, features)``, the validated inputs of
     the model whose stack is ``layers``) through its augmentation layers in order (§4.1)."""
-    shape = layers[0].shape
-    h, w = shape[0], shape[1]
-    c = shape[2] if len(shape) == 3 else 1
+    h, w, c = _image_shape(layers)
     n = len(x)
     steps = [
         (layer, spec.augment_keys(np.uint64(seed), position, epoch, n))
@@ -94,3 +100,22 @@ def augment(layers: Sequence[layers_mod.Layer], x: np.ndarray, seed: int, epoch:
             images = _TRANSFORMS[type(layer)](images, layer, keys[lo : lo + _CHUNK])
         out[lo : lo + _CHUNK] = images.reshape(len(images), -1)
     return out
+
+
+def mirror_axes(layers: Sequence[layers_mod.Layer]) -> list[tuple[int, ...]]:
+    """§4.2: the image axes (1: rows, 2: columns of ``(n, h, w, c)``) each mirror image of a
+    prediction with flips averaged reverses, from the stack's ``RandomFlip`` layers: left-right
+    (``"horizontal"``), top-bottom (``"vertical"``), or both and the two together
+    (``"horizontal_and_vertical"``), in that order."""
+    modes = {layer.mode for layer in layers if isinstance(layer, layers_mod.RandomFlip)}
+    if not modes:
+        raise GraiaValueError("average_flips needs a model with a RandomFlip layer")
+    left_right = bool(modes - {"vertical"})
+    top_bottom = bool(modes - {"horizontal"})
+    return [(2,)] * left_right + [(1,)] * top_bottom + [(1, 2)] * (left_right and top_bottom)
+
+
+def mirror_views(layers: Sequence[layers_mod.Layer], x: np.ndarray) -> list[np.ndarray]:
+    """§4.2: ``x`` (u8 ``(n, features)``, validated) and its mirror images (:func:`mirror_axes`)."""
+    images = x.reshape(len(x), *_image_shape(layers))
+    return [x] + [np.flip(images, axes).reshape(len(x), -1) for axes in mirror_axes(layers)]

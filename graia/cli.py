@@ -245,6 +245,8 @@ def _train(args: argparse.Namespace) -> None:
         _status(args, "evaluating on the training and test splits")
         train_loss, train_acc = model.evaluate(x_train, y_train)
         test_loss, test_acc = model.evaluate(x_test, y_test)
+        # A model trained on mirror images is also scored on them (docs/arithmetic.md §4.2).
+        flips_acc = model.evaluate(x_test, y_test, average_flips=True)[1] if recipe.flip else None
         _status(args, f"saving {model_path} and {curve_path}")
         _save_model(model, model_path)
         args.saved = model_path
@@ -272,11 +274,14 @@ def _train(args: argparse.Namespace) -> None:
         "model_path": str(model_path),
         "learning_curve": str(curve_path),
     }
+    if flips_acc is not None:
+        result["test_accuracy_average_flips"] = flips_acc
     if validation is not None:
         result["val_accuracy"] = history.history["val_accuracy"][-1]
         result["val_loss"] = history.history["val_loss"][-1]
+    flips = "" if flips_acc is None else f", {flips_acc:.4f} with flips averaged"
     print(
-        f"test accuracy: {test_acc:.4f} (train {train_acc:.4f}) after {epochs} epochs, "
+        f"test accuracy: {test_acc:.4f}{flips} (train {train_acc:.4f}) after {epochs} epochs, "
         f"{seconds:.1f} s on {backend_name} ({'; '.join(sorted(set(devices)))}); "
         f"model: {model_path}; curve: {curve_path}"
     )
@@ -303,11 +308,12 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     model = graia.load_model(args.model)
     _, (x_test, y_test) = _load_dataset(args.dataset, args.data_dir)
-    loss, acc = model.evaluate(x_test, y_test)
+    loss, acc = model.evaluate(x_test, y_test, average_flips=args.average_flips)
     result = {
         "model": args.model,
         "dataset": args.dataset,
         "backend": graia.backend.name(),
+        "average_flips": args.average_flips,
         "test_accuracy": acc,
         "test_loss": loss,
     }
@@ -337,12 +343,15 @@ def _read_samples(path: str, model: Any) -> Any:
 
 def _predict(args: argparse.Namespace) -> None:
     import graia
+    from graia import augment
     from graia.errors import GraiaValueError
 
     model = graia.load_model(args.model)
+    if args.average_flips:  # a model without RandomFlip fails before the samples are read
+        augment.mirror_axes(model.layers)
     x = _read_samples(args.file, model)
     try:
-        classes = model.predict_classes(x)
+        classes = model.predict_classes(x, average_flips=args.average_flips)
     except GraiaValueError as exc:
         raise GraiaValueError(f"{args.file}: {exc}") from exc
     print(json.dumps(classes.tolist()) if args.json else "\n".join(map(str, classes)))
@@ -429,6 +438,12 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("model")
     predict.add_argument("file")
     predict.add_argument("--json", action="store_true", help="print one JSON list")
+    for p in (evaluate, predict):
+        p.add_argument(
+            "--average-flips",
+            action="store_true",
+            help="sum the outputs over each image and its mirrors (a model with RandomFlip)",
+        )
     summary = sub.add_parser("summary", help="layers, parameters and deployed sizes of a model")
     summary.add_argument("model")
     export = sub.add_parser("export", help="write a model as dependency-free C or as ONNX")

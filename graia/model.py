@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from graia import _validation, backends, saving, spec, training
+from graia import _validation, augment, backends, saving, spec, training
 from graia import layers as layers_mod
 from graia import rules as rules_mod
 from graia import state as state_mod
@@ -224,34 +224,60 @@ class Sequential:
         )
 
     # ---------------------------------------------------------------------------- inference
-    def _predict_arrays(self, xq: np.ndarray) -> np.ndarray:
-        return self._backend().predict(self._handle_here(), xq)
+    def _views(self, average_flips: bool) -> int:
+        """How many images one prediction sums over: 1, or with its mirror images (§4.2; a model
+        without ``RandomFlip`` fails here when they are asked for)."""
+        return 1 + len(augment.mirror_axes(self.layers)) if average_flips else 1
 
-    def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
+    def _predict_arrays(self, xq: np.ndarray, average_flips: bool = False) -> np.ndarray:
+        if not average_flips:
+            return self._backend().predict(self._handle_here(), xq)
+        handle = self._handle_here()
+        views = augment.mirror_views(self.layers, xq)
+        return np.sum([self._backend().predict(handle, v) for v in views], axis=0, dtype=np.uint16)
+
+    def predict(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: int = 0,
+        average_flips: bool = False,
+    ) -> np.ndarray:
         """Output activations (u8, shape ``(n, classes)``); the class is their argmax.
 
-        Zero samples give an empty ``(0, classes)`` array, as in Keras."""
+        ``average_flips=True`` (a model with a ``RandomFlip`` layer) sums them over each sample
+        and its mirror images, the flips the layer trains on (test-time augmentation,
+        docs/arithmetic.md §4.2): u16, 2 or 4 times the range. Zero samples give an empty
+        ``(0, classes)`` array, as in Keras."""
         xq = self._validate_x(x, allow_empty=True)
         if batch_size is not None:
             batch_size = _validation.positive(batch_size, "batch_size")
+        self._views(average_flips)
         if len(xq) == 0:
-            return np.zeros((0, self.classes), np.uint8)
+            return np.zeros((0, self.classes), np.uint16 if average_flips else np.uint8)
         if batch_size is None:
-            return self._predict_arrays(xq)
+            return self._predict_arrays(xq, average_flips)
         return np.concatenate(
-            [self._predict_arrays(xq[i : i + batch_size]) for i in range(0, len(xq), batch_size)]
+            [
+                self._predict_arrays(xq[i : i + batch_size], average_flips)
+                for i in range(0, len(xq), batch_size)
+            ]
         )
 
-    def predict_classes(self, x: Any) -> np.ndarray:
-        """Predicted class ids (ties go to the lowest index)."""
-        return np.argmax(self.predict(x), axis=1)
+    def predict_classes(self, x: Any, average_flips: bool = False) -> np.ndarray:
+        """Predicted class ids (ties go to the lowest index); ``average_flips`` as in
+        :meth:`predict`."""
+        return np.argmax(self.predict(x, average_flips=average_flips), axis=1)
 
-    def _evaluate_arrays(self, xq: np.ndarray, yq: np.ndarray) -> dict[str, float]:
-        out = self._predict_arrays(xq).astype(np.int64)
+    def _evaluate_arrays(
+        self, xq: np.ndarray, yq: np.ndarray, average_flips: bool = False
+    ) -> dict[str, float]:
+        views = self._views(average_flips)
+        out = self._predict_arrays(xq, average_flips).astype(np.int64)
         values = self.rule.values if self.rule is not None else {}
-        targets = np.full_like(out, values.get("target_off", 0))
-        targets[np.arange(len(yq)), yq] = values.get("target_on", 255)
-        loss = float(((out - targets) ** 2).sum()) / (out.size * 255.0**2)
+        targets = np.full_like(out, values.get("target_off", 0) * views)
+        targets[np.arange(len(yq)), yq] = values.get("target_on", 255) * views
+        loss = float(((out - targets) ** 2).sum()) / (out.size * (255.0 * views) ** 2)
         return {"loss": loss, "accuracy": float(np.mean(np.argmax(out, axis=1) == yq))}
 
     def evaluate(
@@ -261,12 +287,14 @@ class Sequential:
         batch_size: int | None = None,
         verbose: int = 0,
         return_dict: bool = False,
+        average_flips: bool = False,
     ):
-        """``[loss, accuracy]`` (or a dict with ``return_dict=True``) on ``(x, y)``."""
+        """``[loss, accuracy]`` (or a dict with ``return_dict=True``) on ``(x, y)``;
+        ``average_flips`` as in :meth:`predict` (the loss then compares the mean output)."""
         if batch_size is not None:
             _validation.positive(batch_size, "batch_size")
         xq, yq = self._validate_xy(x, y)
-        result = self._evaluate_arrays(xq, yq)
+        result = self._evaluate_arrays(xq, yq, average_flips)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
         return result if return_dict else [result["loss"], result["accuracy"]]

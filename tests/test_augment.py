@@ -153,6 +153,78 @@ def test_training_matches_across_backends(futhark_backend):
     np.testing.assert_array_equal(results[0][1], results[1][1])
 
 
+def _flipped_stack(mode, shape=(10, 10)):
+    return [L.Input(shape), L.RandomFlip(mode), L.Conv2D(3, 3, padding="same", shift=9),
+            L.MaxPooling2D(2), L.Flatten(), L.Dense(4)]  # fmt: skip
+
+
+_ALL, _REVERSED = slice(None), slice(None, None, -1)
+
+
+@pytest.mark.parametrize(
+    ("mode", "shape", "flips"),
+    [
+        ("horizontal", (10, 8), [(_ALL, _REVERSED)]),
+        ("vertical", (10, 8, 2), [(_REVERSED, _ALL)]),
+        (
+            "horizontal_and_vertical",
+            (10, 8),
+            [(_ALL, _REVERSED), (_REVERSED, _ALL), (_REVERSED,) * 2],
+        ),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:training has collapsed")
+def test_average_flips_sums_the_mirror_images(mode, shape, flips):
+    """§4.2 by hand: the sum of the plain predictions of each image and of its mirrors."""
+    x = _images(12, *shape, seed=8).reshape(12, *shape)
+    y = np.arange(12, dtype=np.int32) % 4
+    model = graia.Sequential(_flipped_stack(mode, shape), seed=9)
+    with graia.backend.use("numba"):
+        model.compile("dfa")
+        model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+        expected = model.predict(x).astype(np.uint16)
+        for rows, cols in flips:
+            expected += model.predict(np.ascontiguousarray(x[:, rows, cols]))
+        got = model.predict(x, average_flips=True)
+        assert got.dtype == np.uint16
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(model.predict(x, batch_size=5, average_flips=True), got)
+        np.testing.assert_array_equal(
+            model.predict_classes(x, average_flips=True), np.argmax(expected, axis=1)
+        )
+        accuracy = model.evaluate(x, y, average_flips=True)[1]
+        assert accuracy == np.mean(np.argmax(expected, axis=1) == y)
+        assert model.predict(x[:0], average_flips=True).shape == (0, 4)
+
+
+@pytest.mark.filterwarnings("ignore:training has collapsed")
+def test_average_flips_matches_across_backends(futhark_backend):
+    x = _images(20, 10, 10, seed=10)
+    y = np.arange(20, dtype=np.int32) % 4
+    model = graia.Sequential(_flipped_stack("horizontal"), seed=11)
+    with graia.backend.use("numba"):
+        model.compile("local_heads", step=2048)
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        expected = model.predict(x, average_flips=True)
+    with graia.backend.use(futhark_backend):
+        np.testing.assert_array_equal(model.predict(x, average_flips=True), expected)
+
+
+def test_average_flips_needs_a_flip_layer():
+    model = graia.Sequential(_conv_stack(False), seed=12)
+    model.compile("dfa")
+    x = _images(3, 10, 10)
+    for call in (model.predict, model.predict_classes):
+        with pytest.raises(
+            GraiaValueError, match="average_flips needs a model with a RandomFlip layer"
+        ):
+            call(x, average_flips=True)
+    with pytest.raises(
+        GraiaValueError, match="average_flips needs a model with a RandomFlip layer"
+    ):
+        model.evaluate(x, [0, 1, 2], average_flips=True)
+
+
 def test_save_load_and_resume(tmp_path):
     """Model files carry the layers; a resumed run draws the same transforms (keyed by epoch)."""
     x = _images(24, 10, 10, seed=7)

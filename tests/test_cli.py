@@ -196,6 +196,49 @@ def test_predict_prints_class_ids(
     assert json.loads(out) == expected
 
 
+def test_flip_recipe_scores_with_flips_averaged(
+    tmp_path: Path,
+    digits_test: tuple[np.ndarray, np.ndarray],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A recipe that trains on mirror images also reports its test accuracy with flips averaged
+    (docs/arithmetic.md §4.2), which ``evaluate`` and ``predict`` give with ``--average-flips``."""
+    from dataclasses import replace
+
+    from graia.recipes import CONV_RECIPES
+
+    flipped = replace(CONV_RECIPES["digits"], flip=True, conv=(), hidden=(32,), epochs=1)
+    monkeypatch.setitem(CONV_RECIPES, "digits", flipped)
+    argv = ["train", "--dataset", "digits", "--architecture", "conv", "--json", "--quiet"]
+    code, out, err = run(argv + ["--output", str(tmp_path / "run")], capsys)
+    assert code == 0, err
+    trained = json.loads(out.strip().splitlines()[-1])
+    assert "with flips averaged" in out
+    path = trained["model_path"]
+    code, out, err = run(
+        ["evaluate", path, "--dataset", "digits", "--average-flips", "--json"], capsys
+    )
+    assert code == 0, err
+    assert json.loads(out)["test_accuracy"] == trained["test_accuracy_average_flips"]
+    x = digits_test[0][:9]
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = run(["predict", path, str(tmp_path / "x.npy"), "--average-flips"], capsys)
+    assert code == 0, err
+    expected = graia.load_model(path).predict_classes(x, average_flips=True).tolist()
+    assert [int(line) for line in out.split()] == expected
+
+
+def test_average_flips_without_a_flip_layer(
+    trained_run: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = trained_run["model_path"]
+    code, _, err = run(["evaluate", path, "--dataset", "digits", "--average-flips"], capsys)
+    assert_one_error_line(code, err, "average_flips needs a model with a RandomFlip layer")
+    code, _, err = run(["predict", path, str(tmp_path / "absent.npy"), "--average-flips"], capsys)
+    assert_one_error_line(code, err, "average_flips needs a model with a RandomFlip layer")
+
+
 # --------------------------------------------------------------------------- user errors
 
 
