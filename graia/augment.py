@@ -115,7 +115,10 @@ def mirror_axes(layers: Sequence[layers_mod.Layer]) -> list[tuple[int, ...]]:
     return [(2,)] * left_right + [(1,)] * top_bottom + [(1, 2)] * (left_right and top_bottom)
 
 
-def mirror_views(layers: Sequence[layers_mod.Layer], x: np.ndarray) -> list[np.ndarray]:
-    """§4.2: ``x`` (u8 ``(n, features)``, validated) and its mirror images (:func:`mirror_axes`)."""
+def mirror_views(
+    layers: Sequence[layers_mod.Layer], x: np.ndarray, flip_axes: Sequence[tuple[int, ...]]
+) -> list[np.ndarray]:
+    """§4.2: ``x`` (u8 ``(n, features)``, validated) and its mirror images, one per entry of
+    ``flip_axes`` (:func:`mirror_axes` of the same stack)."""
     images = x.reshape(len(x), *_image_shape(layers))
-    return [x] + [np.flip(images, axes).reshape(len(x), -1) for axes in mirror_axes(layers)]
+    return [x] + [np.flip(images, axes).reshape(len(x), -1) for axes in flip_axes]

@@ -224,16 +224,18 @@ class Sequential:
         )
 
     # ---------------------------------------------------------------------------- inference
-    def _views(self, average_flips: bool) -> int:
-        """How many images one prediction sums over: 1, or with its mirror images (§4.2; a model
-        without ``RandomFlip`` fails here when they are asked for)."""
-        return 1 + len(augment.mirror_axes(self.layers)) if average_flips else 1
+    def _flip_axes(self, average_flips: bool) -> list[tuple[int, ...]]:
+        """The mirror images one prediction adds to each image (§4.2): none, or those of the
+        model's ``RandomFlip`` (a model without one is refused here, before any compute)."""
+        return augment.mirror_axes(self.layers) if average_flips else []
 
-    def _predict_arrays(self, xq: np.ndarray, average_flips: bool = False) -> np.ndarray:
-        if not average_flips:
-            return self._backend().predict(self._handle_here(), xq)
+    def _predict_arrays(
+        self, xq: np.ndarray, flip_axes: Sequence[tuple[int, ...]] = ()
+    ) -> np.ndarray:
         handle = self._handle_here()
-        views = augment.mirror_views(self.layers, xq)
+        if not flip_axes:
+            return self._backend().predict(handle, xq)
+        views = augment.mirror_views(self.layers, xq, flip_axes)
         return np.sum([self._backend().predict(handle, v) for v in views], axis=0, dtype=np.uint16)
 
     def predict(
@@ -252,14 +254,14 @@ class Sequential:
         xq = self._validate_x(x, allow_empty=True)
         if batch_size is not None:
             batch_size = _validation.positive(batch_size, "batch_size")
-        self._views(average_flips)
+        flip_axes = self._flip_axes(average_flips)
         if len(xq) == 0:
             return np.zeros((0, self.classes), np.uint16 if average_flips else np.uint8)
         if batch_size is None:
-            return self._predict_arrays(xq, average_flips)
+            return self._predict_arrays(xq, flip_axes)
         return np.concatenate(
             [
-                self._predict_arrays(xq[i : i + batch_size], average_flips)
+                self._predict_arrays(xq[i : i + batch_size], flip_axes)
                 for i in range(0, len(xq), batch_size)
             ]
         )
@@ -270,10 +272,10 @@ class Sequential:
         return np.argmax(self.predict(x, average_flips=average_flips), axis=1)
 
     def _evaluate_arrays(
-        self, xq: np.ndarray, yq: np.ndarray, average_flips: bool = False
+        self, xq: np.ndarray, yq: np.ndarray, flip_axes: Sequence[tuple[int, ...]] = ()
     ) -> dict[str, float]:
-        views = self._views(average_flips)
-        out = self._predict_arrays(xq, average_flips).astype(np.int64)
+        views = 1 + len(flip_axes)
+        out = self._predict_arrays(xq, flip_axes).astype(np.int64)
         values = self.rule.values if self.rule is not None else {}
         targets = np.full_like(out, values.get("target_off", 0) * views)
         targets[np.arange(len(yq)), yq] = values.get("target_on", 255) * views
@@ -294,7 +296,7 @@ class Sequential:
         if batch_size is not None:
             _validation.positive(batch_size, "batch_size")
         xq, yq = self._validate_xy(x, y)
-        result = self._evaluate_arrays(xq, yq, average_flips)
+        result = self._evaluate_arrays(xq, yq, self._flip_axes(average_flips))
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
         return result if return_dict else [result["loss"], result["accuracy"]]
