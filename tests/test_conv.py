@@ -248,6 +248,8 @@ def test_every_recipe_builds(architecture):
         assert len(model.blocks) <= MAX_LAYERS, dataset
         flips = [la for la in model.layers if isinstance(la, L.RandomFlip)]
         assert len(flips) == recipe.flip, dataset
+        shifts = [la for la in model.layers if isinstance(la, L.RandomTranslation)]
+        assert len(shifts) == bool(recipe.translate), dataset
     # Digits are not mirror images of one another.
     assert not any(ARCHITECTURES[architecture][d].flip for d in ("digits", "mnist"))
 
