@@ -196,9 +196,9 @@ CONV_RECIPES: dict[str, Recipe] = {
     # Not yet measured on real data (none is reachable where Graia is developed): Fashion-MNIST's
     # recipe with a second, wider block for three colour channels and 32x32 images, and one
     # hidden layer so that it stays within the Futhark backends' four weighted layers; the 80
-    # epochs of batch 64 it was written with (Fashion-MNIST's schedule until the eleventh search),
-    # and Fashion-MNIST's augmentation and dropout (a flip and a shift of one pixel: the usual
-    # augmentation on CIFAR-10, since the twelfth search).
+    # epochs of batch 64 it was written with (Fashion-MNIST's schedule until the eleventh search);
+    # since the twelfth search, Fashion-MNIST's dropout and augmentation (a flip and a shift of up
+    # to one pixel, CIFAR-10's usual augmentation).
     "cifar10": replace(
         _CONV_FASHION,
         conv=(ConvBlock(64, kernel=3, pool=2, shift=9), ConvBlock(128, kernel=3, pool=2, shift=10)),
