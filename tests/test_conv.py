@@ -267,7 +267,7 @@ def test_cli_trains_the_conv_recipe(tmp_path):
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert "conv64x3/pool2" in result["architecture"]
+    assert "conv64x3 - conv64x3/pool2" in result["architecture"]
     assert result["test_accuracy"] > 0.5
     loaded = graia.load_model(result["model_path"])
     assert any(isinstance(layer, L.Conv2D) for layer in loaded.layers)
