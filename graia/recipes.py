@@ -127,9 +127,10 @@ _DENSE_28X28 = Recipe(
 )
 
 # One convolution block and two Dense layers trained by learned local heads, chosen on
-# Fashion-MNIST's validation split (the last 10,000 training images) over dfa, fixed heads, two
-# blocks, wider or larger kernels, other widths, steps, head steps, head shifts and dropouts
-# (docs/convolution.md). MNIST's recipe: no augmentation (its digits are not mirror images).
+# Fashion-MNIST's validation split (the last 10,000 training images) without augmentation, over
+# dfa, fixed heads, two blocks, wider or larger kernels, other widths, steps, head steps, head
+# shifts and dropouts (docs/convolution.md, second to fourth searches): MNIST's recipe, and
+# the rule options Fashion-MNIST's starts from.
 _CONV_28X28 = Recipe(
     conv=(ConvBlock(64, kernel=3, pool=2, shift=8),),
     hidden=(4000, 1000),
