@@ -254,6 +254,17 @@ def test_every_recipe_builds(architecture):
     assert not any(ARCHITECTURES[architecture][d].flip for d in ("digits", "mnist"))
 
 
+def test_conv_block_without_pooling():
+    """A recipe's ``ConvBlock(pool=None)`` is a convolution alone, and ``describe`` says so."""
+    from graia.recipes import ConvBlock, Recipe
+
+    blocks = (ConvBlock(8, pool=None), ConvBlock(16, kernel=5, pool=2))
+    assert [type(la) for la in blocks[0].layers()] == [L.Conv2D]
+    assert [type(la) for la in blocks[1].layers()] == [L.Conv2D, L.MaxPooling2D]
+    recipe = Recipe(hidden=(32,), rule="local_heads", conv=blocks)
+    assert recipe.describe() == "conv8x3 - conv16x5/pool2 - 32 - classes"
+
+
 def test_cli_trains_the_conv_recipe(tmp_path):
     """``graia train --architecture conv`` trains and saves a convolutional model."""
     import json
