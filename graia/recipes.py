@@ -211,7 +211,7 @@ CONV_RECIPES: dict[str, Recipe] = {
     # shift of up to one pixel are CIFAR-10's usual augmentation.
     "cifar10": replace(
         _CONV_FASHION,
-        conv=(ConvBlock(64, kernel=3, pool=2, shift=9), ConvBlock(128, kernel=3, pool=2, shift=10)),
+        conv=(replace(_CONV_FASHION.conv[0], shift=9), *_CONV_FASHION.conv[1:]),
     ),
 }
 
