@@ -1,7 +1,10 @@
-"""Atomic file writes: write to a temporary file, fsync it, then rename it into place.
+"""Opening untrusted files, and atomic file writes.
 
-:func:`atomic_write` is the one place Graia writes a file that must never be seen half-written
-(model files, IDX files, figures, downloads): readers see either the old file or the new one.
+:func:`open_regular` is how Graia opens every file it reads that a user names (model files,
+dataset files, ``.npy`` samples): anything but a regular file (``/dev/zero``, a FIFO, a directory)
+is refused before a byte is read. :func:`atomic_write` is the one place Graia writes a file that
+must never be seen half-written (model files, IDX files, figures, downloads): readers see either
+the old file or the new one.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from typing import BinaryIO
+
+from graia.errors import GraiaError
 
 try:
     import fcntl
@@ -47,6 +52,46 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 #: Mode given to written files: what a plain ``open(path, "wb")`` would create.
 FILE_MODE = 0o666 & ~_UMASK
+
+
+def open_regular(
+    path: str | os.PathLike[str], error: type[GraiaError], kind: str = "file"
+) -> BinaryIO:
+    """Open ``path`` for binary reading if it is a regular file; raise ``error`` otherwise.
+
+    The file is opened without blocking (a FIFO's ``open`` would wait for a writer forever) and
+    checked with ``fstat`` on the descriptor, so what is checked is what is read: a device such
+    as ``/dev/zero`` (endless), a FIFO or a directory is refused before any byte is read.
+
+    Args:
+        path: The file to read.
+        error: The :class:`GraiaError` subclass raised for a missing, unreadable or non-regular
+            file (``ModelFileError``, ``DatasetError``...).
+        kind: What the file is, for the message (``"model file"``, ``"IDX file"``...).
+
+    Raises:
+        error: One line naming ``path`` and the problem.
+    """
+    source = os.fspath(path)
+    try:
+        fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise error(f"{source}: no such {kind}") from None
+    except IsADirectoryError:
+        raise error(f"{source}: is a directory, not a {kind}") from None
+    except OSError as exc:
+        raise error(f"{source}: cannot open {kind}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+            raise error(f"{source}: is {what}, not a {kind}")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _fsync_dir(directory: str) -> None:

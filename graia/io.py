@@ -38,10 +38,11 @@ from typing import IO, Any
 import numpy as np
 
 from graia.errors import GraiaError, GraiaValueError, ModelFileError
-from graia.files import atomic_write
+from graia.files import atomic_write, open_regular
 
 __all__ = [
     "FORMAT_VERSION",
+    "MAX_DIRECTORY_BYTES",
     "MAX_JSON_BYTES",
     "MAX_MEMBERS",
     "MAX_TOTAL_BYTES",
@@ -62,8 +63,15 @@ MAX_TOTAL_BYTES = 4 << 30
 MAX_JSON_BYTES = 4 << 20
 #: Most members a model file may hold (three JSON members and the arrays).
 MAX_MEMBERS = 1024
+#: Longest array name (so the zip's central directory of :data:`MAX_MEMBERS` members stays small).
+MAX_NAME_LENGTH = 200
+#: Largest central directory accepted (checked in the end record, before the directory is read).
+MAX_DIRECTORY_BYTES = 1 << 20
+#: The only compression methods a member may use: Graia writes deflate. Python's ``zipfile``
+#: decompresses bzip2 and LZMA without an output limit, so those are refused before any read.
+_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
-_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+_NAME = re.compile(rf"^[A-Za-z0-9_-][A-Za-z0-9_.-]{{0,{MAX_NAME_LENGTH - 1}}}$")
 _CONFIG, _METADATA, _MANIFEST = "config.json", "metadata.json", "arrays.json"
 _PREFIX, _SUFFIX = "arrays/", ".npy"
 _NPY_MAGIC = b"\x93NUMPY"
@@ -74,7 +82,8 @@ _DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: same content, same bytes
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise GraiaValueError(
-            f"arrays: name {name!r} must match [A-Za-z0-9_.-]+ and not start with a dot"
+            f"arrays: name {name!r:.80} must match [A-Za-z0-9_.-]+, not start with a dot and "
+            f"have at most {MAX_NAME_LENGTH} characters"
         )
     return name
 
@@ -277,7 +286,7 @@ def read_npy(
     """
     source = os.fspath(path)
     try:
-        with open(source, "rb") as f:
+        with open_regular(source, GraiaValueError, ".npy file") as f:
             dtype, shape, fortran, header_len = _parse_npy_header(f, source, GraiaValueError)
             if check is not None:
                 check(dtype, shape)
@@ -291,10 +300,6 @@ def read_npy(
             data = np.empty(nbytes, np.uint8)
             if f.readinto(memoryview(data)) != nbytes:
                 raise GraiaValueError(f"{source} is truncated")
-    except FileNotFoundError as exc:
-        raise GraiaValueError(f"{source}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise GraiaValueError(f"{source}: is a directory, not a .npy file") from exc
     except OSError as exc:
         raise GraiaValueError(f"{source}: cannot read: {exc.strerror or exc}") from exc
     arr = data.view(dtype).reshape(shape, order="F" if fortran else "C")
@@ -407,10 +412,6 @@ def read_model_file(
         return _read(source, expected)
     except ModelFileError:
         raise
-    except FileNotFoundError as exc:
-        raise ModelFileError(f"{source}: no such model file") from exc
-    except IsADirectoryError as exc:
-        raise ModelFileError(f"{source}: is a directory, not a model file") from exc
     except zipfile.BadZipFile as exc:
         raise ModelFileError(f"{source}: not a valid model file (corrupt zip: {exc})") from exc
     except (zlib.error, EOFError) as exc:
@@ -423,93 +424,143 @@ def read_model_file(
         raise ModelFileError(f"{source}: cannot read model file: {exc}") from exc
 
 
+_END = struct.Struct("<4s4H2LH")  # end of central directory record
+_END64_LOCATOR = struct.Struct("<4sLQL")
+_END64 = struct.Struct("<4sQ2H2L4Q")
+
+
+def _check_end_record(f: IO[bytes], source: str) -> None:
+    """Check the member count and the central directory's size in the zip's end record, found
+    as ``zipfile`` finds it, before ``zipfile`` parses (and allocates) the whole directory."""
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    tail_start = max(0, size - _END.size - 0xFFFF)
+    f.seek(tail_start)
+    tail = f.read()
+    at = len(tail) - _END.size
+    if at < 0 or tail[at : at + 4] != b"PK\x05\x06" or tail[-2:] != b"\0\0":
+        at = tail.rfind(b"PK\x05\x06")  # a zip comment follows the record
+    if at < 0 or len(tail) - at < _END.size:
+        raise ModelFileError(f"{source}: not a model file (not a zip archive)")
+    _sig, _disk, _disk_cd, _here, members, directory, _offset, _comment = _END.unpack_from(tail, at)
+    locator_at = tail_start + at - _END64_LOCATOR.size
+    if locator_at >= 0:
+        f.seek(locator_at)
+        locator = f.read(_END64_LOCATOR.size)
+        if locator[:4] == b"PK\x06\x07":
+            _sig, _disk, end64_at, _disks = _END64_LOCATOR.unpack(locator)
+            f.seek(end64_at)
+            end64 = f.read(_END64.size)
+            if len(end64) == _END64.size and end64[:4] == b"PK\x06\x06":
+                fields = _END64.unpack(end64)
+                members, directory = fields[7], fields[8]
+    if members > MAX_MEMBERS:
+        raise ModelFileError(
+            f"{source}: {members} members, more than the {MAX_MEMBERS} a model file may hold"
+        )
+    if directory > MAX_DIRECTORY_BYTES:
+        raise ModelFileError(
+            f"{source}: a {directory}-byte zip directory, over the {MAX_DIRECTORY_BYTES}-byte "
+            "limit of a model file"
+        )
+    f.seek(0)
+
+
 def _read(
     source: str, expected: Expected | None
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
-    if not zipfile.is_zipfile(source):
-        if not os.path.exists(source):
-            raise FileNotFoundError(source)
-        raise ModelFileError(f"{source}: not a model file (not a zip archive)")
-    with zipfile.ZipFile(source, "r") as zf:
-        infos = zf.infolist()
-        if len(infos) > MAX_MEMBERS:
-            raise ModelFileError(
-                f"{source}: {len(infos)} members, more than the {MAX_MEMBERS} a model file may hold"
-            )
-        by_name: dict[str, zipfile.ZipInfo] = {}
-        total = 0
-        for info in infos:
-            if info.filename in by_name:
-                raise ModelFileError(f"{source}: duplicate member {info.filename}")
-            by_name[info.filename] = info
-            if info.file_size > MAX_TOTAL_BYTES:
-                raise ModelFileError(
-                    f"{source}: member {info.filename} declares {info.file_size} bytes, over "
-                    f"the {MAX_TOTAL_BYTES}-byte limit"
-                )
-            total += info.file_size
-        if total > MAX_TOTAL_BYTES:
-            raise ModelFileError(
-                f"{source}: members declare {total} bytes in all, over the "
-                f"{MAX_TOTAL_BYTES}-byte limit"
-            )
-        for required in (_CONFIG, _METADATA, _MANIFEST):
-            if required not in by_name:
-                raise ModelFileError(f"{source}: missing member {required}")
-        config = _read_json(zf, by_name[_CONFIG], source)
-        version = config.get("format_version")
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise ModelFileError(f"{source}: config.json has no integer format_version")
-        if version > FORMAT_VERSION:
-            raise ModelFileError(
-                f"{source}: format_version {version} is newer than this Graia supports "
-                f"({FORMAT_VERSION}); upgrade graia to load it"
-            )
-        if version < 1:
-            raise ModelFileError(f"{source}: invalid format_version {version}")
-        metadata = _read_json(zf, by_name[_METADATA], source)
-        manifest = _read_json(zf, by_name[_MANIFEST], source)
+    with open_regular(source, ModelFileError, "model file") as f:
+        _check_end_record(f, source)
+        with zipfile.ZipFile(f, "r") as zf:
+            return _read_zip(zf, source, expected)
 
-        members = {n for n in by_name if n not in (_CONFIG, _METADATA, _MANIFEST)}
-        array_members: dict[str, zipfile.ZipInfo] = {}
-        for member in sorted(members):
-            name = member[len(_PREFIX) : -len(_SUFFIX)]
-            if not (member.startswith(_PREFIX) and member.endswith(_SUFFIX)) or not _NAME.match(
-                name
-            ):
-                raise ModelFileError(f"{source}: unexpected member {member}")
-            array_members[name] = by_name[member]
-        for name in manifest:
-            if not isinstance(name, str) or not _NAME.match(name):
-                raise ModelFileError(f"{source}: arrays.json lists an invalid name {name!r}")
-        if set(manifest) != set(array_members):
-            missing = sorted(set(manifest) - set(array_members))
-            extra = sorted(set(array_members) - set(manifest))
-            parts = []
-            if missing:
-                parts.append(f"missing arrays {', '.join(missing)}")
-            if extra:
-                parts.append(f"arrays not listed in arrays.json: {', '.join(extra)}")
-            raise ModelFileError(f"{source}: {'; '.join(parts)}")
 
-        # Everything about the arrays is checked here, before the first one is decompressed.
-        declared = {name: _manifest_entry(source, name, manifest[name]) for name in manifest}
-        declared_bytes = sum(math.prod(shape) * dt.itemsize for dt, shape in declared.values())
-        if declared_bytes > MAX_TOTAL_BYTES:
+def _read_zip(
+    zf: zipfile.ZipFile, source: str, expected: Expected | None
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ModelFileError(
+            f"{source}: {len(infos)} members, more than the {MAX_MEMBERS} a model file may hold"
+        )
+    by_name: dict[str, zipfile.ZipInfo] = {}
+    total = 0
+    for info in infos:
+        if info.filename in by_name:
+            raise ModelFileError(f"{source}: duplicate member {info.filename}")
+        by_name[info.filename] = info
+        if info.compress_type not in _METHODS:
             raise ModelFileError(
-                f"{source}: arrays.json declares {declared_bytes} bytes of arrays, over the "
-                f"{MAX_TOTAL_BYTES}-byte limit"
+                f"{source}: member {info.filename} uses zip compression method "
+                f"{info.compress_type}; model files use only stored or deflate"
             )
-        if expected is not None:
-            wanted = expected(config) if callable(expected) else expected
-            try:
-                _check_declared(declared, wanted)
-            except ModelFileError as exc:
-                raise ModelFileError(f"{source}: {exc}") from None
+        if info.flag_bits & 0x1:
+            raise ModelFileError(f"{source}: member {info.filename} is encrypted")
+        if info.file_size > MAX_TOTAL_BYTES:
+            raise ModelFileError(
+                f"{source}: member {info.filename} declares {info.file_size} bytes, over "
+                f"the {MAX_TOTAL_BYTES}-byte limit"
+            )
+        total += info.file_size
+    if total > MAX_TOTAL_BYTES:
+        raise ModelFileError(
+            f"{source}: members declare {total} bytes in all, over the {MAX_TOTAL_BYTES}-byte limit"
+        )
+    for required in (_CONFIG, _METADATA, _MANIFEST):
+        if required not in by_name:
+            raise ModelFileError(f"{source}: missing member {required}")
+    config = _read_json(zf, by_name[_CONFIG], source)
+    version = config.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ModelFileError(f"{source}: config.json has no integer format_version")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{source}: format_version {version} is newer than this Graia supports "
+            f"({FORMAT_VERSION}); upgrade graia to load it"
+        )
+    if version < 1:
+        raise ModelFileError(f"{source}: invalid format_version {version}")
+    metadata = _read_json(zf, by_name[_METADATA], source)
+    manifest = _read_json(zf, by_name[_MANIFEST], source)
 
-        arrays: dict[str, np.ndarray] = {}
-        for name, (dt, shape) in declared.items():
-            arrays[name] = _read_array(zf, array_members[name], source, dt, shape)
+    members = {n for n in by_name if n not in (_CONFIG, _METADATA, _MANIFEST)}
+    array_members: dict[str, zipfile.ZipInfo] = {}
+    for member in sorted(members):
+        name = member[len(_PREFIX) : -len(_SUFFIX)]
+        if not (member.startswith(_PREFIX) and member.endswith(_SUFFIX)) or not _NAME.match(name):
+            raise ModelFileError(f"{source}: unexpected member {member}")
+        array_members[name] = by_name[member]
+    for name in manifest:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ModelFileError(f"{source}: arrays.json lists an invalid name {name!r}")
+    if set(manifest) != set(array_members):
+        missing = sorted(set(manifest) - set(array_members))
+        extra = sorted(set(array_members) - set(manifest))
+        parts = []
+        if missing:
+            parts.append(f"missing arrays {', '.join(missing)}")
+        if extra:
+            parts.append(f"arrays not listed in arrays.json: {', '.join(extra)}")
+        raise ModelFileError(f"{source}: {'; '.join(parts)}")
+
+    # Everything about the arrays is checked here, before the first one is decompressed.
+    declared = {name: _manifest_entry(source, name, manifest[name]) for name in manifest}
+    declared_bytes = sum(math.prod(shape) * dt.itemsize for dt, shape in declared.values())
+    if declared_bytes > MAX_TOTAL_BYTES:
+        raise ModelFileError(
+            f"{source}: arrays.json declares {declared_bytes} bytes of arrays, over the "
+            f"{MAX_TOTAL_BYTES}-byte limit"
+        )
+    if expected is not None:
+        wanted = expected(config) if callable(expected) else expected
+        try:
+            _check_declared(declared, wanted)
+        except ModelFileError as exc:
+            raise ModelFileError(f"{source}: {exc}") from None
+
+    arrays: dict[str, np.ndarray] = {}
+    for name, (dt, shape) in declared.items():
+        arrays[name] = _read_array(zf, array_members[name], source, dt, shape)
     return config, metadata, arrays
 
 

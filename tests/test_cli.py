@@ -295,7 +295,7 @@ def test_bad_npy_files(
         "object.npy": "only numeric and bool arrays",
         "truncated.npy": "but the file holds 124 bytes of data",
         "huge.npy": "(51200000000000 bytes), but the file holds 512 bytes",
-        "absent.npy": "no such file",
+        "absent.npy": "no such .npy file",
     }
     for name, fragment in cases.items():
         code, out, err = run(["predict", model, str(tmp_path / name)], capsys)

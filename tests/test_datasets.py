@@ -128,7 +128,7 @@ def test_idx_huge_header_refused_without_allocating() -> None:
 
 
 def test_idx_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match="cannot open"):
+    with pytest.raises(DatasetError, match="no such IDX file"):
         idx.read_idx(tmp_path / "nope")
 
 
@@ -687,7 +687,7 @@ def test_cifar10_corrupt_archives(tmp_path: Path, make: Callable[[], bytes], mes
 
 
 def test_cifar10_unreadable_file(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match="cannot open CIFAR-10 archive"):
+    with pytest.raises(DatasetError, match="no such CIFAR-10 archive"):
         cifar10.read_archive(tmp_path / "nope.tar.gz")
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from graia.errors import DatasetError
+from graia.files import open_regular
 
 __all__ = ["CHUNK", "GZIP_MAGIC", "maybe_gunzip", "open_dataset_file", "read_into", "skip"]
 
@@ -24,11 +25,9 @@ CHUNK = 1 << 20
 
 
 def open_dataset_file(source: str, kind: str) -> BinaryIO:
-    """Open ``source`` for binary reading; ``kind`` (e.g. ``"IDX file"``) names it in errors."""
-    try:
-        return open(source, "rb")
-    except OSError as exc:
-        raise DatasetError(f"{source}: cannot open {kind}: {exc.strerror or exc}") from exc
+    """Open ``source`` for binary reading, if it is a regular file (graia.files.open_regular);
+    ``kind`` (e.g. ``"IDX file"``) names it in errors."""
+    return open_regular(source, DatasetError, kind)
 
 
 @contextlib.contextmanager
