@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
 
 #: The host-state arrays a model file holds (the rest follows from its config).
 _LEARNED = ("latent", "momentum", "head_latent", "head_momentum", "counters")
+#: Largest step counter a model file may hold: more batches than training reaches (2^48 at a
+#: million batches a second is nine years), far below where the counter's int64 (and the uint64
+#: hashes it feeds, docs/arithmetic.md §5) would wrap.
+MAX_STEP = 1 << 48
 #: Arrays model files of format version 1 lack: the local heads, which had not learned then
 #: and start as the feedback matrices.
 _SINCE_VERSION_2 = ("head_latent", "head_momentum")
@@ -133,13 +138,25 @@ def load_model(path: str | os.PathLike) -> Sequential:
     Raises:
         ModelFileError: The file is missing, not a model file, truncated or corrupt, of a newer
             format version, lacks a member or an array, has arrays of the wrong dtype or shape,
-            an invalid config, out-of-range weights, or counters that do not match its seed.
+            an invalid config, out-of-range weights or momenta, or counters that do not match its
+            seed or that training cannot reach.
     """
+    return load_model_checked(path)
+
+
+def load_model_checked(
+    path: str | os.PathLike, check: Callable[[Sequential], None] | None = None
+) -> Sequential:
+    """:func:`load_model`, calling ``check`` with the model the file's config describes (unbuilt,
+    no array read yet) so that a caller can refuse it (by raising ``ModelFileError``) before any
+    array is decompressed: the demo refuses models it cannot draw or that are too large."""
     source = os.fspath(path)
     built: list[Sequential] = []
 
     def expected_arrays(config: dict[str, Any]) -> dict[str, tuple[Any, tuple[int, ...]]]:
         model = _model_from_config(config, source)
+        if check is not None:
+            check(model)
         built.append(model)
         synapses = model.count_params()
         sizes = model.sizes
@@ -154,8 +171,16 @@ def load_model(path: str | os.PathLike) -> Sequential:
     counters = arrays["counters"]
     if int(counters[COUNTER_SEED]) != int(np.uint64(model.seed).view(np.int64)):
         raise ModelFileError(f"{source}: the saved RNG counters do not match the model's seed")
-    if counters[COUNTER_STEP] < 0 or not 0 <= counters[COUNTER_PREV_LOSS] <= 255:
-        raise ModelFileError(f"{source}: invalid training counters {counters.tolist()}")
+    if not 0 <= counters[COUNTER_STEP] <= MAX_STEP or not 0 <= counters[COUNTER_PREV_LOSS] <= 255:
+        raise ModelFileError(
+            f"{source}: invalid training counters {counters.tolist()} (the step at most "
+            f"{MAX_STEP}, the previous loss 0..255)"
+        )
+    for key in ("momentum", "head_momentum"):
+        if np.abs(arrays.get(key, np.zeros(0)).astype(np.int64)).max(initial=0) > spec.I32_MAX:
+            raise ModelFileError(
+                f"{source}: {key.replace('_', ' ')} out of range (at most ±{spec.I32_MAX})"
+            )
     for key in ("latent", "head_latent"):
         if np.abs(arrays.get(key, np.zeros(0)).astype(np.int64)).max(initial=0) > spec.LATENT_MAX:
             raise ModelFileError(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 import graia
 from graia.callbacks import Callback
 from graia.errors import GraiaError, GraiaValueError, ModelFileError
+from graia.saving import load_model_checked
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: Pretrained models shipped with the package (``scripts/train-demo-models.py``).
@@ -194,17 +194,25 @@ class DemoModel:
         path = Path(path)
         try:
             size = path.stat().st_size
-            if size > MAX_MODEL_BYTES:
-                raise ModelFileError(f"{label}: {size} bytes, over the demo's limit")
-            with zipfile.ZipFile(path) as zf:
-                unpacked = sum(info.file_size for info in zf.infolist())
-        except zipfile.BadZipFile as exc:
-            raise ModelFileError(f"{label}: not a .graia model file (not a zip archive)") from exc
         except OSError as exc:
-            raise ModelFileError(f"{label}: cannot read the file ({exc})") from exc
-        if unpacked > MAX_MODEL_BYTES * 4:
-            raise ModelFileError(f"{label}: unpacks to {unpacked} bytes, over the demo's limit")
-        model = graia.load_model(path)
+            raise ModelFileError(f"{label}: cannot read the file ({exc.strerror or exc})") from exc
+        if size > MAX_MODEL_BYTES:
+            raise ModelFileError(f"{label}: {size} bytes, over the demo's limit")
+
+        def drawable(model: graia.Sequential) -> None:
+            # From the config alone, before any array is decompressed.
+            try:
+                image_shape(model)
+            except GraiaValueError as exc:
+                raise ModelFileError(f"{label}: {exc}") from exc
+            unpacked = 8 * model.count_params()  # latent weights and momenta, int32 each
+            if unpacked > MAX_MODEL_BYTES * 4:
+                raise ModelFileError(
+                    f"{label}: its arrays take {unpacked} bytes, over the demo's limit of "
+                    f"{MAX_MODEL_BYTES * 4}"
+                )
+
+        model = load_model_checked(path, drawable)
         try:
             return cls(model, label, dataset)
         except GraiaValueError as exc:
