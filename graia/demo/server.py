@@ -23,6 +23,7 @@ import base64
 import binascii
 import json
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 import numpy as np
 
@@ -48,6 +49,35 @@ MAX_JSON_BYTES = 4 << 20
 
 class BadRequest(Exception):
     """A request the page should not have sent; answered 400 with the message."""
+
+
+def content_disposition(name: str) -> str:
+    """``Content-Disposition`` of a download named ``name`` (user text: a model's name): an ASCII
+    ``filename`` made of safe characters only, and the exact name in RFC 5987's ``filename*``
+    (UTF-8, percent-encoded), so no name can end the header, add a parameter or break Latin-1."""
+    name = name[:200]
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def _integer(body: dict[str, Any], key: str, low: int, high: int) -> int:
+    """``body[key]``, a JSON integer from ``low`` to ``high`` (not a float, bool or string)."""
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadRequest(f"{key}: expected an integer from {low} to {high}")
+    return value
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    """``body[key]``, a JSON string of at most 100 characters."""
+    value = body.get(key)
+    if not isinstance(value, str) or len(value) > 100:
+        raise BadRequest(f"{key}: expected a short string")
+    return value
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 class DemoState:
@@ -107,12 +137,16 @@ class DemoState:
 
 
 def _decode_ink(body: dict[str, Any]) -> np.ndarray:
+    width = _integer(body, "width", 1, MAX_INK_SIDE)
+    height = _integer(body, "height", 1, MAX_INK_SIDE)
+    ink = body.get("ink")
     try:
-        width, height = int(body["width"]), int(body["height"])
-        raw = base64.b64decode(body["ink"], validate=True)
-    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-        raise BadRequest(f"expected {{width, height, ink (base64)}}: {exc}") from exc
-    if not (0 < width <= MAX_INK_SIDE and 0 < height <= MAX_INK_SIDE) or len(raw) != width * height:
+        if not isinstance(ink, str):
+            raise TypeError
+        raw = base64.b64decode(ink, validate=True)
+    except (TypeError, ValueError, binascii.Error):
+        raise BadRequest("ink: expected the drawing's bytes in base64") from None
+    if len(raw) != width * height:
         raise BadRequest(f"ink: {len(raw)} bytes do not make a {width}x{height} drawing")
     return np.frombuffer(raw, np.uint8).reshape(height, width)
 
@@ -152,9 +186,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _json_body(self) -> dict[str, Any]:
         try:
-            body = json.loads(self._body(MAX_JSON_BYTES))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BadRequest(f"the body is not JSON: {exc}") from exc
+            body = json.loads(self._body(MAX_JSON_BYTES), parse_constant=_refuse_constant)
+        except RecursionError:
+            raise BadRequest("the body is JSON nested too deeply") from None
+        except ValueError:  # invalid UTF-8 or JSON, NaN or Infinity, an integer of 4300+ digits
+            raise BadRequest("the body is not valid JSON") from None
         if not isinstance(body, dict):
             raise BadRequest("the body must be a JSON object")
         return body
@@ -174,7 +210,15 @@ class Handler(BaseHTTPRequestHandler):
         except GraiaError as exc:
             self._json({"error": str(exc)}, HTTPStatus.UNPROCESSABLE_ENTITY)
         except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
-            self._json({"error": f"{type(exc).__name__}: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+            # The client learns nothing of the server's internals; its operator gets one line.
+            text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            print(f"graia demo: error answering {self.command} {url.path}: {text}", file=sys.stderr)
+            self._json({"error": "internal error"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's answer to a malformed request, without the request's own text (which it
+        would put into the status line)."""
+        super().send_error(code)
 
     def _static(self, path: str) -> bool:
         name = "index.html" if path in ("/", "/index.html") else path.removeprefix("/static/")
@@ -218,8 +262,8 @@ class Handler(BaseHTTPRequestHandler):
         index_text = query.get("index", [""])[0]
         try:
             index = int(index_text) if index_text else secrets.randbelow(len(x_test))
-        except ValueError as exc:
-            raise BadRequest(f"index: expected an integer, got {index_text!r}") from exc
+        except ValueError:
+            raise BadRequest(f"index: expected an integer, got {index_text!r:.40}") from None
         if not 0 <= index < len(x_test):
             raise BadRequest(f"index: expected 0..{len(x_test) - 1}, got {index}")
         model = self.state.model_for(dataset)
@@ -236,7 +280,7 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def _select(self, _query: dict) -> None:
-        name = self._json_body().get("name")
+        name = _text(self._json_body(), "name")
         with self.state.lock:
             if name == "trained" and self.state.trained is not None:
                 self.state.current = self.state.trained
@@ -274,7 +318,7 @@ class Handler(BaseHTTPRequestHandler):
             200,
             data,
             "application/octet-stream",
-            {"Content-Disposition": f'attachment; filename="{filename}"'},
+            {"Content-Disposition": content_disposition(filename)},
         )
 
     def _train(self, _query: dict) -> None:
@@ -284,8 +328,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise BadRequest("a training run is in progress")
             try:
                 job = core.TrainingJob(
-                    dataset=str(body.get("dataset")),
-                    rule=str(body.get("rule")),
+                    dataset=_text(body, "dataset"),
+                    rule=_text(body, "rule"),
                     width=body.get("width"),
                     epochs=body.get("epochs"),
                     backend=self.state.backend,
