@@ -10,6 +10,7 @@ are the bytes ``model.predict`` returns.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -96,8 +97,12 @@ def _c_array(name: str, values: np.ndarray, per_line: int = 24) -> str:
 
 
 def _comment_text(text: str) -> str:
-    """``text`` made safe inside a C block comment (one line, no comment terminator)."""
-    return " ".join(text.split()).replace("*/", "* /")
+    """``text`` (a user's model or layer name) made safe inside a C block comment: printable
+    ASCII on one line, every other character written ``<U+XXXX>`` (so no bidirectional control
+    character reaches the source: gcc's -Wbidi-chars), a space between ``/`` and ``*`` either way
+    round (no comment ends or nests: -Wcomment) and between two ``?`` (no trigraph)."""
+    text = "".join(c if " " <= c <= "~" else f"<U+{ord(c):04X}>" for c in " ".join(text.split()))
+    return re.sub(r"/(?=\*)|\*(?=/)|\?(?=\?)", lambda m: m.group() + " ", text)
 
 
 def _emit_dense(layer: DensePlan, index: int, source: str, target: str) -> Emitted:
