@@ -68,10 +68,23 @@ def fraction(value: Any, what: str) -> float:
     return float(value)
 
 
+def array(x: Any, what: str) -> np.ndarray:
+    """``np.asarray(x)``, a ``GraiaValueError`` naming ``what`` for what numpy cannot make an
+    array of (ragged nested lists, objects that fail to convert)."""
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError, OverflowError) as exc:
+        problem = "ragged" if "inhomogeneous" in str(exc) else "not convertible to an array"
+        raise GraiaValueError(
+            f"{what} must be an array of equal-length samples (numbers); got a {problem} "
+            f"{type(x).__name__}"
+        ) from None
+
+
 def quantize_inputs(x: Any, what: str = "x") -> np.ndarray:
     """Inputs as u8: uint8 arrays pass through; integer arrays must lie in 0..255; float arrays
     must lie in [0, 1] and become ``floor(x * 255 + 0.5)``. Anything else is a ValueError."""
-    arr = np.asarray(x)
+    arr = array(x, what)
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == bool or arr.dtype.kind not in "iuf":
@@ -96,17 +109,16 @@ def quantize_inputs(x: Any, what: str = "x") -> np.ndarray:
     return arr.astype(np.uint8)
 
 
-def inputs(
-    x: Any, shape: tuple[int, ...], features: int, what: str = "x", allow_empty: bool = False
-) -> np.ndarray:
+def inputs(x: Any, shape: tuple[int, ...], features: int, what: str = "x") -> np.ndarray:
     """Samples for a network whose input has ``shape`` (``features`` values in all): an array
-    ``(n, *shape)`` or ``(n, features)``, quantised by :func:`quantize_inputs` and returned as a
-    contiguous u8 ``(n, features)``; ``n > 0`` unless ``allow_empty``."""
-    arr = np.asarray(x)
+    ``(n, *shape)`` or ``(n, features)`` with ``n > 0`` (the one contract of ``fit``,
+    ``evaluate`` and ``predict``), quantised by :func:`quantize_inputs` and returned as a
+    contiguous u8 ``(n, features)``."""
+    arr = array(x, what)
     expected = f"(n, {', '.join(map(str, shape))})" + (
         f" or (n, {features})" if len(shape) > 1 else ""
     )
-    if arr.ndim == 0 or (arr.shape[0] == 0 and not allow_empty):
+    if arr.ndim == 0 or arr.shape[0] == 0:
         raise GraiaValueError(f"{what} is empty; expected shape {expected} with n > 0")
     accepted = {shape, (features,)}
     if len(shape) == 2:  # one-channel images may come with or without their channel axis
@@ -120,7 +132,7 @@ def inputs(
 
 def labels(y: Any, samples: int, classes: int, what: str = "y") -> np.ndarray:
     """Class ids as i32: a 1-D integer array of ``samples`` values in ``0..classes-1``."""
-    arr = np.asarray(y)
+    arr = array(y, what)
     if arr.dtype == bool or arr.dtype.kind not in "iu":
         integral = (
             arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))

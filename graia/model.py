@@ -178,9 +178,9 @@ class Sequential:
         xq = self._validate_x(x, f"x{what}")
         return xq, _validation.labels(y, len(xq), self.classes, f"y{what}")
 
-    def _validate_x(self, x: Any, what: str = "x", allow_empty: bool = False) -> np.ndarray:
+    def _validate_x(self, x: Any, what: str = "x") -> np.ndarray:
         self._require_layers()
-        return _validation.inputs(x, self.input_shape, self.sizes[0], what, allow_empty)
+        return _validation.inputs(x, self.input_shape, self.sizes[0], what)
 
     def fit(
         self,
@@ -249,14 +249,12 @@ class Sequential:
 
         ``average_flips=True`` (a model with a ``RandomFlip`` layer) sums them over each sample
         and its mirror images, the flips the layer trains on (test-time augmentation,
-        docs/arithmetic.md §4.2): u16, 2 or 4 times the range. Zero samples give an empty
-        ``(0, classes)`` array, as in Keras."""
-        xq = self._validate_x(x, allow_empty=True)
+        docs/arithmetic.md §4.2): u16, 2 or 4 times the range. ``x`` as for :meth:`fit`: zero
+        samples or a ragged list raise ``GraiaValueError``."""
+        xq = self._validate_x(x)
         if batch_size is not None:
             batch_size = _validation.positive(batch_size, "batch_size")
         flip_axes = self._flip_axes(average_flips)
-        if len(xq) == 0:
-            return np.zeros((0, self.classes), np.uint16 if average_flips else np.uint8)
         if batch_size is None:
             return self._predict_arrays(xq, flip_axes)
         return np.concatenate(
@@ -304,7 +302,7 @@ class Sequential:
     def activations(self, x: Any) -> list[np.ndarray]:
         """Every layer's u8 activations for one sample ``x`` (input first), computed by the
         backend in use (identical on every backend)."""
-        xq = self._validate_x(np.asarray(x)[None, ...])
+        xq = self._validate_x(_validation.array(x, "x")[None, ...])
         return [a[0] for a in self._backend().activations(self._handle_here(), xq)]
 
     def diagnostics(self, x: Any, y: Any = None) -> list[dict[str, Any]]:
