@@ -6,6 +6,11 @@ Numba reference, bit for bit. The backend is chosen at import (``GRAIA_BACKEND``
 
 from __future__ import annotations
 
+from graia import _interrupt
+
+if _interrupt.is_command():  # Ctrl-C while the imports below run: cli.md's message, exit 130
+    _interrupt.exit_on_interrupt()
+
 from importlib import metadata as _metadata
 
 try:  # the one place the version is written is pyproject.toml
