@@ -106,10 +106,22 @@ def _rescue_dirs() -> list[Path]:
     return [Path(tempfile.gettempdir()), Path.home()]
 
 
+def _absent(directory: Path) -> tuple[list[Path], Path]:
+    """The directories of ``directory``'s path that do not exist (outermost first) and the
+    nearest one that does."""
+    missing = []
+    parent = directory
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    return list(reversed(missing)), parent
+
+
 class _Output:
     """The run's output directory, checked before training: it must be (or become) a writable
-    directory with room for the model. A directory created here is removed again when the run
-    fails or is interrupted before anything is written into it."""
+    directory with room for the model. A directory created for the check is removed again at
+    once and made again by :meth:`create` when the results are written, so a run that ends
+    before (a failure, Ctrl-C, a killed process or MPI rank) leaves no empty directory behind."""
 
     def __init__(self, directory: Path, needed_bytes: int) -> None:
         from graia.errors import GraiaValueError
@@ -121,16 +133,12 @@ class _Output:
         for name in ("model.graia", "learning_curve.png"):
             if (directory / name).is_dir():
                 raise GraiaValueError(f"--output: {directory / name} is a directory")
-        missing = []
-        parent = directory
-        while not parent.exists():
-            missing.append(parent)
-            parent = parent.parent
+        missing, parent = _absent(directory)
         if not parent.is_dir():
             raise GraiaValueError(f"--output {directory}: {parent} is not a directory")
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            self.created = list(reversed(missing))
+            self.created = missing
             import tempfile
 
             with tempfile.TemporaryFile(dir=directory) as probe:
@@ -145,11 +153,21 @@ class _Output:
             raise GraiaValueError(
                 f"--output {directory} is not writable: {exc.strerror or exc}"
             ) from exc
+        self.remove_if_empty()
         if free < needed_bytes:
-            self.remove_if_empty()
             raise GraiaValueError(
                 f"--output {directory}: {free} bytes free, the run needs about {needed_bytes}"
             )
+
+    def create(self) -> None:
+        """Make the directory (and its missing parents), to write the results into; if that
+        fails, saving fails and the model goes to a fallback location (:func:`_save_model`)."""
+        missing, _ = _absent(self.directory)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return
+        self.created = missing
 
     def remove_if_empty(self) -> None:
         """Remove the directories created here, if still empty."""
@@ -248,6 +266,7 @@ def _train(args: argparse.Namespace) -> None:
         # A model trained on mirror images is also scored on them (docs/arithmetic.md §4.2).
         flips_acc = model.evaluate(x_test, y_test, average_flips=True)[1] if recipe.flip else None
         _status(args, f"saving {model_path} and {curve_path}")
+        output.create()
         _save_model(model, model_path)
         args.saved = model_path
         plot.history(history, path=curve_path)
@@ -526,9 +545,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``graia`` console script; returns the exit status."""
     import warnings
 
+    from graia import _interrupt
+
+    if argv is None:  # the process is the command: Ctrl-C is answered from first to last
+        _interrupt.exit_on_interrupt()
     args = _parser().parse_args(argv)
     args.saved = None
     try:
+        _interrupt.raising = True
         from graia import backend
         from graia.errors import GraiaError
 
@@ -550,11 +574,14 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     handler[args.command](args)
         except GraiaError as exc:
-            code = _error(exc)
-            if getattr(args, "distribute", None):
-                from graia import distributed
+            if not getattr(args, "distribute", None):
+                return _error(exc)
+            from graia import distributed
 
-                distributed.abort(code)  # a failure on one rank ends every rank
+            if isinstance(exc, distributed.Disagreement):  # raised on every rank: one reports
+                return _error(exc) if distributed.rank() == 0 else 2
+            code = _error(exc)
+            distributed.abort(code)  # a failure on one rank ends every rank
             return code
     except KeyboardInterrupt:
         saved = f"saved {args.saved}" if args.saved else "nothing saved"
@@ -570,4 +597,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as exc:
         return _error(exc)
+    finally:  # no call before the flag is cleared: a Ctrl-C is checked for at calls
+        _interrupt.raising = False
+        _interrupt.saved = args.saved
     return 0

@@ -140,34 +140,65 @@ def abort(code: int) -> None:
 
 @contextlib.contextmanager
 def abort_on_error() -> Iterator[None]:
-    """An exception on one rank aborts the whole job (after printing it), so that no rank waits
-    forever in a collective call the failed rank will never make."""
+    """An exception on one rank aborts the whole job (after printing it: one line for Ctrl-C and
+    for a ``GraiaError``, the traceback of anything else), so that no rank waits forever in a
+    collective call the failed rank will never make."""
     try:
         yield
-    except BaseException:
+    except BaseException as exc:
         if _world is not None and _world.Get_size() > 1:
-            print(f"graia: rank {_world.Get_rank()} failed; aborting every rank", file=sys.stderr)
+            me = _world.Get_rank()
+            if isinstance(exc, KeyboardInterrupt):  # Ctrl-C is no failure: one line, exit 130
+                print(f"graia: interrupted on rank {me}; ending every rank", file=sys.stderr)
+                abort(130)
+            elif isinstance(exc, GraiaError):
+                text = " ".join(str(exc).split())
+                print(f"graia: error: rank {me}: {text}; ending every rank", file=sys.stderr)
+                abort(2)
+            print(f"graia: rank {me} failed; aborting every rank", file=sys.stderr)
             traceback.print_exc()
             abort(1)
         raise
 
 
-def check_agreement(state: HostState, x: np.ndarray, y: np.ndarray, params: np.ndarray) -> None:
+class Disagreement(GraiaError):
+    """The ranks of a distributed run were started differently; raised on every rank alike (so
+    no rank is left waiting, and one of them, rank 0, reports it)."""
+
+
+def check_agreement(
+    state: HostState,
+    x: np.ndarray,
+    y: np.ndarray,
+    params: np.ndarray,
+    schedule: dict[str, int | str | bool],
+) -> None:
     """Every rank must start from the same state, data and rule options (each rank loads them
-    itself); the ranks compare digests.
+    itself) and run the same schedule of collectives: ``schedule`` holds every argument the
+    communication depends on (the mode, batch size, epochs, first epoch, shuffling...). One
+    ``allgather`` of small Python objects compares them, so ranks that disagree end at once
+    instead of waiting in (or corrupting) collectives of different sizes.
 
     Raises:
-        GraiaError: on every rank, when they differ.
+        Disagreement: on every rank, when they differ.
     """
     digest = hashlib.sha256()
     for key in sorted(state):
         digest.update(np.ascontiguousarray(state[key]).tobytes())
     for array in (x, y, params):
         digest.update(np.ascontiguousarray(array).tobytes())
-    digests = world().allgather(digest.hexdigest())
-    if len(set(digests)) > 1:
-        differ = [r for r, d in enumerate(digests) if d != digests[0]]
-        raise GraiaError(
+    views = world().allgather((sorted(schedule.items()), digest.hexdigest()))
+    mine, first = dict(views[0][0]), views[0][1]
+    for r, (other, _) in enumerate(views):
+        for key, value in other:
+            if mine.get(key) != value:
+                raise Disagreement(
+                    f"distributed training: rank {r} runs with {key}={value!r}, rank 0 with "
+                    f"{key}={mine.get(key)!r} (start every rank with the same arguments)"
+                )
+    differ = [r for r, (_, d) in enumerate(views) if d != first]
+    if differ:
+        raise Disagreement(
             f"distributed training: ranks {differ} start from a different model, data or rule "
             "options than rank 0 (every rank must build the same model with the same seed and "
             "load the same data)"

@@ -99,7 +99,9 @@ def fit(
     backend = model._backend()
     guard = contextlib.nullcontext()
     if distribute is not None:
-        distributed.check_agreement(model._host_state(), xq, yq, model.rule.params())
+        schedule = {"distribute": distribute, "batch_size": batch_size, "epochs": epochs,
+                    "initial_epoch": initial_epoch, "shuffle": bool(shuffle), "samples": len(xq)}  # fmt: skip
+        distributed.check_agreement(model._host_state(), xq, yq, model.rule.params(), schedule)
         backend = distributed.WRAPPERS[distribute](backend)
         guard = distributed.abort_on_error()
     # With augmentation layers each epoch uploads its own transformed images (§4.1).
