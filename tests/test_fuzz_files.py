@@ -7,6 +7,8 @@ import gzip
 import io
 import json
 import os
+import re
+import struct
 import tarfile
 import time
 import zipfile
@@ -69,6 +71,37 @@ def _mutate_members(rng: np.random.Generator, raw: bytes) -> bytes:
     return out.getvalue()
 
 
+#: Header fields that carry sizes, counts and methods: (signature, [(offset, format)]) of the
+#: central directory entries, the local headers and the end record.
+_HEADER_FIELDS = [
+    (b"PK\x01\x02", [(10, "<H"), (16, "<L"), (20, "<L"), (24, "<L"), (42, "<L")]),
+    (b"PK\x03\x04", [(8, "<H"), (18, "<L"), (22, "<L"), (26, "<H"), (28, "<H")]),
+    (b"PK\x05\x06", [(8, "<H"), (10, "<H"), (12, "<L"), (16, "<L")]),
+]
+
+
+def _mutate_headers(rng: np.random.Generator, raw: bytes) -> bytes:
+    """Compression methods and header-carried sizes: every member re-compressed with a method
+    zipfile writes (stored, deflate, bzip2, LZMA), then a few methods, sizes, counts or offsets
+    in the headers set to extreme values."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for n, data in members.items():
+            zf.writestr(n, data, compress_type=int(rng.choice([0, 8, 8, 8, 12, 14])))
+    data = bytearray(out.getvalue())
+    for _ in range(rng.integers(0, 3)):
+        signature, fields = _HEADER_FIELDS[rng.integers(len(_HEADER_FIELDS))]
+        found = [m.start() for m in re.finditer(re.escape(signature), bytes(data))]
+        offset, fmt = fields[rng.integers(len(fields))]
+        word = int(rng.choice([0, 1, 12, 14, 99, 0xFFFF, 2**31, 0xFFFFFFFF, 10**9]))
+        struct.pack_into(
+            fmt, data, found[rng.integers(len(found))] + offset, word % 256 ** struct.calcsize(fmt)
+        )
+    return bytes(data)
+
+
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
     base = tmp_path_factory.mktemp("seeds")
@@ -90,7 +123,7 @@ def test_fuzz_model_files(model_files: list[bytes], tmp_path: Path) -> None:
     start = time.perf_counter()
     for _ in range(COUNT):
         seed = model_files[rng.integers(len(model_files))]
-        mutate = _mutate_members if rng.integers(3) == 0 else _mutate_bytes
+        mutate = [_mutate_members, _mutate_headers, _mutate_bytes, _mutate_bytes][rng.integers(4)]
         path.write_bytes(mutate(rng, seed))
         try:
             model = graia.load_model(path)

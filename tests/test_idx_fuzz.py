@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import lzma
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +56,32 @@ def test_mutations(which: int, data: st.DataObject) -> None:
         i = data.draw(st.integers(0, len(raw) - 1))
         raw[i] = data.draw(st.integers(0, 255))
     _decode(bytes(raw))
+
+
+#: How a file may come compressed: gzip (read), others (never inflated: refused as bad magic),
+#: and gzip whose trailer's declared size lies.
+COMPRESSIONS = {
+    "none": lambda raw: raw,
+    "gzip": lambda raw: gzip.compress(raw, mtime=0),
+    "gzip, lying size": lambda raw: gzip.compress(raw, mtime=0)[:-4] + b"\xff\xff\xff\x7f",
+    "bzip2": bz2.compress,
+    "xz": lzma.compress,
+    "zlib": zlib.compress,
+}
+
+
+@settings_
+@given(
+    which=st.integers(0, len(VALID) // 2 - 1),
+    dims=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=4),
+    compression=st.sampled_from(sorted(COMPRESSIONS)),
+)
+def test_header_sizes_and_compressions(which: int, dims: list[int], compression: str) -> None:
+    """The sizes an IDX header carries set to anything, under every compression."""
+    raw = bytearray(VALID[which])
+    for i, dim in enumerate(dims[: raw[3]]):
+        struct.pack_into(">I", raw, 4 + 4 * i, dim)
+    _decode(COMPRESSIONS[compression](bytes(raw)))
 
 
 @settings_
