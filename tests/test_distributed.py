@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -261,3 +262,86 @@ def test_cli_train_distributed_saves_the_single_process_model(tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert proc.stdout.count("test accuracy") == 1
         assert _members(tmp_path / mode / "model.graia") == expected, mode
+
+
+def _train_command(tmp_path: Path) -> list[str]:
+    return [sys.executable, "-m", "graia", "train", "--dataset", "digits", "--output",
+            str(tmp_path / "out")]  # fmt: skip
+
+
+#: Launches whose ranks disagree on what shapes the communication (issue 33): each a pair of
+#: arguments, rank 0's and rank 1's.
+DISAGREEMENTS = {
+    "units batch size": (["units", "--batch-size", "32"], ["units", "--batch-size", "64"]),
+    "modes": (["data"], ["units"]),
+    "data batch size": (["data", "--batch-size", "32"], ["data", "--batch-size", "48"]),
+    "data epochs": (["data", "--epochs", "1"], ["data", "--epochs", "2"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(DISAGREEMENTS))
+def test_ranks_that_disagree_end_with_one_error_line(tmp_path, case):
+    """Formerly heap corruption (units, batch sizes) or a hang (modes; data, batch sizes or
+    epochs): now every rank ends after the agreement check, rank 0 saying why on one line, and
+    nothing is left in --output."""
+    mpirun = _mpirun()
+    first, second = DISAGREEMENTS[case]
+    command = _train_command(tmp_path)
+    epochs = ["--epochs", "1"]
+    proc = subprocess.run(
+        [mpirun, "--oversubscribe", "-n", "1", *command, *epochs, "--distribute", *first,
+         ":", "-n", "1", *command, *epochs, "--distribute", *second],
+        env=_env(), capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output
+    assert output.count("graia: error:") == 1 and "rank 1 runs with" in output, output
+    assert "Traceback" not in output and "malloc" not in output
+    assert not (tmp_path / "out").exists()
+
+
+def _rank_pid(launcher: int, rank: int) -> int:
+    """The pid of ``rank``, a child of Open MPI's ``mpirun`` (pid ``launcher``)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == launcher and f"OMPI_COMM_WORLD_RANK={rank}".encode() in environ:
+            return int(entry.name)
+    raise AssertionError(f"rank {rank} of mpirun {launcher} not found")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGKILL rank 1", "SIGINT mpirun", "SIGINT rank 0"])
+def test_aborted_distributed_runs_leave_no_output_directory(tmp_path, how):
+    """A distributed run ended while it trains (a rank killed, Ctrl-C) leaves no --output
+    directory and no traceback."""
+    mpirun = _mpirun()
+    proc = subprocess.Popen(
+        [mpirun, "--oversubscribe", "-n", "2", *_train_command(tmp_path), "--epochs", "100000",
+         "--distribute", "data"],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # rank 0's first epoch line: training is under way
+        assert first.startswith("Epoch 1/100000"), first
+        target, sig = {
+            "SIGKILL rank 1": (_rank_pid(proc.pid, 1), signal.SIGKILL),
+            "SIGINT mpirun": (proc.pid, signal.SIGINT),
+            "SIGINT rank 0": (_rank_pid(proc.pid, 0), signal.SIGINT),
+        }[how]
+        os.kill(target, sig)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert "Traceback" not in out + err, err
+    assert not (tmp_path / "out").exists()
