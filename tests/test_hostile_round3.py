@@ -17,7 +17,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import urllib.parse
 import zipfile
 import zlib
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_demo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +38,8 @@ from graia.export.c import _comment_text
 from graia.saving import MAX_STEP
 
 REPO = Path(__file__).resolve().parents[1]
+#: The demo server (test_demo's module-scoped fixture, registered here under this name).
+demo_url = test_demo.url
 ENV = {**os.environ, "GRAIA_BACKEND": "numba", "PYTHONPATH": str(REPO)}
 
 
@@ -306,18 +308,8 @@ def test_content_disposition_of_any_name(name):
     assert urllib.parse.unquote(star, errors="strict") == (name + ".graia")[:200]
 
 
-@pytest.fixture(scope="module")
-def url():
-    srv = server.make_server("127.0.0.1", 0)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
-
-
 def _request(url: str, method: str, path: str, body: bytes | None = None):
-    conn = http.client.HTTPConnection(url, timeout=60)
+    conn = http.client.HTTPConnection(urllib.parse.urlparse(url).netloc, timeout=60)
     conn.request(method, path, body=body)
     response = conn.getresponse()
     data = response.read()
@@ -335,13 +327,13 @@ HOSTILE_NAMES = [
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
-def test_download_headers_carry_no_user_text(url, tmp_path, name):
+def test_download_headers_carry_no_user_text(demo_url, tmp_path, name):
     """One visitor's model name reaches another's download only encoded."""
     path = tmp_path / "named.graia"
     _model(name=name).save(path)
-    response, data = _request(url, "POST", "/api/model/upload?name=n.graia", path.read_bytes())
+    response, data = _request(demo_url, "POST", "/api/model/upload?name=n.graia", path.read_bytes())
     assert response.status == 200, data
-    response, data = _request(url, "GET", "/api/model/download")
+    response, data = _request(demo_url, "GET", "/api/model/download")
     assert response.status == 200
     assert response.getheader("Set-Cookie") is None
     disposition = response.getheader("Content-Disposition")
@@ -360,10 +352,10 @@ def _save(tmp_path: Path, data: bytes) -> Path:
     return path
 
 
-def test_request_line_is_not_echoed_in_the_status_line(url):
+def test_request_line_is_not_echoed_in_the_status_line(demo_url):
     """http.server would answer an unknown method with it in the status line."""
-    host, port = url.split(":")
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
+    address = urllib.parse.urlparse(demo_url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
         sock.sendall(b"SET-COOKIE:X / HTTP/1.1\r\n\r\n")
         status_line = sock.recv(4096).split(b"\r\n", 1)[0]
     assert status_line == b"HTTP/1.0 501 Not Implemented", status_line
@@ -397,8 +389,8 @@ CLIENT_ERRORS = [
 
 
 @pytest.mark.parametrize("path,body", CLIENT_ERRORS, ids=range(len(CLIENT_ERRORS)))
-def test_client_errors_are_short_400s(url, path, body):
-    response, data = _request(url, "POST", path, body)
+def test_client_errors_are_short_400s(demo_url, path, body):
+    response, data = _request(demo_url, "POST", path, body)
     assert response.status == 400, data[:300]
     message = json.loads(data)["error"]
     assert len(message) < 120 and "Error" not in message and "Traceback" not in message
@@ -414,12 +406,12 @@ def test_client_errors_are_short_400s(url, path, body):
     path=st.sampled_from(["/api/predict", "/api/model/select", "/api/train"]),
 )
 @settings(max_examples=150, deadline=None)
-def test_no_body_gets_a_500(url, field, value, path):
+def test_no_body_gets_a_500(demo_url, field, value, path):
     base = {"dataset": "digits", "rule": "dfa", "width": 8, "epochs": 1, "name": "digits"}
     body = {**base, **_ink(), field: value}
     if path == "/api/train":
         body["epochs"] = body["epochs"] if field == "epochs" else 0  # never start a run
-    response, data = _request(url, "POST", path, json.dumps(body).encode())
+    response, data = _request(demo_url, "POST", path, json.dumps(body).encode())
     assert response.status in (200, 400, 422), data[:300]
 
 
