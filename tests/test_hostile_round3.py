@@ -258,14 +258,19 @@ def test_directory_size_read_from_the_end_record(saved, tmp_path):
         graia.load_model(path)
 
 
-def test_demo_checks_declared_sizes_before_loading(saved, tmp_path):
-    """A valid model whose arrays take 295 MB (zeros: a few hundred KB of file): the demo
-    refuses it from its config, under a 100 MB address-space limit."""
+@pytest.mark.parametrize(
+    "side,hidden,refusal",
+    [(100, 3_000, "at most 64 pixels a side"), (64, 9_000, "over the demo's limit")],
+)
+def test_demo_checks_declared_sizes_before_loading(saved, tmp_path, side, hidden, refusal):
+    """Valid models of 240 MB of arrays that the demo cannot draw into (100x100 inputs), and of
+    295 MB (zeros: a few hundred KB of file): refused from the config, under a 100 MB
+    address-space limit."""
     members = _members(saved["model"])
     config = json.loads(members["config.json"])
-    config["layers"][0]["shape"] = [64, 64]
-    config["layers"][1]["units"] = hidden = 9_000
-    synapses = 64 * 64 * hidden + hidden * 10
+    config["layers"][0]["shape"] = [side, side]
+    config["layers"][1]["units"] = hidden
+    synapses = side * side * hidden + hidden * 10
     manifest = json.loads(members["arrays.json"])
     manifest["latent"]["shape"] = manifest["momentum"]["shape"] = [synapses]
     manifest["head_latent"]["shape"] = manifest["head_momentum"]["shape"] = [hidden * 10]
@@ -287,7 +292,7 @@ def test_demo_checks_declared_sizes_before_loading(saved, tmp_path):
                     left -= min(left, len(chunk))
     assert path.stat().st_size < 2 << 20
     outcome = _limited("demo", path)
-    assert outcome.startswith("ModelFileError") and "over the demo's limit" in outcome, outcome
+    assert outcome.startswith("ModelFileError") and refusal in outcome, outcome
 
 
 # ------------------------------------------------------------------ 2, 7: the demo's HTTP
@@ -493,19 +498,33 @@ def test_non_regular_paths_refused_before_reading(tmp_path):
         assert all(expected in line and path in line for line in lines), (what, lines)
 
 
-@pytest.mark.parametrize("command", [["summary"], ["predict", "MODEL"], ["evaluate"]])
-def test_cli_refuses_non_regular_paths(tmp_path, capsys, saved, command):
-    for path in _non_regular(tmp_path).values():
-        if command == ["predict", "MODEL"]:
-            argv = ["predict", str(saved["model"]), path]  # the samples file
-        elif command == ["evaluate"]:
-            argv = ["evaluate", path, "--dataset", "digits"]
-        else:
-            argv = ["summary", path]
-        assert cli.main(argv) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("graia: error: ") and path in err[0], err
-    (tmp_path / "fifo").unlink()
+_CLI_PATHS = r"""
+import sys
+from graia.cli import main
+command, model, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
+for path in paths:
+    argv = {
+        "summary": ["summary", path],
+        "predict": ["predict", model, path],  # the samples file
+        "evaluate": ["evaluate", path, "--dataset", "digits"],
+    }[command]
+    print(main(argv), flush=True)
+"""
+
+
+@pytest.mark.parametrize("command", ["summary", "predict", "evaluate"])
+def test_cli_refuses_non_regular_paths(tmp_path, saved, command):
+    """In a child process, so a FIFO that blocks fails the test by its timeout."""
+    paths = list(_non_regular(tmp_path).values())
+    done = subprocess.run(
+        [sys.executable, "-c", _CLI_PATHS, command, str(saved["model"]), *paths],
+        capture_output=True, text=True, env=ENV, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.stdout.split() == ["2"] * len(paths), done.stderr[-2000:]
+    err = done.stderr.strip().splitlines()
+    assert len(err) == len(paths)
+    for line, path in zip(err, paths, strict=True):
+        assert line.startswith("graia: error: ") and path in line, line
 
 
 def test_dataset_files_refused_when_not_regular(tmp_path):
