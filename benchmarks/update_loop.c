@@ -78,9 +78,24 @@ static inline int32_t bitlen_float(int64_t nw) {
   return b > 0 ? b : 0;
 }
 
+#define MASKS                                                                                  \
+  uint64_t m1 = (1ull << p.b1) - 1, m2mask = (1ull << p.b2) - 1, md = (1ull << p.decay) - 1
+
+/* The decay branch outside the loops: one loop with it, one without. */
+#define HOISTED_LOOPS(BITLEN)                                                                  \
+  if (p.decay > 0) {                                                                           \
+    for (int64_t h = 0; h < n; h++) {                                                          \
+      STEP_BODY(BITLEN, DECAY_STEP)                                                            \
+    }                                                                                          \
+  } else {                                                                                     \
+    for (int64_t h = 0; h < n; h++) {                                                          \
+      STEP_BODY(BITLEN, (void)md)                                                              \
+    }                                                                                          \
+  }
+
 void generated(int64_t n, const int32_t *g, const int32_t *lat, const int32_t *mom, int32_t *lat2,
                int32_t *mom2, int32_t *w, params p) {
-  uint64_t m1 = (1ull << p.b1) - 1, m2mask = (1ull << p.b2) - 1, md = (1ull << p.decay) - 1;
+  MASKS;
   for (int64_t h = 0; h < n; h++) {
     STEP_BODY(bitlen_clz(nw), if (p.decay > 0) DECAY_STEP)
   }
@@ -89,31 +104,15 @@ void generated(int64_t n, const int32_t *g, const int32_t *lat, const int32_t *m
 void restricted(int64_t n, const int32_t *restrict g, const int32_t *restrict lat,
                 const int32_t *restrict mom, int32_t *restrict lat2, int32_t *restrict mom2,
                 int32_t *restrict w, params p) {
-  uint64_t m1 = (1ull << p.b1) - 1, m2mask = (1ull << p.b2) - 1, md = (1ull << p.decay) - 1;
-  if (p.decay > 0) {
-    for (int64_t h = 0; h < n; h++) {
-      STEP_BODY(bitlen_clz(nw), DECAY_STEP)
-    }
-  } else {
-    for (int64_t h = 0; h < n; h++) {
-      STEP_BODY(bitlen_clz(nw), (void)md)
-    }
-  }
+  MASKS;
+  HOISTED_LOOPS(bitlen_clz(nw))
 }
 
 void vector(int64_t n, const int32_t *restrict g, const int32_t *restrict lat,
             const int32_t *restrict mom, int32_t *restrict lat2, int32_t *restrict mom2,
             int32_t *restrict w, params p) {
-  uint64_t m1 = (1ull << p.b1) - 1, m2mask = (1ull << p.b2) - 1, md = (1ull << p.decay) - 1;
-  if (p.decay > 0) {
-    for (int64_t h = 0; h < n; h++) {
-      STEP_BODY(bitlen_float(nw), DECAY_STEP)
-    }
-  } else {
-    for (int64_t h = 0; h < n; h++) {
-      STEP_BODY(bitlen_float(nw), (void)md)
-    }
-  }
+  MASKS;
+  HOISTED_LOOPS(bitlen_float(nw))
 }
 
 typedef void (*step_fn)(int64_t, const int32_t *, const int32_t *, const int32_t *, int32_t *,
