@@ -86,7 +86,9 @@ def _path_without_futhark(tmp_path: Path) -> str:
     return os.pathsep.join(dirs)
 
 
-def _configure(tree: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _configure(
+    tree: Path, tmp_path: Path, *options: str, **env: str
+) -> subprocess.CompletedProcess[str]:
     cmake = shutil.which("cmake")
     if cmake is None:
         pytest.skip("cmake is not installed")
@@ -99,8 +101,9 @@ def _configure(tree: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
             str(tmp_path / "build"),
             "-DSKBUILD_STATE=wheel",
             f"-DPython_EXECUTABLE={sys.executable}",
+            *options,
         ],
-        env=dict(os.environ, PATH=_path_without_futhark(tmp_path)),
+        env=dict(os.environ, PATH=_path_without_futhark(tmp_path), **env),
         capture_output=True,
         text=True,
         timeout=300,
@@ -144,3 +147,22 @@ def test_no_futhark_and_no_generated_c_builds_numba_only_and_says_why(tmp_path: 
     )
     assert set(not_built) == {"multicore", "opencl"}
     assert all("futhark compiler is not on PATH" in reason for reason in not_built.values())
+
+
+def _not_built(tmp_path: Path) -> dict[str, str]:
+    notes = ast.parse((tmp_path / "build" / "_build_notes.py").read_text())
+    return next(
+        ast.literal_eval(node.value)
+        for node in notes.body
+        if isinstance(node, ast.Assign) and node.targets[0].id == "NOT_BUILT"
+    )
+
+
+def test_futhark_off_needs_no_c_compiler_and_says_how_to_build(tmp_path: Path) -> None:
+    # scripts/demo's quick setup: a fresh machine may have no C compiler yet.
+    tree = _source_tree(tmp_path)
+    result = _configure(tree, tmp_path, "-DGRAIA_FUTHARK=OFF", CC=str(tmp_path / "no-cc"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    not_built = _not_built(tmp_path)
+    assert set(not_built) == {"multicore", "opencl"}
+    assert all("bash scripts/setup" in reason for reason in not_built.values())
