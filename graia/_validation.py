@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import operator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,12 @@ def fraction(value: Any, what: str) -> float:
     return float(value)
 
 
+_PREPROCESSING_HINT = (
+    "add graia.layers.Normalization() (then layer.adapt(x_train)) or "
+    "graia.layers.Rescaling(scale, offset) right after Input"
+)
+
+
 def quantize_inputs(x: Any, what: str = "x") -> np.ndarray:
     """Inputs as u8: uint8 arrays pass through; integer arrays must lie in 0..255; float arrays
     must lie in [0, 1] and become ``floor(x * 255 + 0.5)``. Anything else is a ValueError."""
@@ -87,20 +94,29 @@ def quantize_inputs(x: Any, what: str = "x") -> np.ndarray:
         if lo < 0.0 or hi > 1.0:
             raise GraiaValueError(
                 f"{what} must lie in [0, 1] when float, got values in [{lo:g}, {hi:g}]; "
-                "pass uint8 arrays for 0..255 data"
+                f"{_PREPROCESSING_HINT}, or pass uint8 arrays for 0..255 data"
             )
         return np.floor(arr * 255.0 + 0.5).astype(np.uint8)
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0 or hi > 255:
-        raise GraiaValueError(f"{what} must lie in 0..255 when integer, got values in [{lo}, {hi}]")
+        raise GraiaValueError(
+            f"{what} must lie in 0..255 when integer, got values in [{lo}, {hi}]; "
+            f"{_PREPROCESSING_HINT}"
+        )
     return arr.astype(np.uint8)
 
 
 def inputs(
-    x: Any, shape: tuple[int, ...], features: int, what: str = "x", allow_empty: bool = False
+    x: Any,
+    shape: tuple[int, ...],
+    features: int,
+    what: str = "x",
+    allow_empty: bool = False,
+    preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Samples for a network whose input has ``shape`` (``features`` values in all): an array
-    ``(n, *shape)`` or ``(n, features)``, quantised by :func:`quantize_inputs` and returned as a
+    ``(n, *shape)`` or ``(n, features)``, quantised by :func:`quantize_inputs` (or, for a model
+    with a preprocessing layer, any finite numbers mapped by ``preprocess``) and returned as a
     contiguous u8 ``(n, features)``; ``n > 0`` unless ``allow_empty``."""
     arr = np.asarray(x)
     expected = f"(n, {', '.join(map(str, shape))})" + (
@@ -115,7 +131,20 @@ def inputs(
         accepted.add(shape[:-1])
     if arr.shape[1:] not in accepted:
         raise GraiaValueError(f"{what} must have shape {expected}, got {arr.shape}")
+    if preprocess is not None:
+        return np.ascontiguousarray(preprocess(raw_numbers(arr, what).reshape(len(arr), features)))
     return np.ascontiguousarray(quantize_inputs(arr, what).reshape(len(arr), features))
+
+
+def raw_numbers(arr: np.ndarray, what: str) -> np.ndarray:
+    """``arr`` if it holds finite numbers (any integer or float dtype), else a one-line error."""
+    if arr.dtype == bool or arr.dtype.kind not in "iuf":
+        raise GraiaValueError(
+            f"{what} must be a numeric array (int or float), got dtype {arr.dtype}"
+        )
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise GraiaValueError(f"{what} must be finite, got NaN or infinite values")
+    return arr
 
 
 def labels(y: Any, samples: int, classes: int, what: str = "y") -> np.ndarray:

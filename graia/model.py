@@ -180,7 +180,13 @@ class Sequential:
 
     def _validate_x(self, x: Any, what: str = "x", allow_empty: bool = False) -> np.ndarray:
         self._require_layers()
-        return _validation.inputs(x, self.input_shape, self.sizes[0], what, allow_empty)
+        return _validation.inputs(
+            x, self.input_shape, self.sizes[0], what, allow_empty, self._preprocessing_layer()
+        )
+
+    def _preprocessing_layer(self) -> layers_mod.Layer | None:
+        """The ``Normalization``/``Rescaling`` right after ``Input`` (§8), if any."""
+        return self.layers[1] if len(self.layers) > 1 and self.layers[1].preprocessing else None
 
     def fit(
         self,
