@@ -174,9 +174,28 @@ class Sequential:
             raise GraiaValueError(f"compile(): unknown metric(s) {unknown}; valid: ['accuracy']")
         self.build()
 
-    def _validate_xy(self, x: Any, y: Any, what: str = "") -> tuple[np.ndarray, np.ndarray]:
+    def _validate_xy(
+        self, x: Any, y: Any, what: str = "", learn: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs as u8 and labels (any form, :func:`_validation.class_ids`) as class ids;
+        ``learn``: class names first seen here become the model's."""
         xq = self._validate_x(x, f"x{what}")
-        return xq, _validation.labels(y, len(xq), self.classes, f"y{what}")
+        yq, names = _validation.class_ids(
+            y, len(xq), self.classes, self.class_names, f"y{what}", learn
+        )
+        self.class_names = names
+        return xq, yq
+
+    @property
+    def class_names(self) -> list | None:
+        """The name of each class (output unit), learned by ``fit`` from labels that are not
+        integers (sorted), or set by the user; ``None``: labels are the integer class ids.
+        ``predict_classes`` returns names when the model has them."""
+        return getattr(self, "_class_names", None)
+
+    @class_names.setter
+    def class_names(self, value: Any) -> None:
+        self._class_names = _validation.class_names(value, self.classes)
 
     def _validate_x(self, x: Any, what: str = "x", allow_empty: bool = False) -> np.ndarray:
         self._require_layers()
@@ -273,9 +292,16 @@ class Sequential:
         )
 
     def predict_classes(self, x: Any, average_flips: bool = False) -> np.ndarray:
-        """Predicted class ids (ties go to the lowest index); ``average_flips`` as in
-        :meth:`predict`."""
-        return np.argmax(self.predict(x, average_flips=average_flips), axis=1)
+        """Predicted class ids (ties go to the lowest index), or their names when the model has
+        :attr:`class_names`; ``average_flips`` as in :meth:`predict`."""
+        ids = np.argmax(self.predict(x, average_flips=average_flips), axis=1)
+        if self.class_names is None:
+            return ids
+        names = np.empty(len(self.class_names), object)
+        names[:] = self.class_names
+        kinds = {type(n) for n in self.class_names}
+        # Strings and numbers come back as a plain array of them, other names as objects.
+        return names[ids].astype(kinds.pop()) if kinds in ({str}, {int}, {float}) else names[ids]
 
     def _evaluate_arrays(
         self, xq: np.ndarray, yq: np.ndarray, flip_axes: Sequence[tuple[int, ...]] = ()
@@ -408,6 +434,7 @@ class Sequential:
             "seed": self.seed,
             "layers": [layer.get_config() for layer in self.layers],
             "rule": self.rule.get_config() if self.rule else None,
+            **({"class_names": self.class_names} if self.class_names is not None else {}),
         }
 
     def save(self, path: str | os.PathLike) -> None:

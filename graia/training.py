@@ -64,7 +64,7 @@ def fit(
     validation_split = _validation.fraction(validation_split, "validation_split")
     if validation_data is not None and validation_split:
         raise GraiaValueError("pass either validation_data or validation_split, not both")
-    xq, yq = model._validate_xy(x, y)
+    xq, yq = model._validate_xy(x, y, learn=True)
     if validation_split:
         cut = int(len(xq) * (1.0 - validation_split))
         if cut <= 0 or cut >= len(xq):

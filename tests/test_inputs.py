@@ -168,3 +168,101 @@ def test_input_fixed_rounds_half_to_even_and_saturates():
     x = np.array([0.5, 1.5, 2.5, -0.5, -2.5, 1e300]) / 65536
     assert spec.input_fixed(x).tolist() == [0, 2, 2, 0, -2, 2**46]
     assert spec.input_fixed(np.array([3, -(2**40)])).tolist() == [3 << 16, -(2**46)]
+
+
+# ------------------------------------------------------------------------------------ labels
+def _bytes_data(n: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 4)).astype(np.uint8), rng.integers(0, 3, n)
+
+
+def _dense(seed: int = 0) -> graia.Sequential:
+    model = graia.Sequential([L.Input(4), L.Dense(8), L.Dense(3)], seed=seed)
+    model.compile("dfa")
+    return model
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda y: y,
+        lambda y: y.reshape(-1, 1),
+        lambda y: np.eye(3)[y],
+        lambda y: np.eye(3, dtype=np.float32)[y],
+        lambda y: y.tolist(),
+        lambda y: np.eye(3, dtype=int)[y].tolist(),
+    ],
+    ids=["ids", "column", "one-hot", "one-hot-float", "list", "one-hot-list"],
+)
+def test_every_integer_label_form_trains_the_same_bits(form):
+    x, y = _bytes_data()
+    reference, model = _dense(), _dense()
+    reference.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    model.fit(x, form(y), epochs=2, batch_size=8, verbose=0)
+    for a, b in zip(reference.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert model.evaluate(x, form(y)) == reference.evaluate(x, y)
+    assert model.class_names is None
+
+
+def test_string_labels_become_class_names(tmp_path):
+    x, y = _bytes_data()
+    names = np.array(["cat", "dog", "emu"])
+    reference, model = _dense(), _dense()
+    reference.fit(x, y, epochs=2, verbose=0)
+    model.fit(x, names[y], epochs=2, verbose=0, validation_data=(x, names[y].reshape(-1, 1)))
+    assert model.class_names == ["cat", "dog", "emu"]
+    np.testing.assert_array_equal(model.predict_classes(x), names[reference.predict_classes(x)])
+    assert model.evaluate(x, list(names[y])) == reference.evaluate(x, y)
+    model.save(tmp_path / "m.graia")
+    loaded = graia.load_model(tmp_path / "m.graia")
+    assert loaded.class_names == ["cat", "dog", "emu"]
+    np.testing.assert_array_equal(loaded.predict_classes(x), model.predict_classes(x))
+
+
+def test_hashable_labels_and_set_class_names():
+    x, y = _bytes_data()
+    model = _dense()
+    model.class_names = [(0, "a"), (1, "b"), (2, "c")]
+    labels = [model.class_names[i] for i in y]
+    model.fit(x, labels, epochs=1, verbose=0)
+    assert all(isinstance(c, tuple) for c in model.predict_classes(x[:3]))
+    with pytest.raises(GraiaValueError, match="strings or numbers to be saved"):
+        model.save("unused.graia")
+    odd = _dense()
+    with pytest.raises(GraiaValueError, match=r"class ids in 0..2"):
+        odd.fit(x, y + 10, epochs=1, verbose=0)
+    odd.class_names = [10, 11, 12]
+    odd.fit(x, y + 10, epochs=1, verbose=0)
+    assert odd.predict_classes(x[:4]).dtype.kind == "i"
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (["cat"] * 59 + ["cow"], "not among the model's class names: 'cow'"),
+        ([1] + ["cat"] * 59, r"mixes kinds of labels \(int, str\)"),
+        (np.eye(3)[np.zeros(60, int)] * 2, "row 0 is not one-hot"),
+        (np.ones((60, 3)), "row 0 is not one-hot"),
+        (np.eye(4)[np.zeros(60, int)], "one-hot rows need one per class"),
+        (np.zeros((60, 3, 1)), "got shape"),
+        (["cat"] * 30, "one label for each of the 60 samples"),
+    ],
+)
+def test_label_errors_at_evaluate_are_one_line(labels, message):
+    x, y = _bytes_data()
+    model = _dense()
+    model.fit(x, np.array(["cat", "dog", "emu"])[y], epochs=1, verbose=0)
+    with pytest.raises(GraiaValueError, match=message) as err:
+        model.evaluate(x, labels)
+    assert "\n" not in str(err.value)
+
+
+def test_label_errors_at_fit_are_one_line():
+    x, y = _bytes_data()
+    with pytest.raises(GraiaValueError, match="2 distinct labels but the output layer has 3"):
+        _dense().fit(x, np.where(y > 0, "a", "b"), verbose=0)
+    with pytest.raises(GraiaValueError, match="has none yet"):
+        _dense().evaluate(x, np.array(["a", "b", "c"])[y])
+    with pytest.raises(GraiaValueError, match="3 distinct names"):
+        _dense().class_names = ["a", "a", "b"]
