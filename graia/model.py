@@ -220,6 +220,8 @@ class Sequential:
         verbose: int | str = "auto",
         initial_epoch: int = 0,
         distribute: str | None = None,
+        class_weight: dict | None = None,
+        sample_weight: Any = None,
     ):
         """Train for ``epochs - initial_epoch`` epochs; returns a ``History``.
 
@@ -232,6 +234,10 @@ class Sequential:
         networks) the units of every hidden layer; every rank calls ``fit`` with the same model
         and data, and the result is one process's bit for bit, on every rank. Only rank 0
         prints; a rank that fails aborts the job. See docs/distributed.md.
+
+        ``class_weight`` (``{class: weight}``) and ``sample_weight`` (one per sample) weigh the
+        samples as in Keras: each epoch visits a sample about ``weight / mean weight`` times
+        (docs/arithmetic.md §5.1), so its expected contribution is proportional to its weight.
         """
         return training.fit(
             self,
@@ -246,6 +252,8 @@ class Sequential:
             verbose=verbose,
             initial_epoch=initial_epoch,
             distribute=distribute,
+            class_weight=class_weight,
+            sample_weight=sample_weight,
         )
 
     # ---------------------------------------------------------------------------- inference

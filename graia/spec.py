@@ -28,6 +28,7 @@ STREAM_FEEDBACK = 3
 STREAM_ROUNDING = 4
 STREAM_DROPOUT = 5
 STREAM_AUGMENT = 6
+STREAM_WEIGHTS = 7
 
 #: Fractional bits of a float input in the fixed point of §8 (``q = rne(x * 2**16)``).
 PRE_FRACTION_BITS = 16
@@ -38,6 +39,10 @@ PRE_Q_MAX = 1 << 46
 PRE_MULTIPLIER_MAX = 1 << 15
 PRE_SHIFT_MAX = 54
 PRE_BIAS_MAX = 1 << 61
+#: Fractional bits of a sample weight (§5.1).
+WEIGHT_FRACTION_BITS = 16
+#: Largest sample weight (§5.1), so that the fixed-point weights sum within i64.
+WEIGHT_MAX = 1 << 16
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MUL1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -276,3 +281,25 @@ def affine_integers(scale: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, 
         b[c] = round(math.ldexp(off + 0.5, shift))
         s[c] = shift
     return m, b, s
+
+
+@njit(cache=True)
+def weighted_counts(v: np.ndarray, seed: np.uint64, epoch: int) -> np.ndarray:
+    """Copies of each sample in epoch ``epoch`` (§5.1): ``floor(v_i)`` plus one more when the
+    16-bit draw ``hash(seed, STREAM_WEIGHTS, e, i) mod 2**16`` is below ``frac(v_i)``; ``v`` is
+    the normalised weights in 16-bit fixed point (i64)."""
+    key = hash2(hash2(seed, STREAM_WEIGHTS), epoch)
+    out = np.empty(v.size, np.int64)
+    mask = (1 << WEIGHT_FRACTION_BITS) - 1
+    for i in range(v.size):
+        draw = np.int64(hash2(key, i) & np.uint64(mask))
+        out[i] = (v[i] >> WEIGHT_FRACTION_BITS) + (1 if draw < (v[i] & mask) else 0)
+    return out
+
+
+def normalised_weights(f: np.ndarray) -> np.ndarray:
+    """§5.1's ``v_i = floor(f_i * n * 2**16 / sum f)`` of the fixed-point weights ``f`` (i64,
+    non-negative, not all zero), exact (Python integers)."""
+    total = int(f.sum(dtype=object))
+    scaled = f.astype(object) * (len(f) << WEIGHT_FRACTION_BITS) // total
+    return scaled.astype(np.int64)

@@ -7,7 +7,7 @@ import contextlib
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,6 +46,8 @@ def fit(
     verbose: int | str,
     initial_epoch: int,
     distribute: str | None = None,
+    class_weight: Mapping[Any, float] | None = None,
+    sample_weight: Any = None,
 ) -> callbacks_mod.History:
     """Train ``model`` (see :meth:`Sequential.fit`): every argument is checked before anything is
     computed, then each epoch runs as a few backend calls of whole batches."""
@@ -65,6 +67,7 @@ def fit(
     if validation_data is not None and validation_split:
         raise GraiaValueError("pass either validation_data or validation_split, not both")
     xq, yq = model._validate_xy(x, y, learn=True)
+    weights = sample_weights(model, yq, class_weight, sample_weight)
     if validation_split:
         cut = int(len(xq) * (1.0 - validation_split))
         if cut <= 0 or cut >= len(xq):
@@ -73,12 +76,17 @@ def fit(
             )
         val = (xq[cut:], yq[cut:])
         xq, yq = xq[:cut], yq[:cut]
+        weights = None if weights is None else weights[:cut]
     elif validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise GraiaValueError("validation_data must be a tuple (x_val, y_val)")
         val = model._validate_xy(*validation_data, what="_val")
     else:
         val = None
+    if weights is not None:
+        if not weights.any():
+            raise GraiaValueError("sample_weight/class_weight: every training sample weighs 0")
+        weights = spec.normalised_weights(weights)
     if verbose == "auto":
         verbose = 1 if callbacks_mod._is_terminal(sys.stderr) else 2
     # In a distributed run only rank 0 prints (the user's callbacks run on every rank).
@@ -107,25 +115,22 @@ def fit(
     dataset = None if augmenting else backend.upload(xq, yq)
     with guard:
         return _epochs(model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch,
-                       1 if model.rule.online else batch_size, shuffle)  # fmt: skip
+                       1 if model.rule.online else batch_size, shuffle, weights)  # fmt: skip
 
 
 def _epochs(
-    model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch, steps_batch, shuffle
-):
+    model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch, steps_batch, shuffle,
+    weights=None,
+):  # fmt: skip
     """The epochs of :func:`fit`, its arguments checked; ``dataset`` is ``None`` when the model
-    augments its inputs (then uploaded per epoch)."""
+    augments its inputs (then uploaded per epoch); ``weights``: §5.1's normalised weights."""
     model.stop_training = False
     cbs.on_train_begin({})
-    n = len(xq)
-    chunk = epoch_chunk(n, steps_batch)
     augmenting = dataset is None
     for epoch in range(initial_epoch, epochs):
         cbs.on_epoch_begin(epoch, {})
-        if shuffle:
-            order = spec.permutation(n, np.uint64(model.seed), epoch)
-        else:
-            order = np.arange(n, dtype=np.int32)
+        order = epoch_order(len(xq), model.seed, epoch, shuffle, weights)
+        n, chunk = len(order), epoch_chunk(len(order), steps_batch)
         start = time.perf_counter()
         if augmenting:
             dataset = None  # the previous epoch's images are freed before the next upload
@@ -173,6 +178,73 @@ def _epochs(
     cbs.on_train_end({})
     model.history = history
     return history
+
+
+def epoch_order(
+    n: int, seed: int, epoch: int, shuffle: bool, weights: np.ndarray | None
+) -> np.ndarray:
+    """Epoch ``epoch``'s sample order (i32): §5's permutation of ``0..n-1`` (or ``0..n-1`` with
+    ``shuffle=False``); with sample weights, each sample ``i`` is listed ``count_i`` times
+    (§5.1, in index order) and that list is what is permuted."""
+    if weights is None:
+        return (
+            spec.permutation(n, np.uint64(seed), epoch) if shuffle else np.arange(n, dtype=np.int32)
+        )
+    counts = spec.weighted_counts(weights, np.uint64(seed), epoch)
+    if not counts.any():  # a tiny set may draw nothing: its heaviest sample then goes once
+        counts[np.argmax(weights)] = 1
+    visits = np.repeat(np.arange(n, dtype=np.int32), counts)
+    return visits[spec.permutation(len(visits), np.uint64(seed), epoch)] if shuffle else visits
+
+
+def sample_weights(
+    model: Sequential, yq: np.ndarray, class_weight: Any, sample_weight: Any
+) -> np.ndarray | None:
+    """Each sample's weight ``sample_weight[i] * class_weight[y_i]`` (Keras's product; a class
+    missing from ``class_weight`` weighs 1) in §5.1's fixed point, i64; ``None`` without
+    weights. Weights are finite, in ``[0, 2**16]``; ``class_weight``'s keys are class ids, or
+    class names for a model that has them."""
+    if class_weight is None and sample_weight is None:
+        return None
+    w = np.ones(len(yq), np.float64)
+    if sample_weight is not None:
+        arr = np.asarray(sample_weight)
+        if arr.dtype == bool or arr.dtype.kind not in "iuf" or arr.shape != (len(yq),):
+            raise GraiaValueError(
+                f"sample_weight must be 1-D numbers, one per sample ({len(yq)}), got dtype "
+                f"{arr.dtype}, shape {arr.shape}"
+            )
+        w *= arr
+    if class_weight is not None:
+        if not isinstance(class_weight, Mapping):
+            raise GraiaValueError(
+                f"class_weight must be a dict {{class: weight}}, got {type(class_weight).__name__}"
+            )
+        names = model.class_names
+        index = {name: i for i, name in enumerate(names)} if names is not None else None
+        per_class = np.ones(model.classes, np.float64)
+        for key, value in class_weight.items():
+            if index is not None:
+                c = index.get(key)
+            else:
+                known = isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_))
+                c = int(key) if known and 0 <= key < model.classes else None
+            if c is None:
+                raise GraiaValueError(f"class_weight: {key!r:.40} is not a class of this model")
+            if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.number)
+            ):
+                raise GraiaValueError(
+                    f"class_weight[{key!r:.40}] must be a number, got {value!r:.40}"
+                )
+            per_class[c] = value
+        w *= per_class[yq]
+    if not np.all(np.isfinite(w)) or w.min() < 0 or w.max() > spec.WEIGHT_MAX:
+        raise GraiaValueError(
+            f"sample_weight/class_weight: each sample's weight must be finite and in "
+            f"[0, {spec.WEIGHT_MAX}], got values in [{w.min():g}, {w.max():g}]"
+        )
+    return np.rint(np.ldexp(w, spec.WEIGHT_FRACTION_BITS)).astype(np.int64)
 
 
 class _CollapseWatch(callbacks_mod.Callback):

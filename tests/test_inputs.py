@@ -266,3 +266,84 @@ def test_label_errors_at_fit_are_one_line():
         _dense().evaluate(x, np.array(["a", "b", "c"])[y])
     with pytest.raises(GraiaValueError, match="3 distinct names"):
         _dense().class_names = ["a", "a", "b"]
+
+
+# ----------------------------------------------------------------------------------- weights
+def test_equal_weights_change_no_bit():
+    x, y = _bytes_data()
+    reference, weighted, by_class = _dense(), _dense(), _dense()
+    reference.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    weighted.fit(x, y, epochs=2, batch_size=8, verbose=0, sample_weight=np.full(60, 3.0))
+    by_class.fit(x, y, epochs=2, batch_size=8, verbose=0, class_weight={0: 0.5, 1: 0.5, 2: 0.5})
+    for model in (weighted, by_class):
+        for a, b in zip(reference.get_weights(), model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_weighted_order_follows_the_spec():
+    from graia.training import epoch_order, sample_weights
+
+    _, y = _bytes_data()
+    model = _dense()
+    f = sample_weights(model, y.astype(np.int32), {0: 2.0}, np.linspace(0, 2, 60))
+    assert f[0] == 0 and f.max() <= 2 * 2 * 65536
+    v = spec.normalised_weights(f)
+    assert abs(int(v.sum()) - (60 << 16)) < 60  # an epoch holds about n samples
+    order = epoch_order(60, model.seed, 3, False, v)
+    counts = np.bincount(order, minlength=60)
+    assert counts[0] == 0 and np.all(np.abs(counts - v / 65536) < 1)
+    shuffled = epoch_order(60, model.seed, 3, True, v)
+    np.testing.assert_array_equal(np.sort(shuffled), order)
+    # Expected copies are proportional to the weights (the mean of many epochs' draws).
+    mean = np.mean(
+        [np.bincount(epoch_order(60, 7, e, False, v), minlength=60) for e in range(400)], 0
+    )
+    np.testing.assert_allclose(mean, v / 65536, atol=0.12)
+
+
+def test_weights_shift_the_decision_toward_the_heavy_class(backend_name):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    x = np.clip(rng.normal(0, 40, (300, 4)) + y[:, None] * 30 + 60, 0, 255).astype(np.uint8)
+
+    def trained(class_weight):
+        model = graia.Sequential([L.Input(4), L.Dense(32), L.Dense(3)], seed=0)
+        model.compile("dfa", step=4096)
+        model.fit(x, y, epochs=3, batch_size=8, verbose=0, class_weight=class_weight)
+        return model
+
+    with graia.backend.use(backend_name):
+        other = trained({2: 20.0})
+    with graia.backend.use("numba"):
+        heavy, plain = trained({2: 20.0}), trained(None)
+    for a, b in zip(heavy.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert np.mean(heavy.predict_classes(x) == 2) > np.mean(plain.predict_classes(x) == 2)
+
+
+def test_string_class_weights_and_validation_split():
+    x, y = _bytes_data()
+    names = np.array(["a", "b", "c"])[y]
+    model = _dense()
+    model.fit(x, names, verbose=0, class_weight={"c": 2.0}, validation_split=0.2)
+    with pytest.raises(GraiaValueError, match="'z' is not a class"):
+        model.fit(x, names, verbose=0, class_weight={"z": 2.0})
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"sample_weight": np.ones(5)}, "one per sample"),
+        ({"sample_weight": np.full(60, -1.0)}, r"in \[0, 65536\]"),
+        ({"sample_weight": np.full(60, np.nan)}, "finite"),
+        ({"sample_weight": np.zeros(60)}, "every training sample weighs 0"),
+        ({"class_weight": [1, 2]}, "must be a dict"),
+        ({"class_weight": {3: 1.0}}, "3 is not a class"),
+        ({"class_weight": {0: "x"}}, "must be a number"),
+    ],
+)
+def test_weight_errors_are_one_line(kwargs, message):
+    x, y = _bytes_data()
+    with pytest.raises(GraiaValueError, match=message) as err:
+        _dense().fit(x, y, verbose=0, **kwargs)
+    assert "\n" not in str(err.value)
