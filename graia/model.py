@@ -210,7 +210,7 @@ class Sequential:
     def fit(
         self,
         x: Any,
-        y: Any,
+        y: Any = None,
         epochs: int = 1,
         batch_size: int = 32,
         validation_data: tuple[Any, Any] | None = None,
@@ -238,6 +238,10 @@ class Sequential:
         ``class_weight`` (``{class: weight}``) and ``sample_weight`` (one per sample) weigh the
         samples as in Keras: each epoch visits a sample about ``weight / mean weight`` times
         (docs/arithmetic.md §5.1), so its expected contribution is proportional to its weight.
+
+        ``x`` may also be an iterable of ``(x, y)`` batches with ``y`` left out (a generator, a
+        PyTorch ``DataLoader``, a ``tf.data``-like dataset): each batch is trained as one batch,
+        in order, holding one batch at a time; ``batch_size`` and ``shuffle`` do not apply.
         """
         return training.fit(
             self,

@@ -66,6 +66,9 @@ def fit(
     validation_split = _validation.fraction(validation_split, "validation_split")
     if validation_data is not None and validation_split:
         raise GraiaValueError("pass either validation_data or validation_split, not both")
+    if is_batches(x, y):
+        return fit_batches(model, x, epochs, initial_epoch, validation_data, validation_split,
+                           callbacks, verbose, distribute, class_weight, sample_weight)  # fmt: skip
     xq, yq = model._validate_xy(x, y, learn=True)
     weights = sample_weights(model, yq, class_weight, sample_weight)
     if validation_split:
@@ -87,23 +90,13 @@ def fit(
         if not weights.any():
             raise GraiaValueError("sample_weight/class_weight: every training sample weighs 0")
         weights = spec.normalised_weights(weights)
-    if verbose == "auto":
-        verbose = 1 if callbacks_mod._is_terminal(sys.stderr) else 2
     # In a distributed run only rank 0 prints (the user's callbacks run on every rank).
     lead = distribute is None or distributed.rank() == 0
-    if not lead:
-        verbose = 0
-    user_callbacks = list(callbacks or [])
-    has_progbar = any(isinstance(cb, callbacks_mod.ProgbarLogger) for cb in user_callbacks)
-    progress = [callbacks_mod.ProgbarLogger()] if verbose and not has_progbar else []
     watch = [_CollapseWatch(xq, yq, epochs - initial_epoch)] if lead else []
-    history = callbacks_mod.History()
-    # The progress line first, then the collapse warning, then the user's callbacks, so what
-    # they print follows the epoch's line.
-    cbs = callbacks_mod.CallbackList([*progress, *watch, *user_callbacks, history], model=model)
-    cbs.set_params(
-        {"epochs": epochs, "batch_size": batch_size, "verbose": verbose, "samples": len(xq)}
-    )
+    cbs, history = _callback_list(
+        model, callbacks, verbose if lead else 0, watch,
+        {"epochs": epochs, "batch_size": batch_size, "samples": len(xq)},
+    )  # fmt: skip
     backend = model._backend()
     guard = contextlib.nullcontext()
     if distribute is not None:
@@ -116,6 +109,43 @@ def fit(
     with guard:
         return _epochs(model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch,
                        1 if model.rule.online else batch_size, shuffle, weights)  # fmt: skip
+
+
+def _callback_list(
+    model: Sequential, callbacks: Sequence[Any] | None, verbose: int | str, watch: list,
+    params: dict[str, Any],
+) -> tuple[callbacks_mod.CallbackList, callbacks_mod.History]:  # fmt: skip
+    """The callbacks of one ``fit``: the progress bar (unless ``verbose`` is 0 or the user
+    gave one), ``watch``, the user's, and the ``History``; ``params`` plus ``verbose`` set."""
+    if verbose == "auto":
+        verbose = 1 if callbacks_mod._is_terminal(sys.stderr) else 2
+    user_callbacks = list(callbacks or [])
+    has_progbar = any(isinstance(cb, callbacks_mod.ProgbarLogger) for cb in user_callbacks)
+    progress = [callbacks_mod.ProgbarLogger()] if verbose and not has_progbar else []
+    history = callbacks_mod.History()
+    # The progress line first, then the collapse warning, then the user's callbacks, so what
+    # they print follows the epoch's line.
+    cbs = callbacks_mod.CallbackList([*progress, *watch, *user_callbacks, history], model=model)
+    cbs.set_params({**params, "verbose": verbose})
+    return cbs, history
+
+
+def _train_call(model: Sequential, backend, dataset, order: np.ndarray, steps_batch: int):
+    """One ``train_epoch`` call over ``order``: returns ``(correct, sq_error)``. The handle is
+    fetched for every call: a callback may have replaced the weights (set_weights)."""
+    model._handle, c, e = backend.train_epoch(
+        model._handle_here(), dataset, order, steps_batch, model.rule.rule_id, model.rule.params()
+    )
+    return int(c), int(e)
+
+
+def _validate(model: Sequential, cbs: callbacks_mod.CallbackList, val, logs: dict) -> None:
+    """The epoch's validation metrics (``val_*``) into ``logs``, if there is validation data."""
+    if val is not None:
+        cbs.on_test_begin({})
+        val_logs = model._evaluate_arrays(*val)
+        cbs.on_test_end(val_logs)
+        logs.update({f"val_{k}": v for k, v in val_logs.items()})
 
 
 def _epochs(
@@ -143,17 +173,9 @@ def _epochs(
         for lo in range(0, n, chunk):
             size = min(chunk, n - lo)
             cbs.on_batch_begin(lo // steps_batch, {})
-            # Fetched for every call: a callback may have replaced the weights (set_weights).
-            model._handle, c, e = backend.train_epoch(
-                model._handle_here(),
-                dataset,
-                order[lo : lo + chunk],
-                steps_batch,
-                model.rule.rule_id,
-                model.rule.params(),
-            )
-            correct += int(c)
-            sq_error += int(e)
+            c, e = _train_call(model, backend, dataset, order[lo : lo + chunk], steps_batch)
+            correct += c
+            sq_error += e
             seen = lo + size
             cbs.on_batch_end(
                 (seen - 1) // steps_batch,
@@ -164,14 +186,107 @@ def _epochs(
                 },
             )
         logs = {"loss": sq_error / (n * model.classes * 255.0**2), "accuracy": correct / n}
-        if val is not None:
-            cbs.on_test_begin({})
-            val_logs = model._evaluate_arrays(*val)
-            cbs.on_test_end(val_logs)
-            logs.update({f"val_{k}": v for k, v in val_logs.items()})
+        _validate(model, cbs, val, logs)
         logs["seconds"] = time.perf_counter() - start
         if isinstance(backend, distributed.Parallel):
             logs["communication_seconds"] = backend.communication_seconds
+        cbs.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    cbs.on_train_end({})
+    model.history = history
+    return history
+
+
+def is_batches(x: Any, y: Any) -> bool:
+    """Whether ``fit``'s ``x`` is an iterable of ``(x, y)`` batches (``y`` not given): a
+    generator, a PyTorch ``DataLoader``, a ``tf.data``-like object, anything iterable but an
+    array, a list or a tuple."""
+    return y is None and hasattr(x, "__iter__") and not isinstance(x, (np.ndarray, list, tuple))
+
+
+def _unpack_batch(model: Sequential, batch: Any, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """One yielded ``(x, y)`` batch, validated like ``fit``'s arrays (tensors with ``numpy()``
+    are read through it)."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise GraiaValueError(
+            f"batch {step} of x must be a pair (x, y), got {type(batch).__name__}"
+            + (f" of {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+        )
+    xb, yb = (
+        b.numpy() if hasattr(b, "numpy") and not isinstance(b, np.ndarray) else b for b in batch
+    )
+    xq, yq = model._validate_xy(xb, yb, what=f" of batch {step}", learn=True)
+    if not spec.learning_bound_ok(len(xq), model.classes):
+        raise GraiaValueError(
+            f"batch {step} holds {len(xq)} samples: with {model.classes} classes that could "
+            f"overflow the 32-bit learning sum (at most {spec.I32_MAX // 65025 // model.classes})"
+        )
+    return xq, yq
+
+
+def fit_batches(
+    model: Sequential, batches: Any, epochs: int, initial_epoch: int, validation_data: Any,
+    validation_split: float, callbacks: Sequence[Any] | None, verbose: int | str,
+    distribute: str | None, class_weight: Any, sample_weight: Any,
+) -> callbacks_mod.History:  # fmt: skip
+    """``fit`` on an iterable of ``(x, y)`` batches: each batch is validated, uploaded and
+    trained as one batch, in the order given, so only one batch is held at a time. With the
+    batches of the array path (``shuffle=False``, the same batch size) the bits are the same.
+    Every epoch iterates ``batches`` again; a one-shot iterator allows one epoch."""
+    unsupported = {
+        "validation_split": validation_split > 0,
+        "distribute": distribute is not None,
+        "class_weight": class_weight is not None,
+        "sample_weight": sample_weight is not None,
+    }
+    for name, given in unsupported.items():
+        if given:
+            raise GraiaValueError(
+                f"fit: {name} is not supported when x is an iterable of batches"
+                + (" (pass validation_data)" if name == "validation_split" else "")
+            )
+    if augment.has_augmentation(model.layers):
+        raise GraiaValueError(
+            "fit: a model with augmentation layers trains on arrays, not on an iterable of batches"
+        )
+    if iter(batches) is batches and epochs - initial_epoch > 1:
+        raise GraiaValueError(
+            f"fit: x is a one-shot iterator (e.g. a generator), which cannot be read again for "
+            f"{epochs - initial_epoch} epochs; pass an iterable with __iter__ (a DataLoader, a "
+            "class) or run one epoch per fit call"
+        )
+    val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise GraiaValueError("validation_data must be a tuple (x_val, y_val)")
+        val = model._validate_xy(*validation_data, what="_val")
+    steps = len(batches) if hasattr(batches, "__len__") else None
+    cbs, history = _callback_list(
+        model, callbacks, verbose, [], {"epochs": epochs, "steps": steps, "samples": None}
+    )
+    backend = model._backend()
+    model.stop_training = False
+    cbs.on_train_begin({})
+    for epoch in range(initial_epoch, epochs):
+        cbs.on_epoch_begin(epoch, {})
+        start = time.perf_counter()
+        correct = sq_error = seen = 0
+        for step, batch in enumerate(batches):
+            xq, yq = _unpack_batch(model, batch, step)
+            cbs.on_batch_begin(step, {})
+            dataset = backend.upload(xq, yq)
+            order = np.arange(len(xq), dtype=np.int32)
+            c, e = _train_call(model, backend, dataset, order, 1 if model.rule.online else len(xq))
+            del dataset  # one batch on the device at a time
+            correct, sq_error, seen = correct + c, sq_error + e, seen + len(xq)
+            loss = sq_error / (seen * model.classes * 255.0**2)
+            cbs.on_batch_end(step, {"size": len(xq), "loss": loss, "accuracy": correct / seen})
+        if seen == 0:
+            raise GraiaValueError(f"fit: x yielded no batches in epoch {epoch + 1}")
+        logs = {"loss": sq_error / (seen * model.classes * 255.0**2), "accuracy": correct / seen}
+        _validate(model, cbs, val, logs)
+        logs["seconds"] = time.perf_counter() - start
         cbs.on_epoch_end(epoch, logs)
         if model.stop_training:
             break

@@ -347,3 +347,99 @@ def test_weight_errors_are_one_line(kwargs, message):
     with pytest.raises(GraiaValueError, match=message) as err:
         _dense().fit(x, y, verbose=0, **kwargs)
     assert "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------------ iterable batches
+class _Loader:
+    """A DataLoader-like iterable: ``__iter__`` yields fresh ``(x, y)`` batches, ``__len__``."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> None:
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.passes = 0
+
+    def __iter__(self):
+        self.passes += 1
+        for lo in range(0, len(self.x), self.batch_size):
+            yield self.x[lo : lo + self.batch_size], self.y[lo : lo + self.batch_size]
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+
+@pytest.mark.parametrize("rule", ["dfa", "local_heads", "seed_hebbian"])
+def test_iterable_fit_equals_array_fit_bit_for_bit(backend_name, rule):
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 70)
+    x = np.clip(rng.normal(0, 40, (70, 4)) + y[:, None] * 30 + 60, 0, 255).astype(np.uint8)
+    with graia.backend.use(backend_name):
+        arrays, batches = _dense(), _dense()
+        arrays.compile(rule)
+        batches.compile(rule)
+        h1 = arrays.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0,
+                        validation_data=(x, y))  # fmt: skip
+        loader = _Loader(x, y, 16)
+        h2 = batches.fit(loader, epochs=3, verbose=0, validation_data=(x, y))
+        assert loader.passes == 3
+        for a, b in zip(arrays.get_weights(), batches.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(arrays.predict(x), batches.predict(x))
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert h1.history[key] == h2.history[key]
+
+
+def test_a_generator_trains_one_epoch_and_callbacks_see_it():
+    x, y = _bytes_data()
+    names = np.array(["a", "b", "c"])
+    seen = []
+
+    class Record(graia.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append((batch, logs["size"]))
+
+    model = _dense()
+    model.class_names = ["a", "b", "c"]  # a batch need not hold every class
+    gen = ((x[i : i + 25], names[y[i : i + 25]]) for i in range(0, 60, 25))
+    history = model.fit(gen, callbacks=[Record()], verbose=2)
+    assert seen == [(0, 25), (1, 25), (2, 10)]
+    assert len(history.history["loss"]) == 1
+    reference = _dense()
+    reference.fit(x, y, batch_size=25, shuffle=False, verbose=0)
+    np.testing.assert_array_equal(model.predict(x), reference.predict(x))
+
+
+class _Tensor:
+    """A stand-in for a framework tensor: only ``numpy()``."""
+
+    def __init__(self, value: np.ndarray) -> None:
+        self.value = value
+
+    def numpy(self) -> np.ndarray:
+        return self.value
+
+
+def test_tensor_batches_are_read_through_numpy():
+    x, y = _bytes_data()
+    model, reference = _dense(), _dense()
+    model.fit(iter([(_Tensor(x[:30]), _Tensor(y[:30])), (_Tensor(x[30:]), _Tensor(y[30:]))]))
+    reference.fit(x, y, batch_size=30, shuffle=False, verbose=0)
+    np.testing.assert_array_equal(model.predict(x), reference.predict(x))
+
+
+@pytest.mark.parametrize(
+    "make, kwargs, message",
+    [
+        (lambda x, y: iter([(x, y)]), {"epochs": 2}, "one-shot iterator"),
+        (lambda x, y: _Loader(x, y, 8), {"validation_split": 0.2}, "pass validation_data"),
+        (lambda x, y: _Loader(x, y, 8), {"class_weight": {0: 2.0}}, "class_weight is not"),
+        (lambda x, y: _Loader(x, y, 8), {"sample_weight": np.ones(60)}, "sample_weight is not"),
+        (lambda x, y: iter([x]), {}, r"batch 0 of x must be a pair \(x, y\)"),
+        (lambda x, y: iter([(x, y[:3])]), {}, "y of batch 0 must hold one"),
+        (lambda x, y: iter([]), {}, "yielded no batches"),
+        (lambda x, y: iter([(x, y.astype(float) + 0.5)]), {}, "integer class ids"),
+    ],
+)
+def test_iterable_errors_are_one_line(make, kwargs, message):
+    x, y = _bytes_data()
+    with pytest.raises(GraiaValueError, match=message) as err:
+        _dense().fit(make(x, y), verbose=0, **kwargs)
+    assert "\n" not in str(err.value)
