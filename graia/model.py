@@ -27,6 +27,8 @@ from graia.saving import load_model
 __all__ = ["Sequential", "load_model", "quantize_inputs"]
 
 SEED_MAX = (1 << 64) - 1
+#: ``predict_proba``'s default softmax temperature, in u8 output units.
+PROBA_TEMPERATURE = 32.0
 
 
 class Sequential:
@@ -314,6 +316,33 @@ class Sequential:
         kinds = {type(n) for n in self.class_names}
         # Strings and numbers come back as a plain array of them, other names as objects.
         return names[ids].astype(kinds.pop()) if kinds in ({str}, {int}, {float}) else names[ids]
+
+    def predict_proba(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        temperature: float = PROBA_TEMPERATURE,
+        average_flips: bool = False,
+    ) -> np.ndarray:
+        """Class probabilities, f64 ``(n, classes)``, rows summing to 1: the softmax of the u8
+        outputs :meth:`predict` returns divided by ``temperature`` (in output units; default 32,
+        so an output 255 above another is e**8 times as likely). The ranking is ``predict``'s;
+        the probabilities are a fixed read of the outputs, not calibrated on data (a lower
+        ``temperature`` sharpens them). ``average_flips`` reads the mean over the mirror images."""
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float, np.number))
+            or not np.isfinite(temperature)
+            or temperature <= 0
+        ):
+            raise GraiaValueError(
+                f"temperature must be a positive finite number, got {temperature!r:.80}"
+            )
+        out = self.predict(x, batch_size=batch_size, average_flips=average_flips)
+        views = 1 + len(self._flip_axes(average_flips))
+        logits = out.astype(np.float64) / (views * float(temperature))
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True, initial=0.0))
+        return weights / weights.sum(axis=1, keepdims=True)
 
     def _evaluate_arrays(
         self, xq: np.ndarray, yq: np.ndarray, flip_axes: Sequence[tuple[int, ...]] = ()

@@ -363,7 +363,7 @@ class _Loader:
             yield self.x[lo : lo + self.batch_size], self.y[lo : lo + self.batch_size]
 
     def __len__(self) -> int:
-        return -(-len(self.x) // self.batch_size)
+        return (len(self.x) + self.batch_size - 1) // self.batch_size
 
 
 @pytest.mark.parametrize("rule", ["dfa", "local_heads", "seed_hebbian"])
@@ -443,3 +443,23 @@ def test_iterable_errors_are_one_line(make, kwargs, message):
     with pytest.raises(GraiaValueError, match=message) as err:
         _dense().fit(make(x, y), verbose=0, **kwargs)
     assert "\n" not in str(err.value)
+
+
+# ---------------------------------------------------------------------------- predict_proba
+def test_predict_proba_is_the_documented_softmax():
+    x, y = _bytes_data()
+    model = _dense()
+    model.fit(x, y, epochs=1, verbose=0)
+    out = model.predict(x).astype(np.float64)
+    p = model.predict_proba(x)
+    assert p.shape == (60, 3) and p.dtype == np.float64
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    expected = np.exp(out / 32.0) / np.exp(out / 32.0).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(p, expected)
+    np.testing.assert_array_equal(np.argmax(p, axis=1), model.predict_classes(x))
+    sharp = model.predict_proba(x, temperature=1)
+    assert sharp.max(axis=1).mean() >= p.max(axis=1).mean()
+    assert model.predict_proba(x[:0]).shape == (0, 3)
+    for bad in (0, -1.0, float("nan"), "1", True):
+        with pytest.raises(GraiaValueError, match="temperature must be a positive"):
+            model.predict_proba(x, temperature=bad)
