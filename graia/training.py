@@ -139,13 +139,26 @@ def _train_call(model: Sequential, backend, dataset, order: np.ndarray, steps_ba
     return int(c), int(e)
 
 
-def _validate(model: Sequential, cbs: callbacks_mod.CallbackList, val, logs: dict) -> None:
-    """The epoch's validation metrics (``val_*``) into ``logs``, if there is validation data."""
+def _metrics(model: Sequential, correct: int, sq_error: int, seen: int) -> dict[str, float]:
+    """``loss`` and ``accuracy`` of the ``seen`` samples trained so far in an epoch."""
+    return {"loss": sq_error / (seen * model.classes * 255.0**2), "accuracy": correct / seen}
+
+
+def _end_epoch(
+    model: Sequential, cbs: callbacks_mod.CallbackList, val, epoch: int, logs: dict,
+    start: float, extra: dict | None = None,
+) -> bool:  # fmt: skip
+    """Validate (``val_*``, if there is validation data), time the epoch, add ``extra``, run the
+    epoch-end callbacks; returns whether training should stop."""
     if val is not None:
         cbs.on_test_begin({})
         val_logs = model._evaluate_arrays(*val)
         cbs.on_test_end(val_logs)
         logs.update({f"val_{k}": v for k, v in val_logs.items()})
+    logs["seconds"] = time.perf_counter() - start
+    logs.update(extra or {})
+    cbs.on_epoch_end(epoch, logs)
+    return model.stop_training
 
 
 def _epochs(
@@ -179,19 +192,12 @@ def _epochs(
             seen = lo + size
             cbs.on_batch_end(
                 (seen - 1) // steps_batch,
-                {
-                    "size": size,
-                    "loss": sq_error / (seen * model.classes * 255.0**2),
-                    "accuracy": correct / seen,
-                },
+                {"size": size, **_metrics(model, correct, sq_error, seen)},
             )
-        logs = {"loss": sq_error / (n * model.classes * 255.0**2), "accuracy": correct / n}
-        _validate(model, cbs, val, logs)
-        logs["seconds"] = time.perf_counter() - start
+        extra = {}
         if isinstance(backend, distributed.Parallel):
-            logs["communication_seconds"] = backend.communication_seconds
-        cbs.on_epoch_end(epoch, logs)
-        if model.stop_training:
+            extra["communication_seconds"] = backend.communication_seconds
+        if _end_epoch(model, cbs, val, epoch, _metrics(model, correct, sq_error, n), start, extra):
             break
     cbs.on_train_end({})
     model.history = history
@@ -280,15 +286,10 @@ def fit_batches(
             c, e = _train_call(model, backend, dataset, order, 1 if model.rule.online else len(xq))
             del dataset  # one batch on the device at a time
             correct, sq_error, seen = correct + c, sq_error + e, seen + len(xq)
-            loss = sq_error / (seen * model.classes * 255.0**2)
-            cbs.on_batch_end(step, {"size": len(xq), "loss": loss, "accuracy": correct / seen})
+            cbs.on_batch_end(step, {"size": len(xq), **_metrics(model, correct, sq_error, seen)})
         if seen == 0:
             raise GraiaValueError(f"fit: x yielded no batches in epoch {epoch + 1}")
-        logs = {"loss": sq_error / (seen * model.classes * 255.0**2), "accuracy": correct / seen}
-        _validate(model, cbs, val, logs)
-        logs["seconds"] = time.perf_counter() - start
-        cbs.on_epoch_end(epoch, logs)
-        if model.stop_training:
+        if _end_epoch(model, cbs, val, epoch, _metrics(model, correct, sq_error, seen), start):
             break
     cbs.on_train_end({})
     model.history = history
