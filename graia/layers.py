@@ -398,7 +398,13 @@ class _Preprocessing(Layer):
     def _restore(self, integers: dict) -> None:
         """Set the integers from a model file's config (checked: a file may be hostile)."""
         try:
-            arrays = [np.array(integers[k], dtype=np.int64, ndmin=1) for k in _INTEGER_KEYS]
+            values = [integers[k] for k in _INTEGER_KEYS]
+            if not all(
+                isinstance(v, list) and all(type(e) is int for e in v)  # not bool
+                for v in values
+            ):
+                raise TypeError
+            arrays = [np.array(v, dtype=np.int64, ndmin=1) for v in values]
         except (KeyError, TypeError, ValueError, OverflowError):
             raise GraiaValueError(
                 f"{type(self).__name__} config: 'integers' must map {', '.join(_INTEGER_KEYS)} "

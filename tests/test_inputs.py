@@ -155,13 +155,20 @@ def test_a_hostile_preprocessing_config_is_refused(tmp_path):
     with zipfile.ZipFile(tmp_path / "m.graia") as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
     config = json.loads(members["config.json"])
-    config["layers"][1]["integers"]["shift"] = [99]
-    members["config.json"] = json.dumps(config).encode()
-    with zipfile.ZipFile(tmp_path / "bad.graia", "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    with pytest.raises(ModelFileError, match="bounds of docs/arithmetic.md §8"):
-        graia.load_model(tmp_path / "bad.graia")
+    for key, value, message in [
+        ("shift", [99], "bounds of docs/arithmetic.md §8"),
+        ("bias", [1.5], "lists of ints"),
+        ("multiplier", [2**70], "lists of ints"),
+        ("multiplier", [1, 2], "equally long"),
+    ]:
+        bad = json.loads(json.dumps(config))
+        bad["layers"][1]["integers"][key] = value
+        members["config.json"] = json.dumps(bad).encode()
+        with zipfile.ZipFile(tmp_path / "bad.graia", "w") as zf:
+            for name, data in members.items():
+                zf.writestr(name, data)
+        with pytest.raises(ModelFileError, match=message):
+            graia.load_model(tmp_path / "bad.graia")
 
 
 def test_input_fixed_rounds_half_to_even_and_saturates():
