@@ -274,9 +274,9 @@ class ProgbarLogger(Callback):
             from tqdm.auto import tqdm
 
             samples, epochs = self.params["samples"], self.params["epochs"]
-            self.bar = tqdm(
-                total=epochs * samples,
-                initial=epoch * samples,
+            self.bar = tqdm(  # samples is None for an iterable of batches: no total then
+                total=None if samples is None else epochs * samples,
+                initial=0 if samples is None else epoch * samples,
                 unit="sample",
                 unit_scale=True,
                 dynamic_ncols=True,

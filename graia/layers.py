@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
-from graia import _validation
-from graia.errors import GraiaValueError
+import numpy as np
+
+from graia import _validation, spec
+from graia.errors import GraiaError, GraiaValueError
 from graia.spec import KMAX_LIMIT
 
 INITIALIZERS = ("uniform", "codes")
@@ -19,6 +23,8 @@ class Layer:
     weighted = False
     #: Whether the layer is a training-time augmentation (``RandomFlip``, ``RandomTranslation``).
     augmentation = False
+    #: Whether the layer maps the model's raw inputs to u8 (``Normalization``, ``Rescaling``).
+    preprocessing = False
     name: str | None = None
 
     def get_config(self) -> dict:
@@ -323,6 +329,221 @@ class RandomTranslation(_Augmentation):
         )
 
 
+def _floats(value: Any, what: str, limit: float) -> np.ndarray:
+    """A finite real number or a 1-D sequence of them, each of magnitude below ``limit``, as a
+    1-D f64 array (one entry per channel)."""
+    try:
+        arr = np.array(value, dtype=np.float64, ndmin=1)
+    except (TypeError, ValueError):
+        raise GraiaValueError(f"{what} must be a number or a 1-D list of numbers") from None
+    if arr.ndim != 1 or arr.size == 0 or np.asarray(value).dtype == bool:
+        raise GraiaValueError(f"{what} must be a number or a 1-D list of numbers")
+    if not np.all(np.isfinite(arr)) or np.any(np.abs(arr) >= limit):
+        raise GraiaValueError(f"{what} must be finite and of magnitude below {limit:g}")
+    return arr
+
+
+_INTEGER_KEYS = ("multiplier", "bias", "shift")
+
+
+class _Preprocessing(Layer):
+    """A per-channel affine map of the raw inputs to u8, ``round(x * scale + offset)`` clamped to
+    0..255, computed in integers after one float-to-fixed-point step (docs/arithmetic.md §8), on
+    the host, before any backend sees the data. Goes directly after ``Input``.
+
+    The integers ``multiplier``, ``bias`` and ``shift`` (one each per channel) define the layer;
+    a channel is an entry of the input's last axis, or every feature when there is one entry."""
+
+    preprocessing = True
+    _integers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _set_map(self, scale: np.ndarray, offset: np.ndarray) -> None:
+        """Derive the integers of ``u8 = round(x * scale + offset)`` (u8 units)."""
+        what = f"{type(self).__name__} {self.name or ''}".rstrip()
+        scale = _floats(scale, f"{what}: the scale in u8 units", 2.0**31)
+        offset = _floats(offset, f"{what}: the offset in u8 units", 2.0**40)
+        scale, offset = np.broadcast_arrays(scale, offset)
+        self._integers = spec.affine_integers(scale, offset)
+
+    @property
+    def channels(self) -> int | None:
+        """Entries of the per-channel integers (``None`` before ``adapt``)."""
+        return None if self._integers is None else len(self._integers[0])
+
+    def integers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(multiplier, bias, shift)``, i64 per channel (§8); a one-line error if the layer has
+        no map yet."""
+        if self._integers is None:
+            raise GraiaError(
+                f"{type(self).__name__} layer {self.name!r} is not adapted: call "
+                f"layer.adapt(x_train) or give mean and variance"
+            )
+        return self._integers
+
+    def describe(self) -> str:
+        """One line for ``model.summary()``: what the layer maps, and its channels."""
+        if self._integers is None:
+            return "raw -> u8 (docs/arithmetic.md §8), not adapted yet"
+        return f"raw -> u8 (docs/arithmetic.md §8), {self.channels} channel(s)"
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The u8 inputs of the raw samples ``x`` (numeric, finite, ``(n, features)``)."""
+        return spec.preprocess(spec.input_fixed(x), *self.integers())
+
+    def _integer_config(self) -> dict:
+        if self._integers is None:
+            return {}
+        return {"integers": {k: v.tolist() for k, v in zip(_INTEGER_KEYS, self._integers)}}
+
+    def _restore(self, integers: dict) -> None:
+        """Set the integers from a model file's config (checked: a file may be hostile)."""
+        try:
+            values = [integers[k] for k in _INTEGER_KEYS]
+            if not all(
+                isinstance(v, list) and all(type(e) is int for e in v)  # not bool
+                for v in values
+            ):
+                raise TypeError
+            arrays = [np.array(v, dtype=np.int64, ndmin=1) for v in values]
+        except (KeyError, TypeError, ValueError, OverflowError):
+            raise GraiaValueError(
+                f"{type(self).__name__} config: 'integers' must map {', '.join(_INTEGER_KEYS)} "
+                "to lists of ints"
+            ) from None
+        m, b, s = arrays
+        if (
+            any(a.ndim != 1 or len(a) != len(m) or len(a) == 0 for a in arrays)
+            or np.abs(m).max() > spec.PRE_MULTIPLIER_MAX
+            or np.abs(b).max() > spec.PRE_BIAS_MAX
+            or s.min() < 0
+            or s.max() > spec.PRE_SHIFT_MAX
+        ):
+            raise GraiaValueError(
+                f"{type(self).__name__} config: multiplier, bias and shift must be equally long "
+                f"lists within the bounds of docs/arithmetic.md §8"
+            )
+        self._integers = (m, b, s)
+
+
+class Rescaling(_Preprocessing):
+    """Keras's ``Rescaling``: the input ``x * scale + offset``, which should lie in [0, 1], becomes
+    the u8 ``round(255 * (x * scale + offset))`` clamped to 0..255 (docs/arithmetic.md §8).
+    ``Rescaling(1 / 255)`` passes 0..255 pixel values through unchanged; ``scale`` and ``offset``
+    are numbers or one value per entry of the input's last axis."""
+
+    def __init__(
+        self, scale: float | Sequence[float], offset: float | Sequence[float] = 0.0,
+        name: str | None = None,
+    ) -> None:  # fmt: skip
+        self.name = _validation.name(name, "Rescaling name")
+        self.scale = _floats(scale, "Rescaling scale", 2.0**31 / 255)
+        self.offset = _floats(offset, "Rescaling offset", 2.0**40 / 255)
+        if len(self.scale) != len(self.offset) and 1 not in (len(self.scale), len(self.offset)):
+            raise GraiaValueError("Rescaling scale and offset must have the same length")
+        self._set_map(self.scale * 255.0, self.offset * 255.0)
+
+    def get_config(self) -> dict:
+        return {
+            "class": "Rescaling",
+            "scale": self.scale.tolist(),
+            "offset": self.offset.tolist(),
+            "name": self.name,
+            **self._integer_config(),
+        }
+
+    def __repr__(self) -> str:
+        return f"Rescaling(scale={self.scale.tolist()}, offset={self.offset.tolist()})"
+
+
+#: ``Normalization``'s u8 code of a standardised value ``z``: ``NORM_CENTRE + NORM_SPREAD * z``
+#: (so the mean is 128 and -4..+4 standard deviations span the u8 range).
+NORM_CENTRE = 128.0
+NORM_SPREAD = 32.0
+
+
+class Normalization(_Preprocessing):
+    """Keras's ``Normalization``: standardises each feature with the training data's mean and
+    variance, ``z = (x - mean) / sqrt(variance)``, then stores ``z`` as the u8
+    ``round(128 + 32 * z)`` clamped to 0..255 (±4 standard deviations; docs/arithmetic.md §8).
+    A feature of variance 0 becomes 128.
+
+    Args:
+        axis: ``-1`` (one mean per entry of the input's last axis: per feature for a flat input)
+            or ``None`` (one mean for all).
+        mean, variance: given, instead of :meth:`adapt` (numbers or one per channel).
+        name: the layer's name.
+    """
+
+    def __init__(
+        self,
+        axis: int | None = -1,
+        mean: float | Sequence[float] | None = None,
+        variance: float | Sequence[float] | None = None,
+        name: str | None = None,
+    ) -> None:
+        if axis not in (-1, None) or isinstance(axis, bool):
+            raise GraiaValueError(f"Normalization axis must be -1 or None, got {axis!r:.80}")
+        self.axis = axis
+        self.name = _validation.name(name, "Normalization name")
+        self.mean: np.ndarray | None = None
+        self.variance: np.ndarray | None = None
+        if (mean is None) != (variance is None):
+            raise GraiaValueError("Normalization: give both mean and variance, or neither")
+        if mean is not None:
+            self._set_statistics(
+                _floats(mean, "Normalization mean", 2.0**40),
+                _floats(variance, "Normalization variance", 2.0**80),
+            )
+
+    def _set_statistics(self, mean: np.ndarray, variance: np.ndarray) -> None:
+        if len(mean) != len(variance) and 1 not in (len(mean), len(variance)):
+            raise GraiaValueError("Normalization mean and variance must have the same length")
+        if np.any(variance < 0):
+            raise GraiaValueError("Normalization variance must not be negative")
+        mean, variance = np.broadcast_arrays(mean, variance)
+        sd = np.sqrt(variance)
+        scale = np.divide(NORM_SPREAD, sd, out=np.zeros_like(sd), where=sd > 0)
+        if np.any(scale >= 2.0**31):
+            raise GraiaValueError(
+                "Normalization: a variance is too small for §8's fixed point "
+                "(standard deviation under 1.5e-8); rescale that feature"
+            )
+        self._set_map(scale, NORM_CENTRE - mean * scale)
+        self.mean, self.variance = mean.copy(), variance.copy()
+
+    def adapt(self, data: Any) -> None:
+        """Compute the mean and variance of ``data`` (samples first: ``(n, ..., channels)``),
+        per entry of its last axis (``axis=-1``) or over everything (``axis=None``), as Keras
+        does; finite numbers only."""
+        arr = np.asarray(data)
+        if arr.dtype == bool or arr.dtype.kind not in "iuf" or arr.ndim < 1 or arr.size == 0:
+            raise GraiaValueError(
+                "Normalization.adapt(data): data must be a non-empty numeric array, got "
+                f"dtype {arr.dtype}, shape {arr.shape}"
+            )
+        arr = arr.astype(np.float64)
+        if not np.all(np.isfinite(arr)):
+            raise GraiaValueError("Normalization.adapt(data): data must be finite")
+        rows = arr.reshape(-1, 1) if self.axis is None or arr.ndim == 1 else arr.reshape(
+            -1, arr.shape[-1]
+        )  # fmt: skip
+        self._set_statistics(rows.mean(axis=0), rows.var(axis=0))
+
+    def get_config(self) -> dict:
+        return {
+            "class": "Normalization",
+            "axis": self.axis,
+            "mean": None if self.mean is None else self.mean.tolist(),
+            "variance": None if self.variance is None else self.variance.tolist(),
+            "name": self.name,
+            **self._integer_config(),
+        }
+
+    def __repr__(self) -> str:
+        state = "adapted" if self._integers is not None else "not adapted"
+        return f"Normalization(axis={self.axis}, {state})"
+
+
 #: Layer classes by the name model files use.
 CLASSES: dict[str, type[Layer]] = {
     cls.__name__: cls
@@ -335,6 +556,8 @@ CLASSES: dict[str, type[Layer]] = {
         Flatten,
         RandomFlip,
         RandomTranslation,
+        Normalization,
+        Rescaling,
     )
 }
 
@@ -347,10 +570,16 @@ def from_config(config: dict) -> Layer:
         raise GraiaValueError(f"unknown layer class {config.get('class')!r:.80}")
     if cls is Input:
         return Input(tuple(options["shape"]), name=options.get("name"))
+    integers = options.pop("integers", None) if issubclass(cls, _Preprocessing) else None
     for key in ("kernel_size", "strides", "pool_size", "height_factor", "width_factor"):
         if isinstance(options.get(key), list):
             options[key] = tuple(options[key])
     try:
-        return cls(**options)
+        layer = cls(**options)
+        if integers is not None:
+            if not isinstance(integers, dict):
+                raise GraiaValueError(f"{cls.__name__} config: 'integers' must be an object")
+            layer._restore(integers)
+        return layer
     except TypeError as exc:
         raise GraiaValueError(f"bad {cls.__name__} options in a layer config: {exc}") from None

@@ -27,6 +27,8 @@ from graia.saving import load_model
 __all__ = ["Sequential", "load_model", "quantize_inputs"]
 
 SEED_MAX = (1 << 64) - 1
+#: ``predict_proba``'s default softmax temperature, in u8 output units.
+PROBA_TEMPERATURE = 32.0
 
 
 class Sequential:
@@ -174,18 +176,43 @@ class Sequential:
             raise GraiaValueError(f"compile(): unknown metric(s) {unknown}; valid: ['accuracy']")
         self.build()
 
-    def _validate_xy(self, x: Any, y: Any, what: str = "") -> tuple[np.ndarray, np.ndarray]:
+    def _validate_xy(
+        self, x: Any, y: Any, what: str = "", learn: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs as u8 and labels (any form, :func:`_validation.class_ids`) as class ids;
+        ``learn``: class names first seen here become the model's."""
         xq = self._validate_x(x, f"x{what}")
-        return xq, _validation.labels(y, len(xq), self.classes, f"y{what}")
+        yq, names = _validation.class_ids(
+            y, len(xq), self.classes, self.class_names, f"y{what}", learn
+        )
+        self.class_names = names
+        return xq, yq
+
+    @property
+    def class_names(self) -> list | None:
+        """The name of each class (output unit), learned by ``fit`` from labels that are not
+        integers (sorted), or set by the user; ``None``: labels are the integer class ids.
+        ``predict_classes`` returns names when the model has them."""
+        return getattr(self, "_class_names", None)
+
+    @class_names.setter
+    def class_names(self, value: Any) -> None:
+        self._class_names = _validation.class_names(value, self.classes)
 
     def _validate_x(self, x: Any, what: str = "x") -> np.ndarray:
         self._require_layers()
-        return _validation.inputs(x, self.input_shape, self.sizes[0], what)
+        return _validation.inputs(
+            x, self.input_shape, self.sizes[0], what, self._preprocessing_layer()
+        )
+
+    def _preprocessing_layer(self) -> layers_mod.Layer | None:
+        """The ``Normalization``/``Rescaling`` right after ``Input`` (§8), if any."""
+        return self.layers[1] if len(self.layers) > 1 and self.layers[1].preprocessing else None
 
     def fit(
         self,
         x: Any,
-        y: Any,
+        y: Any = None,
         epochs: int = 1,
         batch_size: int = 32,
         validation_data: tuple[Any, Any] | None = None,
@@ -195,6 +222,8 @@ class Sequential:
         verbose: int | str = "auto",
         initial_epoch: int = 0,
         distribute: str | None = None,
+        class_weight: dict | None = None,
+        sample_weight: Any = None,
     ):
         """Train for ``epochs - initial_epoch`` epochs; returns a ``History``.
 
@@ -207,6 +236,14 @@ class Sequential:
         networks) the units of every hidden layer; every rank calls ``fit`` with the same model
         and data, and the result is one process's bit for bit, on every rank. Only rank 0
         prints; a rank that fails aborts the job. See docs/distributed.md.
+
+        ``class_weight`` (``{class: weight}``) and ``sample_weight`` (one per sample) weigh the
+        samples as in Keras: each epoch visits a sample about ``weight / mean weight`` times
+        (docs/arithmetic.md §5.1), so its expected contribution is proportional to its weight.
+
+        ``x`` may also be an iterable of ``(x, y)`` batches with ``y`` left out (a generator, a
+        PyTorch ``DataLoader``, a ``tf.data``-like dataset): each batch is trained as one batch,
+        in order, holding one batch at a time; ``batch_size`` and ``shuffle`` do not apply.
         """
         return training.fit(
             self,
@@ -221,6 +258,8 @@ class Sequential:
             verbose=verbose,
             initial_epoch=initial_epoch,
             distribute=distribute,
+            class_weight=class_weight,
+            sample_weight=sample_weight,
         )
 
     # ---------------------------------------------------------------------------- inference
@@ -265,9 +304,43 @@ class Sequential:
         )
 
     def predict_classes(self, x: Any, average_flips: bool = False) -> np.ndarray:
-        """Predicted class ids (ties go to the lowest index); ``average_flips`` as in
-        :meth:`predict`."""
-        return np.argmax(self.predict(x, average_flips=average_flips), axis=1)
+        """Predicted class ids (ties go to the lowest index), or their names when the model has
+        :attr:`class_names`; ``average_flips`` as in :meth:`predict`."""
+        ids = np.argmax(self.predict(x, average_flips=average_flips), axis=1)
+        if self.class_names is None:
+            return ids
+        names = np.empty(len(self.class_names), object)
+        names[:] = self.class_names
+        kinds = {type(n) for n in self.class_names}
+        # Strings and numbers come back as a plain array of them, other names as objects.
+        return names[ids].astype(kinds.pop()) if kinds in ({str}, {int}, {float}) else names[ids]
+
+    def predict_proba(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        temperature: float = PROBA_TEMPERATURE,
+        average_flips: bool = False,
+    ) -> np.ndarray:
+        """Class probabilities, f64 ``(n, classes)``, rows summing to 1: the softmax of the u8
+        outputs :meth:`predict` returns divided by ``temperature`` (in output units; default 32,
+        so an output 255 above another is e**8 times as likely). The ranking is ``predict``'s;
+        the probabilities are a fixed read of the outputs, not calibrated on data (a lower
+        ``temperature`` sharpens them). ``average_flips`` reads the mean over the mirror images."""
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float, np.number))
+            or not np.isfinite(temperature)
+            or temperature <= 0
+        ):
+            raise GraiaValueError(
+                f"temperature must be a positive finite number, got {temperature!r:.80}"
+            )
+        out = self.predict(x, batch_size=batch_size, average_flips=average_flips)
+        views = 1 + len(self._flip_axes(average_flips))
+        logits = out.astype(np.float64) / (views * float(temperature))
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True, initial=0.0))
+        return weights / weights.sum(axis=1, keepdims=True)
 
     def _evaluate_arrays(
         self, xq: np.ndarray, yq: np.ndarray, flip_axes: Sequence[tuple[int, ...]] = ()
@@ -400,6 +473,7 @@ class Sequential:
             "seed": self.seed,
             "layers": [layer.get_config() for layer in self.layers],
             "rule": self.rule.get_config() if self.rule else None,
+            **({"class_names": self.class_names} if self.class_names is not None else {}),
         }
 
     def save(self, path: str | os.PathLike) -> None:

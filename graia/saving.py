@@ -42,6 +42,12 @@ def save_model(model: Sequential, path: str | os.PathLike) -> None:
     from graia import __version__
 
     state = model._host_state()
+    names = model.class_names
+    if names is not None and not all(isinstance(n, (str, int, float)) for n in names):
+        raise GraiaValueError(
+            "save: class_names must be strings or numbers to be saved (JSON), got "
+            f"{sorted({type(n).__name__ for n in names})}"
+        )
     config = {"graia_version": __version__, "content": "model", **model.get_config()}
     metadata = {
         "backend": model._handle_backend,
@@ -112,6 +118,7 @@ def _model_from_config(config: dict[str, Any], source: str) -> Sequential:
         model = Sequential([layers_mod.from_config(c) for c in layer_configs], seed=seed, name=name)
         model._require_layers()
         model._check_bounds()
+        model.class_names = _json_names(config.get("class_names"))
         rule = config.get("rule")
         if rule is not None:
             if not isinstance(rule, dict) or not isinstance(rule.get("options", {}), dict):
@@ -125,6 +132,15 @@ def _model_from_config(config: dict[str, Any], source: str) -> Sequential:
     except (TypeError, ValueError, GraiaError) as exc:
         raise ModelFileError(f"{source}: invalid config.json: {exc}") from exc
     return model
+
+
+def _json_names(names: Any) -> list | None:
+    """A config's ``class_names``: ``None`` or a list of JSON strings and numbers."""
+    if names is not None and (
+        not isinstance(names, list) or not all(isinstance(n, (str, int, float)) for n in names)
+    ):
+        raise TypeError(f"'class_names' must be a list of strings or numbers, got {names!r:.80}")
+    return names
 
 
 def load_model(path: str | os.PathLike) -> Sequential:

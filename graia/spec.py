@@ -8,6 +8,8 @@ uploaded, so it cannot drift between backends.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -26,6 +28,21 @@ STREAM_FEEDBACK = 3
 STREAM_ROUNDING = 4
 STREAM_DROPOUT = 5
 STREAM_AUGMENT = 6
+STREAM_WEIGHTS = 7
+
+#: Fractional bits of a float input in the fixed point of §8 (``q = rne(x * 2**16)``).
+PRE_FRACTION_BITS = 16
+#: ``|q|`` saturates at ``2**46`` (§8), so ``q * m + b`` stays within i64.
+PRE_Q_MAX = 1 << 46
+#: Bounds of a preprocessing layer's integers (§8): ``|m| <= 2**15``, ``0 <= s <= 54``,
+#: ``|b| <= 2**61``.
+PRE_MULTIPLIER_MAX = 1 << 15
+PRE_SHIFT_MAX = 54
+PRE_BIAS_MAX = 1 << 61
+#: Fractional bits of a sample weight (§5.1).
+WEIGHT_FRACTION_BITS = 16
+#: Largest sample weight (§5.1), so that the fixed-point weights sum within i64.
+WEIGHT_MAX = 1 << 16
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MUL1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -216,3 +233,73 @@ def forward_bound_ok(n_in: int, kmax: int) -> bool:
 def learning_bound_ok(batch_size: int, classes: int) -> bool:
     """§7.2's bound on the learning accumulator."""
     return batch_size * classes * 255 * 255 <= I32_MAX
+
+
+def input_fixed(x: np.ndarray) -> np.ndarray:
+    """§8's one float-to-integer step: ``q = rne(x * 2**16)`` saturated to ``±2**46``, i64.
+
+    Floats are widened to f64 (exact), scaled by a power of two (exact) and rounded half to even;
+    integers are saturated first and shifted, which gives the same values."""
+    if x.dtype.kind in "iu":
+        limit = PRE_Q_MAX >> PRE_FRACTION_BITS
+        return np.clip(x, -limit, limit).astype(np.int64) << PRE_FRACTION_BITS
+    v = np.ldexp(x.astype(np.float64), PRE_FRACTION_BITS)
+    return np.rint(np.clip(v, -float(PRE_Q_MAX), float(PRE_Q_MAX))).astype(np.int64)
+
+
+def preprocess(
+    q: np.ndarray, multiplier: np.ndarray, bias: np.ndarray, shift: np.ndarray
+) -> np.ndarray:
+    """§8's integer affine map: ``clamp((q * m + b) >> s, 0, 255)`` per channel, u8.
+
+    ``q`` is i64 ``(n, features)``; the per-channel integers (``C`` of them, ``C`` dividing
+    ``features``) apply to feature ``f``'s channel ``f mod C``."""
+    n, features = q.shape
+    c = len(multiplier)
+    v = q.reshape(n, features // c, c) * multiplier.astype(np.int64) + bias.astype(np.int64)
+    a = np.clip(np.right_shift(v, shift.astype(np.int64)), 0, 255)
+    return a.reshape(n, features).astype(np.uint8)
+
+
+def affine_integers(scale: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The integers ``(m, b, s)`` of §8 for the map ``u8 = round(x * scale + offset)`` (one
+    entry per channel; floats, finite, ``|scale| < 2**31``, ``|offset| < 2**40``)."""
+    scale = np.asarray(scale, np.float64)
+    offset = np.asarray(offset, np.float64)
+    m = np.zeros(scale.shape, np.int64)
+    b = np.zeros(scale.shape, np.int64)
+    s = np.zeros(scale.shape, np.int64)
+    for c, (sc, off) in enumerate(zip(scale.tolist(), offset.tolist())):
+        # The most precise shift that keeps |m| <= 2**15 and |b| <= 2**61.
+        shift = PRE_SHIFT_MAX
+        if sc != 0.0:
+            shift = min(shift, PRE_FRACTION_BITS + 15 - math.frexp(sc)[1])
+        if off + 0.5 != 0.0:
+            shift = min(shift, 60 - math.frexp(off + 0.5)[1])
+        shift = max(shift, 0)
+        m[c] = round(math.ldexp(sc, shift - PRE_FRACTION_BITS))
+        b[c] = round(math.ldexp(off + 0.5, shift))
+        s[c] = shift
+    return m, b, s
+
+
+@njit(cache=True)
+def weighted_counts(v: np.ndarray, seed: np.uint64, epoch: int) -> np.ndarray:
+    """Copies of each sample in epoch ``epoch`` (§5.1): ``floor(v_i)`` plus one more when the
+    16-bit draw ``hash(seed, STREAM_WEIGHTS, e, i) mod 2**16`` is below ``frac(v_i)``; ``v`` is
+    the normalised weights in 16-bit fixed point (i64)."""
+    key = hash2(hash2(seed, STREAM_WEIGHTS), epoch)
+    out = np.empty(v.size, np.int64)
+    mask = (1 << WEIGHT_FRACTION_BITS) - 1
+    for i in range(v.size):
+        draw = np.int64(hash2(key, i) & np.uint64(mask))
+        out[i] = (v[i] >> WEIGHT_FRACTION_BITS) + (1 if draw < (v[i] & mask) else 0)
+    return out
+
+
+def normalised_weights(f: np.ndarray) -> np.ndarray:
+    """§5.1's ``v_i = floor(f_i * n * 2**16 / sum f)`` of the fixed-point weights ``f`` (i64,
+    non-negative, not all zero), exact (Python integers)."""
+    total = int(f.sum(dtype=object))
+    scaled = f.astype(object) * (len(f) << WEIGHT_FRACTION_BITS) // total
+    return scaled.astype(np.int64)

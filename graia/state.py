@@ -96,6 +96,10 @@ def plan(layers: Sequence[layers_mod.Layer]) -> list[Block]:
     previous: layers_mod.Layer = layers[0]
     for layer in layers[1:]:
         label = f"layer {layer.name or type(layer).__name__!r}"
+        if layer.preprocessing:
+            # Not a block: the host maps raw inputs to u8 before any backend sees them (§8).
+            _check_preprocessing(layer, layers, shape, label)
+            continue
         if layer.augmentation:
             # Not a block: a training-time transform of the input (§4.1), transparent here
             # (``previous`` stays the Input, so a chain of them right after it is accepted).
@@ -179,6 +183,24 @@ def plan(layers: Sequence[layers_mod.Layer]) -> list[Block]:
                 f"see docs/arithmetic.md §3)"
             )
     return blocks
+
+
+def _check_preprocessing(
+    layer: layers_mod.Layer, layers: Sequence[layers_mod.Layer], shape: tuple[int, ...], label: str
+) -> None:
+    """A preprocessing layer goes directly after ``Input`` (one of them), with one integer per
+    channel: one in all, one per entry of the input's last axis, or one per feature."""
+    if layers[1] is not layer:
+        raise GraiaValueError(
+            f"{label}: {type(layer).__name__} must come directly after Input (one preprocessing "
+            f"layer per model)"
+        )
+    channels = layer.channels
+    if channels is not None and channels not in (1, shape[-1], math.prod(shape)):
+        raise GraiaValueError(
+            f"{label}: {type(layer).__name__} has {channels} values per channel, but the input "
+            f"{shape} has {shape[-1]} entries on its last axis"
+        )
 
 
 def weighted(layers: Sequence[layers_mod.Layer]) -> list[layers_mod.Layer]:

@@ -7,7 +7,7 @@ import contextlib
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,6 +46,8 @@ def fit(
     verbose: int | str,
     initial_epoch: int,
     distribute: str | None = None,
+    class_weight: Mapping[Any, float] | None = None,
+    sample_weight: Any = None,
 ) -> callbacks_mod.History:
     """Train ``model`` (see :meth:`Sequential.fit`): every argument is checked before anything is
     computed, then each epoch runs as a few backend calls of whole batches."""
@@ -64,7 +66,11 @@ def fit(
     validation_split = _validation.fraction(validation_split, "validation_split")
     if validation_data is not None and validation_split:
         raise GraiaValueError("pass either validation_data or validation_split, not both")
-    xq, yq = model._validate_xy(x, y)
+    if is_batches(x, y):
+        return fit_batches(model, x, epochs, initial_epoch, validation_data, validation_split,
+                           callbacks, verbose, distribute, class_weight, sample_weight)  # fmt: skip
+    xq, yq = model._validate_xy(x, y, learn=True)
+    weights = sample_weights(model, yq, class_weight, sample_weight)
     if validation_split:
         cut = int(len(xq) * (1.0 - validation_split))
         if cut <= 0 or cut >= len(xq):
@@ -73,29 +79,24 @@ def fit(
             )
         val = (xq[cut:], yq[cut:])
         xq, yq = xq[:cut], yq[:cut]
+        weights = None if weights is None else weights[:cut]
     elif validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise GraiaValueError("validation_data must be a tuple (x_val, y_val)")
         val = model._validate_xy(*validation_data, what="_val")
     else:
         val = None
-    if verbose == "auto":
-        verbose = 1 if callbacks_mod._is_terminal(sys.stderr) else 2
+    if weights is not None:
+        if not weights.any():
+            raise GraiaValueError("sample_weight/class_weight: every training sample weighs 0")
+        weights = spec.normalised_weights(weights)
     # In a distributed run only rank 0 prints (the user's callbacks run on every rank).
     lead = distribute is None or distributed.rank() == 0
-    if not lead:
-        verbose = 0
-    user_callbacks = list(callbacks or [])
-    has_progbar = any(isinstance(cb, callbacks_mod.ProgbarLogger) for cb in user_callbacks)
-    progress = [callbacks_mod.ProgbarLogger()] if verbose and not has_progbar else []
     watch = [_CollapseWatch(xq, yq, epochs - initial_epoch)] if lead else []
-    history = callbacks_mod.History()
-    # The progress line first, then the collapse warning, then the user's callbacks, so what
-    # they print follows the epoch's line.
-    cbs = callbacks_mod.CallbackList([*progress, *watch, *user_callbacks, history], model=model)
-    cbs.set_params(
-        {"epochs": epochs, "batch_size": batch_size, "verbose": verbose, "samples": len(xq)}
-    )
+    cbs, history = _callback_list(
+        model, callbacks, verbose if lead else 0, watch,
+        {"epochs": epochs, "batch_size": batch_size, "samples": len(xq)},
+    )  # fmt: skip
     backend = model._backend()
     guard = contextlib.nullcontext()
     if distribute is not None:
@@ -109,25 +110,72 @@ def fit(
     dataset = None if augmenting else backend.upload(xq, yq)
     with guard:
         return _epochs(model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch,
-                       1 if model.rule.online else batch_size, shuffle)  # fmt: skip
+                       1 if model.rule.online else batch_size, shuffle, weights)  # fmt: skip
+
+
+def _callback_list(
+    model: Sequential, callbacks: Sequence[Any] | None, verbose: int | str, watch: list,
+    params: dict[str, Any],
+) -> tuple[callbacks_mod.CallbackList, callbacks_mod.History]:  # fmt: skip
+    """The callbacks of one ``fit``: the progress bar (unless ``verbose`` is 0 or the user
+    gave one), ``watch``, the user's, and the ``History``; ``params`` plus ``verbose`` set."""
+    if verbose == "auto":
+        verbose = 1 if callbacks_mod._is_terminal(sys.stderr) else 2
+    user_callbacks = list(callbacks or [])
+    has_progbar = any(isinstance(cb, callbacks_mod.ProgbarLogger) for cb in user_callbacks)
+    progress = [callbacks_mod.ProgbarLogger()] if verbose and not has_progbar else []
+    history = callbacks_mod.History()
+    # The progress line first, then the collapse warning, then the user's callbacks, so what
+    # they print follows the epoch's line.
+    cbs = callbacks_mod.CallbackList([*progress, *watch, *user_callbacks, history], model=model)
+    cbs.set_params({**params, "verbose": verbose})
+    return cbs, history
+
+
+def _train_call(model: Sequential, backend, dataset, order: np.ndarray, steps_batch: int):
+    """One ``train_epoch`` call over ``order``: returns ``(correct, sq_error)``. The handle is
+    fetched for every call: a callback may have replaced the weights (set_weights)."""
+    model._handle, c, e = backend.train_epoch(
+        model._handle_here(), dataset, order, steps_batch, model.rule.rule_id, model.rule.params()
+    )
+    return int(c), int(e)
+
+
+def _metrics(model: Sequential, correct: int, sq_error: int, seen: int) -> dict[str, float]:
+    """``loss`` and ``accuracy`` of the ``seen`` samples trained so far in an epoch."""
+    return {"loss": sq_error / (seen * model.classes * 255.0**2), "accuracy": correct / seen}
+
+
+def _end_epoch(
+    model: Sequential, cbs: callbacks_mod.CallbackList, val, epoch: int, logs: dict,
+    start: float, extra: dict | None = None,
+) -> bool:  # fmt: skip
+    """Validate (``val_*``, if there is validation data), time the epoch, add ``extra``, run the
+    epoch-end callbacks; returns whether training should stop."""
+    if val is not None:
+        cbs.on_test_begin({})
+        val_logs = model._evaluate_arrays(*val)
+        cbs.on_test_end(val_logs)
+        logs.update({f"val_{k}": v for k, v in val_logs.items()})
+    logs["seconds"] = time.perf_counter() - start
+    logs.update(extra or {})
+    cbs.on_epoch_end(epoch, logs)
+    return model.stop_training
 
 
 def _epochs(
-    model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch, steps_batch, shuffle
-):
+    model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch, steps_batch, shuffle,
+    weights=None,
+):  # fmt: skip
     """The epochs of :func:`fit`, its arguments checked; ``dataset`` is ``None`` when the model
-    augments its inputs (then uploaded per epoch)."""
+    augments its inputs (then uploaded per epoch); ``weights``: §5.1's normalised weights."""
     model.stop_training = False
     cbs.on_train_begin({})
-    n = len(xq)
-    chunk = epoch_chunk(n, steps_batch)
     augmenting = dataset is None
     for epoch in range(initial_epoch, epochs):
         cbs.on_epoch_begin(epoch, {})
-        if shuffle:
-            order = spec.permutation(n, np.uint64(model.seed), epoch)
-        else:
-            order = np.arange(n, dtype=np.int32)
+        order = epoch_order(len(xq), model.seed, epoch, shuffle, weights)
+        n, chunk = len(order), epoch_chunk(len(order), steps_batch)
         start = time.perf_counter()
         if augmenting:
             dataset = None  # the previous epoch's images are freed before the next upload
@@ -140,41 +188,181 @@ def _epochs(
         for lo in range(0, n, chunk):
             size = min(chunk, n - lo)
             cbs.on_batch_begin(lo // steps_batch, {})
-            # Fetched for every call: a callback may have replaced the weights (set_weights).
-            model._handle, c, e = backend.train_epoch(
-                model._handle_here(),
-                dataset,
-                order[lo : lo + chunk],
-                steps_batch,
-                model.rule.rule_id,
-                model.rule.params(),
-            )
-            correct += int(c)
-            sq_error += int(e)
+            c, e = _train_call(model, backend, dataset, order[lo : lo + chunk], steps_batch)
+            correct += c
+            sq_error += e
             seen = lo + size
             cbs.on_batch_end(
                 (seen - 1) // steps_batch,
-                {
-                    "size": size,
-                    "loss": sq_error / (seen * model.classes * 255.0**2),
-                    "accuracy": correct / seen,
-                },
+                {"size": size, **_metrics(model, correct, sq_error, seen)},
             )
-        logs = {"loss": sq_error / (n * model.classes * 255.0**2), "accuracy": correct / n}
-        if val is not None:
-            cbs.on_test_begin({})
-            val_logs = model._evaluate_arrays(*val)
-            cbs.on_test_end(val_logs)
-            logs.update({f"val_{k}": v for k, v in val_logs.items()})
-        logs["seconds"] = time.perf_counter() - start
+        extra = {}
         if isinstance(backend, distributed.Parallel):
-            logs["communication_seconds"] = backend.communication_seconds
-        cbs.on_epoch_end(epoch, logs)
-        if model.stop_training:
+            extra["communication_seconds"] = backend.communication_seconds
+        if _end_epoch(model, cbs, val, epoch, _metrics(model, correct, sq_error, n), start, extra):
             break
     cbs.on_train_end({})
     model.history = history
     return history
+
+
+def is_batches(x: Any, y: Any) -> bool:
+    """Whether ``fit``'s ``x`` is an iterable of ``(x, y)`` batches (``y`` not given): a
+    generator, a PyTorch ``DataLoader``, a ``tf.data``-like object, anything iterable but an
+    array, a list or a tuple."""
+    return y is None and hasattr(x, "__iter__") and not isinstance(x, (np.ndarray, list, tuple))
+
+
+def _unpack_batch(model: Sequential, batch: Any, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """One yielded ``(x, y)`` batch, validated like ``fit``'s arrays (tensors with ``numpy()``
+    are read through it)."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise GraiaValueError(
+            f"batch {step} of x must be a pair (x, y), got {type(batch).__name__}"
+            + (f" of {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+        )
+    xb, yb = (
+        b.numpy() if hasattr(b, "numpy") and not isinstance(b, np.ndarray) else b for b in batch
+    )
+    xq, yq = model._validate_xy(xb, yb, what=f" of batch {step}", learn=True)
+    if not spec.learning_bound_ok(len(xq), model.classes):
+        raise GraiaValueError(
+            f"batch {step} holds {len(xq)} samples: with {model.classes} classes that could "
+            f"overflow the 32-bit learning sum (at most {spec.I32_MAX // 65025 // model.classes})"
+        )
+    return xq, yq
+
+
+def fit_batches(
+    model: Sequential, batches: Any, epochs: int, initial_epoch: int, validation_data: Any,
+    validation_split: float, callbacks: Sequence[Any] | None, verbose: int | str,
+    distribute: str | None, class_weight: Any, sample_weight: Any,
+) -> callbacks_mod.History:  # fmt: skip
+    """``fit`` on an iterable of ``(x, y)`` batches: each batch is validated, uploaded and
+    trained as one batch, in the order given, so only one batch is held at a time. With the
+    batches of the array path (``shuffle=False``, the same batch size) the bits are the same.
+    Every epoch iterates ``batches`` again; a one-shot iterator allows one epoch."""
+    unsupported = {
+        "validation_split": validation_split > 0,
+        "distribute": distribute is not None,
+        "class_weight": class_weight is not None,
+        "sample_weight": sample_weight is not None,
+    }
+    for name, given in unsupported.items():
+        if given:
+            raise GraiaValueError(
+                f"fit: {name} is not supported when x is an iterable of batches"
+                + (" (pass validation_data)" if name == "validation_split" else "")
+            )
+    if augment.has_augmentation(model.layers):
+        raise GraiaValueError(
+            "fit: a model with augmentation layers trains on arrays, not on an iterable of batches"
+        )
+    if iter(batches) is batches and epochs - initial_epoch > 1:
+        raise GraiaValueError(
+            f"fit: x is a one-shot iterator (e.g. a generator), which cannot be read again for "
+            f"{epochs - initial_epoch} epochs; pass an iterable with __iter__ (a DataLoader, a "
+            "class) or run one epoch per fit call"
+        )
+    val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise GraiaValueError("validation_data must be a tuple (x_val, y_val)")
+        val = model._validate_xy(*validation_data, what="_val")
+    steps = len(batches) if hasattr(batches, "__len__") else None
+    cbs, history = _callback_list(
+        model, callbacks, verbose, [], {"epochs": epochs, "steps": steps, "samples": None}
+    )
+    backend = model._backend()
+    model.stop_training = False
+    cbs.on_train_begin({})
+    for epoch in range(initial_epoch, epochs):
+        cbs.on_epoch_begin(epoch, {})
+        start = time.perf_counter()
+        correct = sq_error = seen = 0
+        for step, batch in enumerate(batches):
+            xq, yq = _unpack_batch(model, batch, step)
+            cbs.on_batch_begin(step, {})
+            dataset = backend.upload(xq, yq)
+            order = np.arange(len(xq), dtype=np.int32)
+            c, e = _train_call(model, backend, dataset, order, 1 if model.rule.online else len(xq))
+            del dataset  # one batch on the device at a time
+            correct, sq_error, seen = correct + c, sq_error + e, seen + len(xq)
+            cbs.on_batch_end(step, {"size": len(xq), **_metrics(model, correct, sq_error, seen)})
+        if seen == 0:
+            raise GraiaValueError(f"fit: x yielded no batches in epoch {epoch + 1}")
+        if _end_epoch(model, cbs, val, epoch, _metrics(model, correct, sq_error, seen), start):
+            break
+    cbs.on_train_end({})
+    model.history = history
+    return history
+
+
+def epoch_order(
+    n: int, seed: int, epoch: int, shuffle: bool, weights: np.ndarray | None
+) -> np.ndarray:
+    """Epoch ``epoch``'s sample order (i32): §5's permutation of ``0..n-1`` (or ``0..n-1`` with
+    ``shuffle=False``); with sample weights, each sample ``i`` is listed ``count_i`` times
+    (§5.1, in index order) and that list is what is permuted."""
+    if weights is None:
+        return (
+            spec.permutation(n, np.uint64(seed), epoch) if shuffle else np.arange(n, dtype=np.int32)
+        )
+    counts = spec.weighted_counts(weights, np.uint64(seed), epoch)
+    if not counts.any():  # a tiny set may draw nothing: its heaviest sample then goes once
+        counts[np.argmax(weights)] = 1
+    visits = np.repeat(np.arange(n, dtype=np.int32), counts)
+    return visits[spec.permutation(len(visits), np.uint64(seed), epoch)] if shuffle else visits
+
+
+def sample_weights(
+    model: Sequential, yq: np.ndarray, class_weight: Any, sample_weight: Any
+) -> np.ndarray | None:
+    """Each sample's weight ``sample_weight[i] * class_weight[y_i]`` (Keras's product; a class
+    missing from ``class_weight`` weighs 1) in §5.1's fixed point, i64; ``None`` without
+    weights. Weights are finite, in ``[0, 2**16]``; ``class_weight``'s keys are class ids, or
+    class names for a model that has them."""
+    if class_weight is None and sample_weight is None:
+        return None
+    w = np.ones(len(yq), np.float64)
+    if sample_weight is not None:
+        arr = np.asarray(sample_weight)
+        if arr.dtype == bool or arr.dtype.kind not in "iuf" or arr.shape != (len(yq),):
+            raise GraiaValueError(
+                f"sample_weight must be 1-D numbers, one per sample ({len(yq)}), got dtype "
+                f"{arr.dtype}, shape {arr.shape}"
+            )
+        w *= arr
+    if class_weight is not None:
+        if not isinstance(class_weight, Mapping):
+            raise GraiaValueError(
+                f"class_weight must be a dict {{class: weight}}, got {type(class_weight).__name__}"
+            )
+        names = model.class_names
+        index = {name: i for i, name in enumerate(names)} if names is not None else None
+        per_class = np.ones(model.classes, np.float64)
+        for key, value in class_weight.items():
+            if index is not None:
+                c = index.get(key)
+            else:
+                known = isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_))
+                c = int(key) if known and 0 <= key < model.classes else None
+            if c is None:
+                raise GraiaValueError(f"class_weight: {key!r:.40} is not a class of this model")
+            if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.number)
+            ):
+                raise GraiaValueError(
+                    f"class_weight[{key!r:.40}] must be a number, got {value!r:.40}"
+                )
+            per_class[c] = value
+        w *= per_class[yq]
+    if not np.all(np.isfinite(w)) or w.min() < 0 or w.max() > spec.WEIGHT_MAX:
+        raise GraiaValueError(
+            f"sample_weight/class_weight: each sample's weight must be finite and in "
+            f"[0, {spec.WEIGHT_MAX}], got values in [{w.min():g}, {w.max():g}]"
+        )
+    return np.rint(np.ldexp(w, spec.WEIGHT_FRACTION_BITS)).astype(np.int64)
 
 
 class _CollapseWatch(callbacks_mod.Callback):

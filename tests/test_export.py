@@ -323,3 +323,74 @@ def test_cli_export_of_a_corrupt_model_is_one_error_line(numba_digits_model, tmp
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert err.startswith(f"graia: error: {path}") and "Traceback" not in err
     assert not out_dir.exists()
+
+
+PREPROCESS_HARNESS = Path(__file__).with_name("export_preprocess_harness.c")
+
+
+def _raw_features() -> np.ndarray:
+    """Float features of any range, with the cases §8's rounding and saturation must get right:
+    exact halves of 2^-16 (both signs), values past ±2^30, zeros of both signs."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(5.0, 30.0, (120, 6))
+    x[0] = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5]) / 65536
+    x[1] = [1e300, -1e300, 1e14, -1e14, 0.0, -0.0]
+    x[2] = [2.0**30, -(2.0**30), 3 + 0.5 / 65536, 7 / 131072, -7 / 131072, 5.0]
+    return x
+
+
+def _preprocessed_models() -> list[graia.Sequential]:
+    """A trained Dense model behind each preprocessing layer."""
+    x = _raw_features()
+    y = (x[:, 0] > 5).astype(np.int64)
+    normalization = graia.layers.Normalization()
+    normalization.adapt(x[3:])
+    models = []
+    for pre in (normalization, graia.layers.Rescaling([0.01, -0.02, 0.003, 1, 2, 1e-6], 0.5)):
+        model = graia.Sequential(
+            [graia.layers.Input(6), pre, graia.layers.Dense(16), graia.layers.Dense(3)], seed=1
+        )
+        model.compile("dfa")
+        model.fit(x[3:], y[3:], epochs=2, batch_size=16, verbose=0)
+        models.append(model)
+    return models
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["Normalization", "Rescaling"])
+def test_c_export_of_a_preprocessing_layer_is_bit_exact(index, tmp_path):
+    model = _preprocessed_models()[index]
+    x = _raw_features()
+    model.export(tmp_path, format="c", samples=x[:3])
+    exe = tmp_path / "harness"
+    subprocess.run(
+        [_need("gcc"), *STRICT, "-O2", f"-I{tmp_path}", str(PREPROCESS_HARNESS),
+         str(tmp_path / "graia_model.c"), "-o", str(exe)],
+        check=True,
+    )  # fmt: skip
+    x.tofile(tmp_path / "features.bin")
+    subprocess.run(
+        [str(exe), str(tmp_path / "features.bin"), str(tmp_path / "out.bin")], check=True
+    )
+    out = np.fromfile(tmp_path / "out.bin", np.uint8).reshape(len(x), 6 + model.classes)
+    np.testing.assert_array_equal(out[:, :6], model._validate_x(x))
+    np.testing.assert_array_equal(out[:, 6:], model.predict(x))
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["Normalization", "Rescaling"])
+def test_onnx_export_of_a_preprocessing_layer_is_bit_exact(index, tmp_path):
+    ort = _onnxruntime()
+    model = _preprocessed_models()[index]
+    x = _raw_features()
+    model.export(tmp_path, format="onnx")
+    session = ort.InferenceSession(str(tmp_path / "graia_model.onnx"))
+    activations, classes = session.run(None, {"input": x})
+    np.testing.assert_array_equal(activations, model.predict(x))
+    np.testing.assert_array_equal(classes, model.predict_classes(x))
+
+
+def test_export_of_an_unadapted_normalization_is_one_error(tmp_path):
+    model = graia.Sequential(
+        [graia.layers.Input(4), graia.layers.Normalization(), graia.layers.Dense(3)], seed=0
+    )
+    with pytest.raises(GraiaError, match="not adapted: call layer.adapt"):
+        model.export(tmp_path)

@@ -58,7 +58,7 @@ def test_float_inputs_are_quantised():
         (np.zeros((5, 16), np.uint8), np.full(5, 3), "class ids"),
         (np.zeros((5, 16), np.uint8), np.full(5, -1), "class ids"),
         (np.zeros((5, 16), np.uint8), np.zeros(5) + 0.5, "integer"),
-        (np.zeros((5, 16), np.uint8), np.zeros((5, 1), int), "1-D"),
+        (np.zeros((5, 16), np.uint8), np.zeros((5, 1, 1), int), "1-D labels"),
         (np.array([["a"] * 16] * 5), np.zeros(5, int), "numeric"),
     ],
 )

@@ -84,6 +84,9 @@ def export(
         raise GraiaValueError(f"export format must be one of {FORMATS}, got {format!r}")
     if samples is not None and format != "c":
         raise GraiaValueError("samples (golden pairs for the self-test) apply to the C export only")
+    pre = model._preprocessing_layer()
+    if pre is not None:
+        pre.integers()  # a one-line error if it is not adapted
     deployment: DeploymentPlan = plan(model)
     title = _title(model, format)
     if format == "c":

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graia.export.plan import SUM_BYTES, DensePlan, DeploymentPlan
+from graia.export.plan import SUM_BYTES, DensePlan, DeploymentPlan, PreprocessPlan
 from graia.files import atomic_write
 
 HEADER = "graia_model.h"
@@ -76,6 +76,67 @@ static inline void graia_dense(const uint8_t *x, size_t n_in, const uint8_t *cod
 """
 
 
+# docs/arithmetic.md §8, the model's Normalization/Rescaling: the one float step (a power-of-two
+# scaling, exact, and a round half to even written with comparisons: no <math.h>), then integers.
+# v <= 0 is tested before the shift, as in graia_dense.
+_PREPROCESS = """\
+/* docs/arithmetic.md section 8: q = rne(x * 2^16) saturated to +-2^46 (NaN gives 0; graia
+ * refuses it), then input[f] = clamp((q * m[f] + b[f]) >> s[f], 0, 255). */
+static int64_t graia_fixed(double x)
+{
+    const double limit = 70368744177664.0; /* 2^46 */
+    const double v = x * 65536.0;          /* exact: a power-of-two scaling */
+    double frac;
+    int64_t q;
+    if (v != v) {
+        return 0;
+    }
+    if (v <= -limit) {
+        return -INT64_C(70368744177664);
+    }
+    if (v >= limit) {
+        return INT64_C(70368744177664);
+    }
+    q = (int64_t)v; /* toward zero; exact below 2^53 */
+    frac = v - (double)q;
+    if (frac > 0.5 || (frac == 0.5 && (q & 1) != 0)) {
+        q++;
+    } else if (frac < -0.5 || (frac == -0.5 && (q & 1) != 0)) {
+        q--;
+    }
+    return q;
+}
+
+void graia_model_preprocess(const double features[GRAIA_MODEL_INPUTS],
+                            uint8_t input[GRAIA_MODEL_INPUTS])
+{
+    size_t f;
+    for (f = 0; f < GRAIA_MODEL_INPUTS; f++) {
+        const int64_t v = graia_fixed(features[f]) * graia_pre_multiplier[f] + graia_pre_bias[f];
+        const int64_t a = v <= 0 ? 0 : v >> graia_pre_shift[f];
+        input[f] = a >= 255 ? 255u : (uint8_t)a;
+    }
+}
+"""
+
+_PREPROCESS_DECLARATION = """
+/* The model's preprocessing layer (docs/arithmetic.md section 8): raw features, in the order of
+ * the model's flattened input, to the u8 input of graia_model_predict, exactly as graia maps
+ * them. */
+void graia_model_preprocess(const double features[GRAIA_MODEL_INPUTS],
+                            uint8_t input[GRAIA_MODEL_INPUTS]);
+"""
+
+
+def _preprocess_tables(pre: PreprocessPlan) -> str:
+    return (
+        f"/* {_comment_text(pre.name)}: multiplier, bias and shift of each input feature */\n"
+        + _c_array("graia_pre_multiplier", pre.multiplier, ctype="int32_t")
+        + _c_array("graia_pre_bias", pre.bias, per_line=6, ctype="int64_t")
+        + _c_array("graia_pre_shift", pre.shift)
+    )
+
+
 @dataclass
 class Emitted:
     """One layer's share of ``graia_model.c``."""
@@ -87,13 +148,16 @@ class Emitted:
     description: str = ""
 
 
-def _c_array(name: str, values: np.ndarray, per_line: int = 24) -> str:
-    """A ``static const uint8_t`` array definition of ``values`` (decimal, to keep it short)."""
+def _c_array(name: str, values: np.ndarray, per_line: int = 24, ctype: str = "uint8_t") -> str:
+    """A ``static const`` array definition of ``values`` (decimal, to keep it short)."""
     flat = values.ravel().tolist()
+    # An i64 literal below -2^63 + 1 would not parse; §8's bounds keep them far inside.
+    literal = (lambda v: f"INT64_C({v})") if ctype == "int64_t" else str
     rows = [
-        "    " + ", ".join(map(str, flat[i : i + per_line])) for i in range(0, len(flat), per_line)
+        "    " + ", ".join(map(literal, flat[i : i + per_line]))
+        for i in range(0, len(flat), per_line)
     ]
-    return f"static const uint8_t {name}[{len(flat)}] = {{\n" + ",\n".join(rows) + "\n};\n"
+    return f"static const {ctype} {name}[{len(flat)}] = {{\n" + ",\n".join(rows) + "\n};\n"
 
 
 def _comment_text(text: str) -> str:
@@ -135,16 +199,19 @@ class CExport:
     weight_bytes: int
     golden_bytes: int
     ram_bytes: int
+    preprocess_bytes: int = 0
 
     @property
     def rom_bytes(self) -> int:
-        """Constant data (weight tables and self-test pairs); the code comes on top."""
-        return self.weight_bytes + self.golden_bytes
+        """Constant data (weight and preprocessing tables, self-test pairs); code on top."""
+        return self.weight_bytes + self.golden_bytes + self.preprocess_bytes
 
     def describe(self) -> str:
         return (
             f"ROM {self.rom_bytes:,} bytes of constant data (weight codes {self.weight_bytes:,}, "
-            f"self-test pairs {self.golden_bytes:,}) plus code; RAM {self.ram_bytes:,} bytes static"
+            f"self-test pairs {self.golden_bytes:,}"
+            + (f", preprocessing {self.preprocess_bytes:,}" if self.preprocess_bytes else "")
+            + f") plus code; RAM {self.ram_bytes:,} bytes static"
         )
 
 
@@ -170,6 +237,7 @@ extern "C" {{
 void graia_model_predict(const uint8_t input[GRAIA_MODEL_INPUTS],
                          uint8_t output[GRAIA_MODEL_OUTPUTS]);
 
+{_PREPROCESS_DECLARATION if plan.preprocess else ""}
 /* The predicted class: the index of the largest output, ties to the lowest index. */
 int graia_model_classify(const uint8_t input[GRAIA_MODEL_INPUTS]);
 
@@ -220,7 +288,7 @@ static int32_t graia_terms[{memory.terms}];
 {"".join(buffers)}static uint8_t graia_output[GRAIA_MODEL_OUTPUTS];
 
 {"".join(part.tables for part in emitted)}
-{"".join(kernels.values())}
+{"".join(kernels.values())}{_preprocess_source(plan)}
 void graia_model_predict(const uint8_t input[GRAIA_MODEL_INPUTS],
                          uint8_t output[GRAIA_MODEL_OUTPUTS])
 {{
@@ -263,6 +331,11 @@ int graia_model_self_test(void)
 """
 
 
+def _preprocess_source(plan: DeploymentPlan) -> str:
+    """The preprocessing layer's tables and function, or nothing."""
+    return "" if plan.preprocess is None else _preprocess_tables(plan.preprocess) + _PREPROCESS
+
+
 def _wiring(plan: DeploymentPlan) -> list[tuple[str, str]]:
     """Each layer's source and target arrays: the caller's input and output at the ends, the two
     activation buffers in turn between them (as the memory plan sizes them)."""
@@ -290,12 +363,15 @@ def write(
         weight_bytes=sum(part.rom_bytes for part in emitted),
         golden_bytes=golden_inputs.size + golden_outputs.size,
         ram_bytes=plan.memory.ram_bytes,
+        preprocess_bytes=plan.preprocess.table_bytes if plan.preprocess else 0,
     )
     memory = plan.memory
     banner = (
         f"/* {_comment_text(title)}\n"
         f" * ROM: {report.rom_bytes} bytes of constant data = weight codes {report.weight_bytes}"
-        f" + self-test pairs {report.golden_bytes}, plus code.\n"
+        f" + self-test pairs {report.golden_bytes}"
+        + (f" + preprocessing {report.preprocess_bytes}" if report.preprocess_bytes else "")
+        + ", plus code.\n"
         f" * RAM: {report.ram_bytes} bytes static = i32 sums {SUM_BYTES * memory.sums}"
         f" + i32 code terms {SUM_BYTES * memory.terms} + u8 activations {sum(memory.buffers)}"
         f" + classify output {memory.outputs}.\n"

@@ -13,8 +13,11 @@ Every op works on integers, and each one is exact for the values it sees (docs/a
   of §3.
 * ``Cast`` to u8: the value is already in 0..255.
 
+A model with a ``Normalization`` or ``Rescaling`` layer takes its raw features as a double
+tensor and maps them to u8 first, exactly as docs/arithmetic.md §8 says (see ``_emit_preprocess``).
+
 Outputs: ``activations`` (u8, ``(n, classes)``) and ``class`` (int64, ``ArgMax``, which returns
-the first index of the maximum: the spec's tie rule). No float tensor appears anywhere.
+the first index of the maximum: the spec's tie rule). No float tensor appears after the input.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from graia.errors import GraiaError
-from graia.export.plan import DensePlan, DeploymentPlan
+from graia.export.plan import DensePlan, DeploymentPlan, PreprocessPlan
 from graia.files import atomic_write
-from graia.spec import I32_MAX
+from graia.spec import I32_MAX, PRE_Q_MAX
 
 FILENAME = "graia_model.onnx"
 #: Opset 13: integer ``Clip`` with tensor bounds, ``BitShift``, ``ArgMax`` select_last_index.
@@ -87,6 +90,43 @@ def _emit_dense(layer: DensePlan, index: int, source: str) -> Emitted:
     return Emitted(nodes, initializers, p + "a")
 
 
+def _emit_preprocess(pre: PreprocessPlan, source: str) -> Emitted:
+    """§8 on a double input: the exact ``Mul`` by ``2^16``, ``Clip`` to ``±2^46`` and ``Round``
+    (half to even, as ONNX defines it), ``Cast`` to int64; then ``q * m + b`` (exact in int64 by
+    §8's bounds), clamped with ``Max``/``Min`` to ``[0, 256 * 2^s - 1]`` before the ``BitShift``
+    of its unsigned value (as for a dense layer), ``Cast`` to u8."""
+    _onnx, TensorProto, helper, numpy_helper = _modules()
+    p = "preprocess_"
+    limit = float(PRE_Q_MAX)
+    upper = (np.int64(256) << pre.shift) - 1
+    initializers = [
+        numpy_helper.from_array(np.array(65536.0), p + "scale"),
+        numpy_helper.from_array(np.array(-limit), p + "low"),
+        numpy_helper.from_array(np.array(limit), p + "high"),
+        numpy_helper.from_array(pre.multiplier.astype(np.int64), p + "multiplier"),
+        numpy_helper.from_array(pre.bias.astype(np.int64), p + "bias"),
+        numpy_helper.from_array(np.array(0, np.int64), p + "zero"),
+        numpy_helper.from_array(upper.astype(np.int64), p + "upper"),
+        numpy_helper.from_array(pre.shift.astype(np.uint64), p + "shift"),
+    ]
+    nodes = [
+        helper.make_node("Mul", [source, p + "scale"], [p + "scaled"]),
+        helper.make_node("Clip", [p + "scaled", p + "low", p + "high"], [p + "clipped"]),
+        helper.make_node("Round", [p + "clipped"], [p + "rounded"]),
+        helper.make_node("Cast", [p + "rounded"], [p + "q"], to=TensorProto.INT64),
+        helper.make_node("Mul", [p + "q", p + "multiplier"], [p + "product"]),
+        helper.make_node("Add", [p + "product", p + "bias"], [p + "v"]),
+        helper.make_node("Max", [p + "v", p + "zero"], [p + "positive"]),
+        helper.make_node("Min", [p + "positive", p + "upper"], [p + "bounded"]),
+        helper.make_node("Cast", [p + "bounded"], [p + "unsigned"], to=TensorProto.UINT64),
+        helper.make_node(
+            "BitShift", [p + "unsigned", p + "shift"], [p + "shifted"], direction="RIGHT"
+        ),
+        helper.make_node("Cast", [p + "shifted"], [p + "a"], to=TensorProto.UINT8),
+    ]
+    return Emitted(nodes, initializers, p + "a")
+
+
 #: The emitter of each layer kind (``LayerPlan.kind``): ``(layer, index, source) -> Emitted``.
 EMITTERS: dict[str, Callable[..., Emitted]] = {"dense": _emit_dense}
 
@@ -96,17 +136,22 @@ def build(plan: DeploymentPlan, title: str):
     onnx, TensorProto, helper, _ = _modules()
     nodes, initializers = [], []
     source = "input"
+    if plan.preprocess is not None:
+        part = _emit_preprocess(plan.preprocess, source)
+        nodes, initializers, source = part.nodes, part.initializers, part.output
     for i, layer in enumerate(plan.layers):
         part = EMITTERS[layer.kind](layer, i, source)
         nodes += part.nodes
         initializers += part.initializers
         source = part.output
+    # A model with a preprocessing layer takes its raw features, as doubles (§8).
+    input_type = TensorProto.UINT8 if plan.preprocess is None else TensorProto.DOUBLE
     nodes.append(helper.make_node("Identity", [source], ["activations"]))
     nodes.append(helper.make_node("ArgMax", [source], ["class"], axis=1, keepdims=0))
     graph = helper.make_graph(
         nodes,
         "graia_model",
-        [helper.make_tensor_value_info("input", TensorProto.UINT8, ["n", plan.inputs])],
+        [helper.make_tensor_value_info("input", input_type, ["n", plan.inputs])],
         [
             helper.make_tensor_value_info("activations", TensorProto.UINT8, ["n", plan.outputs]),
             helper.make_tensor_value_info("class", TensorProto.INT64, ["n"]),

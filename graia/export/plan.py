@@ -84,6 +84,33 @@ LayerPlan = DensePlan
 
 
 @dataclass(frozen=True)
+class PreprocessPlan:
+    """The model's ``Normalization``/``Rescaling`` as deployed: §8's integers expanded to one
+    per input feature (i64 ``multiplier``, ``bias``, ``shift``)."""
+
+    name: str
+    features: int
+    multiplier: np.ndarray
+    bias: np.ndarray
+    shift: np.ndarray
+
+    @property
+    def table_bytes(self) -> int:
+        """Bytes of the C tables: an i32 multiplier, an i64 bias and a u8 shift per feature."""
+        return self.features * (4 + 8 + 1)
+
+
+def _preprocess_plan(model: Sequential) -> PreprocessPlan | None:
+    layer = model._preprocessing_layer()
+    if layer is None or layer.channels is None:  # export refuses the latter (summary shows it)
+        return None
+    features = model.sizes[0]
+    per_channel = layer.integers()
+    m, b, s = (np.tile(a, features // len(a)) for a in per_channel)
+    return PreprocessPlan(layer.name, features, m, b, s)
+
+
+@dataclass(frozen=True)
 class MemoryPlan:
     """Static RAM of the exported C: i32 sums of the widest layer, the i32 term of every code
     value for one input (``2**bits`` of the widest codes), two u8 activation buffers used in turn
@@ -108,6 +135,7 @@ class DeploymentPlan:
     inputs: int
     layers: tuple[LayerPlan, ...]
     memory: MemoryPlan
+    preprocess: PreprocessPlan | None = None
 
     @property
     def outputs(self) -> int:
@@ -154,7 +182,7 @@ def plan(model: Sequential) -> DeploymentPlan:
         first = next(  # augmentation layers are the identity once deployed
             la
             for la in model.layers[1:]
-            if not isinstance(la, layers_mod.Dense) and not la.augmentation
+            if not isinstance(la, layers_mod.Dense) and not la.augmentation and not la.preprocessing
         )
         _layer_plan(first, 0, np.zeros(0))  # raises: a one-line error naming the layer
     codes = model.get_codes()
@@ -170,4 +198,4 @@ def plan(model: Sequential) -> DeploymentPlan:
         buffers=buffers,
         outputs=plans[-1].n_out,
     )
-    return DeploymentPlan(model.sizes[0], plans, memory)
+    return DeploymentPlan(model.sizes[0], plans, memory, _preprocess_plan(model))

@@ -26,6 +26,10 @@ def summary_text(model: Sequential) -> str:
     for layer in model.layers[1:]:
         if layer.augmentation:  # training-time only: the identity when deployed
             lines.append(f"{layer.name:<18}{(None, *model.input_shape)!s:<16}{0:>10}")
+        elif layer.preprocessing:
+            lines.append(
+                f"{layer.name:<18}{(None, *model.input_shape)!s:<16}{0:>10}  {layer.describe()}"
+            )
     if len(model.layers) < 2:
         return "\n".join(lines + ["(no Dense layer yet)"])
     if not model.is_dense:
@@ -85,6 +89,8 @@ def _image_rows(model: Sequential) -> list[str]:
             shape = (int(np.prod(shape)),)
         elif layer.augmentation:
             pass  # the input's shape
+        elif layer.preprocessing:
+            extra = f"  {layer.describe()}"
         else:  # pooling
             ph, pw = layer.pool_size
             shape = (shape[0] // ph, shape[1] // pw, shape[2])
