@@ -22,7 +22,7 @@ An architecture is written as dash-separated parts:
 
 A candidate is ``ARCH:RULE:EPOCHS:BATCH:OPTIONS`` with OPTIONS a JSON object of rule options; the
 rule's ``step`` decays linearly to 1 over the epochs, as in the recipes. The seed alone moves
-Fashion-MNIST's validation accuracy by a few tenths (docs/convolution.md), so compare candidates
+Fashion-MNIST's validation accuracy by a few tenths (docs/results.md), so compare candidates
 over several (``--seeds 0,1,2``: a summary line with their mean and standard deviation follows
 each candidate's runs). Usage::
 
