@@ -2,7 +2,7 @@
 training data, printing validation and training accuracy every few epochs (one JSON line each;
 a candidate with ``flip`` is also scored with flips averaged, docs/arithmetic.md §4.2).
 
-This is how the recipes in graia/recipes.py were chosen (docs/results.md lists the candidates and
+This is how the recipes in graia/recipes.py were chosen (docs/journal/ lists the candidates and
 their scores). ``--split test`` trains on the whole training split and evaluates on the test split,
 for the chosen candidate only. ``--split folds`` cross-validates instead, for small datasets whose
 validation split is too small to separate candidates (digits): the training split is permuted

@@ -215,8 +215,8 @@ CONV_RECIPES: dict[str, Recipe] = {
 #: The default recipe per dataset: the convolutional one on Fashion-MNIST, and MNIST and CIFAR-10
 #: after it (docs/results.md); the Dense one on digits, whose model is exported to C/ONNX (Dense
 #: only so far) and trained in seconds, though cross-validation prefers convolution there by
-#: about 1.6 points (docs/convolution.md#measured). ``--architecture dense`` trains many times faster on
-#: CPUs.
+#: about 1.6 points (docs/convolution.md#measured). ``--architecture dense`` trains many times
+#: faster on CPUs.
 RECIPES: dict[str, Recipe] = {
     **DENSE_RECIPES,
     **{k: CONV_RECIPES[k] for k in ("fashion-mnist", "mnist", "cifar10")},
