@@ -243,6 +243,7 @@ def _buildable_models(draw):
     return graia.Sequential(model_layers, seed=seed, name=draw(text)), width
 
 
+@pytest.mark.slow
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
