@@ -2,9 +2,9 @@
 
 Trains each method on the official training split with the library's recipe (chosen on a
 validation split carved from training data, never on the test split), records the test accuracy
-after every epoch, and writes ``docs/results.md``, ``docs/results.json`` and one learning-curve PNG
-per dataset. Text written by hand after a dataset's figure in ``results.md`` (runs this script does
-not make) is kept. Usage::
+after every epoch, and writes ``docs/results.md``, ``docs/results.json``, one learning-curve PNG
+per dataset and the README's results table. Text written by hand after a dataset's figure in
+``results.md`` (runs this script does not make) is kept. Usage::
 
     python benchmarks/accuracy.py [--datasets digits fashion-mnist] [--backend NAME] [--out docs]
 """
@@ -202,6 +202,53 @@ def render_results(report: dict, notes: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+#: The README's table: one row per dataset, one column per method (header, ``method`` field).
+README_COLUMNS = (
+    ("`dfa` (default)", "graia dfa"),
+    ("`local_heads`", "graia local_heads"),
+    ("original Graia rule", "graia seed_hebbian"),
+    ("backprop MLP (float)", "backprop MLP (scikit-learn, float)"),
+)
+README_BEGIN = "<!-- results: written by benchmarks/accuracy.py from docs/results.json -->"
+README_END = "<!-- end of results -->"
+
+
+def render_readme_table(report: dict) -> str:
+    """The README's results table from a report: the Dense recipes' test accuracy per dataset and
+    method (the epochs where a method trains fewer), with the date and the machine of the rules'
+    runs."""
+    lines = [
+        "| test accuracy | " + " | ".join(h for h, _ in README_COLUMNS) + " | measured |",
+        "|---" * (len(README_COLUMNS) + 2) + "|",
+    ]
+    for dataset, entry in report.items():
+        rows = {r["method"]: r for r in entry["results"]}
+        first = rows[README_COLUMNS[0][1]]
+        hidden = "-".join(str(u) for u in first["hidden"])
+        cells = [f"{dataset}, hidden {hidden}, {first['epochs']} epochs"]
+        for _, method in README_COLUMNS:
+            r = rows.get(method)
+            if r is None:
+                cells.append("")
+                continue
+            cell = f"{100 * r['test_accuracy']:.2f}%"
+            if r["epochs"] != first["epochs"]:
+                cell += f" ({r['epochs']} epoch{'s' if r['epochs'] > 1 else ''})"
+            cells.append(cell)
+        cells.append(f"{entry['date']}, {first['backend']}, {first['machine'].split(';')[0]}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def with_readme_table(readme: str, report: dict) -> str:
+    """``readme`` with the text between its results markers replaced by the rendered table."""
+    head, begin, rest = readme.partition(README_BEGIN + "\n")
+    _, end, tail = rest.partition(README_END)
+    if not (begin and end):
+        raise ValueError(f"README has no {README_BEGIN!r} ... {README_END!r} block")
+    return head + begin + render_readme_table(report) + "\n" + end + tail
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="*", default=["digits", "fashion-mnist"])
@@ -261,6 +308,10 @@ def main() -> None:
     previous = results_md.read_text() if results_md.exists() else ""
     with atomic_write(results_md) as f:
         f.write(render_results(report, dataset_notes(previous)).encode())
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    if out.resolve() == readme.parent / "docs":
+        with atomic_write(readme) as f:
+            f.write(with_readme_table(readme.read_text(), report).encode())
 
 
 if __name__ == "__main__":

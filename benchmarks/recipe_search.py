@@ -2,7 +2,7 @@
 training data, printing validation and training accuracy every few epochs (one JSON line each;
 a candidate with ``flip`` is also scored with flips averaged, docs/arithmetic.md §4.2).
 
-This is how the recipes in graia/recipes.py were chosen (docs/results.md lists the candidates and
+This is how the recipes in graia/recipes.py were chosen (docs/journal/ lists the candidates and
 their scores). ``--split test`` trains on the whole training split and evaluates on the test split,
 for the chosen candidate only. ``--split folds`` cross-validates instead, for small datasets whose
 validation split is too small to separate candidates (digits): the training split is permuted
@@ -22,7 +22,7 @@ An architecture is written as dash-separated parts:
 
 A candidate is ``ARCH:RULE:EPOCHS:BATCH:OPTIONS`` with OPTIONS a JSON object of rule options; the
 rule's ``step`` decays linearly to 1 over the epochs, as in the recipes. The seed alone moves
-Fashion-MNIST's validation accuracy by a few tenths (docs/convolution.md), so compare candidates
+Fashion-MNIST's validation accuracy by a few tenths (docs/results.md), so compare candidates
 over several (``--seeds 0,1,2``: a summary line with their mean and standard deviation follows
 each candidate's runs). Usage::
 

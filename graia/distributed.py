@@ -71,7 +71,7 @@ def validate(distribute: str | None, rule_name: str | None, backend_name: str) -
     except ImportError as exc:
         raise GraiaValueError(
             f"{mode} on the {backend_name} backend needs mpi4py and an MPI library "
-            f"(pip install 'graia[mpi]'; Debian: openmpi-bin libopenmpi-dev): {exc}"
+            f"(graia's mpi extra: pip install mpi4py; Debian: openmpi-bin libopenmpi-dev): {exc}"
         ) from exc
 
 

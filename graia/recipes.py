@@ -112,8 +112,8 @@ class Recipe:
         return schedules
 
 
-# Every convolutional recipe's ``target_on``: 176 instead of 255 won on digits' cross-validation
-# and on Fashion-MNIST's validation split (docs/convolution.md, seventh search).
+# Every convolutional recipe's ``target_on``: the "on" target for the class, below saturation
+# (docs/journal/2026-11-26-fashion-mnist-conv-searches-1-to-7.md, seventh search).
 _CONV_TARGET_ON = 176
 
 _DENSE_28X28 = Recipe(
@@ -126,11 +126,9 @@ _DENSE_28X28 = Recipe(
     decay_step=True,
 )
 
-# One convolution block and two Dense layers trained by learned local heads, chosen on
-# Fashion-MNIST's validation split (the last 10,000 training images) without augmentation, over
-# dfa, fixed heads, two blocks, wider or larger kernels, other widths, steps, head steps, head
-# shifts and dropouts (docs/convolution.md, second to fourth searches): MNIST's recipe, and
-# the rule options Fashion-MNIST's starts from.
+# One convolution block and two Dense layers trained by learned local heads, without
+# augmentation: MNIST's recipe, and the rule options Fashion-MNIST's starts from. Chosen on
+# Fashion-MNIST's validation split (docs/journal/2026-11-26-fashion-mnist-conv-searches-1-to-7.md).
 _CONV_28X28 = Recipe(
     conv=(ConvBlock(64, kernel=3, pool=2, shift=8),),
     hidden=(4000, 1000),
@@ -150,8 +148,8 @@ _CONV_28X28 = Recipe(
 
 # Fashion-MNIST's: two convolution blocks and one hidden layer, trained on images flipped
 # left-right half the time and shifted by up to one pixel each way, without dropout, in batches
-# of 128 for 140 epochs (docs/convolution.md, fifth, sixth, eleventh, twelfth and thirteenth
-# searches): about 270 s on an H100.
+# of 128 for 140 epochs: about 270 s on an H100 (docs/convolution.md; how it was chosen:
+# docs/journal/2026-11-27-fashion-mnist-conv-searches-8-to-13.md).
 _CONV_FASHION = replace(
     _CONV_28X28,
     conv=(ConvBlock(64, kernel=3, pool=2, shift=8), ConvBlock(128, kernel=3, pool=2, shift=10)),
@@ -184,9 +182,8 @@ DENSE_RECIPES: dict[str, Recipe] = {
 CONV_RECIPES: dict[str, Recipe] = {
     # The Dense recipe's batch, two convolutions (the second one pooled) before a single hidden
     # layer, trained by learned local heads towards the lower "on" target on images shifted by up
-    # to one pixel, without dropout, for 90 epochs: chosen by 5-fold cross-validation over dfa,
-    # filters, depths, widths, steps, head steps and shifts, dropouts, batch sizes, translations,
-    # momentum shifts, weight decay and targets (docs/convolution.md).
+    # to one pixel, without dropout, for 90 epochs; chosen by 5-fold cross-validation
+    # (docs/journal/2026-11-27-digits-conv-searches.md).
     "digits": replace(
         DENSE_RECIPES["digits"],
         conv=(ConvBlock(64, kernel=3, pool=None), ConvBlock(64, kernel=3, pool=2)),
@@ -203,7 +200,7 @@ CONV_RECIPES: dict[str, Recipe] = {
     ),
     # MNIST uses Fashion-MNIST's one-block recipe from before its augmentation (no MNIST data
     # here): the same image size, no mirror images, and without augmentation one block beat two
-    # on Fashion-MNIST (docs/convolution.md, fourth search).
+    # on Fashion-MNIST (docs/journal/2026-11-26-fashion-mnist-conv-searches-1-to-7.md).
     "fashion-mnist": _CONV_FASHION,
     "mnist": _CONV_28X28,
     # Not yet measured on real data (none is reachable where Graia is developed): Fashion-MNIST's
@@ -218,8 +215,8 @@ CONV_RECIPES: dict[str, Recipe] = {
 #: The default recipe per dataset: the convolutional one on Fashion-MNIST, and MNIST and CIFAR-10
 #: after it (docs/results.md); the Dense one on digits, whose model is exported to C/ONNX (Dense
 #: only so far) and trained in seconds, though cross-validation prefers convolution there by
-#: about 1.6 points (docs/convolution.md). ``--architecture dense`` trains many times faster on
-#: CPUs.
+#: about 1.6 points (docs/convolution.md#measured). ``--architecture dense`` trains many times
+#: faster on CPUs.
 RECIPES: dict[str, Recipe] = {
     **DENSE_RECIPES,
     **{k: CONV_RECIPES[k] for k in ("fashion-mnist", "mnist", "cifar10")},

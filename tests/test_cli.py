@@ -110,6 +110,7 @@ def test_info_with_an_unavailable_backend(capsys: pytest.CaptureFixture[str]) ->
 # --------------------------------------------------------------------------- train
 
 
+@pytest.mark.slow
 def test_train_json_model_and_curve(trained_run: dict[str, Any]) -> None:
     assert TRAIN_KEYS <= set(trained_run)
     assert trained_run["dataset"] == "digits"
@@ -128,6 +129,7 @@ def test_train_json_model_and_curve(trained_run: dict[str, Any]) -> None:
     assert model.seed == 0 and model.rule.name == "dfa"
 
 
+@pytest.mark.slow
 def test_train_on_every_backend_with_progress_bar(
     backend_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -161,6 +163,7 @@ def test_train_on_every_backend_with_progress_bar(
 # --------------------------------------------------------------------------- evaluate, predict
 
 
+@pytest.mark.slow
 def test_evaluate_json_matches_train(
     trained_run: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -176,6 +179,7 @@ def test_evaluate_json_matches_train(
     assert code == 0 and out.startswith("test accuracy: ")
 
 
+@pytest.mark.slow
 def test_predict_prints_class_ids(
     trained_run: dict[str, Any],
     digits_test: tuple[np.ndarray, np.ndarray],
@@ -196,6 +200,7 @@ def test_predict_prints_class_ids(
     assert json.loads(out) == expected
 
 
+@pytest.mark.slow
 def test_flip_recipe_scores_with_flips_averaged(
     tmp_path: Path,
     digits_test: tuple[np.ndarray, np.ndarray],
@@ -229,6 +234,7 @@ def test_flip_recipe_scores_with_flips_averaged(
     assert [int(line) for line in out.split()] == expected
 
 
+@pytest.mark.slow
 def test_average_flips_without_a_flip_layer(
     trained_run: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -386,6 +392,7 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_python_m_graia_train_evaluate(tmp_path: Path) -> None:
     out_dir = tmp_path / "run"
     proc = subprocess.run(
@@ -425,6 +432,7 @@ def test_python_m_graia_train_evaluate(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.slow
 def test_python_m_graia_unknown_backend_env(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "graia", "info"],

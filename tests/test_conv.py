@@ -265,6 +265,7 @@ def test_conv_block_without_pooling():
     assert recipe.describe() == "conv8x3 - conv16x5/pool2 - 32 - classes"
 
 
+@pytest.mark.slow
 def test_cli_trains_the_conv_recipe(tmp_path):
     """``graia train --architecture conv`` trains and saves a convolutional model."""
     import json

@@ -152,6 +152,7 @@ def run_digest(name: str, data_path: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_subprocess_digests_match(tmp_path, require_backend):
     """Each backend in its own process (GRAIA_BACKEND set): the same sha256 as the reference."""
     from graia.datasets import digits

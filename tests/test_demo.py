@@ -108,6 +108,7 @@ def test_model_checks(tmp_path):
 
 
 # --------------------------------------------------------------------------------- training
+@pytest.mark.slow
 def test_training_job_reports_every_epoch():
     job = core.TrainingJob(dataset="digits", rule="dfa", width=16, epochs=2)
     job.run()

@@ -19,6 +19,8 @@ import pytest
 from conftest import IN_CI
 from test_demo import THREE
 
+pytestmark = pytest.mark.slow  # a subprocess server and Chromium
+
 CHROMIUM = os.environ.get("GRAIA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

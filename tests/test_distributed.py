@@ -183,6 +183,7 @@ def _one_process(mode: str) -> tuple[dict[str, str], dict[str, dict[str, bytes]]
         return digests, {name: _members(Path(tmp) / f"{name}.graia") for name in digests}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["numba", "multicore"])
 @pytest.mark.parametrize("mode", ["data", "units"])
 @pytest.mark.parametrize("ranks", [2, 3])
@@ -206,6 +207,7 @@ def test_mpirun_equals_one_process(tmp_path, require_backend, ranks, mode, backe
         assert _members(tmp_path / "mpi" / f"{name}.graia") == files[name], name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["data", "units"])
 def test_dead_rank_ends_the_job(tmp_path, mode):
     _mpirun()
@@ -241,6 +243,7 @@ def _members(path: Path) -> dict[str, bytes]:
         return {n: z.read(n) for n in z.namelist() if n != "metadata.json"}
 
 
+@pytest.mark.slow
 def test_cli_train_distributed_saves_the_single_process_model(tmp_path):
     """``mpirun -n 2 graia train --distribute data`` and ``units``: one report, from rank 0, and
     the model file of ``graia train`` on one process (but its time of saving)."""

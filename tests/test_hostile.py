@@ -75,6 +75,7 @@ def _small_model() -> graia.Sequential:
     return model
 
 
+@pytest.mark.slow
 def test_model_file_bomb_refused_in_bounded_memory(tmp_path: Path) -> None:
     """Defect 1: latent.npy (and its manifest entry) claiming 100M int32 values, 400 MB of zeros
     compressed to under 1 MB; then the same member claiming 4e9 bytes in the zip's directory."""
@@ -112,6 +113,7 @@ def test_model_file_bomb_refused_in_bounded_memory(tmp_path: Path) -> None:
     assert result["outcome"].startswith("ModelFileError"), result
 
 
+@pytest.mark.slow
 def test_idx_bomb_refused_in_bounded_memory(tmp_path: Path) -> None:
     """Defect 2: a gzipped labels file claiming 2e9 labels next to 10 images."""
     rng = np.random.default_rng(0)
@@ -241,6 +243,7 @@ def _buildable_models(draw):
     return graia.Sequential(model_layers, seed=seed, name=draw(text)), width
 
 
+@pytest.mark.slow
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -295,6 +298,7 @@ def test_failed_save_names_the_path_and_rescues_the_model(
     np.testing.assert_array_equal(graia.load_model(saved).get_weights()[0], model.get_weights()[0])
 
 
+@pytest.mark.slow
 def test_disk_full_during_final_save_is_one_line(tmp_path: Path) -> None:
     """A real write failure (RLIMIT_FSIZE) after training: one line naming the path, exit 2."""
     # The limit starts with the model file's write: set earlier, a cache file that Numba writes
@@ -420,6 +424,7 @@ def _cli(*args: str, **kw) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_non_tty_progress_is_one_line_per_epoch_and_ctrl_c(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = _cli("train", "--dataset", "digits", "--epochs", "3", "--output", str(out))
@@ -442,6 +447,7 @@ def test_non_tty_progress_is_one_line_per_epoch_and_ctrl_c(tmp_path: Path) -> No
     assert "Traceback" not in err and not out2.exists()
 
 
+@pytest.mark.slow
 def test_cli_validation_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["train", "--dataset", "digits", "--epochs", "2", "--quiet", "--json",
                  "--validation-split", "0.2", "--output", str(tmp_path)])  # fmt: skip

@@ -111,6 +111,7 @@ def _configure(
     )
 
 
+@pytest.mark.slow
 def test_matching_generated_c_is_used_without_futhark(tmp_path: Path) -> None:
     tree = _source_tree(tmp_path)
     _write_generated(tree)
@@ -119,6 +120,7 @@ def test_matching_generated_c_is_used_without_futhark(tmp_path: Path) -> None:
     assert "compiling the C shipped in generated/" in result.stdout
 
 
+@pytest.mark.slow
 def test_stale_generated_c_fails_naming_the_changed_sources(tmp_path: Path) -> None:
     tree = _source_tree(tmp_path)
     _write_generated(tree)
@@ -133,6 +135,7 @@ def test_stale_generated_c_fails_naming_the_changed_sources(tmp_path: Path) -> N
     assert "futhark/dense.fut" in message and "futhark/layers/new.fut" in message
 
 
+@pytest.mark.slow
 def test_no_futhark_and_no_generated_c_builds_numba_only_and_says_why(tmp_path: Path) -> None:
     tree = _source_tree(tmp_path)
     result = _configure(tree, tmp_path)

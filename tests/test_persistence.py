@@ -485,6 +485,7 @@ def digits_model(seed: int = 0) -> graia.Sequential:
     return model
 
 
+@pytest.mark.slow
 def test_model_checkpoint_save_best_only(backend_name: str, digits: Any, tmp_path: Path) -> None:
     (x, y), _ = digits
     path = tmp_path / "ckpt" / "best.graia"
@@ -502,6 +503,7 @@ def test_model_checkpoint_save_best_only(backend_name: str, digits: Any, tmp_pat
     assert loss == history.history["val_loss"][best]
 
 
+@pytest.mark.slow
 def test_early_stopping_restores_best_weights(
     backend_name: str, digits: Any, tmp_path: Path
 ) -> None:

@@ -1,5 +1,6 @@
 """docs/results.md is what ``benchmarks/accuracy.py`` writes from docs/results.json, plus the
-hand-written notes it keeps after each dataset's figure: a rerun loses none of them."""
+hand-written notes it keeps after each dataset's figure: a rerun loses none of them. The README's
+results table is written from the same file."""
 
 from __future__ import annotations
 
@@ -46,3 +47,9 @@ def test_notes_survive_a_rerun_with_new_results() -> None:
     second = accuracy.render_results(rerun, accuracy.dataset_notes(first))
     assert "| x |" in second and "2026-01-02" in second
     assert second.endswith(notes["digits"] + "\n")
+
+
+def test_readme_results_table_is_rendered_from_results_json() -> None:
+    readme = (ROOT / "README.md").read_text()
+    report = json.loads((ROOT / "docs" / "results.json").read_text())
+    assert accuracy.with_readme_table(readme, report) == readme

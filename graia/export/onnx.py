@@ -45,7 +45,7 @@ def _modules():
         import onnx
         from onnx import TensorProto, helper, numpy_helper
     except ImportError as exc:
-        raise GraiaError("ONNX export needs the onnx package: pip install 'graia[onnx]'") from exc
+        raise GraiaError("ONNX export needs the onnx extra: pip install onnx onnxruntime") from exc
     return onnx, TensorProto, helper, numpy_helper
 
 
