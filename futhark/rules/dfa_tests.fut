@@ -2,6 +2,7 @@
 -- inputs with the expected values of docs/arithmetic.md.
 
 import "dfa"
+import "../host"
 
 -- ==
 -- entry: test_dfa_synapse
@@ -47,7 +48,7 @@ entry test_feedback_delta [o] [c] [b] (fb: [o][c]i8) (e: [b][c]i32) : [b][o]i32 
 --         [0, 1, 1] }
 -- output { [[-211, 0], [255, 0], [0, -55]] }
 entry test_local_head_error [n] [c] [b] (head_shift: i32) (head_kmax: i32) (w: [n][c]i32) (a: [b][n]u8) (labels: [b]i32) : [b][c]i32 =
-  let p = dfa_params_of [256, 3, 7, 0, 255, 0, 0, 0, i64.i32 head_kmax, i64.i32 head_shift]
+  let p = rule_params_of [256, 3, 7, 0, 255, 0, 0, 0, i64.i32 head_kmax, i64.i32 head_shift]
   in local_head_error p w a labels
 
 -- ==
@@ -59,7 +60,7 @@ entry test_local_head_error [n] [c] [b] (head_shift: i32) (head_kmax: i32) (w: [
 -- input { [256i64, 3i64, 7i64, 0i64, 255i64, 0i64, 77i64, 0i64, 4i64, 8i64, 5i64] }
 -- output { [8, 5, 5] }
 entry test_layer_head_shifts [p] (params: [p]i64) : [3]i32 =
-  map (\l -> (dfa_layer_params params l).head_shift) (iota 3)
+  map (\l -> (rule_layer_params params l).head_shift) (iota 3)
 
 -- With both beta shifts 0 a head weight's momentum becomes its sum
 -- `G = a^T err` and its latent moves by `head_step` against the sign of
@@ -71,7 +72,7 @@ entry test_layer_head_shifts [p] (params: [p]i64) : [3]i32 =
 -- input { 0i64 [[1048576, -1048576], [0, 1048576]] [[2u8, 0u8], [1u8, 3u8]] [[3, -1], [-4, 0]] }
 -- output { [[1048576, -1048576], [0, 1048576]] [[0, 0], [0, 0]] }
 entry test_head_update [n] [c] [b] (head_step: i64) (latent: [n][c]i32) (a: [b][n]u8) (err: [b][c]i32) : ([n][c]i32, [n][c]i32) =
-  let p = dfa_params_of [256, 0, 0, 0, 255, 0, 0, head_step, 4, 0]
+  let p = rule_params_of [256, 0, 0, 0, 255, 0, 0, head_step, 4, 0]
   let h = {latent, momentum = map (map (const 0)) latent}
   let h' = head_update {cpu = true} true p 7 0 2 0 h 0 a err
   in (h'.latent, h'.momentum)

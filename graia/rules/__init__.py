@@ -34,6 +34,8 @@ class Rule:
     supports_conv: ClassVar[bool] = True
     #: The option that may also be given one value per hidden layer, if any.
     per_layer: ClassVar[str | None] = None
+    #: The options the backends read as 64-bit integers (the others as 32-bit).
+    wide_options: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -117,6 +119,7 @@ class DFA(Rule):
         "target_off": (0, 0, 255),
         "dropout": (0, 0, 255),
     }
+    wide_options = ("step",)
 
 
 class LocalHeads(Rule):
@@ -143,6 +146,7 @@ class LocalHeads(Rule):
         "head_shift": (4, 0, 24),
     }
     per_layer = "head_shift"
+    wide_options = ("step", "head_step")
 
     def check_hidden_layers(self, units: Sequence[int]) -> None:
         """Also refuse heads whose sums could overflow 32 bits (§7.4's bound)."""
