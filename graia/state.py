@@ -10,66 +10,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
 
 import numpy as np
 
 from graia import layers as layers_mod
 from graia import spec
-from graia.backends.interface import GEOMETRY_FIELDS, POOL_AVERAGE, POOL_MAX, POOL_NONE, HostState
+from graia.backends.interface import (
+    GEOMETRY_FIELDS,
+    POOL_AVERAGE,
+    POOL_MAX,
+    POOL_NONE,
+    Block,
+    HostState,
+)
 from graia.errors import GraiaValueError
 
 _POOL_KINDS = {"max": POOL_MAX, "average": POOL_AVERAGE}
-
-
-@dataclass(frozen=True)
-class Block:
-    """One weighted layer's geometry: the row of ``geometry`` in a host state.
-
-    Input ``in_h x in_w x in_c`` (channels last), kernel ``k_h x k_w``, strides, the zero padding
-    before the first row/column, the convolution's output ``out_h x out_w x out_c``, and the pooling
-    after it (``pool`` is ``POOL_NONE``/``POOL_MAX``/``POOL_AVERAGE``, windows ``pool_h x pool_w``).
-    """
-
-    in_h: int
-    in_w: int
-    in_c: int
-    k_h: int
-    k_w: int
-    stride_h: int
-    stride_w: int
-    pad_top: int
-    pad_left: int
-    out_h: int
-    out_w: int
-    out_c: int
-    pool: int
-    pool_h: int
-    pool_w: int
-
-    @property
-    def fan_in(self) -> int:
-        """Inputs of one output unit: the rows of the layer's weight matrix."""
-        return self.k_h * self.k_w * self.in_c
-
-    @property
-    def n_in(self) -> int:
-        return self.in_h * self.in_w * self.in_c
-
-    @property
-    def n_out(self) -> int:
-        """Output features after pooling (what the next layer reads)."""
-        return (self.out_h // self.pool_h) * (self.out_w // self.pool_w) * self.out_c
-
-    @property
-    def is_dense(self) -> bool:
-        return self.in_h == self.in_w == self.k_h == self.k_w == 1 and self.pool == POOL_NONE
-
-    def row(self) -> tuple[int, ...]:
-        return astuple(self)
-
-
-assert tuple(Block.__dataclass_fields__) == GEOMETRY_FIELDS
 
 
 def _conv_extent(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:

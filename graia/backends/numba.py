@@ -16,6 +16,7 @@ from graia.backends.interface import (
     HOST_STATE_DTYPES,
     POOL_MAX,
     POOL_NONE,
+    Block,
     HostState,
     feedback_blocks,
     head_blocks,
@@ -36,7 +37,6 @@ from graia.spec import (
     rounding_key,
     sround,
 )
-from graia.state import Block
 
 
 @njit(cache=True, parallel=True)
