@@ -13,6 +13,7 @@ import "dense"
 import "conv"
 import "layer"
 import "rules/dfa"
+import "rules/local_heads"
 import "rules/seed_hebbian"
 
 -- Unit parallelism (docs/arithmetic.md §7.7, graia.backends.interface's
@@ -79,7 +80,7 @@ entry units_hidden_step [n] [k] [m] [c] [b] [q]
                         (units: i64)
                         (unit0: i64) : layer [k] [m] =
   let p = rule_layer_params bt.params l
-  let err = units_error p (rule_id == rule_local_heads) l shift_out sums labels
+  let err = units_error p (uses_local_heads rule_id) l shift_out sums labels
   let step = dfa_block_step p (u64.i64 bt.seed) bt.t l blk 0 unit0 units
   in with_steps blk (accumulate {cpu} step x (dense_delta blk.shift fb z err))
 
@@ -99,7 +100,7 @@ entry units_head_step [n] [m] [c] [b] [q]
                       (labels: [b]i32)
                       (unit0: i64) : head [m] [c] =
   let p = rule_layer_params bt.params l
-  let local_heads = rule_id == rule_local_heads
+  let local_heads = uses_local_heads rule_id
   let err = units_error p local_heads l shift_out sums labels
   in head_update {cpu} local_heads p (u64.i64 bt.seed) bt.t layers l h unit0 a err
 
@@ -180,7 +181,7 @@ def dfa_batch_1 [k0] [m0] [b] [n0] (dense_only: bool) (local_heads: bool) (param
 entry batch_sums_1 [k0] [m0] [n0] [n] [b]
                    (s: net1 [k0] [m0]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, i64, i64) =
   let (pre0, d0, correct, sq) =
-    dfa_deltas_1 false (rule_id == rule_local_heads) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+    dfa_deltas_1 false (uses_local_heads rule_id) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
   in (dfa_layer_sums s.tg pre0 d0, correct, sq)
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
@@ -214,14 +215,14 @@ entry train_epoch_1 [k0] [m0] [n0] [n] [samples]
                     (batch_size: i64)
                     (rule_id: i32)
                     (params: []i64) : (net1 [k0] [m0], i64, i64) =
-  if rule_id == rule_seed_hebbian
+  if kernel_seed_hebbian rule_id
   then loop (s, correct, sq) = (s, 0, 0)
        for i in order do
          let (s, c, e) = seed_sample_1 s x[i] y[i]
          in (s, correct + c, sq + e)
-  else if rule_id != rule_dfa && rule_id != rule_local_heads
+  else if !(kernel_dfa rule_id)
   then assert false (s, 0, 0)
-  else let local_heads = rule_id == rule_local_heads
+  else let local_heads = uses_local_heads rule_id
        let num_batches = (samples + batch_size - 1) / batch_size
        let epoch dense_only =
          loop (s, correct, sq) = (s, 0, 0)
@@ -305,7 +306,8 @@ def dfa_deltas_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_hea
   let (a2, tr1) = layer_forward dense_only s.tg m1 id s.l1 a1
   let e = output_error p.target_on p.target_off a2 y
   let (correct, sq) = metrics a2 y e
-  let (d0, err0) = layer_delta dense_only local_heads (rule_layer_params params 0) s.l0.geo s.l0.shift s.fb0 s.h0 a1 tr0.winner tr0.z e y
+  let err0 = layer_error local_heads (rule_layer_params params 0) s.h0 a1 e y
+  let d0 = layer_delta dense_only s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0
   in (tr0.patches, d0, tr1.patches, e, a1, err0, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
@@ -327,7 +329,7 @@ def dfa_batch_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_head
 entry batch_sums_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] [b]
                    (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [n1][m1]i64, i64, i64) =
   let (pre0, d0, pre1, d1, a1, err0, correct, sq) =
-    dfa_deltas_2 false (rule_id == rule_local_heads) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+    dfa_deltas_2 false (uses_local_heads rule_id) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
   in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg a1 err0, correct, sq)
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
@@ -335,7 +337,7 @@ entry batch_sums_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] [b]
 -- row ranges), then `t + 1`. The heads learn only under `local_heads`.
 entry apply_sums_2 [k0] [m0] [k1] [m1] [n1] (s: net2 [k0] [m0] [k1] [m1] [n1]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (gh0: [n1][m1]i64) (rule_id: i32) (params: []i64) : net2 [k0] [m0] [k1] [m1] [n1] =
   let p = rule_params_of params
-  let local_heads = rule_id == rule_local_heads
+  let local_heads = uses_local_heads rule_id
   let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
   let l1 = dfa_layer_apply p s.seed s.t 1 s.l1 g1
   let h0 = head_apply local_heads p s.seed s.t 2 0 s.h0 gh0
@@ -366,14 +368,14 @@ entry train_epoch_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] [samples]
                     (batch_size: i64)
                     (rule_id: i32)
                     (params: []i64) : (net2 [k0] [m0] [k1] [m1] [n1], i64, i64) =
-  if rule_id == rule_seed_hebbian
+  if kernel_seed_hebbian rule_id
   then loop (s, correct, sq) = (s, 0, 0)
        for i in order do
          let (s, c, e) = seed_sample_2 s x[i] y[i]
          in (s, correct + c, sq + e)
-  else if rule_id != rule_dfa && rule_id != rule_local_heads
+  else if !(kernel_dfa rule_id)
   then assert false (s, 0, 0)
-  else let local_heads = rule_id == rule_local_heads
+  else let local_heads = uses_local_heads rule_id
        let num_batches = (samples + batch_size - 1) / batch_size
        let epoch dense_only =
          loop (s, correct, sq) = (s, 0, 0)
@@ -473,8 +475,10 @@ def dfa_deltas_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: b
   let (a3, tr2) = layer_forward dense_only s.tg m2 id s.l2 a2
   let e = output_error p.target_on p.target_off a3 y
   let (correct, sq) = metrics a3 y e
-  let (d0, err0) = layer_delta dense_only local_heads (rule_layer_params params 0) s.l0.geo s.l0.shift s.fb0 s.h0 a1 tr0.winner tr0.z e y
-  let (d1, err1) = layer_delta dense_only local_heads (rule_layer_params params 1) s.l1.geo s.l1.shift s.fb1 s.h1 a2 tr1.winner tr1.z e y
+  let err0 = layer_error local_heads (rule_layer_params params 0) s.h0 a1 e y
+  let d0 = layer_delta dense_only s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0
+  let err1 = layer_error local_heads (rule_layer_params params 1) s.h1 a2 e y
+  let d1 = layer_delta dense_only s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1
   in (tr0.patches, d0, tr1.patches, d1, tr2.patches, e, a1, err0, a2, err1, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
@@ -498,7 +502,7 @@ def dfa_batch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: bo
 entry batch_sums_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] [b]
                    (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [k2][m2]i64, [n1][m2]i64, [n2][m2]i64, i64, i64) =
   let (pre0, d0, pre1, d1, pre2, d2, a1, err0, a2, err1, correct, sq) =
-    dfa_deltas_3 false (rule_id == rule_local_heads) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+    dfa_deltas_3 false (uses_local_heads rule_id) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
   in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg pre2 d2, dfa_layer_sums s.tg a1 err0, dfa_layer_sums s.tg a2 err1, correct, sq)
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
@@ -506,7 +510,7 @@ entry batch_sums_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] [b]
 -- row ranges), then `t + 1`. The heads learn only under `local_heads`.
 entry apply_sums_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (g2: [k2][m2]i64) (gh0: [n1][m2]i64) (gh1: [n2][m2]i64) (rule_id: i32) (params: []i64) : net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] =
   let p = rule_params_of params
-  let local_heads = rule_id == rule_local_heads
+  let local_heads = uses_local_heads rule_id
   let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
   let l1 = dfa_layer_apply p s.seed s.t 1 s.l1 g1
   let l2 = dfa_layer_apply p s.seed s.t 2 s.l2 g2
@@ -541,14 +545,14 @@ entry train_epoch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] [samples]
                     (batch_size: i64)
                     (rule_id: i32)
                     (params: []i64) : (net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2], i64, i64) =
-  if rule_id == rule_seed_hebbian
+  if kernel_seed_hebbian rule_id
   then loop (s, correct, sq) = (s, 0, 0)
        for i in order do
          let (s, c, e) = seed_sample_3 s x[i] y[i]
          in (s, correct + c, sq + e)
-  else if rule_id != rule_dfa && rule_id != rule_local_heads
+  else if !(kernel_dfa rule_id)
   then assert false (s, 0, 0)
-  else let local_heads = rule_id == rule_local_heads
+  else let local_heads = uses_local_heads rule_id
        let num_batches = (samples + batch_size - 1) / batch_size
        let epoch dense_only =
          loop (s, correct, sq) = (s, 0, 0)
@@ -664,9 +668,12 @@ def dfa_deltas_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0]
   let (a4, tr3) = layer_forward dense_only s.tg m3 id s.l3 a3
   let e = output_error p.target_on p.target_off a4 y
   let (correct, sq) = metrics a4 y e
-  let (d0, err0) = layer_delta dense_only local_heads (rule_layer_params params 0) s.l0.geo s.l0.shift s.fb0 s.h0 a1 tr0.winner tr0.z e y
-  let (d1, err1) = layer_delta dense_only local_heads (rule_layer_params params 1) s.l1.geo s.l1.shift s.fb1 s.h1 a2 tr1.winner tr1.z e y
-  let (d2, err2) = layer_delta dense_only local_heads (rule_layer_params params 2) s.l2.geo s.l2.shift s.fb2 s.h2 a3 tr2.winner tr2.z e y
+  let err0 = layer_error local_heads (rule_layer_params params 0) s.h0 a1 e y
+  let d0 = layer_delta dense_only s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0
+  let err1 = layer_error local_heads (rule_layer_params params 1) s.h1 a2 e y
+  let d1 = layer_delta dense_only s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1
+  let err2 = layer_error local_heads (rule_layer_params params 2) s.h2 a3 e y
+  let d2 = layer_delta dense_only s.l2.geo s.l2.shift s.fb2 tr2.winner tr2.z err2
   in (tr0.patches, d0, tr1.patches, d1, tr2.patches, d2, tr3.patches, e, a1, err0, a2, err1, a3, err2, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
@@ -692,7 +699,7 @@ def dfa_batch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] 
 entry batch_sums_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] [n] [b]
                    (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [k2][m2]i64, [k3][m3]i64, [n1][m3]i64, [n2][m3]i64, [n3][m3]i64, i64, i64) =
   let (pre0, d0, pre1, d1, pre2, d2, pre3, d3, a1, err0, a2, err1, a3, err2, correct, sq) =
-    dfa_deltas_4 false (rule_id == rule_local_heads) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
+    dfa_deltas_4 false (uses_local_heads rule_id) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
   in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg pre2 d2, dfa_layer_sums s.tg pre3 d3, dfa_layer_sums s.tg a1 err0, dfa_layer_sums s.tg a2 err1, dfa_layer_sums s.tg a3 err2, correct, sq)
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
@@ -700,7 +707,7 @@ entry batch_sums_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] [
 -- row ranges), then `t + 1`. The heads learn only under `local_heads`.
 entry apply_sums_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (g2: [k2][m2]i64) (g3: [k3][m3]i64) (gh0: [n1][m3]i64) (gh1: [n2][m3]i64) (gh2: [n3][m3]i64) (rule_id: i32) (params: []i64) : net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] =
   let p = rule_params_of params
-  let local_heads = rule_id == rule_local_heads
+  let local_heads = uses_local_heads rule_id
   let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
   let l1 = dfa_layer_apply p s.seed s.t 1 s.l1 g1
   let l2 = dfa_layer_apply p s.seed s.t 2 s.l2 g2
@@ -739,14 +746,14 @@ entry train_epoch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] 
                     (batch_size: i64)
                     (rule_id: i32)
                     (params: []i64) : (net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3], i64, i64) =
-  if rule_id == rule_seed_hebbian
+  if kernel_seed_hebbian rule_id
   then loop (s, correct, sq) = (s, 0, 0)
        for i in order do
          let (s, c, e) = seed_sample_4 s x[i] y[i]
          in (s, correct + c, sq + e)
-  else if rule_id != rule_dfa && rule_id != rule_local_heads
+  else if !(kernel_dfa rule_id)
   then assert false (s, 0, 0)
-  else let local_heads = rule_id == rule_local_heads
+  else let local_heads = uses_local_heads rule_id
        let num_batches = (samples + batch_size - 1) / batch_size
        let epoch dense_only =
          loop (s, correct, sq) = (s, 0, 0)

@@ -67,6 +67,18 @@ def rule_seed_hebbian : i32 = 1
 -- | Rule id of `local_heads`.
 def rule_local_heads : i32 = 2
 
+-- | Whether rule `rule_id` runs the `dfa` kernel (`rules/dfa.fut`).
+def kernel_dfa (rule_id: i32) : bool =
+  rule_id == rule_dfa || rule_id == rule_local_heads
+
+-- | Whether rule `rule_id` runs the `seed_hebbian` kernel (`rules/seed_hebbian.fut`).
+def kernel_seed_hebbian (rule_id: i32) : bool =
+  rule_id == rule_seed_hebbian
+
+-- | Whether rule `rule_id`'s hidden layers learn from their local heads (§7.4).
+def uses_local_heads (rule_id: i32) : bool =
+  rule_id == rule_local_heads
+
 -- | The rules' options, decoded from their i64 parameter vector
 -- (`graia/rules`: every rule's options are the first ones of these, in
 -- this order; a value the vector lacks is 0). `head_shift` is the first

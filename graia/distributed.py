@@ -38,11 +38,12 @@ from graia.backends.interface import (
     unshard_state,
 )
 from graia.errors import GraiaError, GraiaValueError
+from graia.rules import REGISTRY
 
 #: Values of ``fit(distribute=...)`` and ``graia train --distribute``.
 MODES = ("data", "units")
 #: The rules both modes run (docs/distributed.md: what is not done).
-RULES = ("dfa", "local_heads")
+RULES = tuple(name for name, rule in REGISTRY.items() if rule.distributable)
 
 _world: Any = None
 

@@ -52,8 +52,6 @@ import "arith"
 import "dense"
 import "conv"
 import "layer"
-import "rules/dfa"
-import "rules/seed_hebbian"
 """
 
 UNITS_HEADER = """\
@@ -134,7 +132,7 @@ UNITS_ENTRIES = [
         "layer [k] [m]",
         (
             "let p = rule_layer_params bt.params l\n"
-            "let err = units_error p (rule_id == rule_local_heads) l shift_out sums labels\n"
+            "let err = units_error p (uses_local_heads rule_id) l shift_out sums labels\n"
             "let step = dfa_block_step p (u64.i64 bt.seed) bt.t l blk 0 unit0 units\n"
             "in with_steps blk (accumulate {cpu} step x (dense_delta blk.shift fb z err))"
         ),
@@ -149,7 +147,7 @@ UNITS_ENTRIES = [
         "head [m] [c]",
         (
             "let p = rule_layer_params bt.params l\n"
-            "let local_heads = rule_id == rule_local_heads\n"
+            "let local_heads = uses_local_heads rule_id\n"
             "let err = units_error p local_heads l shift_out sums labels\n"
             "in head_update {cpu} local_heads p (u64.i64 bt.seed) bt.t layers l h unit0 a err"
         ),
@@ -198,6 +196,10 @@ def units() -> str:
     return "\n".join(parts)
 
 
+#: The kernels the entries below run (a rule's ``kernel``); another is code to write here.
+KERNELS = ("dfa", "seed_hebbian")
+
+
 def rule_layout() -> tuple[list[str], str | None]:
     """The options of the rules' shared parameter record, in vector order, and the one that may
     have a value per hidden layer. The train and batch entries take one vector for every rule,
@@ -207,6 +209,9 @@ def rule_layout() -> tuple[list[str], str | None]:
     for rule in rules:
         if list(rule.options) != names[: len(rule.options)]:
             sys.exit(f"gen_graia_fut: rule {rule.name!r}'s options are not a prefix of {names}")
+    unknown = {rule.kernel for rule in rules} - set(KERNELS)
+    if unknown:
+        sys.exit(f"gen_graia_fut: no entries for the kernels {sorted(unknown)} (KERNELS)")
     per_layer = {rule.per_layer for rule in rules} - {None}
     if len(per_layer) > 1 or per_layer - {names[-1]}:
         sys.exit("gen_graia_fut: the per-layer option must be the last, one for every rule")
@@ -241,8 +246,26 @@ def host() -> str:
     for name, what in (("none", "no pooling"), ("max", "max pooling"), ("average", "average")):
         code = getattr(interface, f"POOL_{name.upper()}")
         lines += [f"-- | The `pool` code of {what}.", f"def pool_{name} : i64 = {code}", ""]
-    for name, cls in sorted(REGISTRY.items(), key=lambda kv: kv[1].rule_id):
+    rules = sorted(REGISTRY.items(), key=lambda kv: kv[1].rule_id)
+    for name, cls in rules:
         lines += [f"-- | Rule id of `{name}`.", f"def rule_{name} : i32 = {cls.rule_id}", ""]
+
+    def any_of(names: list[str]) -> str:
+        return " || ".join(f"rule_id == rule_{n}" for n in names) or "false"
+
+    for kernel in KERNELS:
+        lines += [
+            f"-- | Whether rule `rule_id` runs the `{kernel}` kernel (`rules/{kernel}.fut`).",
+            f"def kernel_{kernel} (rule_id: i32) : bool =",
+            "  " + any_of([n for n, cls in rules if cls.kernel == kernel]),
+            "",
+        ]
+    lines += [
+        "-- | Whether rule `rule_id`'s hidden layers learn from their local heads (§7.4).",
+        "def uses_local_heads (rule_id: i32) : bool =",
+        "  " + any_of([n for n, cls in rules if cls.local_heads]),
+        "",
+    ]
     names, per_layer = rule_layout()
     wide = set().union(*(rule.wide_options for rule in REGISTRY.values()))
     kinds = {name: "i64" if name in wide else "i32" for name in names}
@@ -384,11 +407,16 @@ def dfa_deltas(d: int) -> str:
         f"let (correct, sq) = metrics a{d} y e",
     ]
     for i in range(d - 1):
-        lines.append(
-            f"let (d{i}, err{i}) = layer_delta dense_only local_heads"
-            f" (rule_layer_params params {i}) s.l{i}.geo s.l{i}.shift s.fb{i}"
-            f" s.h{i} a{i + 1} tr{i}.winner tr{i}.z e y"
-        )
+        lines += [
+            (
+                f"let err{i} = layer_error local_heads (rule_layer_params params {i}) s.h{i}"
+                f" a{i + 1} e y"
+            ),
+            (
+                f"let d{i} = layer_delta dense_only s.l{i}.geo s.l{i}.shift s.fb{i} tr{i}.winner"
+                f" tr{i}.z err{i}"
+            ),
+        ]
     out = [name for i in range(d - 1) for name in (f"tr{i}.patches", f"d{i}")]
     out += [f"tr{d - 1}.patches", "e"]
     out += [name for i in range(d - 1) for name in (f"a{i + 1}", f"err{i}")]
@@ -472,7 +500,7 @@ def phase_entries(d: int) -> str:
         f"  (s: {net(d)}) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64)"
         f" (rule_id: i32) (params: []i64) : ({sums}, i64, i64) =\n"
         f"  let ({join(learning_pairs(d), ', ')}, correct, sq) =\n"
-        f"    dfa_deltas_{d} false (rule_id == rule_local_heads) params s row0"
+        f"    dfa_deltas_{d} false (uses_local_heads rule_id) params s row0"
         f" (map (\\i -> x[i]) idx) (map (\\i -> y[i]) idx)\n"
         f"  in ({totals}, correct, sq)\n\n"
         f"-- | The second half of a batch (§7.6): every synapse's step from the whole\n"
@@ -482,7 +510,7 @@ def phase_entries(d: int) -> str:
         f" ({'rule_id' if d > 1 else '_'}: i32)"
         f" (params: []i64) : {net(d)} =\n"
         f"  let p = rule_params_of params\n"
-        + ("  let local_heads = rule_id == rule_local_heads\n" if d > 1 else "")
+        + ("  let local_heads = uses_local_heads rule_id\n" if d > 1 else "")
         + f"  {applies}\n"
         f"  in s{update} with t = s.t + 1\n"
     )
@@ -534,14 +562,14 @@ entry train_epoch_{d} {sizes(d)} [n0] [n] [samples]
                   (batch_size: i64)
                   (rule_id: i32)
                   (params: []i64) : ({net(d)}, i64, i64) =
-  if rule_id == rule_seed_hebbian
+  if kernel_seed_hebbian rule_id
   then loop (s, correct, sq) = (s, 0, 0)
        for i in order do
          let (s, c, e) = seed_sample_{d} s x[i] y[i]
          in (s, correct + c, sq + e)
-  else if rule_id != rule_dfa && rule_id != rule_local_heads
+  else if !(kernel_dfa rule_id)
   then assert false (s, 0, 0)
-  else let local_heads = rule_id == rule_local_heads
+  else let local_heads = uses_local_heads rule_id
        let num_batches = (samples + batch_size - 1) / batch_size
        let epoch dense_only =
          loop (s, correct, sq) = (s, 0, 0)
@@ -573,7 +601,9 @@ def predict_entries(d: int) -> str:
 
 
 def generate() -> str:
-    parts = [HEADER, units()]
+    # One Futhark module per rule (futhark/rules/<name>.fut).
+    imports = "".join(f'import "rules/{name}"\n' for name in sorted(REGISTRY))
+    parts = [HEADER + imports, units()]
     for d in range(1, abi.MAX_LAYERS + 1):
         parts += [
             net_type(d),

@@ -27,9 +27,7 @@ from graia.backends.interface import (
     shard_head_blocks,
 )
 from graia.errors import GraiaError
-from graia.rules import REGISTRY, heads_learn
-
-_LOCAL_HEADS = REGISTRY["local_heads"].rule_id
+from graia.rules import by_id, heads_learn
 
 
 class FutharkShard:
@@ -165,7 +163,7 @@ class UnitParallelMixin:
         with c.lock:
             values = []
             bt = _batch(c, handle, params)
-            if rule_id == _LOCAL_HEADS:
+            if by_id(rule_id).local_heads:
                 for head, acts in zip(handle.heads, handle.acts):
                     (u,) = _outputs(c, "i32_2d")
                     _call(c, "units_head_sums", [u], bt=bt.ptr, h=head.ptr, a=acts.ptr)
