@@ -305,6 +305,30 @@ class Flatten(Layer):
         return (math.prod(shape),)
 
 
+class GlobalAveragePooling2D(_Pooling2D):
+    """The average of each channel over the whole image, ``floor(sum / (h * w))``: average
+    pooling (§3.2) whose window is the whole output of the ``Conv2D`` it must directly follow.
+    Its output is one value per channel (a vector, as Keras's), so a ``Dense`` layer may follow
+    without ``Flatten``."""
+
+    kind = "average"
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = _validation.name(name, "GlobalAveragePooling2D name")
+
+    def get_config(self) -> dict:
+        return {"class": "GlobalAveragePooling2D", "name": self.name}
+
+    def __repr__(self) -> str:
+        return "GlobalAveragePooling2D()"
+
+    def window(self, h: int, w: int) -> tuple[int, int]:
+        return h, w
+
+    def plan(self, shape, blocks, previous, label):
+        return (math.prod(super().plan(shape, blocks, previous, label)),)
+
+
 class _Augmentation(Layer):
     """A training-time image transform (docs/arithmetic.md §4.1): no weights, the identity in
     ``predict``/``evaluate``/export. Augmentation layers go directly after an image ``Input``."""
@@ -425,6 +449,7 @@ CLASSES: dict[str, type[Layer]] = {
         Conv2D,
         MaxPooling2D,
         AveragePooling2D,
+        GlobalAveragePooling2D,
         Flatten,
         RandomFlip,
         RandomTranslation,
