@@ -1,53 +1,11 @@
--- | Convolution and pooling (docs/arithmetic.md §3.1, §3.2, §7.5): the
--- geometry of a layer, its patches, the pooling after it and the routing
--- of deltas back through that pooling. A layer multiplies its patches by
+-- | Convolution and pooling (docs/arithmetic.md §3.1, §3.2, §7.5): a
+-- layer's patches (its `geometry` is `host.fut`'s), the pooling after it
+-- and the routing of deltas back through that pooling. A layer multiplies its patches by
 -- its weights with the products of `dense.fut`; a Dense layer is the 1x1
 -- case, whose patches are its input rows.
 
 import "arith"
-
--- | A layer's geometry: one row of the host state's `geometry`
--- (`graia/backends/interface.py`, `GEOMETRY_FIELDS`), without `out_c`,
--- which is the width of the layer's weights.
-type geometry =
-  { in_h: i64
-  , in_w: i64
-  , in_c: i64
-  , k_h: i64
-  , k_w: i64
-  , stride_h: i64
-  , stride_w: i64
-  , pad_top: i64
-  , pad_left: i64
-  , out_h: i64
-  , out_w: i64
-  , pool: i64
-  , pool_h: i64
-  , pool_w: i64
-  }
-
--- | Values of `pool`.
-def pool_none : i64 = 0
-
-def pool_max : i64 = 1
-
--- | A geometry from its host row (`GEOMETRY_FIELDS` order).
-def geometry_of (row: [15]i64) : geometry =
-  { in_h = row[0]
-  , in_w = row[1]
-  , in_c = row[2]
-  , k_h = row[3]
-  , k_w = row[4]
-  , stride_h = row[5]
-  , stride_w = row[6]
-  , pad_top = row[7]
-  , pad_left = row[8]
-  , out_h = row[9]
-  , out_w = row[10]
-  , pool = row[12]
-  , pool_h = row[13]
-  , pool_w = row[14]
-  }
+import "host"
 
 -- | Whether a layer is Dense: a 1x1 convolution of a 1x1 image, no pooling.
 def is_dense (g: geometry) : bool =

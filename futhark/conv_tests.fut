@@ -2,6 +2,7 @@
 -- inputs with the expected values of docs/arithmetic.md.
 
 import "conv"
+import "host"
 
 -- ==
 -- entry: test_patches
@@ -11,7 +12,7 @@ import "conv"
 -- input { [2i64, 2i64, 1i64, 3i64, 3i64, 2i64, 2i64, 1i64, 1i64, 1i64, 1i64, 1i64, 0i64, 1i64, 1i64]
 --         [[1u8, 2u8, 3u8, 4u8]] }
 -- output { [[0u8, 0u8, 0u8, 0u8, 1u8, 2u8, 0u8, 3u8, 4u8]] }
-entry test_patches [b] [n] (row: [15]i64) (x: [b][n]u8) : [][]u8 =
+entry test_patches [b] [n] (row: geometry_row) (x: [b][n]u8) : [][]u8 =
   let g = geometry_of row
   in patches g (g.k_h * g.k_w * g.in_c) x
 
@@ -34,6 +35,7 @@ entry test_pool [r] (kind: i64) (a: [r][1]u8) : ([][]u8, [][]i32) =
     , pad_left = 0
     , out_h = 3
     , out_w = 3
+    , out_c = 1
     , pool = kind
     , pool_h = 2
     , pool_w = 2

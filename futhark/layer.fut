@@ -8,6 +8,7 @@
 import "arith"
 import "dense"
 import "conv"
+import "host"
 
 -- | A layer's state: the latent weights, the rule's momenta and the
 -- fixed-point weights `W` of the latents (§2), kept up to date by the
@@ -26,7 +27,7 @@ def weights [k] [m] (kmax: i32) (latent: [k][m]i32) : [k][m]i32 =
   map (map (weight_of_latent kmax)) latent
 
 -- | A layer built from its host arrays.
-def layer_of [k] [m] (kmax: i32) (shift: i32) (geo: [15]i64) (latent: [k][m]i32) (momentum: [k][m]i32) : layer [k] [m] =
+def layer_of [k] [m] (kmax: i32) (shift: i32) (geo: geometry_row) (latent: [k][m]i32) (momentum: [k][m]i32) : layer [k] [m] =
   {kmax, shift, geo = geometry_of geo, latent, momentum, weights = weights kmax latent}
 
 -- | What a training forward pass keeps for learning: the rows the weights

@@ -1,7 +1,7 @@
 """Graia: integer neural networks with power-of-two weights that learn without backpropagation.
 
 The same integer arithmetic (docs/arithmetic.md) runs on Futhark OpenCL, Futhark multicore C and a
-Numba reference, bit for bit. The backend is chosen at import (``GRAIA_BACKEND``).
+Numba reference, bit for bit. The backend is chosen when first needed (``GRAIA_BACKEND``).
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import sys
 import time
 import traceback
@@ -31,23 +30,22 @@ import numpy as np
 
 from graia.backends.interface import (
     HostState,
+    launcher_local_rank,
     layer_offsets,
+    set_shared_rank,
     shard_state,
     unit_ranges,
     unshard_state,
 )
 from graia.errors import GraiaError, GraiaValueError
+from graia.rules import REGISTRY
 
 #: Values of ``fit(distribute=...)`` and ``graia train --distribute``.
 MODES = ("data", "units")
 #: The rules both modes run (docs/distributed.md: what is not done).
-RULES = ("dfa", "local_heads")
+RULES = tuple(name for name, rule in REGISTRY.items() if rule.distributable)
 
 _world: Any = None
-_shared_rank: int | None = None
-#: Where MPI launchers put a process's rank among the ranks of its host (Open MPI, MPICH and
-#: Intel MPI, Slurm).
-LOCAL_RANK_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID")
 
 
 def validate(distribute: str | None, rule_name: str | None, backend_name: str) -> None:
@@ -98,31 +96,15 @@ def world() -> Any:
     """``MPI.COMM_WORLD``, its errors fatal: a failing call or a dead rank ends the whole job
     rather than leaving the other ranks waiting. The first call is collective (every rank makes
     it, as ``fit`` does): without a launcher's local rank it splits the ranks by host."""
-    global _world, _shared_rank
+    global _world
     if _world is None:
         from mpi4py import MPI
 
         MPI.COMM_WORLD.Set_errhandler(MPI.ERRORS_ARE_FATAL)
-        if _launcher_local_rank() is None and MPI.COMM_WORLD.Get_size() > 1:
-            _shared_rank = MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
+        if launcher_local_rank() is None and MPI.COMM_WORLD.Get_size() > 1:
+            set_shared_rank(MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED).Get_rank())
         _world = MPI.COMM_WORLD
     return _world
-
-
-def _launcher_local_rank() -> int | None:
-    for name in LOCAL_RANK_VARIABLES:
-        value = os.environ.get(name, "").strip()
-        if value.isdigit():
-            return int(value)
-    return None
-
-
-def local_rank() -> int | None:
-    """This process's rank among the MPI ranks on its host (for one device per rank), or None
-    outside MPI: from the launcher's environment (:data:`LOCAL_RANK_VARIABLES`), else from
-    mpi4py once :func:`world` has run. Never starts MPI."""
-    launcher = _launcher_local_rank()
-    return launcher if launcher is not None else _shared_rank
 
 
 def rank() -> int:

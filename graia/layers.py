@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from graia import _validation, spec
+from graia.backends.interface import POOL_AVERAGE, POOL_MAX, POOL_NONE, Block
 from graia.errors import GraiaError, GraiaValueError
 from graia.spec import KMAX_LIMIT
 
@@ -29,6 +31,34 @@ class Layer:
 
     def get_config(self) -> dict:
         raise NotImplementedError
+
+    def plan(self, shape: tuple[int, ...], blocks: list[Block], previous: Layer, label: str):
+        """This layer's part of a model's blocks (graia.state.plan): given its input ``shape``
+        (``(h, w, c)`` for an image, ``(features,)`` otherwise) and the layer before it, append
+        its block to ``blocks`` (or complete the last one) and return its output shape.
+
+        Raises:
+            GraiaValueError: starting with ``label``, when the layer does not fit there.
+        """
+        raise GraiaValueError(f"{label}: {type(self).__name__} is not a layer graia can use")
+
+
+def _image(shape: tuple[int, ...], layer: Layer, label: str) -> tuple[int, int, int]:
+    """``shape`` as an image ``(h, w, c)``, or the error of a layer that needs one."""
+    if len(shape) != 3:
+        raise GraiaValueError(
+            f"{label}: {type(layer).__name__} needs an image input (h, w) or (h, w, channels), "
+            f"got a flat input of {math.prod(shape)} values"
+        )
+    return shape  # type: ignore[return-value]
+
+
+def _conv_extent(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
+    """(output size, padding before) of one axis, as Keras computes them."""
+    if padding == "same":
+        out = -(-size // stride)
+        return out, max((out - 1) * stride + kernel - size, 0) // 2
+    return (size - kernel) // stride + 1 if size >= kernel else 0, 0
 
 
 def _pair(value: int | tuple[int, int], what: str) -> tuple[int, int]:
@@ -118,6 +148,20 @@ class Dense(Layer):
     def __repr__(self) -> str:
         return f"Dense({self.units}, kmax={self.kmax}, shift={self.shift})"
 
+    def plan(self, shape, blocks, previous, label):
+        """A 1x1 convolution of a 1x1 image whose channels are the (flattened) inputs."""
+        if len(shape) == 3 and not isinstance(previous, Input):
+            raise GraiaValueError(
+                f"{label}: add Flatten() before a Dense layer that follows an image layer"
+            )
+        block = Block(
+            in_h=1, in_w=1, in_c=math.prod(shape), k_h=1, k_w=1, stride_h=1, stride_w=1,
+            pad_top=0, pad_left=0, out_h=1, out_w=1, out_c=self.units, pool=POOL_NONE,
+            pool_h=1, pool_w=1,
+        )  # fmt: skip
+        blocks.append(block)
+        return (self.units,)
+
 
 PADDINGS = ("valid", "same")
 
@@ -184,6 +228,25 @@ class Conv2D(Layer):
             f"padding={self.padding!r}, kmax={self.kmax}, shift={self.shift})"
         )
 
+    def plan(self, shape, blocks, previous, label):
+        """The convolution's block, no pooling yet (a pooling layer right after completes it)."""
+        h, w, c = _image(shape, self, label)
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        out_h, pad_top = _conv_extent(h, kh, sh, self.padding)
+        out_w, pad_left = _conv_extent(w, kw, sw, self.padding)
+        if out_h < 1 or out_w < 1:
+            raise GraiaValueError(
+                f"{label}: kernel {kh}x{kw} does not fit its {h}x{w} input with padding "
+                f"'valid' (use padding='same' or a smaller kernel)"
+            )
+        block = Block(
+            in_h=h, in_w=w, in_c=c, k_h=kh, k_w=kw, stride_h=sh, stride_w=sw,
+            pad_top=pad_top, pad_left=pad_left, out_h=out_h, out_w=out_w,
+            out_c=self.filters, pool=POOL_NONE, pool_h=1, pool_w=1,
+        )  # fmt: skip
+        blocks.append(block)
+        return (out_h, out_w, self.filters)
+
 
 class _Pooling2D(Layer):
     """Non-overlapping pooling windows (stride = window, no padding: a remainder is dropped)."""
@@ -200,6 +263,22 @@ class _Pooling2D(Layer):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.pool_size})"
+
+    def window(self, h: int, w: int) -> tuple[int, int]:
+        """The pooling window over a convolution output of ``h x w``."""
+        return self.pool_size
+
+    def plan(self, shape, blocks, previous, label):
+        """Completes the block of the ``Conv2D`` right before it with this pooling."""
+        if not isinstance(previous, Conv2D):
+            raise GraiaValueError(f"{label}: a pooling layer must directly follow a Conv2D")
+        h, w, c = _image(shape, self, label)
+        ph, pw = self.window(h, w)
+        if h < ph or w < pw:
+            raise GraiaValueError(f"{label}: pool {ph}x{pw} is larger than its {h}x{w} input")
+        code = {"max": POOL_MAX, "average": POOL_AVERAGE}[self.kind]
+        blocks[-1] = dataclasses.replace(blocks[-1], pool=code, pool_h=ph, pool_w=pw)
+        return (h // ph, w // pw, c)
 
 
 class MaxPooling2D(_Pooling2D):
@@ -228,12 +307,50 @@ class Flatten(Layer):
     def __repr__(self) -> str:
         return "Flatten()"
 
+    def plan(self, shape, blocks, previous, label):
+        return (math.prod(shape),)
+
+
+class GlobalAveragePooling2D(_Pooling2D):
+    """The average of each channel over the whole image, ``floor(sum / (h * w))``: average
+    pooling (§3.2) whose window is the whole output of the ``Conv2D`` it must directly follow.
+    Its output is one value per channel (a vector, as Keras's), so a ``Dense`` layer may follow
+    without ``Flatten``."""
+
+    kind = "average"
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = _validation.name(name, "GlobalAveragePooling2D name")
+
+    def get_config(self) -> dict:
+        return {"class": "GlobalAveragePooling2D", "name": self.name}
+
+    def __repr__(self) -> str:
+        return "GlobalAveragePooling2D()"
+
+    def window(self, h: int, w: int) -> tuple[int, int]:
+        return h, w
+
+    def plan(self, shape, blocks, previous, label):
+        return (math.prod(super().plan(shape, blocks, previous, label)),)
+
 
 class _Augmentation(Layer):
     """A training-time image transform (docs/arithmetic.md §4.1): no weights, the identity in
     ``predict``/``evaluate``/export. Augmentation layers go directly after an image ``Input``."""
 
     augmentation = True
+
+    def plan(self, shape, blocks, previous, label):
+        """Not a block: a training-time transform of the input (§4.1), transparent to the
+        shapes, and only directly after ``Input`` (or another augmentation layer)."""
+        if not isinstance(previous, Input):
+            raise GraiaValueError(
+                f"{label}: {type(self).__name__} must come directly after Input "
+                f"(or another augmentation layer)"
+            )
+        _image(shape, self, label)
+        return shape
 
 
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
@@ -553,6 +670,7 @@ CLASSES: dict[str, type[Layer]] = {
         Conv2D,
         MaxPooling2D,
         AveragePooling2D,
+        GlobalAveragePooling2D,
         Flatten,
         RandomFlip,
         RandomTranslation,

@@ -10,74 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
 
 import numpy as np
 
 from graia import layers as layers_mod
 from graia import spec
-from graia.backends.interface import GEOMETRY_FIELDS, POOL_AVERAGE, POOL_MAX, POOL_NONE, HostState
+from graia.backends.interface import GEOMETRY_FIELDS, Block, HostState
 from graia.errors import GraiaValueError
-
-_POOL_KINDS = {"max": POOL_MAX, "average": POOL_AVERAGE}
-
-
-@dataclass(frozen=True)
-class Block:
-    """One weighted layer's geometry: the row of ``geometry`` in a host state.
-
-    Input ``in_h x in_w x in_c`` (channels last), kernel ``k_h x k_w``, strides, the zero padding
-    before the first row/column, the convolution's output ``out_h x out_w x out_c``, and the pooling
-    after it (``pool`` is ``POOL_NONE``/``POOL_MAX``/``POOL_AVERAGE``, windows ``pool_h x pool_w``).
-    """
-
-    in_h: int
-    in_w: int
-    in_c: int
-    k_h: int
-    k_w: int
-    stride_h: int
-    stride_w: int
-    pad_top: int
-    pad_left: int
-    out_h: int
-    out_w: int
-    out_c: int
-    pool: int
-    pool_h: int
-    pool_w: int
-
-    @property
-    def fan_in(self) -> int:
-        """Inputs of one output unit: the rows of the layer's weight matrix."""
-        return self.k_h * self.k_w * self.in_c
-
-    @property
-    def n_in(self) -> int:
-        return self.in_h * self.in_w * self.in_c
-
-    @property
-    def n_out(self) -> int:
-        """Output features after pooling (what the next layer reads)."""
-        return (self.out_h // self.pool_h) * (self.out_w // self.pool_w) * self.out_c
-
-    @property
-    def is_dense(self) -> bool:
-        return self.in_h == self.in_w == self.k_h == self.k_w == 1 and self.pool == POOL_NONE
-
-    def row(self) -> tuple[int, ...]:
-        return astuple(self)
-
-
-assert tuple(Block.__dataclass_fields__) == GEOMETRY_FIELDS
-
-
-def _conv_extent(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
-    """(output size, padding before) of one axis, as Keras computes them."""
-    if padding == "same":
-        out = -(-size // stride)
-        return out, max((out - 1) * stride + kernel - size, 0) // 2
-    return (size - kernel) // stride + 1 if size >= kernel else 0, 0
 
 
 def plan(layers: Sequence[layers_mod.Layer]) -> list[Block]:
@@ -90,88 +29,19 @@ def plan(layers: Sequence[layers_mod.Layer]) -> list[Block]:
     if len(layers) < 2 or not isinstance(layers[0], layers_mod.Input):
         raise GraiaValueError("the model needs an Input layer and at least one weighted layer")
     shape = layers[0].shape
-    image = (shape[0], shape[1], 1) if len(shape) == 2 else shape if len(shape) == 3 else None
-    flat = math.prod(shape)
+    # Each layer's input shape: an image (h, w, c), or (features,).
+    shape = (*shape, 1) if len(shape) == 2 else shape if len(shape) == 3 else (math.prod(shape),)
     blocks: list[Block] = []
     previous: layers_mod.Layer = layers[0]
     for layer in layers[1:]:
         label = f"layer {layer.name or type(layer).__name__!r}"
         if layer.preprocessing:
             # Not a block: the host maps raw inputs to u8 before any backend sees them (§8).
-            _check_preprocessing(layer, layers, shape, label)
+            _check_preprocessing(layer, layers, layers[0].shape, label)
             continue
-        if layer.augmentation:
-            # Not a block: a training-time transform of the input (§4.1), transparent here
-            # (``previous`` stays the Input, so a chain of them right after it is accepted).
-            if not isinstance(previous, layers_mod.Input):
-                raise GraiaValueError(
-                    f"{label}: {type(layer).__name__} must come directly after Input "
-                    f"(or another augmentation layer)"
-                )
-            if image is None:
-                raise GraiaValueError(
-                    f"{label}: {type(layer).__name__} needs an image input (h, w) or "
-                    f"(h, w, channels), got a flat input of {flat} values"
-                )
-            continue
-        if isinstance(layer, layers_mod.Conv2D):
-            if image is None:
-                raise GraiaValueError(
-                    f"{label}: Conv2D needs an image input (h, w) or (h, w, channels), "
-                    f"got a flat input of {flat} values"
-                )
-            h, w, c = image
-            (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
-            out_h, pad_top = _conv_extent(h, kh, sh, layer.padding)
-            out_w, pad_left = _conv_extent(w, kw, sw, layer.padding)
-            if out_h < 1 or out_w < 1:
-                raise GraiaValueError(
-                    f"{label}: kernel {kh}x{kw} does not fit its {h}x{w} input with padding "
-                    f"'valid' (use padding='same' or a smaller kernel)"
-                )
-            block = Block(
-                h,
-                w,
-                c,
-                kh,
-                kw,
-                sh,
-                sw,
-                pad_top,
-                pad_left,
-                out_h,
-                out_w,
-                layer.filters,
-                POOL_NONE,
-                1,
-                1,
-            )
-            blocks.append(block)
-            image = (out_h, out_w, layer.filters)
-            flat = math.prod(image)
-        elif isinstance(layer, (layers_mod.MaxPooling2D, layers_mod.AveragePooling2D)):
-            if not isinstance(previous, layers_mod.Conv2D):
-                raise GraiaValueError(f"{label}: a pooling layer must directly follow a Conv2D")
-            ph, pw = layer.pool_size
-            h, w, c = image
-            if h < ph or w < pw:
-                raise GraiaValueError(f"{label}: pool {ph}x{pw} is larger than its {h}x{w} input")
-            blocks[-1] = Block(*blocks[-1].row()[:12], _POOL_KINDS[layer.kind], ph, pw)
-            image = (h // ph, w // pw, c)
-            flat = math.prod(image)
-        elif isinstance(layer, layers_mod.Flatten):
-            image = None
-        elif isinstance(layer, layers_mod.Dense):
-            if image is not None and not isinstance(previous, layers_mod.Input):
-                raise GraiaValueError(
-                    f"{label}: add Flatten() before a Dense layer that follows an image layer"
-                )
-            blocks.append(Block(1, 1, flat, 1, 1, 1, 1, 0, 0, 1, 1, layer.units, POOL_NONE, 1, 1))
-            image = None
-            flat = layer.units
-        else:
-            raise GraiaValueError(f"{label}: {type(layer).__name__} is not a layer graia can use")
-        previous = layer
+        shape = layer.plan(shape, blocks, previous, label)
+        if not layer.augmentation:  # which stay transparent: what follows sees the Input
+            previous = layer
     if not isinstance(layers[-1], layers_mod.Dense):
         raise GraiaValueError("the last layer must be the Dense output layer (one unit per class)")
     for layer, block in zip(weighted(layers), blocks):

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:training has collapsed")
 def _conv_model(image, filters, kernel, strides, padding, pool, kmax, seed, hidden=(), classes=3):
     layers = [L.Input(image), L.Conv2D(filters, kernel, strides, padding, kmax=kmax)]
     if pool is not None:
-        layers.append(pool[0](pool[1]))
+        layers.append(pool[0](*pool[1:]))
     layers += [L.Flatten()] + [L.Dense(u) for u in hidden] + [L.Dense(classes)]
     return graia.Sequential(layers, seed=seed)
 
@@ -49,7 +49,13 @@ def _numpy_block(x, model):
     return a.reshape(n, -1)
 
 
-POOLS = [None, (L.MaxPooling2D, 2), (L.AveragePooling2D, (2, 3)), (L.AveragePooling2D, 3)]
+POOLS = [
+    None,
+    (L.MaxPooling2D, 2),
+    (L.AveragePooling2D, (2, 3)),
+    (L.AveragePooling2D, 3),
+    (L.GlobalAveragePooling2D,),
+]
 
 
 @settings(max_examples=25, deadline=None)
@@ -86,7 +92,7 @@ def test_oracle_forward_is_the_spec(h, w, c, kernel, strides, padding, pool, kma
     kernel=st.integers(1, 3),
     stride=st.integers(1, 2),
     padding=st.sampled_from(["valid", "same"]),
-    pool=st.sampled_from(POOLS[:3]),
+    pool=st.sampled_from([*POOLS[:3], POOLS[4]]),
     kmax=st.integers(2, 8),
     hidden=st.sampled_from([(), (6,)]),
     rule=st.sampled_from(["dfa", "local_heads"]),
@@ -156,6 +162,27 @@ def test_two_conv_blocks_several_epochs_match(futhark_backend):
     _assert_same(results[0][0], results[1][0])
 
 
+def test_global_average_pooling_without_flatten_matches(futhark_backend):
+    """GlobalAveragePooling2D averages each channel over a whole 7x7 output (a window that is no
+    power of two), gives a vector a Dense layer reads without Flatten, round-trips through its
+    config, and trains to the same bits on every backend."""
+    layers = [L.Input((7, 7, 2)), L.Conv2D(5, 3, padding="same"), L.GlobalAveragePooling2D()]
+    layers += [L.Dense(6), L.Dense(3)]
+    assert isinstance(L.from_config(layers[2].get_config()), L.GlobalAveragePooling2D)
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 256, (30, 7 * 7 * 2)).astype(np.uint8)
+    y = rng.integers(0, 3, 30).astype(np.int32)
+    results = []
+    for name in ("numba", futhark_backend):
+        model = graia.Sequential([type(la)(**_options(la)) for la in layers], seed=4)
+        assert model.blocks[0].pool_h == model.blocks[0].pool_w == 7
+        with graia.backend.use("numba"):
+            model.compile("dfa", step=2048)
+        results.append(_train(name, model, x, y, 2, 7))
+    _assert_same(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
 def _options(layer):
     config = layer.get_config()
     config.pop("class")
@@ -185,6 +212,7 @@ def test_conv_model_saves_and_loads_across_backends(tmp_path, futhark_backend):
     [
         ([L.Input(64), L.Conv2D(2, 3), L.Flatten(), L.Dense(3)], "needs an image input"),
         ([L.Input((8, 8)), L.MaxPooling2D(2), L.Flatten(), L.Dense(3)], "directly follow a Conv2D"),
+        ([L.Input((8, 8)), L.GlobalAveragePooling2D(), L.Dense(3)], "directly follow a Conv2D"),
         ([L.Input((8, 8)), L.Conv2D(2, 3), L.Dense(3)], "add Flatten()"),
         ([L.Input((4, 4)), L.Conv2D(2, 5), L.Flatten(), L.Dense(3)], "does not fit"),
         ([L.Input((4, 4)), L.Conv2D(2, 3), L.MaxPooling2D(3), L.Flatten(), L.Dense(3)], "larger"),

@@ -219,8 +219,10 @@ def test_opencl_program_cache_location(tmp_path, monkeypatch):
     assert Path(opencl.program_cache(device)).parent == tmp_path / "xdg" / "graia"
 
 
-def test_generated_entry_points_are_current():
-    """futhark/graia.fut is what scripts/gen_graia_fut.py writes from graia/rules (rule ids)."""
+def test_generated_interface_is_current():
+    """futhark/host.fut and futhark/graia.fut are what scripts/gen_graia_fut.py writes from the
+    Python declarations (graia/backends/interface.py, abi.py, graia/rules): the geometry row,
+    pool codes, rule ids and parameters, depth limit and entry-point parameters."""
     script = Path(__file__).resolve().parent.parent / "scripts" / "gen_graia_fut.py"
     if not script.exists() or shutil.which("futhark") is None:
         pytest.skip("needs the source tree and the futhark compiler")
@@ -248,23 +250,3 @@ def test_every_depth_round_trips(futhark_backend, depth):
     out = be.dump(handle)
     assert out["counters"][1] == 3
     assert len(be.activations(handle, x)) == depth + 1
-
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def test_interface_orders_agree_with_python():
-    """The Futhark decoders of the host state's geometry rows and of the rules' parameter
-    vectors read their fields in the order Python writes them (the one source)."""
-    import re
-
-    from graia.backends.interface import GEOMETRY_FIELDS
-    from graia.rules import REGISTRY
-
-    conv = (ROOT / "futhark" / "conv.fut").read_text()
-    rows = dict(re.findall(r"(\w+) = row\[(\d+)\]", conv))
-    assert rows and all(GEOMETRY_FIELDS[int(i)] == name for name, i in rows.items())
-    dfa = (ROOT / "futhark" / "rules" / "dfa.fut").read_text()
-    params = [name for name, _ in re.findall(r"(\w+) =[^\n]*params\[(\d+)\]", dfa)]
-    assert params == list(REGISTRY["local_heads"].options)
-    assert list(REGISTRY["dfa"].options) == params[: len(REGISTRY["dfa"].options)]

@@ -1,55 +1,14 @@
--- | Rules `dfa` (docs/arithmetic.md §7.1, §7.2): direct feedback alignment
--- with a sign-momentum (Lion-like) integer step, and `local_heads` (§7.4):
--- the same, except that every hidden layer's delta uses the error of its
--- own local classifier (`local_head_error`), which may learn too
--- (`head_update`).
---
--- Parameters (i64, in the order of `graia/rules/__init__.py`): `step`,
--- `beta1_shift`, `beta2_shift`, `decay_shift`, `target_on`, `target_off`,
--- `dropout`; `local_heads` adds `head_step`, `head_kmax` and `head_shift`,
--- one value for every hidden layer or one per hidden layer
--- (`dfa_layer_params`).
+-- | Rule `dfa` (docs/arithmetic.md §7.1, §7.2): direct feedback alignment
+-- with a sign-momentum (Lion-like) integer step. Rule `local_heads`
+-- (`local_heads.fut`) runs the same kernel with another error for the
+-- hidden layers. The options are `host.fut`'s `rule_params` (generated
+-- from `graia/rules`).
 
 import "../arith"
+import "../host"
 import "../dense"
 import "../conv"
 import "../layer"
-
--- | Hyper-parameters of the rule, decoded from the i64 parameter vector.
-type dfa_params =
-  { step: i64
-  , beta1_shift: i32
-  , beta2_shift: i32
-  , decay_shift: i32
-  , target_on: i32
-  , target_off: i32
-  , dropout: i32
-  , head_step: i64
-  , head_kmax: i32
-  , head_shift: i32
-  }
-
--- | Decode the rule's i64 parameter vector (seven values for `dfa`, ten
--- or more for `local_heads`; a missing value is 0). `head_shift` is the
--- first hidden layer's (`dfa_layer_params`).
-def dfa_params_of [p] (params: [p]i64) : dfa_params =
-  { step = params[0]
-  , beta1_shift = i32.i64 params[1]
-  , beta2_shift = i32.i64 params[2]
-  , decay_shift = i32.i64 params[3]
-  , target_on = i32.i64 params[4]
-  , target_off = i32.i64 params[5]
-  , dropout = if p > 6 then i32.i64 params[6] else 0
-  , head_step = if p > 7 then params[7] else 0
-  , head_kmax = if p > 8 then i32.i64 params[8] else 0
-  , head_shift = if p > 9 then i32.i64 params[9] else 0
-  }
-
--- | The parameters of hidden layer `l` (§7.4): `head_shift` is
--- `params[9 + l]`, or the vector's last value for the layers past its end.
-def dfa_layer_params [p] (params: [p]i64) (l: i64) : dfa_params =
-  let d = dfa_params_of params
-  in if p > 10 then d with head_shift = i32.i64 params[i64.min (9 + l) (p - 1)] else d
 
 -- | The output error of a batch (§7.1): `e[s, j] = a[s, j] - t_j`.
 def output_error [b] [c] (target_on: i32) (target_off: i32) (a: [b][c]u8) (labels: [b]i32) : [b][c]i32 =
@@ -74,38 +33,10 @@ def metrics [b] [c] (a: [b][c]u8) (labels: [b]i32) (e: [b][c]i32) : (i64, i64) =
 def feedback_delta [b] [o] [c] (feedback: [o][c]i8) (err: [b][c]i32) : [b][o]i32 =
   map (\er -> map (\br -> i32.sum (map2 (\ej bj -> ej * i32.i8 bj) er br)) feedback) err
 
--- | A hidden layer's local head (§7.4): its latent weights and momenta,
--- `(n_out, classes)`. It starts as the feedback matrix (`B << 20`).
-type head [n] [c] = {latent: [n][c]i32, momentum: [n][c]i32}
-
--- | The fixed-point weights of a local head (§2 with `head_kmax`).
-def head_weights [n] [c] (p: dfa_params) (h: head [n] [c]) : [n][c]i32 =
-  weights p.head_kmax h.latent
-
--- | A hidden layer's local classifier read on its activations `a` (after
--- dropout): `u = a W` (exact i32, §7.4) with the head's fixed-point
--- weights `W`. Under unit parallelism (§7.7) each rank sums over its own
--- units and the ranks' sums are added.
-def head_sums [b] [n_out] [c] (w: [n_out][c]i32) (a: [b][n_out]u8) : [b][c]i32 =
-  let wt = transpose w
-  in map (\row -> map (\col -> i32.sum (map2 (\av wv -> i32.u8 av * wv) row col)) wt) a
-
--- | The local error of a hidden layer (§7.4) from its head sums `u`
--- (`head_sums`): `e = clamp(u >> (head_shift + head_kmax), 0, 255) - t`.
-def head_error [b] [c] (p: dfa_params) (u: [b][c]i32) (labels: [b]i32) : [b][c]i32 =
-  let shift = p.head_shift + p.head_kmax
-  let head = map (map (\v -> u8.i32 (i32.max 0 (i32.min 255 (v >> shift))))) u
-  in output_error p.target_on p.target_off head labels
-
--- | The local error of a hidden layer (§7.4): its activations `a` (after
--- dropout) read by its head's fixed-point weights `w` (`n_out, classes`).
-def local_head_error [b] [n_out] [c] (p: dfa_params) (w: [n_out][c]i32) (a: [b][n_out]u8) (labels: [b]i32) : [b][c]i32 =
-  head_error p (head_sums w a) labels
-
 -- | The update of one synapse (§7.2) from its accumulator `g`, latent
 -- `lat`, momentum `mom` and random word `r`; returns `(L', M')`.
 #[inline]
-def dfa_synapse (p: dfa_params) (r: u64) (g: i32) (lat: i32) (mom: i32) : (i32, i32) =
+def dfa_synapse (p: rule_params) (r: u64) (g: i32) (lat: i32) (mom: i32) : (i32, i32) =
   let mask21 = (1u64 << 21) - 1
   let m = i64.i32 mom
   let l = i64.i32 lat
@@ -128,33 +59,24 @@ def dense_delta [b] [m] [c] (shift: i32) (fb: [m][c]i8) (z: [b][m]i32) (err: [b]
        z
        err
 
--- | The deltas of hidden layer `l`'s positions (§7.2, §7.4, §7.5) from
--- the output error `e` of a batch, or with `local_heads` from the error of
--- the layer's own head `h` (`local_head_error`), with that error. `fb` is
--- the layer's ternary feedback matrix, `a` its output (after dropout),
--- `winner` and `z` from its forward pass. For a Dense layer the feedback
--- product and the slopes are one pass (`dense_only` as in `dense_path`).
+-- | The deltas of hidden layer `l`'s positions (§7.2, §7.5) from the
+-- error `err` its deltas come from (the output error, or with
+-- `local_heads` its head's: `local_heads.fut`'s `layer_error`). `fb` is the
+-- layer's ternary feedback matrix, `winner` and `z` from its forward pass.
+-- For a Dense layer the feedback product and the slopes are one pass
+-- (`dense_only` as in `dense_path`).
 def layer_delta [b] [o] [c] [w] [r] [m]
                 (dense_only: bool)
-                (local_heads: bool)
-                (p: dfa_params)
                 (geo: geometry)
                 (shift: i32)
                 (fb: [o][c]i8)
-                (h: head [o] [c])
-                (a: [b][o]u8)
                 (winner: [w]i32)
                 (z: [r][m]i32)
-                (e: [b][c]i32)
-                (labels: [b]i32) : ([r][m]i32, [b][c]i32) =
-  let err = if local_heads then local_head_error p (head_weights p h) a labels else e
-  let d =
-    if dense_only || is_dense geo
-    then dense_delta shift (fb :> [m][c]i8) z (err :> [r][c]i32)
-    else route geo shift (feedback_delta fb err) winner z
-  in (d, err)
+                (err: [b][c]i32) : [r][m]i32 =
+  if dense_only || is_dense geo
+  then dense_delta shift (fb :> [m][c]i8) z (err :> [r][c]i32)
+  else route geo shift (feedback_delta fb err) winner z
 
-local
 -- | The rounding key of layer `l` at step `t` (§7.2).
 def rounding_key (seed: u64) (t: i64) (l: i64) : u64 =
   hash (hash (hash seed stream_rounding) l) t
@@ -162,7 +84,7 @@ def rounding_key (seed: u64) (t: i64) (l: i64) : u64 =
 -- | The step (`dfa_layer_step`) of a block of a layer (§7.7): synapse `(i, h)` of
 -- `layer` is synapse `(row0 + i, col0 + h)` of the layer's matrix of
 -- `width` columns, whose rounding word it takes.
-def dfa_block_step [k] [m] (p: dfa_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) (row0: i64) (col0: i64) (width: i64) : i64 -> i64 -> i32 -> (i32, i32, i32) =
+def dfa_block_step [k] [m] (p: rule_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) (row0: i64) (col0: i64) (width: i64) : i64 -> i64 -> i32 -> (i32, i32, i32) =
   let key = rounding_key seed t l
   in \i h g ->
        let r = hash key ((row0 + i) * width + col0 + h)
@@ -173,7 +95,7 @@ def dfa_block_step [k] [m] (p: dfa_params) (seed: u64) (t: i64) (l: i64) (layer:
 -- at global step `t` from its accumulator `g` (§7.2): its new latent,
 -- momentum and fixed-point weight. The rounding words are keyed by
 -- `(seed, l, t, i * m + h)`, never by who computes them (§7.6).
-def dfa_layer_step [k] [m] (p: dfa_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) : i64 -> i64 -> i32 -> (i32, i32, i32) =
+def dfa_layer_step [k] [m] (p: rule_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) : i64 -> i64 -> i32 -> (i32, i32, i32) =
   dfa_block_step p seed t l layer 0 0 m
 
 -- | Layer `layer` with the latents, momenta and weights of `dfa_layer_step`'s
@@ -192,7 +114,7 @@ def with_steps [k] [m] (layer: layer [k] [m]) (updated: [k][m](i32, i32, i32)) :
 def dfa_layer_update [r] [q] [k] [m]
                      (dense_only: bool)
                      (tg: target)
-                     (p: dfa_params)
+                     (p: rule_params)
                      (seed: u64)
                      (t: i64)
                      (l: i64)
@@ -211,7 +133,7 @@ def dfa_layer_update [r] [q] [k] [m]
 -- whole batch (§7.6: the sums of its row ranges added up), saturated to
 -- the i32 range first (§7.5); the same bits as `dfa_layer_update` on the
 -- whole batch.
-def dfa_layer_apply [k] [m] (p: dfa_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) (g: [k][m]i64) : layer [k] [m] =
+def dfa_layer_apply [k] [m] (p: rule_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) (g: [k][m]i64) : layer [k] [m] =
   let step = dfa_layer_step p seed t l layer
   in with_steps layer (map2 (\i row -> map2 (\h v -> step i h (saturate_i32 v)) (iota m) row) (iota k) g)
 
@@ -219,36 +141,3 @@ def dfa_layer_apply [k] [m] (p: dfa_params) (seed: u64) (t: i64) (l: i64) (layer
 -- deltas `d` (§7.5, §7.6), unsaturated.
 def dfa_layer_sums [r] [q] [k] [m] (tg: target) (pre: [r][k]u8) (d: [q][m]i32) : [k][m]i64 =
   accumulate_exact tg pre (d :> [r][m]i32)
-
--- | The step of the rows `row0, ...` of a local head (§7.4, §7.7) at
--- global step `t`: each weight's sign-momentum step (§7.2 with `head_step`
--- and no decay) from its sum `g`, with the rounding words of layer `key_l`
--- (the number of layers plus the hidden layer's index).
-def head_weight_step [n] [c] (p: dfa_params) (seed: u64) (t: i64) (key_l: i64) (h: head [n] [c]) (row0: i64) : i64 -> i64 -> i32 -> (i32, i32) =
-  let hp = p with step = p.head_step with decay_shift = 0
-  let key = rounding_key seed t key_l
-  in \i j g -> dfa_synapse hp (hash key ((row0 + i) * c + j)) g h.latent[i, j] h.momentum[i, j]
-
--- | A head with the latents and momenta of `head_weight_step`'s results.
-def with_head_steps [n] [c] (updated: [n][c](i32, i32)) : head [n] [c] =
-  let (latent, momentum) = map unzip updated |> unzip
-  in {latent, momentum}
-
--- | The update of hidden layer `l`'s local head (§7.4), or of its rows
--- `row0, ...` (§7.7), from its activations `a` (after dropout) and its
--- error `err`, when it learns (`local_heads` and `head_step > 0`):
--- `G = a^T err` (exact in i32 under §7.2's bound) fused with each weight's
--- step. `layers` is the network's number of layers.
-#[inline]
-def head_update [b] [n] [c] (tg: target) (local_heads: bool) (p: dfa_params) (seed: u64) (t: i64) (layers: i64) (l: i64) (h: head [n] [c]) (row0: i64) (a: [b][n]u8) (err: [b][c]i32) : head [n] [c] =
-  if local_heads && p.head_step > 0
-  then with_head_steps (accumulate tg (head_weight_step p seed t (layers + l) h row0) a err)
-  else h
-
--- | The update of a local head from the exact sums `g` of a whole batch
--- (§7.6), saturated to i32 first; the same bits as `head_update`.
-def head_apply [n] [c] (local_heads: bool) (p: dfa_params) (seed: u64) (t: i64) (layers: i64) (l: i64) (h: head [n] [c]) (g: [n][c]i64) : head [n] [c] =
-  if local_heads && p.head_step > 0
-  then let step = head_weight_step p seed t (layers + l) h 0
-       in with_head_steps (map2 (\i row -> map2 (\j v -> step i j (saturate_i32 v)) (iota c) row) (iota n) g)
-  else h

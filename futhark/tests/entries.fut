@@ -5,16 +5,17 @@
 -- (`graia/backends/numba.py`).
 
 import "../graia"
+import "../host"
 
 local
 -- | Layer `l`'s weight shape `(fan_in, out_c)` from its geometry row.
-def weight_shape (geometry: [][15]i64) (l: i64) : (i64, i64) =
-  let g = geometry[l]
-  in (g[3] * g[4] * g[2], g[11])
+def weight_shape (geometry: []geometry_row) (l: i64) : (i64, i64) =
+  let g = geometry_of geometry[l]
+  in (g.k_h * g.k_w * g.in_c, g.out_c)
 
 local
 -- | Layer `l`'s `(fan_in, out_c)` blocks of the flat latents and momenta.
-def layer_blocks [s] (geometry: [][15]i64) (latent: [s]i32) (momentum: [s]i32) (l: i64) : ?[k][m].([k][m]i32, [k][m]i32) =
+def layer_blocks [s] (geometry: []geometry_row) (latent: [s]i32) (momentum: [s]i32) (l: i64) : ?[k][m].([k][m]i32, [k][m]i32) =
   let off = i64.sum (map (\i -> let (k, m) = weight_shape geometry i in k * m) (iota l))
   let (k, m) = weight_shape geometry l
   let block (flat: [s]i32) = unflatten (flat[off:off + k * m] :> [k * m]i32)
@@ -47,7 +48,7 @@ def feedback_block 't [f] (sizes: []i64) (flat: [f]t) (l: i64) : [][]t =
 -- input @ data/train_conv_same.in output @ data/train_conv_same.out
 entry test_train_epoch [n] [d] [q] [s] [h]
                        (sizes: []i64)
-                       (geometry: [q][15]i64)
+                       (geometry: [q]geometry_row)
                        (kmax: []i32)
                        (shift: []i32)
                        (latent: [s]i32)
@@ -75,7 +76,7 @@ entry test_train_epoch [n] [d] [q] [s] [h]
   let run cpu =
     if q == 2
     then let net =
-           load_2 cpu seed t prev (geometry :> [2][15]i64) kmax[0] shift[0] l0 u0 kmax[1] shift[1] l1 u1 (fb 0 :> [n1][m1]i8) (hl 0 :> [n1][m1]i32) (hm 0 :> [n1][m1]i32)
+           load_2 cpu seed t prev (geometry :> [2]geometry_row) kmax[0] shift[0] l0 u0 kmax[1] shift[1] l1 u1 (fb 0 :> [n1][m1]i8) (hl 0 :> [n1][m1]i32) (hm 0 :> [n1][m1]i32)
          let (net, correct, sq) = train_epoch_2 net x y order batch_size rule_id params
          let (t, prev, l0, u0, l1, u1, hl0, hm0) = dump_2 net
          in ( flatten l0 ++ flatten l1 :> [s]i32
@@ -90,7 +91,7 @@ entry test_train_epoch [n] [d] [q] [s] [h]
          let n2 = sizes[2]
          let (l2, u2) = layer 2 :> ([k2][m2]i32, [k2][m2]i32)
          let net =
-           load_3 cpu seed t prev (geometry :> [3][15]i64) kmax[0] shift[0] l0 u0 kmax[1] shift[1] l1 u1 kmax[2] shift[2] l2 u2 (fb 0 :> [n1][m2]i8) (fb 1 :> [n2][m2]i8) (hl 0 :> [n1][m2]i32) (hm 0 :> [n1][m2]i32) (hl 1 :> [n2][m2]i32) (hm 1 :> [n2][m2]i32)
+           load_3 cpu seed t prev (geometry :> [3]geometry_row) kmax[0] shift[0] l0 u0 kmax[1] shift[1] l1 u1 kmax[2] shift[2] l2 u2 (fb 0 :> [n1][m2]i8) (fb 1 :> [n2][m2]i8) (hl 0 :> [n1][m2]i32) (hm 0 :> [n1][m2]i32) (hl 1 :> [n2][m2]i32) (hm 1 :> [n2][m2]i32)
          let (net, correct, sq) = train_epoch_3 net x y order batch_size rule_id params
          let (t, prev, l0, u0, l1, u1, l2, u2, hl0, hm0, hl1, hm1) = dump_3 net
          in ( flatten l0 ++ flatten l1 ++ flatten l2 :> [s]i32

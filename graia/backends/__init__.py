@@ -1,9 +1,11 @@
-"""The backend registry: which engine computes, chosen when graia is imported.
+"""The backend registry: which engine computes, chosen when first needed.
 
 ``GRAIA_BACKEND=opencl|multicore|numba`` picks one explicitly; an explicit choice that cannot run
 is an error that says why (never a silent fallback). Unset, the first backend of :data:`BACKENDS`
 that runs here and is a good default (:func:`default_reason` says why): opencl when its device is
-a GPU, else numba, else multicore. ``use(name)`` switches within a ``with`` block.
+a GPU, else numba, else multicore. ``use(name)`` switches within a ``with`` block. The choice is
+made when a backend is first asked for, not on import, so that importing graia (or a backend's
+module, whose package this registry is) loads no backend.
 
 Everything that differs between backends is in the one table :data:`BACKENDS`; a new backend is
 one entry there (and its module).
@@ -198,6 +200,3 @@ def use(backend: str) -> Iterator[str]:
         yield backend
     finally:
         stack.pop()
-
-
-_select_default()

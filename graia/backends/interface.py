@@ -6,6 +6,8 @@ a *host state*: a dict of flat numpy arrays whose layout is fixed here.
 
 from __future__ import annotations
 
+import os
+from dataclasses import astuple, dataclass, fields
 from typing import Any, Protocol
 
 import numpy as np
@@ -13,7 +15,7 @@ import numpy as np
 #: Keys, dtypes and meaning of a host state.
 HOST_STATE_DTYPES: dict[str, type] = {
     "sizes": np.int64,  # (layers + 1,): input features, each layer's output features (classes last)
-    "geometry": np.int64,  # (layers, len(GEOMETRY_FIELDS)): each layer's block (graia/state.py)
+    "geometry": np.int64,  # (layers, len(GEOMETRY_FIELDS)): each layer's Block
     "kmax": np.int32,  # (layers,)
     "shift": np.int32,  # (layers,)
     "latent": np.int32,  # (synapses,), layer after layer, row-major (fan_in, out_c)
@@ -24,19 +26,97 @@ HOST_STATE_DTYPES: dict[str, type] = {
     "counters": np.int64,  # (3,): seed (two's complement), global step t, prev_loss
 }
 
-#: The columns of ``geometry``: a layer is a convolution followed by an optional pooling
-#: (docs/arithmetic.md §3); a Dense layer is a 1x1 convolution of a 1x1 image.
-GEOMETRY_FIELDS = (
-    "in_h", "in_w", "in_c", "k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left",
-    "out_h", "out_w", "out_c", "pool", "pool_h", "pool_w",
-)  # fmt: skip
-#: Values of the ``pool`` column.
+#: Values of a block's ``pool``.
 POOL_NONE, POOL_MAX, POOL_AVERAGE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Block:
+    """One weighted layer's geometry: the row of ``geometry`` in a host state. A layer is a
+    convolution followed by an optional pooling (docs/arithmetic.md §3); a Dense layer is a 1x1
+    convolution of a 1x1 image.
+
+    Input ``in_h x in_w x in_c`` (channels last), kernel ``k_h x k_w``, strides, the zero padding
+    before the first row/column, the convolution's output ``out_h x out_w x out_c``, and the pooling
+    after it (``pool`` is ``POOL_NONE``/``POOL_MAX``/``POOL_AVERAGE``, windows ``pool_h x pool_w``).
+    """
+
+    in_h: int
+    in_w: int
+    in_c: int
+    k_h: int
+    k_w: int
+    stride_h: int
+    stride_w: int
+    pad_top: int
+    pad_left: int
+    out_h: int
+    out_w: int
+    out_c: int
+    pool: int
+    pool_h: int
+    pool_w: int
+
+    @property
+    def fan_in(self) -> int:
+        """Inputs of one output unit: the rows of the layer's weight matrix."""
+        return self.k_h * self.k_w * self.in_c
+
+    @property
+    def n_in(self) -> int:
+        return self.in_h * self.in_w * self.in_c
+
+    @property
+    def n_out(self) -> int:
+        """Output features after pooling (what the next layer reads)."""
+        return (self.out_h // self.pool_h) * (self.out_w // self.pool_w) * self.out_c
+
+    @property
+    def is_dense(self) -> bool:
+        return self.in_h == self.in_w == self.k_h == self.k_w == 1 and self.pool == POOL_NONE
+
+    def row(self) -> tuple[int, ...]:
+        return astuple(self)
+
+
+#: The columns of ``geometry``: :class:`Block`'s fields.
+GEOMETRY_FIELDS = tuple(field.name for field in fields(Block))
 
 HostState = dict[str, np.ndarray]
 
 #: Indices into ``counters``.
 COUNTER_SEED, COUNTER_STEP, COUNTER_PREV_LOSS = 0, 1, 2
+
+
+#: Where MPI launchers put a process's rank among the ranks of its host (Open MPI, MPICH and
+#: Intel MPI, Slurm).
+LOCAL_RANK_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID")
+_shared_rank: int | None = None
+
+
+def launcher_local_rank() -> int | None:
+    """This process's rank among the MPI ranks of its host, from the launcher's environment
+    (:data:`LOCAL_RANK_VARIABLES`), or None."""
+    for name in LOCAL_RANK_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+def set_shared_rank(rank: int | None) -> None:
+    """Record the rank among the ranks of its host that MPI gave this process (graia.distributed
+    does, when no launcher variable says it)."""
+    global _shared_rank
+    _shared_rank = rank
+
+
+def local_rank() -> int | None:
+    """This process's rank among the MPI ranks on its host (for one device per rank), or None
+    outside MPI: from the launcher's environment, else as MPI gave it (:func:`set_shared_rank`).
+    Never starts MPI."""
+    launcher = launcher_local_rank()
+    return launcher if launcher is not None else _shared_rank
 
 
 def weight_shapes(geometry: np.ndarray) -> list[tuple[int, int]]:

@@ -16,6 +16,7 @@ from graia.backends.interface import (
     HOST_STATE_DTYPES,
     POOL_MAX,
     POOL_NONE,
+    Block,
     HostState,
     feedback_blocks,
     head_blocks,
@@ -24,7 +25,7 @@ from graia.backends.interface import (
     shard_feedback_blocks,
     shard_head_blocks,
 )
-from graia.rules import DFA, LocalHeads, SeedHebbian, heads_learn
+from graia.rules import DFA, by_id, heads_learn
 from graia.spec import (
     I32_MAX,
     LATENT_MAX,
@@ -36,7 +37,6 @@ from graia.spec import (
     rounding_key,
     sround,
 )
-from graia.state import Block
 
 
 @njit(cache=True, parallel=True)
@@ -368,14 +368,21 @@ class _DfaOptions:
     name."""
 
     def __init__(self, params: np.ndarray, rule_id: int) -> None:
-        values = [int(v) for v in params[:7]]
-        self.step, self.beta1, self.beta2, self.decay = values[:4]
-        self.target_on, self.target_off, self.dropout = values[4:]
-        self.local_heads = local_heads = rule_id == LocalHeads.rule_id
+        rule = by_id(rule_id)
+        # The vector holds the rule's options in order, the per-layer one last (graia/rules).
+        names = [name for name in rule.options if name != rule.per_layer]
+        values = {name: int(v) for name, v in zip(names, params)}
+        self.step, self.beta1, self.beta2, self.decay = (
+            values[k] for k in ("step", "beta1_shift", "beta2_shift", "decay_shift")
+        )
+        self.target_on, self.target_off = values["target_on"], values["target_off"]
+        self.dropout = values["dropout"]
+        self.local_heads = rule.local_heads
         #: Whether the local heads learn (§7.4).
         self.learns_heads = heads_learn(rule_id, params)
-        self.head_step, self.head_kmax = (int(v) for v in params[7:9]) if local_heads else (0, 0)
-        self.head_shifts = [int(v) for v in params[9:]] if local_heads else [0]
+        self.head_step = values.get("head_step", 0)
+        self.head_kmax = values.get("head_kmax", 0)
+        self.head_shifts = [int(v) for v in params[len(names) :]] if rule.per_layer else [0]
 
     def head_shift(self, layer: int) -> int:
         """§7.4: hidden layer ``layer``'s shift of its head sums, ``head_kmax`` included (the
@@ -591,12 +598,13 @@ class NumbaBackend:
     def train_epoch(self, handle, dataset, order, batch_size, rule_id, params):
         x, y = dataset
         order = np.ascontiguousarray(order, np.int32)
-        if rule_id in (DFA.rule_id, LocalHeads.rule_id):
+        kernel = by_id(rule_id).kernel
+        if kernel == "dfa":
             correct, sq = _train_epoch_dfa(handle, x, y, order, int(batch_size), params, rule_id)
-        elif rule_id == SeedHebbian.rule_id:
+        elif kernel == "seed_hebbian":
             correct, sq = _train_epoch_seed_hebbian(handle, x, y, order)
         else:
-            raise ValueError(f"numba backend: unknown rule id {rule_id}")
+            raise ValueError(f"numba backend: no epoch for kernel {kernel!r}")
         return handle, int(correct), int(sq)
 
     def batch_sums(self, handle, dataset, idx, row0, rule_id, params):
@@ -645,7 +653,7 @@ class NumbaBackend:
     def units_partials(self, handle: _UnitShard, rule_id: int, params: np.ndarray) -> np.ndarray:
         shard = handle.shard
         blocks = []
-        if rule_id == LocalHeads.rule_id:
+        if by_id(rule_id).local_heads:
             heads = _DfaOptions(params, rule_id).head_weights(handle.heads)
             blocks = [_head_sums(a, w) for a, w in zip(handle.acts, heads)]
         last = handle.acts[-1]

@@ -64,36 +64,30 @@ def summary_text(model: Sequential) -> str:
 
 def _image_rows(model: Sequential) -> list[str]:
     """The table of a model with image layers (export is Dense-only so far)."""
-    from graia import layers as layers_mod
 
     rows = [
         f"{'Layer':<22}{'Output shape':<20}{'Params':>10}  kmax shift  weight codes (0 / ±1 / ...)"
     ]
     rows.append(f"{model.layers[0].name:<22}{(None, *model.input_shape)!s:<20}{0:>10}")
-    blocks = iter(model.blocks)
     codes = iter(model.get_codes())
     shape: tuple = model.input_shape
+    planned: list = []
+    previous = model.layers[0]
     for layer in model.layers[1:]:
         params, extra = 0, ""
+        if layer.preprocessing:  # keeps the input's shape; maps raw values to u8 (§8)
+            extra = f"  {layer.describe()}"
+        elif not layer.augmentation:  # which keep the input's shape
+            # Each layer's output shape, as it computes it (graia.state.plan).
+            image = (*shape, 1) if len(shape) == 2 else shape
+            shape = layer.plan(image, planned, previous, layer.name)
+            previous = layer
         if layer.weighted:
-            block, code = next(blocks), next(codes)
+            code = next(codes)
             params = code.size
             hist = np.bincount(np.abs(code).ravel().astype(np.int64), minlength=layer.kmax + 2)
             frac = " ".join(f"{100 * h / code.size:.0f}%" for h in hist)
             extra = f"  {layer.kmax:>4} {layer.shift:>5}  {frac}"
-            if isinstance(layer, layers_mod.Conv2D):
-                shape = (block.out_h, block.out_w, block.out_c)
-            else:
-                shape = (block.out_c,)
-        elif isinstance(layer, layers_mod.Flatten):
-            shape = (int(np.prod(shape)),)
-        elif layer.augmentation:
-            pass  # the input's shape
-        elif layer.preprocessing:
-            extra = f"  {layer.describe()}"
-        else:  # pooling
-            ph, pw = layer.pool_size
-            shape = (shape[0] // ph, shape[1] // pw, shape[2])
         rows.append(f"{layer.name:<22}{(None, *shape)!s:<20}{params:>10}{extra}")
     rows.append(f"Total params: {model.count_params():,} (latent i32, forward codes i8)")
     rows.append(f"Rule: {model.rule!r}" if model.rule else "Rule: not compiled")

@@ -34,6 +34,17 @@ class Rule:
     supports_conv: ClassVar[bool] = True
     #: The option that may also be given one value per hidden layer, if any.
     per_layer: ClassVar[str | None] = None
+    #: The options the backends read as 64-bit integers (the others as 32-bit).
+    wide_options: ClassVar[tuple[str, ...]] = ()
+    #: The update the backends run for the rule (the Numba epoch and ``futhark/rules/<kernel>.fut``
+    #: of that name); rules that share one differ in their options and flags only.
+    kernel: ClassVar[str]
+    #: Whether every hidden layer learns from the error of its own local head (§7.4) rather than
+    #: from the output error.
+    local_heads: ClassVar[bool] = False
+    #: Whether ``fit(distribute=...)`` runs the rule: its batches split into sums (§7.6) and its
+    #: hidden layers into blocks of units (§7.7).
+    distributable: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -117,6 +128,9 @@ class DFA(Rule):
         "target_off": (0, 0, 255),
         "dropout": (0, 0, 255),
     }
+    wide_options = ("step",)
+    kernel = "dfa"
+    distributable = True
 
 
 class LocalHeads(Rule):
@@ -143,6 +157,10 @@ class LocalHeads(Rule):
         "head_shift": (4, 0, 24),
     }
     per_layer = "head_shift"
+    wide_options = ("step", "head_step")
+    kernel = "dfa"
+    local_heads = True
+    distributable = True
 
     def check_hidden_layers(self, units: Sequence[int]) -> None:
         """Also refuse heads whose sums could overflow 32 bits (§7.4's bound)."""
@@ -158,10 +176,13 @@ class LocalHeads(Rule):
 
 
 def heads_learn(rule_id: int, params: np.ndarray) -> bool:
-    """Whether a rule's parameter vector makes the local heads learn (§7.4: ``local_heads``
-    with ``head_step > 0``)."""
-    at = list(LocalHeads.options).index("head_step")
-    return rule_id == LocalHeads.rule_id and len(params) > at and int(params[at]) > 0
+    """Whether a rule's parameter vector makes the local heads learn (§7.4: a rule with
+    ``local_heads`` and ``head_step > 0``)."""
+    rule = by_id(rule_id)
+    if not rule.local_heads:
+        return False
+    at = list(rule.options).index("head_step")
+    return len(params) > at and int(params[at]) > 0
 
 
 class SeedHebbian(Rule):
@@ -175,6 +196,19 @@ class SeedHebbian(Rule):
     options: ClassVar[dict[str, tuple[int, int, int]]] = {}
     online = True
     supports_conv = False
+    kernel = "seed_hebbian"
+
+
+def by_id(rule_id: int) -> type[Rule]:
+    """The rule whose id is ``rule_id`` (what backends receive).
+
+    Raises:
+        GraiaValueError: no rule has that id.
+    """
+    for rule in REGISTRY.values():
+        if rule.rule_id == rule_id:
+            return rule
+    raise GraiaValueError(f"unknown rule id {rule_id}; valid: {sorted(REGISTRY)}")
 
 
 #: The rule ``compile()`` uses when none is named.

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from graia.backends.abi import MAX_LAYERS, arguments, dump_results, load_params
 from graia.backends.futhark.ffi import Context, Target, Value, import_compiled
 from graia.backends.futhark.multicore import Multicore
 from graia.backends.futhark.opencl import OpenCL
@@ -31,9 +32,6 @@ from graia.rules import heads_learn
 
 #: The compiled targets, by backend name.
 KINDS: dict[str, type[Multicore | OpenCL]] = {t.name: t for t in (Multicore, OpenCL)}
-
-#: The deepest network the compiled modules have entry points for (scripts/gen_graia_fut.py).
-MAX_LAYERS = 4
 
 
 def _target_class(kind: str) -> type[Multicore | OpenCL]:
@@ -142,57 +140,61 @@ class FutharkBackend(UnitParallelMixin):
                 f"{depth}; use GRAIA_BACKEND=numba for deeper ones"
             )
         seed, t, prev_loss = (int(v) for v in host["counters"])
-        arrays = []
-        for (lat, mom), kmax, shift in zip(
-            layer_blocks(host, "latent", "momentum"), host["kmax"], host["shift"]
-        ):
-            arrays.append((int(kmax), int(shift), lat, mom))
-        feedback = feedback_blocks(host)
-        heads = head_blocks(host)
         with c.lock:
-            keep = [c.new_array(host["geometry"])]
-            args: list = [bool(self.cpu_loops), seed, t, prev_loss, keep[0].ptr]
-            for kmax, shift, lat, mom in arrays:
-                keep += [c.new_array(lat), c.new_array(mom)]
-                args += [kmax, shift, keep[-2].ptr, keep[-1].ptr]
-            for array in [*feedback, *(a for head in heads for a in head)]:
-                keep.append(c.new_array(array))
-                args.append(keep[-1].ptr)
+            # Device copies by parameter name (kept alive until the sync), then load_<depth>'s
+            # arguments in the order graia.backends.abi declares.
+            arrays = {"geometry": c.new_array(host["geometry"])}
+            for i, (lat, mom) in enumerate(layer_blocks(host, "latent", "momentum")):
+                arrays |= {f"latent{i}": c.new_array(lat), f"momentum{i}": c.new_array(mom)}
+            for i, fb in enumerate(feedback_blocks(host)):
+                arrays[f"feedback{i}"] = c.new_array(fb)
+            for i, (lat, mom) in enumerate(head_blocks(host)):
+                arrays |= {
+                    f"head_latent{i}": c.new_array(lat),
+                    f"head_momentum{i}": c.new_array(mom),
+                }
+            scalars = {f"kmax{i}": int(v) for i, v in enumerate(host["kmax"])}
+            scalars |= {f"shift{i}": int(v) for i, v in enumerate(host["shift"])}
+            args = arguments(
+                load_params(depth),
+                cpu=bool(self.cpu_loops),
+                seed=seed,
+                t=t,
+                prev_loss=prev_loss,
+                **scalars,
+                **{name: v.ptr for name, v in arrays.items()},
+            )
             out = c.ffi.new(f"struct futhark_opaque_net{depth} **")
             c.check(getattr(c.lib, f"futhark_entry_load_{depth}")(c.ctx, out, *args), "load")
             result = Value(c, out[0], f"opaque_net{depth}")
             c.sync("load")
-            del keep
+            del arrays
         fixed = {k: host[k].copy() for k in ("sizes", "geometry", "kmax", "shift", "feedback")}
         return FutharkState(result, self, depth, fixed, seed)
 
     def dump(self, handle: FutharkState) -> HostState:
         c = self.context
         self._check_handle(handle)
-        d = handle.depth
+        results = dump_results(handle.depth)
+        arrays = [name for name, kind in results if kind.startswith("[")]
         with c.lock:
-            t = c.ffi.new("int64_t *")
-            prev_loss = c.ffi.new("int64_t *")
-            outs = [c.ffi.new("struct futhark_i32_2d **") for _ in range(2 * d + 2 * (d - 1))]
+            outs = {name: c.ffi.new("int64_t *") for name, kind in results if kind == "i64"}
+            outs |= {name: c.ffi.new("struct futhark_i32_2d **") for name in arrays}
             c.check(
-                getattr(c.lib, f"futhark_entry_dump_{d}")(
-                    c.ctx, t, prev_loss, *outs, handle.value.ptr
+                getattr(c.lib, f"futhark_entry_dump_{handle.depth}")(
+                    c.ctx, *(outs[name] for name, _ in results), handle.value.ptr
                 ),
                 "dump",
             )
-            values = [Value(c, o[0], "i32_2d") for o in outs]
+            values = {name: Value(c, outs[name][0], "i32_2d") for name in arrays}
             c.sync("dump")
-            blocks = [c.to_numpy(v, np.int32).ravel() for v in values]
+            blocks = {name: c.to_numpy(v, np.int32).ravel() for name, v in values.items()}
         host = {k: v.copy() for k, v in handle.fixed.items()}
-        layers, heads = blocks[: 2 * d], blocks[2 * d :]
-        for key, parts in (
-            ("latent", layers[0::2]),
-            ("momentum", layers[1::2]),
-            ("head_latent", heads[0::2]),
-            ("head_momentum", heads[1::2]),
-        ):
+        for key in ("latent", "momentum", "head_latent", "head_momentum"):
+            # Each layer's (or hidden layer's) block in order: latent0, latent1, ...
+            parts = [blocks[name] for name in arrays if name.rstrip("0123456789") == key]
             host[key] = np.concatenate(parts) if parts else np.zeros(0, np.int32)
-        host["counters"] = np.array([handle.seed, t[0], prev_loss[0]], np.int64)
+        host["counters"] = np.array([handle.seed, outs["t"][0], outs["prev_loss"][0]], np.int64)
         return host
 
     def upload(self, x: np.ndarray, y: np.ndarray) -> FutharkDataset:

@@ -14,8 +14,9 @@ Environment:
 
   Without it: the first GPU, else the first device; except in a process started by an MPI
   launcher (``mpirun``, ``srun``: its local rank is read from ``OMPI_COMM_WORLD_LOCAL_RANK``,
-  ``MPI_LOCALRANKID``, ``SLURM_LOCALID`` or, once graia.distributed has started MPI, from
-  mpi4py), where a platform has several GPUs: GPU ``local rank mod GPU count``, one GPU per rank.
+  ``MPI_LOCALRANKID``, ``SLURM_LOCALID`` or, once graia.distributed has started MPI, as MPI
+  gave it: graia.backends.interface.local_rank), where a platform has several GPUs: GPU
+  ``local rank mod GPU count``, one GPU per rank.
 - ``GRAIA_OPENCL_BUILD_OPTIONS``: extra options for the OpenCL kernel compiler.
 - ``GRAIA_OPENCL_CACHE``: the directory where the compiled program is kept, one file per device
   (default ``$XDG_CACHE_HOME/graia``, else ``~/.cache/graia``), so that only a machine's first
@@ -31,7 +32,7 @@ import re
 from types import ModuleType
 from typing import Any
 
-from graia import distributed
+from graia.backends.interface import local_rank
 from graia.errors import GraiaError
 
 # OpenCL constants (CL/cl.h).
@@ -286,9 +287,7 @@ class OpenCL:
         """The device and the strings to give Futhark, or why none is usable."""
         if not devices:
             return None, "", "", _no_opencl_reason()
-        chosen, platform, device = pick_device(
-            devices, self.platform, self.device, distributed.local_rank()
-        )
+        chosen, platform, device = pick_device(devices, self.platform, self.device, local_rank())
         if chosen is None:
             listing = "; ".join(f"{d['platform']}: {d['device']}" for d in devices)
             return (

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from graia.backends.abi import UNITS, arguments
 from graia.backends.futhark.ffi import Context, Value
 from graia.backends.interface import (
     COUNTER_SEED,
@@ -26,9 +27,7 @@ from graia.backends.interface import (
     shard_head_blocks,
 )
 from graia.errors import GraiaError
-from graia.rules import REGISTRY, heads_learn
-
-_LOCAL_HEADS = REGISTRY["local_heads"].rule_id
+from graia.rules import by_id, heads_learn
 
 
 class FutharkShard:
@@ -62,6 +61,12 @@ class FutharkShard:
 
 def _outputs(c: Context, *names: str) -> list:
     return [c.ffi.new(f"struct futhark_{name} **") for name in names]
+
+
+def _call(c: Context, entry: str, outs: list, **values: Any) -> None:
+    """Entry ``entry`` with results ``outs`` and its arguments by name (graia.backends.abi)."""
+    rc = getattr(c.lib, f"futhark_entry_{entry}")(c.ctx, *outs, *arguments(UNITS[entry], **values))
+    c.check(rc, entry)
 
 
 def _batch(c: Context, handle: FutharkShard, params: np.ndarray) -> Value:
@@ -101,16 +106,17 @@ class UnitParallelMixin:
             for kmax, shift, *arrays in layers:
                 geo, lat, mom = (c.new_array(a) for a in arrays)
                 (out,) = _outputs(c, "opaque_layer")
-                args = (int(kmax), int(shift), geo.ptr, lat.ptr, mom.ptr)
-                rc = c.lib.futhark_entry_units_layer(c.ctx, out, *args)
-                c.check(rc, "units_load")
+                _call(
+                    c, "units_layer", [out], kmax=int(kmax), shift=int(shift), geo=geo.ptr,
+                    latent=lat.ptr, momentum=mom.ptr,
+                )  # fmt: skip
                 blocks.append(Value(c, out[0], "opaque_layer"))
             feedback = [c.new_array(fb) for fb in shard_feedback_blocks(host)]
             heads = []
             for lat, mom in shard_head_blocks(host):
                 lv, mv = c.new_array(lat), c.new_array(mom)
                 (out,) = _outputs(c, "opaque_head")
-                c.check(c.lib.futhark_entry_units_head(c.ctx, out, lv.ptr, mv.ptr), "units_load")
+                _call(c, "units_head", [out], latent=lv.ptr, momentum=mv.ptr)
                 heads.append(Value(c, out[0], "opaque_head"))
             c.sync("units_load")
         return FutharkShard(self, host, blocks, feedback, heads)
@@ -139,11 +145,10 @@ class UnitParallelMixin:
         with c.lock:
             xv, bt = c.new_array(inputs), _batch(c, handle, params)
             z, a = _outputs(c, "i32_2d", "u8_2d")
-            rc = c.lib.futhark_entry_units_forward(
-                c.ctx, z, a, bool(self.cpu_loops), bt.ptr, layer, handle.blocks[layer].ptr,
-                xv.ptr, units, lo,
+            _call(
+                c, "units_forward", [z, a], cpu=bool(self.cpu_loops), bt=bt.ptr, l=layer,
+                blk=handle.blocks[layer].ptr, x=xv.ptr, units=units, unit0=lo,
             )  # fmt: skip
-            c.check(rc, "units_forward")
             handle.inputs[layer] = xv
             handle.zs[layer] = Value(c, z[0], "i32_2d")
             handle.acts[layer] = Value(c, a[0], "u8_2d")
@@ -158,19 +163,16 @@ class UnitParallelMixin:
         with c.lock:
             values = []
             bt = _batch(c, handle, params)
-            if rule_id == _LOCAL_HEADS:
+            if by_id(rule_id).local_heads:
                 for head, acts in zip(handle.heads, handle.acts):
                     (u,) = _outputs(c, "i32_2d")
-                    c.check(
-                        c.lib.futhark_entry_units_head_sums(c.ctx, u, bt.ptr, head.ptr, acts.ptr),
-                        "units_partials",
-                    )
+                    _call(c, "units_head_sums", [u], bt=bt.ptr, h=head.ptr, a=acts.ptr)
                     values.append(Value(c, u[0], "i32_2d"))
             (z,) = _outputs(c, "i32_2d")
-            rc = c.lib.futhark_entry_units_output_z(
-                c.ctx, z, bool(self.cpu_loops), handle.acts[-1].ptr, handle.blocks[-1].ptr
-            )
-            c.check(rc, "units_partials")
+            _call(
+                c, "units_output_z", [z], cpu=bool(self.cpu_loops), a=handle.acts[-1].ptr,
+                blk=handle.blocks[-1].ptr,
+            )  # fmt: skip
             values.append(Value(c, z[0], "i32_2d"))
             c.sync("units_partials")
             del bt
@@ -195,32 +197,35 @@ class UnitParallelMixin:
         params = np.ascontiguousarray(params, np.int64)
         with c.lock:
             sv, lv, bt = c.new_array(sums), c.new_array(labels), _batch(c, handle, params)
+            # What the hidden layers' and heads' steps share.
+            shared = {
+                "cpu": cpu, "bt": bt.ptr, "rule_id": int(rule_id),
+                "shift_out": int(host["shift"][-1]), "sums": sv.ptr, "labels": lv.ptr,
+            }  # fmt: skip
             for layer in range(hidden):
                 (out,) = _outputs(c, "opaque_layer")
-                rc = c.lib.futhark_entry_units_hidden_step(
-                    c.ctx, out, cpu, bt.ptr, int(rule_id), layer, handle.blocks[layer].ptr,
-                    handle.feedback[layer].ptr, handle.inputs[layer].ptr, handle.zs[layer].ptr,
-                    int(host["shift"][-1]), sv.ptr, lv.ptr, int(host["sizes"][layer + 1]),
-                    int(ranges[layer, 0]),
+                _call(
+                    c, "units_hidden_step", [out], **shared, l=layer,
+                    blk=handle.blocks[layer].ptr, fb=handle.feedback[layer].ptr,
+                    x=handle.inputs[layer].ptr, z=handle.zs[layer].ptr,
+                    units=int(host["sizes"][layer + 1]), unit0=int(ranges[layer, 0]),
                 )  # fmt: skip
-                c.check(rc, "units_step")
                 handle.blocks[layer] = Value(c, out[0], "opaque_layer")
                 if heads_learn(rule_id, params):
                     (out,) = _outputs(c, "opaque_head")
-                    rc = c.lib.futhark_entry_units_head_step(
-                        c.ctx, out, cpu, bt.ptr, int(rule_id), hidden + 1, layer,
-                        handle.heads[layer].ptr, handle.acts[layer].ptr, int(host["shift"][-1]),
-                        sv.ptr, lv.ptr, int(ranges[layer, 0]),
+                    _call(
+                        c, "units_head_step", [out], **shared, layers=hidden + 1, l=layer,
+                        h=handle.heads[layer].ptr, a=handle.acts[layer].ptr,
+                        unit0=int(ranges[layer, 0]),
                     )  # fmt: skip
-                    c.check(rc, "units_step")
                     handle.heads[layer] = Value(c, out[0], "opaque_head")
             (out,) = _outputs(c, "opaque_layer")
             correct, sq_error = c.ffi.new("int64_t *"), c.ffi.new("int64_t *")
-            rc = c.lib.futhark_entry_units_output_step(
-                c.ctx, out, correct, sq_error, cpu, bt.ptr, hidden, handle.blocks[hidden].ptr,
-                handle.acts[-1].ptr, sv.ptr, lv.ptr, int(ranges[-1, 0]),
+            _call(
+                c, "units_output_step", [out, correct, sq_error], cpu=cpu, bt=bt.ptr, l=hidden,
+                blk=handle.blocks[hidden].ptr, a=handle.acts[-1].ptr, sums=sv.ptr, labels=lv.ptr,
+                unit0=int(ranges[-1, 0]),
             )  # fmt: skip
-            c.check(rc, "units_step")
             handle.blocks[hidden] = Value(c, out[0], "opaque_layer")
             c.sync("units_step")
             del sv, lv, bt
