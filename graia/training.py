@@ -79,6 +79,8 @@ def fit(
         val = model._validate_xy(*validation_data, what="_val")
     else:
         val = None
+    # Shifts left to the data are chosen before the first update (§3.3).
+    model._adapt_arrays(xq)
     if verbose == "auto":
         verbose = 1 if callbacks_mod._is_terminal(sys.stderr) else 2
     # In a distributed run only rank 0 prints (the user's callbacks run on every rank).
