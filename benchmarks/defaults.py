@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -174,7 +175,7 @@ def run_graia(s: Split, epochs: int, seed: int = 0, config: dict | None = None) 
     shape = s.x_train.shape[1:]
     stack: list = [graia.layers.Input(shape)]
     if config.get("conv"):  # conv 16, max-pool, Dense 128 on square one-channel images
-        side = int(round(np.prod(shape) ** 0.5))
+        side = math.isqrt(int(np.prod(shape)))
         shape = (side, side, 1)
         stack = [graia.layers.Input(shape), graia.layers.Conv2D(16, 3, padding="same")]
         stack += [graia.layers.MaxPooling2D(2), graia.layers.Flatten()]
