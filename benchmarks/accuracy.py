@@ -159,13 +159,19 @@ def dataset_notes(markdown: str) -> dict[str, str]:
     """The hand-written notes of each dataset's section of a ``results.md``: the text after its
     learning-curve figure, up to the next ``## `` heading (other measurements, such as the
     convolutional recipes' ``recipe_search.py --split test`` runs, which this script does not
-    make)."""
-    notes = {}
+    make), and the sections of other scripts after the datasets' (kept after the last)."""
+    notes: dict[str, str] = {}
+    last = None
     for section in markdown.split("\n## ")[1:]:
         dataset, _, body = section.partition("\n")
         _, figure, after = body.partition(f"![{dataset}](learning_curves_{dataset}.png)\n")
-        if figure and after.strip():
-            notes[dataset] = after.strip()
+        if figure:
+            last = dataset
+            if after.strip():
+                notes[dataset] = after.strip()
+        elif last is not None:
+            # A section of another script's (benchmarks/defaults.py) stays after the datasets.
+            notes[last] = (notes.get(last, "") + "\n\n## " + section.strip()).lstrip("\n")
     return notes
 
 

@@ -193,6 +193,7 @@ def run_graia(s: Split, epochs: int, seed: int = 0, config: dict | None = None) 
             s.y_train,
             epochs=config.get("epochs", epochs),
             batch_size=config.get("batch_size", BATCH),
+            callbacks=_schedule(model, config),
             verbose=0,
         )
     seconds = time.perf_counter() - start
@@ -204,6 +205,15 @@ def run_graia(s: Split, epochs: int, seed: int = 0, config: dict | None = None) 
         "collapse_warning": collapsed,
         "shifts": [int(layer.shift) for layer in model.weighted_layers],
     }
+
+
+def _schedule(model, config: dict) -> list:
+    """``config["decay"]``: the step decaying linearly to 1 over the epochs (a search option)."""
+    from graia.callbacks import StepScheduler, linear_step
+
+    if not config.get("decay"):
+        return []
+    return [StepScheduler(linear_step(model.rule.values["step"], config.get("epochs", EPOCHS)))]
 
 
 def _arrays(s: Split) -> list[np.ndarray]:

@@ -196,9 +196,14 @@ class _CollapseWatch(callbacks_mod.Callback):
 
     def on_epoch_end(self, epoch: int, logs: callbacks_mod.Logs = None) -> None:
         self.seen += 1
-        if self.done or (self.seen == 1 and self.epochs_in_fit > 1) or len(np.unique(self.y)) < 2:
+        # Not before a quarter of the fit's epochs (at least two): a small dataset's first
+        # epochs are a handful of updates.
+        early = self.seen < min(self.epochs_in_fit, max(2, self.epochs_in_fit // 4))
+        if self.done or early or len(np.unique(self.y)) < 2:
             return
-        if logs["accuracy"] > max(1.5 * self.majority, self.majority + 0.05):
+        # Above the commonest class's share by a margin that an imbalanced set can also clear.
+        m = self.majority
+        if logs["accuracy"] > min(max(1.5 * m, m + 0.05), m + 0.25 * (1 - m)):
             return
         predicted = np.argmax(self.model._predict_arrays(self.x), axis=1)
         same_class = float(np.bincount(predicted).max()) / len(predicted)
