@@ -52,7 +52,8 @@ def run_graia(dataset, rule, data, recipe, seed=0):
         # not have dropped, its extra ones at their defaults).
         model = recipe.build(x.shape[1:], classes, seed)
         known = graia.rules.REGISTRY[rule].options
-        model.compile(rule, **{k: v for k, v in recipe.rule_options.items() if k in known})
+        options = {k: v for k, v in recipe.rule_options.items() if k in known}
+        model.compile(rule, step_decay=False, **options)
         epochs, batch_size, callbacks = (
             recipe.epochs,
             recipe.batch_size,

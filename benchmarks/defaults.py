@@ -167,7 +167,7 @@ def load_exported(directory: Path) -> list[Split]:
 
 def run_graia(s: Split, epochs: int, seed: int = 0, config: dict | None = None) -> dict:
     """Graia's defaults (``config`` overrides them: ``rule``, ``options``, ``epochs``,
-    ``batch_size``, ``hidden``, for searches), scored on validation and test."""
+    ``batch_size``, ``hidden``, ``seed``, ``conv``, ``decay``, for searches), scored on validation and test."""
     import graia
     from graia.errors import GraiaWarning
 
@@ -182,7 +182,7 @@ def run_graia(s: Split, epochs: int, seed: int = 0, config: dict | None = None) 
     s = Split(s.name, *(a.reshape(len(a), *shape) if a.ndim > 1 else a for a in _arrays(s)))
     model = graia.Sequential(
         stack + [graia.layers.Dense(config.get("hidden", HIDDEN)), graia.layers.Dense(s.classes)],
-        seed=seed,
+        seed=config.get("seed", seed),
     )
     model.compile(config.get("rule"), **config.get("options", {}))
     start = time.perf_counter()
@@ -285,6 +285,7 @@ def run_torch(s: Split, epochs: int, seed: int = 0) -> dict:
 
 METHODS = {"graia": run_graia, "logreg": run_logreg, "mlp": run_mlp, "torch": run_torch}
 LABELS = {
+    "before": "Graia defaults before (shift kmax, dfa step 256)",
     "graia": "Graia defaults",
     "logreg": "LogisticRegression",
     "mlp": "MLPClassifier(256)",
@@ -322,7 +323,7 @@ def run(splits: list[Split], methods: list[str], epochs: int, jobs: int = 1) -> 
 
 def table(results: dict, split: str) -> str:
     """One markdown table: accuracy per dataset and method on ``split``, means, total seconds."""
-    methods = [m for m in METHODS if any(m in r for r in results.values())]
+    methods = [m for m in LABELS if any(m in r for r in results.values())]
     head = "| dataset | " + " | ".join(LABELS[m] for m in methods) + " |"
     lines = [head, "|---" * (len(methods) + 1) + "|"]
     for name, r in results.items():
@@ -368,6 +369,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--export", type=Path, help="write the splits as .npz and stop")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--results", type=Path, help="put the table into this results.md")
+    parser.add_argument(
+        "--merge", type=Path, nargs="*", default=[],
+        help="add results of other runs (--json files, e.g. of another machine) to the table",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     splits = load_exported(args.data) if args.data else suite(args.quick)
     if args.export:
@@ -376,6 +381,10 @@ def main(argv: list[str] | None = None) -> dict:
     methods = [m for m in args.methods if available(m)]
     epochs = QUICK_EPOCHS if args.quick else EPOCHS
     results = run(splits, methods, epochs, args.jobs)
+    for path in args.merge:
+        for name, by_method in json.loads(path.read_text()).items():
+            if name in results:
+                results[name] = {**by_method, **results[name]}
     text = table(results, args.split)
     import graia
 

@@ -154,7 +154,7 @@ def run(args: argparse.Namespace, candidate: str, seed: int, split: str, data: t
     arch, rule, epochs, batch, options = candidate.split(":", 4)
     epochs, batch, options = int(epochs), int(batch), json.loads(options)
     model = graia.Sequential(build_layers(arch, x.shape[1:], int(y.max()) + 1), seed=seed)
-    model.compile(rule, **options)
+    model.compile(rule, **{"step_decay": False, **options})
     # The recipes' schedule: step (and head step, §7.4) decayed linearly over the epochs.
     recipe = Recipe(hidden=(), rule=rule, rule_options=options, decay_step=True)
     schedule = recipe.callbacks(epochs)

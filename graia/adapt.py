@@ -17,7 +17,7 @@ ADAPT_SAMPLES = 512
 #: The rank of the chosen accumulator, in thousandths of the sorted values (§3.3).
 QUANTILE_PERMILLE = 990
 #: Where that accumulator lands after the shift: a hidden layer's and the output layer's.
-HIDDEN_TARGET = 255
+HIDDEN_TARGET = 511
 OUTPUT_TARGET = 255
 #: Shifts are chosen in 0..SHIFT_LIMIT (the largest a layer accepts).
 SHIFT_LIMIT = 30

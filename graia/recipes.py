@@ -91,10 +91,11 @@ class Recipe:
         ]
         output = layers.Dense(classes, shift=RECIPE_SHIFT)
         model = Sequential(stack + [output], seed=seed, name=name)
+        # The recipes schedule their step by callbacks (``callbacks``), not ``step_decay``.
         if rule is None or rule == self.rule:
-            model.compile(self.rule, **self.rule_options)
+            model.compile(self.rule, step_decay=False, **self.rule_options)
         else:
-            model.compile(rule)
+            model.compile(rule, step_decay=False)
         return model
 
     def hidden_layers(self) -> list[tuple[int, int | None]]:

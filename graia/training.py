@@ -107,22 +107,44 @@ def fit(
     # With augmentation layers each epoch uploads its own transformed images (§4.1).
     augmenting = augment.has_augmentation(model.layers)
     dataset = None if augmenting else backend.upload(xq, yq)
-    with guard:
-        return _epochs(model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch,
-                       1 if model.rule.online else batch_size, shuffle)  # fmt: skip
+    decay = _step_decay(model, user_callbacks, epochs, initial_epoch)
+    step = model.rule.values.get("step")
+    try:
+        with guard:
+            return _epochs(model, backend, dataset, cbs, history, xq, yq, val, epochs,
+                           initial_epoch, 1 if model.rule.online else batch_size, shuffle,
+                           decay)  # fmt: skip
+    finally:
+        if decay is not None:  # the option keeps its value for the next fit
+            model.rule.values["step"] = step
+
+
+def _step_decay(model, user_callbacks, epochs: int, initial_epoch: int):
+    """The rule's ``step_decay`` schedule for this fit (``step`` down to ``step / epochs``, linear
+    over epochs ``0 .. epochs - 1``), or ``None`` (off, or replaced by the user's ``StepScheduler`` of ``step``)."""
+    if not model.rule.step_decay or any(
+        isinstance(cb, callbacks_mod.StepScheduler) and cb.option == "step" for cb in user_callbacks
+    ):
+        return None
+    # Over the absolute epochs 0..epochs-1, so fit(epochs=E, initial_epoch=k) continues it.
+    schedule = callbacks_mod.linear_step(model.rule.values["step"], epochs)
+    return lambda epoch: schedule(epoch, 0)
 
 
 def _epochs(
-    model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch, steps_batch, shuffle
-):
+    model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch, steps_batch, shuffle,
+    decay=None,
+):  # fmt: skip
     """The epochs of :func:`fit`, its arguments checked; ``dataset`` is ``None`` when the model
-    augments its inputs (then uploaded per epoch)."""
+    augments its inputs (then uploaded per epoch); ``decay(epoch)`` the epoch's rule step."""
     model.stop_training = False
     cbs.on_train_begin({})
     n = len(xq)
     chunk = epoch_chunk(n, steps_batch)
     augmenting = dataset is None
     for epoch in range(initial_epoch, epochs):
+        if decay is not None:
+            model.rule.values["step"] = decay(epoch)
         cbs.on_epoch_begin(epoch, {})
         if shuffle:
             order = spec.permutation(n, np.uint64(model.seed), epoch)
@@ -201,9 +223,9 @@ class _CollapseWatch(callbacks_mod.Callback):
         early = self.seen < min(self.epochs_in_fit, max(2, self.epochs_in_fit // 4))
         if self.done or early or len(np.unique(self.y)) < 2:
             return
-        # Above the commonest class's share by a margin that an imbalanced set can also clear.
+        # Above the commonest class's share by a margin that imbalanced and hard sets clear.
         m = self.majority
-        if logs["accuracy"] > min(max(1.5 * m, m + 0.05), m + 0.25 * (1 - m)):
+        if logs["accuracy"] > min(max(1.5 * m, m + 0.05), m + 0.1 * (1 - m)):
             return
         predicted = np.argmax(self.model._predict_arrays(self.x), axis=1)
         same_class = float(np.bincount(predicted).max()) / len(predicted)

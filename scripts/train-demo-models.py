@@ -39,7 +39,7 @@ def train(dataset: str, hidden: tuple[int, ...], epochs: int, out_dir: Path) -> 
         seed=0,
         name=f"{dataset}-demo",
     )
-    model.compile(recipe.rule, **recipe.rule_options)
+    model.compile(recipe.rule, step_decay=False, **recipe.rule_options)
     start = time.perf_counter()
     model.fit(
         x_train,

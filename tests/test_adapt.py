@@ -83,6 +83,9 @@ def test_explicit_shift_is_honoured_and_adapt_is_explicit() -> None:
 def test_adapted_shifts_are_saved_loaded_and_summarised(tmp_path) -> None:
     model = _model()
     model.compile()
+    lines: list[str] = []
+    model.summary(print_fn=lines.append)
+    assert "Shift of dense_0, dense_1: kmax until chosen from the data" in lines[0]
     x, y = _data(255)
     model.fit(x, y, epochs=1, verbose=0)
     model.save(tmp_path / "m.graia")
@@ -92,8 +95,9 @@ def test_adapted_shifts_are_saved_loaded_and_summarised(tmp_path) -> None:
     ]
     assert not any(layer.shift_pending for layer in loaded.weighted_layers)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
-    lines: list[str] = []
+    lines = []
     model.summary(print_fn=lines.append)
+    assert "until chosen" not in lines[0]
     row = next(line for line in lines[0].splitlines() if line.startswith("dense_0"))
     assert f" {model.weighted_layers[0].shift:>5} " in row
 
