@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="five small datasets, few epochs")
     parser.add_argument("--split", choices=("val", "test"), default="val")
-    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--methods", nargs="*", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--jobs", type=int, default=1, help="processes")
     parser.add_argument("--data", type=Path, help="read the splits from this --export folder")
     parser.add_argument("--export", type=Path, help="write the splits as .npz and stop")
