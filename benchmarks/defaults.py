@@ -225,35 +225,30 @@ def _flat(x: np.ndarray) -> np.ndarray:
     return x / np.float32(255.0) if x.dtype == np.uint8 else x
 
 
+def _sklearn(model, s: Split) -> dict:
+    """Fit a scikit-learn classifier on the train split; its scores and seconds."""
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings of short runs
+        model.fit(_flat(s.x_train), s.y_train)
+    return {
+        "val": model.score(_flat(s.x_val), s.y_val),
+        "test": model.score(_flat(s.x_test), s.y_test),
+        "seconds": time.perf_counter() - start,
+    }
+
+
 def run_logreg(s: Split, epochs: int, seed: int = 0) -> dict:
     from sklearn.linear_model import LogisticRegression
 
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = LogisticRegression(max_iter=1000).fit(_flat(s.x_train), s.y_train)
-    seconds = time.perf_counter() - start
-    return {
-        "val": m.score(_flat(s.x_val), s.y_val),
-        "test": m.score(_flat(s.x_test), s.y_test),
-        "seconds": seconds,
-    }
+    return _sklearn(LogisticRegression(max_iter=1000), s)
 
 
 def run_mlp(s: Split, epochs: int, seed: int = 0) -> dict:
     from sklearn.neural_network import MLPClassifier
 
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = MLPClassifier((HIDDEN,), random_state=seed, max_iter=200 if epochs >= EPOCHS else 20)
-        m.fit(_flat(s.x_train), s.y_train)
-    seconds = time.perf_counter() - start
-    return {
-        "val": m.score(_flat(s.x_val), s.y_val),
-        "test": m.score(_flat(s.x_test), s.y_test),
-        "seconds": seconds,
-    }
+    iterations = 200 if epochs >= EPOCHS else 20
+    return _sklearn(MLPClassifier((HIDDEN,), random_state=seed, max_iter=iterations), s)
 
 
 def run_torch(s: Split, epochs: int, seed: int = 0) -> dict:
