@@ -154,6 +154,8 @@ def test_step_decay_lowers_the_step_per_epoch_and_restores_it():
     assert model.rule.get_config()["step_decay"] is True
     constant = small_model(step=1000, step_decay=False)
     assert constant.rule.step_decay is False
+    assert graia.rules.get().step_decay and graia.rules.get("dfa").step_decay
+    assert not graia.rules.get("seed_hebbian").step_decay
 
 
 def test_summary_and_activations(capsys):

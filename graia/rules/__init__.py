@@ -155,6 +155,7 @@ class LocalHeads(Rule):
 
     name = "local_heads"
     rule_id = 2
+    step_decay_default = True  # as dfa's
     options: ClassVar[dict[str, tuple[int, int, int]]] = {
         **DFA.options,
         # 10% dropout by default (the same search).
