@@ -85,7 +85,7 @@ class Dense(Layer):
             default): chosen from the training data before the first update of ``fit`` (or by
             ``model.adapt(x)``) so that the layer's activations span 0..255
             (docs/arithmetic.md §3.3); ``kmax`` until then. ``shift=kmax`` is the weights' fixed
-            point (the activation is the clamped weighted sum), the default before 0.2.
+            point (the activation is the clamped weighted sum), the earlier default.
         initializer: ``"uniform"`` (latents uniform, scaled by fan-in) or ``"codes"``
             (codes uniform over all non-zero codes, as the original Graia did).
         name: the layer's name.
