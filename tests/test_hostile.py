@@ -379,8 +379,8 @@ def test_the_issue_network_learns_with_the_defaults() -> None:
     model.compile()
     with warnings.catch_warnings():
         warnings.simplefilter("error", GraiaWarning)
-        model.fit(x.reshape(len(x), -1), y, epochs=3, verbose=0)
-    assert model.evaluate(xt.reshape(len(xt), -1), yt)[1] > 0.5
+        model.fit(x.reshape(len(x), -1), y, epochs=10, verbose=0)
+    assert model.evaluate(xt.reshape(len(xt), -1), yt)[1] > 0.85  # 93% here
 
 
 def test_healthy_training_does_not_warn() -> None:
