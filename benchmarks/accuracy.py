@@ -52,7 +52,8 @@ def run_graia(dataset, rule, data, recipe, seed=0):
         # not have dropped, its extra ones at their defaults).
         model = recipe.build(x.shape[1:], classes, seed)
         known = graia.rules.REGISTRY[rule].options
-        model.compile(rule, **{k: v for k, v in recipe.rule_options.items() if k in known})
+        options = {k: v for k, v in recipe.rule_options.items() if k in known}
+        model.compile(rule, step_decay=False, **options)
         epochs, batch_size, callbacks = (
             recipe.epochs,
             recipe.batch_size,
@@ -159,13 +160,19 @@ def dataset_notes(markdown: str) -> dict[str, str]:
     """The hand-written notes of each dataset's section of a ``results.md``: the text after its
     learning-curve figure, up to the next ``## `` heading (other measurements, such as the
     convolutional recipes' ``recipe_search.py --split test`` runs, which this script does not
-    make)."""
-    notes = {}
+    make), and the sections of other scripts after the datasets' (kept after the last)."""
+    notes: dict[str, str] = {}
+    last = None
     for section in markdown.split("\n## ")[1:]:
         dataset, _, body = section.partition("\n")
         _, figure, after = body.partition(f"![{dataset}](learning_curves_{dataset}.png)\n")
-        if figure and after.strip():
-            notes[dataset] = after.strip()
+        if figure:
+            last = dataset
+            if after.strip():
+                notes[dataset] = after.strip()
+        elif last is not None:
+            # A section of another script's (benchmarks/defaults.py) stays after the datasets.
+            notes[last] = (notes.get(last, "") + "\n\n## " + section.strip()).lstrip("\n")
     return notes
 
 
@@ -204,8 +211,8 @@ def render_results(report: dict, notes: dict[str, str]) -> str:
 
 #: The README's table: one row per dataset, one column per method (header, ``method`` field).
 README_COLUMNS = (
-    ("`dfa` (default)", "graia dfa"),
-    ("`local_heads`", "graia local_heads"),
+    ("`dfa`", "graia dfa"),
+    ("`local_heads` (default rule)", "graia local_heads"),
     ("original Graia rule", "graia seed_hebbian"),
     ("backprop MLP (float)", "backprop MLP (scikit-learn, float)"),
 )

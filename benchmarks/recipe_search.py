@@ -44,7 +44,7 @@ import numpy as np
 
 import graia
 from graia import layers as L
-from graia.recipes import Recipe
+from graia.recipes import RECIPE_SHIFT, Recipe
 
 #: Validation rows carved from the end of the training split (at most a fifth of it).
 VALIDATION_ROWS = 10000
@@ -54,8 +54,9 @@ _SHIFT = re.compile(r"shift(\d*\.?\d+)")
 
 
 def _weights(shift: str | None, kmax: str | None) -> dict[str, int]:
-    """A weighted layer's ``shift`` and ``kmax`` arguments, those the architecture names."""
-    return {k: int(v) for k, v in (("shift", shift), ("kmax", kmax)) if v}
+    """A weighted layer's ``shift`` and ``kmax`` arguments, those the architecture names; the
+    shift the searches ran with (``RECIPE_SHIFT``) where it names none."""
+    return {"shift": RECIPE_SHIFT} | {k: int(v) for k, v in (("shift", shift), ("kmax", kmax)) if v}
 
 
 def build_layers(arch: str, input_shape: tuple[int, ...], classes: int) -> list[L.Layer]:
@@ -89,7 +90,7 @@ def build_layers(arch: str, input_shape: tuple[int, ...], classes: int) -> list[
             raise SystemExit(f"recipe_search: cannot read the architecture part {part!r}")
     if image:
         stack.append(L.Flatten())
-    return stack + [L.Dense(classes)]
+    return stack + [L.Dense(classes, shift=RECIPE_SHIFT)]
 
 
 def main() -> None:
@@ -153,7 +154,7 @@ def run(args: argparse.Namespace, candidate: str, seed: int, split: str, data: t
     arch, rule, epochs, batch, options = candidate.split(":", 4)
     epochs, batch, options = int(epochs), int(batch), json.loads(options)
     model = graia.Sequential(build_layers(arch, x.shape[1:], int(y.max()) + 1), seed=seed)
-    model.compile(rule, **options)
+    model.compile(rule, **{"step_decay": False, **options})
     # The recipes' schedule: step (and head step, §7.4) decayed linearly over the epochs.
     recipe = Recipe(hidden=(), rule=rule, rule_options=options, decay_step=True)
     schedule = recipe.callbacks(epochs)

@@ -79,6 +79,9 @@ def _weight_options(
 ) -> None:
     """The weight-code options shared by ``Dense`` and ``Conv2D`` (see ``Dense``)."""
     layer.kmax = _validation.integer(kmax, f"{kind} kmax", 0, KMAX_LIMIT)
+    # ``shift=None``: chosen from the data at the first fit or by ``adapt`` (arithmetic.md §3.3);
+    # until then the layer computes with ``kmax``.
+    layer.shift_pending = shift is None
     layer.shift = _validation.integer(
         layer.kmax if shift is None else shift, f"{kind} shift", 0, 30
     )
@@ -114,8 +117,11 @@ class Dense(Layer):
         units: number of units.
         kmax: largest shift: weights are 0 or ``±2**-k`` for ``0 <= k <= kmax``
             (``kmax=0`` gives ternary weights {-1, 0, +1}).
-        shift: the activation's right shift, ``a = clamp(z >> shift, 0, 255)``; default ``kmax``
-            (the weights' fixed point, so the activation is the clamped weighted sum).
+        shift: the activation's right shift, ``a = clamp(z >> shift, 0, 255)``; ``None`` (the
+            default): chosen from the training data before the first update of ``fit`` (or by
+            ``model.adapt(x)``) so that the layer's activations span 0..255
+            (docs/arithmetic.md §3.3); ``kmax`` until then. ``shift=kmax`` is the weights' fixed
+            point (the activation is the clamped weighted sum), the earlier default.
         initializer: ``"uniform"`` (latents uniform, scaled by fan-in) or ``"codes"``
             (codes uniform over all non-zero codes, as the original Graia did).
         name: the layer's name.
@@ -140,7 +146,7 @@ class Dense(Layer):
             "class": "Dense",
             "units": self.units,
             "kmax": self.kmax,
-            "shift": self.shift,
+            "shift": None if self.shift_pending else self.shift,
             "initializer": self.initializer,
             "name": self.name,
         }
@@ -217,7 +223,7 @@ class Conv2D(Layer):
             "strides": list(self.strides),
             "padding": self.padding,
             "kmax": self.kmax,
-            "shift": self.shift,
+            "shift": None if self.shift_pending else self.shift,
             "initializer": self.initializer,
             "name": self.name,
         }

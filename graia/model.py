@@ -209,6 +209,27 @@ class Sequential:
         """The ``Normalization``/``Rescaling`` right after ``Input`` (§8), if any."""
         return self.layers[1] if len(self.layers) > 1 and self.layers[1].preprocessing else None
 
+    def adapt(self, x: Any) -> list[int]:
+        """Choose the activation shift of every weighted layer built with ``shift=None`` (and
+        not yet adapted) from the inputs ``x``, layer by layer, with exact integer arithmetic
+        (docs/arithmetic.md §3.3); ``fit`` does this before its first update. Returns every
+        weighted layer's shift."""
+        self._adapt_arrays(self._validate_x(x))
+        return [layer.shift for layer in self.weighted_layers]
+
+    def _adapt_arrays(self, xq: np.ndarray) -> None:
+        """:meth:`adapt` on validated u8 inputs."""
+        from graia import adapt
+
+        pending = [layer.shift_pending for layer in self.weighted_layers]
+        if not any(pending):
+            return
+        state = self._host_state()
+        state["shift"] = adapt.choose_shifts(state, xq[adapt.sample_rows(len(xq))], pending)
+        self._set_host_state(state)
+        for layer, shift in zip(self.weighted_layers, state["shift"]):
+            layer.shift, layer.shift_pending = int(shift), False
+
     def fit(
         self,
         x: Any,

@@ -11,6 +11,11 @@ from dataclasses import dataclass, field, replace
 from graia import layers
 from graia.model import Sequential
 
+#: The activation shift the recipes were found with wherever they name none: ``kmax`` (8), the
+#: layers' default before shifts were chosen from the data (docs/arithmetic.md §3.3), pinned so
+#: that every recipe keeps its bits.
+RECIPE_SHIFT = 8
+
 
 @dataclass(frozen=True)
 class ConvBlock:
@@ -23,7 +28,8 @@ class ConvBlock:
     shift: int | None = None
 
     def layers(self) -> list[layers.Layer]:
-        conv = layers.Conv2D(self.filters, self.kernel, padding="same", shift=self.shift)
+        shift = RECIPE_SHIFT if self.shift is None else self.shift
+        conv = layers.Conv2D(self.filters, self.kernel, padding="same", shift=shift)
         return [conv] if self.pool is None else [conv, layers.MaxPooling2D(self.pool)]
 
     def describe(self) -> str:
@@ -41,8 +47,8 @@ class Recipe:
     rule_options: dict[str, int] = field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 32
-    #: The hidden layers' activation shift: one for all, or one per hidden layer (``None``: the
-    #: Dense default, ``kmax``).
+    #: The hidden layers' activation shift: one for all, or one per hidden layer (``None``:
+    #: :data:`RECIPE_SHIFT`).
     hidden_shift: int | tuple[int, ...] | None = None
     #: Decay the rule's ``step`` (and a ``head_step``) linearly to 1 over the epochs.
     decay_step: bool = False
@@ -79,12 +85,17 @@ class Recipe:
             stack += block.layers()
         if self.conv:
             stack.append(layers.Flatten())
-        stack += [layers.Dense(units, shift=shift) for units, shift in self.hidden_layers()]
-        model = Sequential(stack + [layers.Dense(classes)], seed=seed, name=name)
+        stack += [
+            layers.Dense(units, shift=RECIPE_SHIFT if shift is None else shift)
+            for units, shift in self.hidden_layers()
+        ]
+        output = layers.Dense(classes, shift=RECIPE_SHIFT)
+        model = Sequential(stack + [output], seed=seed, name=name)
+        # The recipes schedule their step by callbacks (``callbacks``), not ``step_decay``.
         if rule is None or rule == self.rule:
-            model.compile(self.rule, **self.rule_options)
+            model.compile(self.rule, step_decay=False, **self.rule_options)
         else:
-            model.compile(rule)
+            model.compile(rule, step_decay=False)
         return model
 
     def hidden_layers(self) -> list[tuple[int, int | None]]:

@@ -125,7 +125,9 @@ def _model_from_config(config: dict[str, Any], source: str) -> Sequential:
                 raise TypeError(
                     f"'rule' must be an object with 'name' and 'options', got {rule!r:.80}"
                 )
-            model.rule = rules_mod.get(rule["name"], **rule.get("options", {}))
+            # Files from before step_decay existed trained without it.
+            decay = rule.get("step_decay", False)
+            model.rule = rules_mod.get(rule["name"], step_decay=decay, **rule.get("options", {}))
             model.rule.check_hidden_layers(model.sizes[1:-1])
     except KeyError as exc:
         raise ModelFileError(f"{source}: invalid config.json: missing key {exc}") from exc

@@ -90,6 +90,8 @@ def fit(
         if not weights.any():
             raise GraiaValueError("sample_weight/class_weight: every training sample weighs 0")
         weights = spec.normalised_weights(weights)
+    # Shifts left to the data are chosen before the first update (§3.3).
+    model._adapt_arrays(xq)
     # In a distributed run only rank 0 prints (the user's callbacks run on every rank).
     lead = distribute is None or distributed.rank() == 0
     watch = [_CollapseWatch(xq, yq, epochs - initial_epoch)] if lead else []
@@ -108,9 +110,29 @@ def fit(
     # With augmentation layers each epoch uploads its own transformed images (§4.1).
     augmenting = augment.has_augmentation(model.layers)
     dataset = None if augmenting else backend.upload(xq, yq)
-    with guard:
+    with guard, _step_schedule(model, callbacks, epochs) as decay:
         return _epochs(model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch,
-                       1 if model.rule.online else batch_size, shuffle, weights)  # fmt: skip
+                       1 if model.rule.online else batch_size, shuffle, weights, decay)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _step_schedule(model: Sequential, callbacks: Sequence[Any] | None, epochs: int):
+    """The rule's ``step_decay`` schedule for one ``fit``: yields ``decay(epoch)``, the epoch's
+    ``step`` (linear from ``step`` down to ``step / epochs`` over the absolute epochs
+    ``0 .. epochs - 1``, so ``fit(epochs=E, initial_epoch=k)`` continues it), or ``None`` (off,
+    or replaced by the user's ``StepScheduler`` of ``step``). The option keeps its value after."""
+    if not model.rule.step_decay or any(
+        isinstance(cb, callbacks_mod.StepScheduler) and cb.option == "step"
+        for cb in callbacks or []
+    ):
+        yield None
+        return
+    step = model.rule.values["step"]
+    schedule = callbacks_mod.linear_step(step, epochs)
+    try:
+        yield lambda epoch: schedule(epoch, 0)
+    finally:
+        model.rule.values["step"] = step
 
 
 def _callback_list(
@@ -165,14 +187,17 @@ def _end_epoch(
 
 def _epochs(
     model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch, steps_batch, shuffle,
-    weights=None,
+    weights=None, decay=None,
 ):  # fmt: skip
     """The epochs of :func:`fit`, its arguments checked; ``dataset`` is ``None`` when the model
-    augments its inputs (then uploaded per epoch); ``weights``: §5.1's normalised weights."""
+    augments its inputs (then uploaded per epoch); ``weights``: §5.1's normalised weights;
+    ``decay(epoch)`` the epoch's rule step."""
     model.stop_training = False
     cbs.on_train_begin({})
     augmenting = dataset is None
     for epoch in range(initial_epoch, epochs):
+        if decay is not None:
+            model.rule.values["step"] = decay(epoch)
         cbs.on_epoch_begin(epoch, {})
         order = epoch_order(len(xq), model.seed, epoch, shuffle, weights)
         n, chunk = len(order), epoch_chunk(len(order), steps_batch)
@@ -274,14 +299,26 @@ def fit_batches(
         model, callbacks, verbose, [], {"epochs": epochs, "steps": steps, "samples": None}
     )
     backend = model._backend()
+    with _step_schedule(model, callbacks, epochs) as decay:
+        return _batch_epochs(
+            model, backend, batches, cbs, history, val, epochs, initial_epoch, decay
+        )
+
+
+def _batch_epochs(model, backend, batches, cbs, history, val, epochs, initial_epoch, decay):
+    """The epochs of :func:`fit_batches`, its arguments checked."""
     model.stop_training = False
     cbs.on_train_begin({})
     for epoch in range(initial_epoch, epochs):
+        if decay is not None:
+            model.rule.values["step"] = decay(epoch)
         cbs.on_epoch_begin(epoch, {})
         start = time.perf_counter()
         correct = sq_error = seen = 0
         for step, batch in enumerate(batches):
             xq, yq = _unpack_batch(model, batch, step)
+            # Shifts left to the data are chosen from the first batch (§3.3).
+            model._adapt_arrays(xq)
             cbs.on_batch_begin(step, {})
             dataset = backend.upload(xq, yq)
             order = np.arange(len(xq), dtype=np.int32)
@@ -384,9 +421,14 @@ class _CollapseWatch(callbacks_mod.Callback):
 
     def on_epoch_end(self, epoch: int, logs: callbacks_mod.Logs = None) -> None:
         self.seen += 1
-        if self.done or (self.seen == 1 and self.epochs_in_fit > 1) or len(np.unique(self.y)) < 2:
+        # Not before a quarter of the fit's epochs (at least two): a small dataset's first
+        # epochs are a handful of updates.
+        early = self.seen < min(self.epochs_in_fit, max(2, self.epochs_in_fit // 4))
+        if self.done or early or len(np.unique(self.y)) < 2:
             return
-        if logs["accuracy"] > max(1.5 * self.majority, self.majority + 0.05):
+        # Above the commonest class's share by a margin that imbalanced and hard sets clear.
+        m = self.majority
+        if logs["accuracy"] > min(max(1.5 * m, m + 0.05), m + 0.1 * (1 - m)):
             return
         predicted = np.argmax(self.model._predict_arrays(self.x), axis=1)
         same_class = float(np.bincount(predicted).max()) / len(predicted)

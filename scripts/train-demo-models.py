@@ -17,6 +17,7 @@ from pathlib import Path
 
 import graia
 from graia.recipes import DENSE_RECIPES as RECIPES
+from graia.recipes import RECIPE_SHIFT
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "graia" / "demo" / "models"
 
@@ -33,12 +34,12 @@ def train(dataset: str, hidden: tuple[int, ...], epochs: int, out_dir: Path) -> 
     (x_train, y_train), (x_test, y_test) = graia.datasets.load_data(dataset)
     model = graia.Sequential(
         [graia.layers.Input(x_train.shape[1:])]
-        + [graia.layers.Dense(units, shift=recipe.hidden_shift) for units in hidden]
-        + [graia.layers.Dense(10)],
+        + [graia.layers.Dense(units, shift=recipe.hidden_shift or RECIPE_SHIFT) for units in hidden]
+        + [graia.layers.Dense(10, shift=RECIPE_SHIFT)],
         seed=0,
         name=f"{dataset}-demo",
     )
-    model.compile(recipe.rule, **recipe.rule_options)
+    model.compile(recipe.rule, step_decay=False, **recipe.rule_options)
     start = time.perf_counter()
     model.fit(
         x_train,

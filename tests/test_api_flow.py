@@ -32,7 +32,7 @@ def test_notebook_flow(backend_name: str, tmp_path: Path) -> None:
             [graia.layers.Input((8, 8)), graia.layers.Dense(64), graia.layers.Dense(10)],
             seed=0,
         )
-        model.compile("dfa", step=1024)
+        model.compile()
         history = model.fit(
             x_train, y_train, epochs=4, batch_size=32, validation_split=0.1, verbose=0
         )

@@ -198,3 +198,25 @@ def test_cli_demo_options():
     assert (args.host, args.port, args.model, args.share) == ("127.0.0.1", 7860, None, False)
     with pytest.raises(SystemExit):
         cli._parser().parse_args(["demo", "--port", "70000"])
+
+
+def test_api_trained_models_join_the_picker_beside_the_pretrained_ones(url):
+    """Each run adds a model to the picker; the pretrained ones stay selectable."""
+    labels = []
+    for _ in range(2):
+        body = {"dataset": "digits", "rule": "dfa", "width": 8, "epochs": 1}
+        status, _ = _call(url, "/api/train", json.dumps(body).encode())
+        assert status == 200
+        for _ in range(600):
+            status, result = _call(url, "/api/train/status")
+            if not result["running"]:
+                break
+            threading.Event().wait(0.1)
+        assert result["phase"] == "done", result
+        labels.append(result["model"]["label"])
+    status, state = _call(url, "/api/state")
+    assert state["trained"] == labels and labels[0] != labels[1]
+    assert state["pretrained"] == ["digits", "fashion-mnist"]
+    for name, label in (("digits", "pretrained: digits"), (labels[0], labels[0])):
+        status, state = _call(url, "/api/model/select", json.dumps({"name": name}).encode())
+        assert status == 200 and state["model"]["label"] == label

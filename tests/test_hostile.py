@@ -357,11 +357,13 @@ def test_stale_temporaries_cleaned_on_next_save(tmp_path: Path) -> None:
 
 
 def test_collapse_warns_once_on_the_issue_network() -> None:
+    """The network that collapsed with the defaults before shifts were chosen from the data
+    (shift = kmax, dfa with step 256)."""
     (x, y), _ = graia.datasets.digits.load_data()
     model = graia.Sequential(
-        [layers.Input(64), layers.Dense(64), layers.Dense(32), layers.Dense(10)], seed=0
+        [layers.Input(64)] + [layers.Dense(u, shift=8) for u in (64, 32, 10)], seed=0
     )
-    model.compile()
+    model.compile("dfa", step=256, step_decay=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.fit(x.reshape(len(x), -1), y, epochs=3, verbose=0)
@@ -371,6 +373,18 @@ def test_collapse_warns_once_on_the_issue_network() -> None:
         collapse[0].message
     )
     assert collapse[0].filename == __file__
+
+
+def test_the_issue_network_learns_with_the_defaults() -> None:
+    (x, y), (xt, yt) = graia.datasets.digits.load_data()
+    model = graia.Sequential(
+        [layers.Input(64), layers.Dense(64), layers.Dense(32), layers.Dense(10)], seed=0
+    )
+    model.compile()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GraiaWarning)
+        model.fit(x.reshape(len(x), -1), y, epochs=10, verbose=0)
+    assert model.evaluate(xt.reshape(len(xt), -1), yt)[1] > 0.85  # 93% here
 
 
 def test_healthy_training_does_not_warn() -> None:

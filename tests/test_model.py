@@ -131,13 +131,31 @@ def test_weights_round_trip_and_validation():
 
 def test_same_seed_same_model_and_resume_is_exact():
     x, y = small_data(60)
-    straight = small_model(seed=5)
+    # A constant step: with step_decay the first fit's schedule is over its own two epochs.
+    straight = small_model(seed=5, step_decay=False)
     straight.fit(x, y, epochs=4, batch_size=8, verbose=0)
-    resumed = small_model(seed=5)
+    resumed = small_model(seed=5, step_decay=False)
     resumed.fit(x, y, epochs=2, batch_size=8, verbose=0)
     resumed.fit(x, y, epochs=4, batch_size=8, verbose=0, initial_epoch=2)
     for a, b in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_step_decay_lowers_the_step_per_epoch_and_restores_it():
+    """step_decay: epoch e of fit(epochs=E) uses step * (E - e) // E; the option is kept."""
+    x, y = small_data(16)
+    model = small_model(step=1000)
+    seen = []
+    probe = graia.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: seen.append(model.rule.values["step"])
+    )
+    model.fit(x, y, epochs=4, batch_size=8, verbose=0, callbacks=[probe])
+    assert seen == [1000, 750, 500, 250] and model.rule.values["step"] == 1000
+    assert model.rule.get_config()["step_decay"] is True
+    constant = small_model(step=1000, step_decay=False)
+    assert constant.rule.step_decay is False
+    assert graia.rules.get().step_decay and graia.rules.get("dfa").step_decay
+    assert not graia.rules.get("seed_hebbian").step_decay
 
 
 def test_summary_and_activations(capsys):

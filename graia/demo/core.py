@@ -324,21 +324,18 @@ class TrainingJob:
                 raise GraiaValueError(f"{name}: expected an integer from 1 to {top}, got {value!r}")
 
     def build(self, input_shape: tuple[int, ...]) -> graia.Sequential:
-        """The model this job trains: the dataset's recipe (rule options and hidden shift when the
-        rule is the recipe's) with one hidden layer of ``width`` units."""
-        from graia.recipes import DENSE_RECIPES as RECIPES
-
-        recipe = RECIPES[self.dataset]
+        """The model this job trains: one hidden layer of ``width`` units and the rule, all with
+        the library's defaults (what a user's first model gets)."""
         model = graia.Sequential(
-            [graia.layers.Input(input_shape)]
-            + [graia.layers.Dense(self.width, shift=recipe.hidden_shift), graia.layers.Dense(10)],
+            [
+                graia.layers.Input(input_shape),
+                graia.layers.Dense(self.width),
+                graia.layers.Dense(10),
+            ],
             seed=self.seed,
             name=f"{self.dataset}-{self.rule}-{self.width}",
         )
-        if self.rule == recipe.rule:
-            model.compile(self.rule, **recipe.rule_options)
-        else:
-            model.compile(self.rule)
+        model.compile(self.rule)
         return model
 
     def run(self) -> None:
@@ -357,21 +354,16 @@ class TrainingJob:
             self.phase = "failed"
 
     def _train(self) -> None:
-        from graia.recipes import DENSE_RECIPES as RECIPES
-
         self.phase = "loading data"
         (x_train, y_train), (x_test, y_test) = graia.datasets.load_data(self.dataset)
         model = self.build(x_train.shape[1:])
         self.phase = "training"
-        recipe = RECIPES[self.dataset]
-        schedule = recipe.callbacks(self.epochs) if self.rule == recipe.rule else []
         model.fit(
             x_train,
             y_train,
             epochs=self.epochs,
-            batch_size=recipe.batch_size,
             validation_data=(x_test, y_test),
-            callbacks=[*schedule, ProgressCallback(self)],
+            callbacks=[ProgressCallback(self)],
             verbose=0,
         )
         self.result = DemoModel(model, f"trained here: {model.name}", self.dataset)

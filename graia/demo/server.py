@@ -10,7 +10,8 @@ Endpoints (JSON unless noted):
 ``GET /api/state``              models, backend, rules, datasets, the current model, training status
 ``POST /api/predict``           ``{"width", "height", "ink"}`` (base64 u8 ink) -> analysis
 ``GET /api/sample?dataset=&index=``  a test image (random without ``index``) -> analysis
-``POST /api/model/select``      ``{"name": "digits" | "fashion-mnist" | "trained"}``
+``POST /api/model/select``      ``{"name": "digits" | "fashion-mnist" | a trained model's label
+                                | "trained" (the latest)}``
 ``POST /api/model/upload``      the raw bytes of a ``.graia`` file
 ``GET /api/model/download``     the current model as a ``.graia`` file
 ``POST /api/train``             ``{"dataset", "rule", "width", "epochs"}`` starts a run
@@ -86,7 +87,8 @@ class DemoState:
     def __init__(self, model_path: str | None = None) -> None:
         self.lock = threading.Lock()
         self.pretrained: dict[str, core.DemoModel] = {}
-        self.trained: core.DemoModel | None = None
+        #: Models trained here, oldest first: each run adds one beside the pretrained ones.
+        self.trained: list[core.DemoModel] = []
         self.job: core.TrainingJob | None = None
         self.samples: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name, path in core.PRETRAINED.items():
@@ -112,7 +114,7 @@ class DemoState:
                 "backend": self.backend,
                 "model": self.current.info(),
                 "pretrained": sorted(self.pretrained),
-                "trained": self.trained is not None,
+                "trained": [m.label for m in self.trained],
                 "datasets": list(core.DATASETS),
                 "rules": sorted(graia.rules.REGISTRY),
                 "default_rule": graia.rules.DEFAULT_RULE,
@@ -282,8 +284,11 @@ class Handler(BaseHTTPRequestHandler):
     def _select(self, _query: dict) -> None:
         name = _text(self._json_body(), "name")
         with self.state.lock:
-            if name == "trained" and self.state.trained is not None:
-                self.state.current = self.state.trained
+            trained = {m.label: m for m in self.state.trained}
+            if name == "trained" and self.state.trained:  # the latest
+                self.state.current = self.state.trained[-1]
+            elif name in trained:
+                self.state.current = trained[name]
             elif name in self.state.pretrained:
                 self.state.current = self.state.pretrained[name]
             else:
@@ -346,9 +351,10 @@ class Handler(BaseHTTPRequestHandler):
             if job is None:
                 self._json({"phase": "idle", "running": False})
                 return
-            # A finished run's model becomes the one being queried, once.
-            if job.result is not None and self.state.trained is not job.result:
-                self.state.trained = job.result
+            # A finished run's model joins the picker and becomes the one queried, once.
+            if job.result is not None and all(m is not job.result for m in self.state.trained):
+                job.result.label += f" #{len(self.state.trained) + 1}"
+                self.state.trained.append(job.result)
                 self.state.current = job.result
             model = self.state.current.info()
         self._json({**job.status(), "model": model})

@@ -33,7 +33,7 @@ def summary_text(model: Sequential) -> str:
     if len(model.layers) < 2:
         return "\n".join(lines + ["(no Dense layer yet)"])
     if not model.is_dense:
-        return "\n".join(lines[:1] + _image_rows(model))
+        return "\n".join(lines[:1] + _image_rows(model) + _pending(model))
     deployment = plan(model)
     for layer in deployment.layers:
         hist = np.bincount(np.abs(layer.codes).ravel().astype(np.int64), minlength=layer.kmax + 2)
@@ -59,7 +59,16 @@ def summary_text(model: Sequential) -> str:
         f"  activations: {ram:,} bytes peak (static: i32 sums and code terms, u8 activations)"
         f" vs {deployment.float32_activation_bytes:,} bytes float32"
     )
-    return "\n".join(lines)
+    return "\n".join(lines + _pending(model))
+
+
+def _pending(model: Sequential) -> list[str]:
+    """A note naming the layers whose shift the first ``fit`` will choose (arithmetic.md §3.3)."""
+    names = [layer.name for layer in model.weighted_layers if layer.shift_pending]
+    if not names:
+        return []
+    note = f"Shift of {', '.join(names)}: kmax until chosen from the data by the first fit"
+    return [note + " (or model.adapt(x); docs/arithmetic.md §3.3)"]
 
 
 def _image_rows(model: Sequential) -> list[str]:

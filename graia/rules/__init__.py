@@ -45,6 +45,8 @@ class Rule:
     #: Whether ``fit(distribute=...)`` runs the rule: its batches split into sums (§7.6) and its
     #: hidden layers into blocks of units (§7.7).
     distributable: ClassVar[bool] = False
+    #: ``step_decay``'s default: whether ``fit`` lowers ``step`` linearly over its epochs.
+    step_decay_default: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -52,7 +54,19 @@ class Rule:
             raise TypeError(f"{cls.__name__}: only the last option can be per layer")
         REGISTRY[cls.name] = cls
 
-    def __init__(self, **options: int | Sequence[int]) -> None:
+    def __init__(self, step_decay: bool | None = None, **options: int | Sequence[int]) -> None:
+        if step_decay is None:
+            step_decay = self.step_decay_default
+        if not isinstance(step_decay, bool) or (step_decay and "step" not in self.options):
+            raise GraiaValueError(
+                f"rule {self.name!r}: step_decay must be "
+                + ("True or False" if "step" in self.options else "False (the rule has no step)")
+                + f", got {step_decay!r:.80}"
+            )
+        #: Whether ``fit(epochs=E)`` lowers ``step`` linearly, epoch ``e`` using
+        #: ``step * (E - e) // E`` (a host-side schedule, docs/arithmetic.md §7.2; a
+        #: ``StepScheduler`` of ``step`` replaces it). Not a parameter of the arithmetic.
+        self.step_decay = step_decay
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             raise GraiaValueError(
@@ -103,11 +117,13 @@ class Rule:
         return {
             "name": self.name,
             "options": {k: list(v) if isinstance(v, tuple) else v for k, v in self.values.items()},
+            "step_decay": self.step_decay,
         }
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.values.items())
-        return f"{type(self).__name__}({opts})"
+        decay = ", step_decay=True" if self.step_decay else ""
+        return f"{type(self).__name__}({opts}{decay})"
 
 
 class DFA(Rule):
@@ -119,8 +135,11 @@ class DFA(Rule):
 
     name = "dfa"
     rule_id = 0
+    # Step 2048 decaying over the fit: chosen on 13 datasets' validation splits
+    # (benchmarks/defaults_search.py, docs/journal/2026-12-07-defaults.md).
+    step_decay_default = True
     options: ClassVar[dict[str, tuple[int, int, int]]] = {
-        "step": (256, 1, 1 << 16),
+        "step": (2048, 1, 1 << 16),
         "beta1_shift": (3, 0, 20),
         "beta2_shift": (7, 0, 20),
         "decay_shift": (0, 0, 20),
@@ -150,8 +169,11 @@ class LocalHeads(Rule):
 
     name = "local_heads"
     rule_id = 2
+    step_decay_default = True  # as dfa's
     options: ClassVar[dict[str, tuple[int, int, int]]] = {
         **DFA.options,
+        # 10% dropout by default (the same search).
+        "dropout": (26, 0, 255),
         "head_step": (0, 0, 1 << 16),
         "head_kmax": (4, 0, 8),
         "head_shift": (4, 0, 24),
@@ -211,8 +233,8 @@ def by_id(rule_id: int) -> type[Rule]:
     raise GraiaValueError(f"unknown rule id {rule_id}; valid: {sorted(REGISTRY)}")
 
 
-#: The rule ``compile()`` uses when none is named.
-DEFAULT_RULE = "dfa"
+#: The rule ``compile()`` uses when none is named (chosen over ``dfa`` on 13 datasets).
+DEFAULT_RULE = "local_heads"
 
 
 def get(rule: str | Rule | None = None, **options: int | Sequence[int]) -> Rule:

@@ -27,7 +27,7 @@ function showModel(model) {
   $("model-sizes").textContent = `(${model.sizes.join("-")}, ${model.rule || "no rule"}, input ${model.input.join("x")})`;
   const select = $("model-select");
   const options = state.pretrained.map((n) => [n, `pretrained: ${n}`]);
-  if (state.trained) options.push(["trained", "trained here"]);
+  options.push(...state.trained.map((label) => [label, label]));
   const current = options.find(([, label]) => label === model.label);
   if (!current) options.push(["", model.label]);
   select.replaceChildren(...options.map(([value, label]) => new Option(label, value, false, label === model.label)));
