@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from graia import _validation, augment, backends, saving, spec, training
+from graia import _validation, adapt, augment, backends, saving, spec, training
 from graia import layers as layers_mod
 from graia import rules as rules_mod
 from graia import state as state_mod
@@ -219,8 +219,6 @@ class Sequential:
 
     def _adapt_arrays(self, xq: np.ndarray) -> None:
         """:meth:`adapt` on validated u8 inputs."""
-        from graia import adapt
-
         pending = [layer.shift_pending for layer in self.weighted_layers]
         if not any(pending):
             return
