@@ -220,11 +220,6 @@ def feedback_matrix(seed: np.uint64, layer: int, n_out: int, classes: int) -> np
     return out
 
 
-def seed_word(seed: int) -> np.uint64:
-    """A user seed (any int in ``0..2**64-1``) as the u64 key of §4."""
-    return np.uint64(seed)
-
-
 def forward_bound_ok(n_in: int, kmax: int) -> bool:
     """§3's no-overflow bound for one dense layer."""
     return n_in * 255 * (1 << kmax) <= I32_MAX
