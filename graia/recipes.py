@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from graia import layers
+from graia import layers, rules
+from graia.callbacks import StepScheduler, linear_step
 from graia.model import Sequential
 
 #: The activation shift the recipes were found with wherever they name none: ``kmax`` (8), the
@@ -110,9 +111,6 @@ class Recipe:
     def callbacks(self, epochs: int, rule: str | None = None) -> list:
         """The recipe's schedule as ``fit`` callbacks, for its rule or another ``rule`` given
         the recipe's options it has."""
-        from graia import rules
-        from graia.callbacks import StepScheduler, linear_step
-
         if not self.decay_step:
             return []
         schedules = [StepScheduler(linear_step(self.rule_options.get("step", 256), epochs))]
@@ -240,8 +238,6 @@ ARCHITECTURES = {"conv": CONV_RECIPES, "dense": DENSE_RECIPES}
 def recipe_for(dataset: str, rule: str | None = None, architecture: str | None = None) -> Recipe:
     """The recipe ``graia train`` uses: ``architecture`` (``"conv"``/``"dense"``) or the
     dataset's default, and the Dense one for a rule that cannot train convolutions."""
-    from graia import rules
-
     recipe = ARCHITECTURES[architecture][dataset] if architecture else RECIPES[dataset]
     if recipe.conv and rule is not None and not rules.REGISTRY[rule].supports_conv:
         return DENSE_RECIPES[dataset]
