@@ -54,8 +54,11 @@ __all__ = [
 
 #: Version of the file format written by this Graia; files with a larger version are refused.
 #: Version 2 model files add the local heads' ``head_latent`` and ``head_momentum`` (docs/rules.md);
-#: version 1 files still load, their heads starting as the fixed feedback matrices.
-FORMAT_VERSION = 2
+#: version 1 files still load, their heads starting as the fixed feedback matrices. Version 3 files
+#: may leave a layer's ``shift`` null (chosen from the data at the first fit, docs/arithmetic.md
+#: §3.3) and add class names, preprocessing layers and the rule's ``step_decay``; versions 1 and 2
+#: load as before.
+FORMAT_VERSION = 3
 
 #: Largest uncompressed size accepted for all members together (and for any one member).
 MAX_TOTAL_BYTES = 4 << 30
