@@ -20,11 +20,13 @@ LEVELS: dict[str, int] = {
     "graia.spec": 0,
     "graia.files": 0,
     "graia.rules": 0,
+    "graia._interrupt": 0,
     "graia.backends": 1,
     # core: layers, their shapes and host states, data, callbacks, MPI
     "graia._validation": 2,
     "graia.layers": 2,
     "graia.state": 2,
+    "graia.adapt": 2,
     "graia.augment": 2,
     "graia.io": 2,
     "graia.datasets": 2,
