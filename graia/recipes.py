@@ -113,7 +113,16 @@ class Recipe:
         the recipe's options it has."""
         if not self.decay_step:
             return []
-        schedules = [StepScheduler(linear_step(self.rule_options.get("step", 256), epochs))]
+        schedules = [
+            StepScheduler(
+                linear_step(
+                    self.rule_options.get(
+                        "step", rules.REGISTRY[rule or self.rule].options["step"][0]
+                    ),
+                    epochs,
+                )
+            )
+        ]
         head_step = self.rule_options.get("head_step")
         if head_step and "head_step" in rules.REGISTRY[rule or self.rule].options:
             # Learned local heads (§7.4) anneal with the rest.
