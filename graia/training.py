@@ -450,8 +450,8 @@ class _CollapseWatch(callbacks_mod.Callback):
             f"{100 * same_class:.0f}% of sampled inputs get the same class"
             + (f", dead hidden units: {layers}" if layers else "")
             + ". Try: wider hidden layers (e.g. 256+ units) or fewer of them, a larger rule "
-            "step (e.g. compile(step=4096)), or a larger shift on the output layer "
-            "(Dense(classes, shift=kmax + 1))",
+            "step (e.g. compile(step=4096)), or leaving every layer's shift to the data "
+            "(shift=None, the default)",
             GraiaWarning,
             stacklevel=user_stacklevel(),
         )
