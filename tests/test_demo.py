@@ -202,6 +202,27 @@ def test_cli_demo_options():
 
 def test_api_trained_models_join_the_picker_beside_the_pretrained_ones(url):
     """Each run adds a model to the picker; the pretrained ones stay selectable."""
+    labels = _train_twice(url)
+    status, state = _call(url, "/api/state")
+    assert state["trained"] == labels and labels[0] != labels[1]
+    assert state["pretrained"] == ["digits", "fashion-mnist"]
+    for name, label in (("digits", "pretrained: digits"), (labels[0], labels[0])):
+        status, state = _call(url, "/api/model/select", json.dumps({"name": name}).encode())
+        assert status == 200 and state["model"]["label"] == label
+
+
+def test_api_the_picker_keeps_the_latest_trained_models(url, monkeypatch):
+    """Past ``MAX_TRAINED`` runs the oldest trained model leaves the picker (bounded memory)."""
+    monkeypatch.setattr(core, "MAX_TRAINED", 1)
+    labels = _train_twice(url)
+    status, state = _call(url, "/api/state")
+    assert state["trained"] == labels[1:]
+    status, _ = _call(url, "/api/model/select", json.dumps({"name": labels[0]}).encode())
+    assert status == 400
+
+
+def _train_twice(url: str) -> list[str]:
+    """Two tiny training runs through the API; the labels their models get."""
     labels = []
     for _ in range(2):
         body = {"dataset": "digits", "rule": "dfa", "width": 8, "epochs": 1}
@@ -214,9 +235,4 @@ def test_api_trained_models_join_the_picker_beside_the_pretrained_ones(url):
             threading.Event().wait(0.1)
         assert result["phase"] == "done", result
         labels.append(result["model"]["label"])
-    status, state = _call(url, "/api/state")
-    assert state["trained"] == labels and labels[0] != labels[1]
-    assert state["pretrained"] == ["digits", "fashion-mnist"]
-    for name, label in (("digits", "pretrained: digits"), (labels[0], labels[0])):
-        status, state = _call(url, "/api/model/select", json.dumps({"name": name}).encode())
-        assert status == 200 and state["model"]["label"] == label
+    return labels

@@ -37,6 +37,9 @@ TOP_UNITS = 8
 #: Limits on what the Train tab accepts (the demo must stay responsive on a small CPU).
 MAX_WIDTH = 2048
 MAX_EPOCHS = 100
+#: The picker keeps this many models trained in the demo (the oldest goes first), so a visitor
+#: who keeps training cannot grow the server's memory without bound.
+MAX_TRAINED = 8
 #: An uploaded model file may hold at most this many bytes, compressed or not.
 MAX_MODEL_BYTES = 64 << 20
 #: The largest input image side the demo draws into (28x28 MNIST-like is the usual).

@@ -87,8 +87,10 @@ class DemoState:
     def __init__(self, model_path: str | None = None) -> None:
         self.lock = threading.Lock()
         self.pretrained: dict[str, core.DemoModel] = {}
-        #: Models trained here, oldest first: each run adds one beside the pretrained ones.
+        #: Models trained here, oldest first: each run adds one beside the pretrained ones (the
+        #: latest ``core.MAX_TRAINED``), numbered by ``runs``.
         self.trained: list[core.DemoModel] = []
+        self.runs = 0
         self.job: core.TrainingJob | None = None
         self.samples: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name, path in core.PRETRAINED.items():
@@ -353,8 +355,10 @@ class Handler(BaseHTTPRequestHandler):
                 return
             # A finished run's model joins the picker and becomes the one queried, once.
             if job.result is not None and all(m is not job.result for m in self.state.trained):
-                job.result.label += f" #{len(self.state.trained) + 1}"
+                self.state.runs += 1
+                job.result.label += f" #{self.state.runs}"
                 self.state.trained.append(job.result)
+                del self.state.trained[: -core.MAX_TRAINED]
                 self.state.current = job.result
             model = self.state.current.info()
         self._json({**job.status(), "model": model})
