@@ -87,7 +87,7 @@ def worker(
                 if best is None or seconds < best[0]:
                     best = seconds, history.history.get("communication_seconds", [0.0])[0]
             seconds, communication = best
-        state = model._host_state()
+        state = model.get_state()
         local_heads = model.rule.name == "local_heads"
         sent = (
             distributed.bytes_per_batch(distribute, state, batch, local_heads) if distribute else 0

@@ -11,15 +11,9 @@ from graia import _interrupt
 if _interrupt.is_command():  # Ctrl-C while the imports below run: cli.md's message, exit 130
     _interrupt.exit_on_interrupt()
 
-from importlib import metadata as _metadata
-
-try:  # the one place the version is written is pyproject.toml
-    __version__ = _metadata.version("graia")
-except _metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
-
 from graia import backends as backend
 from graia import callbacks, datasets, layers, plot, rules
+from graia._version import __version__
 from graia.errors import GraiaError, GraiaWarning
 from graia.model import Sequential, load_model
 

@@ -11,27 +11,34 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
-from graia import __version__
+import numba
+import numpy as np
+
+import graia
+from graia import _interrupt, augment, backend, datasets, distributed, io, plot
+from graia._version import __version__
+from graia.demo import serve
+from graia.errors import GraiaError, GraiaValueError
+from graia.recipes import recipe_for
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10")
 
 
 def _load_dataset(name: str, data_dir: str | None):
     """The dataset's splits; an explicit ``data_dir`` is the only place looked at (no download)."""
-    from graia import datasets
-
     return datasets.load_data(name, path=data_dir)
 
 
 def _backend_details(name: str) -> dict[str, Any] | None:
     """What a backend runs on (threads, OpenCL device), or None when there is nothing to say."""
-    from graia import backend
-
     try:
         return backend.details(name)
     except Exception as exc:  # noqa: BLE001 - info reports whatever it can
@@ -50,12 +57,6 @@ def device_description(name: str) -> str:
 
 
 def _info(args: argparse.Namespace) -> dict:
-    import numba
-    import numpy
-
-    import graia
-    from graia import backend
-
     problem = None
     try:
         active = backend.name()
@@ -72,7 +73,7 @@ def _info(args: argparse.Namespace) -> dict:
     report = {
         "graia": graia.__version__,
         "python": platform.python_version(),
-        "numpy": numpy.__version__,
+        "numpy": np.__version__,
         "numba": numba.__version__,
         "active_backend": active,
         "active_backend_reason": backend.default_reason() if active else None,
@@ -101,8 +102,6 @@ def _info(args: argparse.Namespace) -> dict:
 
 def _rescue_dirs() -> list[Path]:
     """Where a trained model goes when its output path cannot be written (tried in order)."""
-    import tempfile
-
     return [Path(tempfile.gettempdir()), Path.home()]
 
 
@@ -124,8 +123,6 @@ class _Output:
     before (a failure, Ctrl-C, a killed process or MPI rank) leaves no empty directory behind."""
 
     def __init__(self, directory: Path, needed_bytes: int) -> None:
-        from graia.errors import GraiaValueError
-
         self.directory = directory
         self.created: list[Path] = []
         if directory.exists() and not directory.is_dir():
@@ -139,14 +136,10 @@ class _Output:
         try:
             directory.mkdir(parents=True, exist_ok=True)
             self.created = missing
-            import tempfile
-
             with tempfile.TemporaryFile(dir=directory) as probe:
                 probe.write(b"\0" * 4096)
                 probe.flush()
                 os.fsync(probe.fileno())
-            import shutil
-
             free = shutil.disk_usage(directory).free
         except OSError as exc:
             self.remove_if_empty()
@@ -182,8 +175,6 @@ class _Output:
 def _save_model(model: Any, path: Path) -> None:
     """Save ``model``; when ``path`` cannot be written, save it in a fallback location and say
     where in the one-line error."""
-    from graia.errors import GraiaError
-
     try:
         model.save(path)
         return
@@ -208,13 +199,6 @@ def _status(args: argparse.Namespace, text: str) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    import graia
-    from graia import distributed, plot
-    from graia.errors import GraiaValueError
-    from graia.recipes import recipe_for
-
     rule = args.rule or recipe_for(args.dataset, architecture=args.architecture).rule
     graia.rules.get(rule)  # an unknown rule fails before any data is loaded
     recipe = recipe_for(args.dataset, rule, args.architecture)
@@ -323,8 +307,6 @@ def _fit(args, model, recipe, rule, x_train, y_train, epochs, batch_size, valida
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    import graia
-
     model = graia.load_model(args.model)
     _, (x_test, y_test) = _load_dataset(args.dataset, args.data_dir)
     loss, acc = model.evaluate(x_test, y_test, average_flips=args.average_flips)
@@ -342,9 +324,6 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _read_samples(path: str, model: Any) -> Any:
     """The samples of a ``.npy`` file for ``model``, refused from the header alone (shape, dtype)
     before anything is read."""
-    from graia import io
-    from graia.errors import GraiaValueError
-
     shape, features = model.input_shape, model.sizes[0]
 
     def check(dtype: Any, file_shape: tuple[int, ...]) -> None:
@@ -361,10 +340,6 @@ def _read_samples(path: str, model: Any) -> Any:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    import graia
-    from graia import augment
-    from graia.errors import GraiaValueError
-
     model = graia.load_model(args.model)
     if args.average_flips:  # a model without RandomFlip fails before the samples are read
         augment.mirror_axes(model.layers)
@@ -377,14 +352,10 @@ def _predict(args: argparse.Namespace) -> None:
 
 
 def _summary(args: argparse.Namespace) -> None:
-    import graia
-
     graia.load_model(args.model).summary()
 
 
 def _export(args: argparse.Namespace) -> None:
-    import graia
-
     model = graia.load_model(args.model)
     samples = _read_samples(args.samples, model) if args.samples else None
     exported = model.export(args.output, format=args.format, samples=samples)
@@ -392,15 +363,11 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from graia.demo import serve
-
     host = "0.0.0.0" if args.share else args.host
     serve(host, args.port, args.model)
 
 
 def _parser() -> argparse.ArgumentParser:
-    from graia import backend, distributed
-
     parser = argparse.ArgumentParser(
         prog="graia", description="Integer neural networks with power-of-two weights."
     )
@@ -543,19 +510,12 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``graia`` console script; returns the exit status."""
-    import warnings
-
-    from graia import _interrupt
-
     if argv is None:  # the process is the command: Ctrl-C is answered from first to last
         _interrupt.exit_on_interrupt()
     args = _parser().parse_args(argv)
     args.saved = None
     try:
         _interrupt.raising = True
-        from graia import backend
-        from graia.errors import GraiaError
-
         handler = {
             "info": _info,
             "train": _train,
@@ -576,8 +536,6 @@ def main(argv: list[str] | None = None) -> int:
         except GraiaError as exc:
             if not getattr(args, "distribute", None):
                 return _error(exc)
-            from graia import distributed
-
             if isinstance(exc, distributed.Disagreement):  # raised on every rank: one reports
                 return _error(exc) if distributed.rank() == 0 else 2
             code = _error(exc)

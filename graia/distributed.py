@@ -291,8 +291,6 @@ class UnitParallel(Parallel):
         returned handle holds the whole model (every rank's units gathered), on every rank."""
         from mpi4py import MPI
 
-        from graia.rules import REGISTRY
-
         comm = world()
         me, ranks = comm.Get_rank(), comm.Get_size()
         backend = self.backend

@@ -1,18 +1,21 @@
-"""``Sequential``: the layer stack, its config and weights, and the entry points of training,
-inference and saving. The training loop is graia/training.py, saving and loading
-graia/saving.py, the input checks graia/_validation.py; the backends do the arithmetic."""
+"""``Sequential``: the layer stack, its config, weights and state, inference, and the entry points
+of saving and export. Its training (``compile``, ``fit``) is its base class
+:class:`graia.training.Trainer`; the model file is graia/saving.py's, export graia/export/'s (both
+through the model's public state), the input checks graia/_validation.py's; the backends do the
+arithmetic."""
 
 from __future__ import annotations
 
 import os
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from graia import _validation, adapt, augment, backends, saving, spec, training
+from graia import _validation, adapt, augment, backends, saving, spec
+from graia import export as export_mod
 from graia import layers as layers_mod
 from graia import rules as rules_mod
 from graia import state as state_mod
@@ -22,7 +25,8 @@ from graia.backends.interface import (
     layer_blocks,
 )
 from graia.errors import GraiaError, GraiaValueError
-from graia.saving import load_model
+from graia.export.summary import summary_text
+from graia.training import Trainer
 
 __all__ = ["Sequential", "load_model", "quantize_inputs"]
 
@@ -31,7 +35,7 @@ SEED_MAX = (1 << 64) - 1
 PROBA_TEMPERATURE = 32.0
 
 
-class Sequential:
+class Sequential(Trainer):
     """A stack of layers: ``Input`` first, then ``Dense`` layers; the last one is the output.
 
     Args:
@@ -146,9 +150,37 @@ class Sequential:
             self._handle_backend = here
         return self._handle
 
-    def _host_state(self) -> HostState:
+    def get_state(self) -> HostState:
+        """The model's whole state as host arrays (``interface.HostState``: geometry, weights,
+        momenta, feedback and local heads, training counters), read from the backend that holds
+        it (built first if needed): what ``save`` writes and ``set_state`` takes back."""
         self.build()
         return backends.get(self._handle_backend).dump(self._handle)
+
+    def set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Replace learned arrays of the state (any of ``latent``, ``momentum``, ``head_latent``,
+        ``head_momentum``, ``counters``, each of :meth:`get_state`'s dtype and shape; the others
+        are kept, or are a fresh build's on an unbuilt model), on the backend in use.
+
+        Raises:
+            GraiaValueError: another key, or an array of another dtype or shape (nothing is
+                changed then).
+        """
+        state = self.get_state() if self.built else self._initial_state()
+        for key, value in arrays.items():
+            value = np.asarray(value)
+            if key not in state_mod.LEARNED:
+                raise GraiaValueError(
+                    f"set_state: {key!r:.40} is not a learned array; valid: "
+                    f"{list(state_mod.LEARNED)}"
+                )
+            if value.dtype != state[key].dtype or value.shape != state[key].shape:
+                raise GraiaValueError(
+                    f"set_state: {key} must be {state[key].dtype} {state[key].shape}, got "
+                    f"{value.dtype} {value.shape}"
+                )
+        state.update({key: np.ascontiguousarray(value) for key, value in arrays.items()})
+        self._set_host_state(state)
 
     def _set_host_state(self, state: HostState) -> None:
         here = backends.name()
@@ -156,32 +188,12 @@ class Sequential:
         self._handle_backend = here
 
     # ----------------------------------------------------------------------------- training
-    def compile(
-        self,
-        rule: str | rules_mod.Rule | None = None,
-        metrics: Sequence[str] = ("accuracy",),
-        **rule_options: int | Sequence[int],
-    ) -> None:
-        """Choose the learning rule (``None``: the library's default) and its options."""
-        rule = rules_mod.get(rule, **rule_options)
-        if not rule.supports_conv and not self.is_dense:
-            raise GraiaValueError(
-                f"rule {rule.name!r} supports Dense layers only; use 'dfa' or 'local_heads' "
-                f"for a model with Conv2D layers"
-            )
-        rule.check_hidden_layers(self.sizes[1:-1])
-        self.rule = rule
-        unknown = [m for m in metrics if m not in ("accuracy", "acc")]
-        if unknown:
-            raise GraiaValueError(f"compile(): unknown metric(s) {unknown}; valid: ['accuracy']")
-        self.build()
-
     def _validate_xy(
         self, x: Any, y: Any, what: str = "", learn: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """Inputs as u8 and labels (any form, :func:`_validation.class_ids`) as class ids;
         ``learn``: class names first seen here become the model's."""
-        xq = self._validate_x(x, f"x{what}")
+        xq = self.quantize(x, f"x{what}")
         yq, names = _validation.class_ids(
             y, len(xq), self.classes, self.class_names, f"y{what}", learn
         )
@@ -199,13 +211,17 @@ class Sequential:
     def class_names(self, value: Any) -> None:
         self._class_names = _validation.class_names(value, self.classes)
 
-    def _validate_x(self, x: Any, what: str = "x") -> np.ndarray:
+    def quantize(self, x: Any, what: str = "x") -> np.ndarray:
+        """The u8 features the backends see for inputs ``x`` (as :meth:`predict` takes them):
+        checked, flattened and quantised, through the preprocessing layer if the model has one
+        (docs/arithmetic.md §8); ``what`` names ``x`` in error messages."""
         self._require_layers()
         return _validation.inputs(
-            x, self.input_shape, self.sizes[0], what, self._preprocessing_layer()
+            x, self.input_shape, self.sizes[0], what, self.preprocessing_layer
         )
 
-    def _preprocessing_layer(self) -> layers_mod.Layer | None:
+    @property
+    def preprocessing_layer(self) -> layers_mod.Layer | None:
         """The ``Normalization``/``Rescaling`` right after ``Input`` (§8), if any."""
         return self.layers[1] if len(self.layers) > 1 and self.layers[1].preprocessing else None
 
@@ -214,7 +230,7 @@ class Sequential:
         not yet adapted) from the inputs ``x``, layer by layer, with exact integer arithmetic
         (docs/arithmetic.md §3.3); ``fit`` does this before its first update. Returns every
         weighted layer's shift."""
-        self._adapt_arrays(self._validate_x(x))
+        self._adapt_arrays(self.quantize(x))
         return [layer.shift for layer in self.weighted_layers]
 
     def _adapt_arrays(self, xq: np.ndarray) -> None:
@@ -222,64 +238,11 @@ class Sequential:
         pending = [layer.shift_pending for layer in self.weighted_layers]
         if not any(pending):
             return
-        state = self._host_state()
+        state = self.get_state()
         state["shift"] = adapt.choose_shifts(state, xq[adapt.sample_rows(len(xq))], pending)
         self._set_host_state(state)
         for layer, shift in zip(self.weighted_layers, state["shift"]):
             layer.shift, layer.shift_pending = int(shift), False
-
-    def fit(
-        self,
-        x: Any,
-        y: Any = None,
-        epochs: int = 1,
-        batch_size: int = 32,
-        validation_data: tuple[Any, Any] | None = None,
-        validation_split: float = 0.0,
-        shuffle: bool = True,
-        callbacks: Sequence[Any] | None = None,
-        verbose: int | str = "auto",
-        initial_epoch: int = 0,
-        distribute: str | None = None,
-        class_weight: dict | None = None,
-        sample_weight: Any = None,
-    ):
-        """Train for ``epochs - initial_epoch`` epochs; returns a ``History``.
-
-        Every epoch runs inside the backend, in a few calls of whole batches. Metrics per epoch: ``loss`` (mean squared output
-        error, outputs and targets scaled to [0, 1]) and ``accuracy`` measured during the epoch
-        (before each batch's update), and ``val_loss``/``val_accuracy`` after it.
-
-        ``distribute="data"`` (under ``mpirun``, rules ``dfa``/``local_heads``, every backend)
-        shares the rows of each batch among the MPI ranks, ``distribute="units"`` (Dense
-        networks) the units of every hidden layer; every rank calls ``fit`` with the same model
-        and data, and the result is one process's bit for bit, on every rank. Only rank 0
-        prints; a rank that fails aborts the job. See docs/distributed.md.
-
-        ``class_weight`` (``{class: weight}``) and ``sample_weight`` (one per sample) weigh the
-        samples as in Keras: each epoch visits a sample about ``weight / mean weight`` times
-        (docs/arithmetic.md §5.1), so its expected contribution is proportional to its weight.
-
-        ``x`` may also be an iterable of ``(x, y)`` batches with ``y`` left out (a generator, a
-        PyTorch ``DataLoader``, a ``tf.data``-like dataset): each batch is trained as one batch,
-        in order, holding one batch at a time; ``batch_size`` and ``shuffle`` do not apply.
-        """
-        return training.fit(
-            self,
-            x,
-            y,
-            epochs=epochs,
-            batch_size=batch_size,
-            validation_data=validation_data,
-            validation_split=validation_split,
-            shuffle=shuffle,
-            callbacks=callbacks,
-            verbose=verbose,
-            initial_epoch=initial_epoch,
-            distribute=distribute,
-            class_weight=class_weight,
-            sample_weight=sample_weight,
-        )
 
     # ---------------------------------------------------------------------------- inference
     def _flip_axes(self, average_flips: bool) -> list[tuple[int, ...]]:
@@ -309,7 +272,7 @@ class Sequential:
         and its mirror images, the flips the layer trains on (test-time augmentation,
         docs/arithmetic.md §4.2): u16, 2 or 4 times the range. ``x`` as for :meth:`fit`: zero
         samples or a ragged list raise ``GraiaValueError``."""
-        xq = self._validate_x(x)
+        xq = self.quantize(x)
         if batch_size is not None:
             batch_size = _validation.positive(batch_size, "batch_size")
         flip_axes = self._flip_axes(average_flips)
@@ -394,7 +357,7 @@ class Sequential:
     def activations(self, x: Any) -> list[np.ndarray]:
         """Every layer's u8 activations for one sample ``x`` (input first), computed by the
         backend in use (identical on every backend)."""
-        xq = self._validate_x(_validation.array(x, "x")[None, ...])
+        xq = self.quantize(_validation.array(x, "x")[None, ...])
         return [a[0] for a in self._backend().activations(self._handle_here(), xq)]
 
     def diagnostics(self, x: Any, y: Any = None) -> list[dict[str, Any]]:
@@ -404,7 +367,7 @@ class Sequential:
         nearest-class-mean classifier on the layer's activations (a cheap linear-readability probe).
         """
         if y is None:
-            xq = self._validate_x(x)
+            xq = self.quantize(x)
         else:
             xq, yq = self._validate_xy(x, y)
         acts = self._backend().activations(self._handle_here(), xq)[1:]
@@ -429,7 +392,7 @@ class Sequential:
     def get_weights(self) -> list[np.ndarray]:
         """Each weighted layer's latent weights, i32 ``(fan_in, units)`` (2**20 is a unit weight);
         a ``Conv2D``'s rows are its patch (kernel row, kernel column, input channel)."""
-        return [lat.copy() for (lat,) in layer_blocks(self._host_state(), "latent")]
+        return [lat.copy() for (lat,) in layer_blocks(self.get_state(), "latent")]
 
     def get_codes(self) -> list[np.ndarray]:
         """Each weighted layer's weight codes, i8 ``(fan_in, units)``: 0 or ``±(k+1)`` for
@@ -439,12 +402,14 @@ class Sequential:
             for w, layer in zip(self.get_weights(), self.weighted_layers)
         ]
 
-    def _weight_shapes(self) -> list[tuple[int, int]]:
+    @property
+    def weight_shapes(self) -> list[tuple[int, int]]:
+        """Each weighted layer's weight shape ``(fan_in, units)``, as :meth:`get_weights` gives."""
         return [(b.fan_in, b.out_c) for b in self.blocks]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Set the latent weights from arrays shaped like :meth:`get_weights`' (momenta reset)."""
-        shapes = self._weight_shapes()
+        shapes = self.weight_shapes
         if len(weights) != len(shapes):
             raise GraiaValueError(f"set_weights: expected {len(shapes)} arrays, got {len(weights)}")
         flat = []
@@ -459,21 +424,19 @@ class Sequential:
                     f"set_weights: array {i} has values outside ±{spec.LATENT_MAX}"
                 )
             flat.append(w.astype(np.int32).ravel())
-        state = self._host_state()
+        state = self.get_state()
         state["latent"] = np.concatenate(flat)
         state["momentum"] = np.zeros_like(state["momentum"])
         self._set_host_state(state)
 
     # ------------------------------------------------------------------------------- summary
     def count_params(self) -> int:
-        return sum(rows * cols for rows, cols in self._weight_shapes())
+        return sum(rows * cols for rows, cols in self.weight_shapes)
 
     def summary(self, print_fn=print) -> None:
         """Print layers, output shapes, parameter counts, weight-code histograms, the backend,
         and the deployed sizes (packed bytes, shift-adds, activation memory) against a float32
         model of the same shape."""
-        from graia.export.summary import summary_text
-
         print_fn(summary_text(self))
 
     def export(self, path: str | os.PathLike, format: str = "c", samples: Any = None):
@@ -481,9 +444,7 @@ class Sequential:
         only) or ONNX (``graia_model.onnx``) into the directory ``path``, both bit-exact with
         :meth:`predict`. ``samples``: C only, inputs for the embedded self-test. Returns a
         :class:`graia.export.Exported` (files written, sizes). See docs/deploy.md."""
-        from graia.export import export
-
-        return export(self, path, format=format, samples=samples)
+        return export_mod.export(self, path, format=format, samples=samples)
 
     # ---------------------------------------------------------------------------- save/load
     def get_config(self) -> dict:
@@ -494,6 +455,42 @@ class Sequential:
             "rule": self.rule.get_config() if self.rule else None,
             **({"class_names": self.class_names} if self.class_names is not None else {}),
         }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        """The (unbuilt) model a :meth:`get_config` describes: layers, seed, name, class names
+        and rule (no weights).
+
+        Raises:
+            TypeError, KeyError: a config of the wrong form (naming the entry).
+            GraiaError: a config the layers, the rule or their bounds refuse.
+        """
+        layer_configs = config["layers"]
+        if not isinstance(layer_configs, list) or not all(
+            isinstance(c, dict) for c in layer_configs
+        ):
+            raise TypeError(f"'layers' must be a list of objects, got {layer_configs!r:.80}")
+        seed = config["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"'seed' must be an int, got {seed!r:.80}")
+        name = config.get("name")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"'name' must be a string, got {name!r:.80}")
+        model = cls([layers_mod.from_config(c) for c in layer_configs], seed=seed, name=name)
+        model._require_layers()
+        model._check_bounds()
+        model.class_names = _json_names(config.get("class_names"))
+        rule = config.get("rule")
+        if rule is not None:
+            if not isinstance(rule, dict) or not isinstance(rule.get("options", {}), dict):
+                raise TypeError(
+                    f"'rule' must be an object with 'name' and 'options', got {rule!r:.80}"
+                )
+            # Files from before step_decay existed trained without it.
+            decay = rule.get("step_decay", False)
+            model.rule = rules_mod.get(rule["name"], step_decay=decay, **rule.get("options", {}))
+            model.rule.check_hidden_layers(model.sizes[1:-1])
+        return model
 
     def save(self, path: str | os.PathLike) -> None:
         """Save architecture, rule, weights and training position to one file (a zip, no pickle).
@@ -525,3 +522,29 @@ class Sequential:
                 match this model's layer sizes (nothing is changed then).
         """
         saving.load_weights(self, path)
+
+
+def load_model(path: str | os.PathLike) -> Sequential:
+    """Load a model saved with :meth:`Sequential.save`, on the backend in use.
+
+    Restores layers, rule and options, seed, name, latent weights, momenta and the training
+    counters, so predictions are identical on every backend and ``fit(initial_epoch=...)``
+    resumes exactly. Nothing is unpickled, and the arrays are checked against the architecture
+    in the file's config before any of them is decompressed (docs/security.md).
+
+    Raises:
+        ModelFileError: The file is missing, not a model file, truncated or corrupt, of a newer
+            format version, lacks a member or an array, has arrays of the wrong dtype or shape,
+            an invalid config, out-of-range weights or momenta, or counters that do not match its
+            seed or that training cannot reach.
+    """
+    return saving.load_model_checked(path, Sequential.from_config)
+
+
+def _json_names(names: Any) -> list | None:
+    """A config's ``class_names``: ``None`` or a list of JSON strings and numbers."""
+    if names is not None and (
+        not isinstance(names, list) or not all(isinstance(n, (str, int, float)) for n in names)
+    ):
+        raise TypeError(f"'class_names' must be a list of strings or numbers, got {names!r:.80}")
+    return names

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -17,6 +18,10 @@ from graia import layers as layers_mod
 from graia import spec
 from graia.backends.interface import GEOMETRY_FIELDS, Block, HostState
 from graia.errors import GraiaValueError
+
+#: The host-state arrays that learning changes (the rest follows from the layers and the seed):
+#: what a model file holds and ``Sequential.set_state`` takes.
+LEARNED = ("latent", "momentum", "head_latent", "head_momentum", "counters")
 
 
 def plan(layers: Sequence[layers_mod.Layer]) -> list[Block]:
@@ -118,3 +123,38 @@ def initial_heads(feedback: np.ndarray) -> np.ndarray:
     """The local heads' latents before any learning (§7.4): the feedback matrices as unit
     weights, ``B << LATENT_ONE_BITS``."""
     return feedback.astype(np.int32) << spec.LATENT_ONE_BITS
+
+
+class Model(Protocol):
+    """The public surface of a model (:class:`graia.Sequential`) that saving, export and the
+    summary read and write: its layers and config, its weights, and its whole learned state as a
+    host state (``get_state``/``set_state``). Those modules sit below graia/model.py and know a
+    model by this surface only."""
+
+    name: str
+    seed: int
+    layers: list[layers_mod.Layer]
+    rule: Any
+    class_names: list | None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]: ...
+    @property
+    def weighted_layers(self) -> list[layers_mod.Layer]: ...
+    @property
+    def sizes(self) -> list[int]: ...
+    @property
+    def is_dense(self) -> bool: ...
+    @property
+    def weight_shapes(self) -> list[tuple[int, int]]: ...
+    @property
+    def preprocessing_layer(self) -> layers_mod.Layer | None: ...
+    def get_config(self) -> dict: ...
+    def get_state(self) -> HostState: ...
+    def set_state(self, arrays: dict[str, np.ndarray]) -> None: ...
+    def get_weights(self) -> list[np.ndarray]: ...
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None: ...
+    def get_codes(self) -> list[np.ndarray]: ...
+    def count_params(self) -> int: ...
+    def quantize(self, x: Any, what: str = "x") -> np.ndarray: ...
+    def predict(self, x: Any) -> np.ndarray: ...

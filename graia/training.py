@@ -1,5 +1,7 @@
-"""The training loop behind ``Sequential.fit``: argument checks, epochs split into backend calls,
-validation, and the callbacks (the progress bar and the collapse warning among them)."""
+"""The model's training: :class:`Trainer`, a base class of ``Sequential`` (as Keras's trainer is of
+its model) holding ``compile`` and ``fit``, and the loop behind ``fit``: argument checks, epochs
+split into backend calls, validation, and the callbacks (the progress bar and the collapse warning
+among them)."""
 
 from __future__ import annotations
 
@@ -8,16 +10,14 @@ import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from graia import _validation, augment, backends, distributed, spec
 from graia import callbacks as callbacks_mod
+from graia import rules as rules_mod
 from graia.errors import GraiaError, GraiaValueError, GraiaWarning, user_stacklevel
-
-if TYPE_CHECKING:
-    from graia.model import Sequential
 
 #: Epochs are split into at most this many backend calls (for progress within an epoch) ...
 EPOCH_CHUNKS = 10
@@ -33,90 +33,166 @@ def epoch_chunk(samples: int, batch_size: int) -> int:
     return max(batch_size, -(-per_chunk // batch_size) * batch_size)
 
 
-def fit(
-    model: Sequential,
-    x: Any,
-    y: Any,
-    epochs: int,
-    batch_size: int,
-    validation_data: tuple[Any, Any] | None,
-    validation_split: float,
-    shuffle: bool,
-    callbacks: Sequence[Any] | None,
-    verbose: int | str,
-    initial_epoch: int,
-    distribute: str | None = None,
-    class_weight: Mapping[Any, float] | None = None,
-    sample_weight: Any = None,
-) -> callbacks_mod.History:
-    """Train ``model`` (see :meth:`Sequential.fit`): every argument is checked before anything is
-    computed, then each epoch runs as a few backend calls of whole batches."""
-    if model.rule is None:
-        raise GraiaError("call compile() before fit()")
-    distributed.validate(distribute, model.rule.name, backends.name())
-    distributed.validate_model(distribute, model)
-    epochs = _validation.positive(epochs, "epochs")
-    batch_size = _validation.positive(batch_size, "batch_size")
-    initial_epoch = _validation.integer(initial_epoch, "initial_epoch", minimum=0)
-    if not spec.learning_bound_ok(batch_size, model.classes):
-        raise GraiaValueError(
-            f"batch_size={batch_size} with {model.classes} classes could overflow the 32-bit "
-            f"learning sum (batch_size * classes must be at most {spec.I32_MAX // 65025})"
-        )
-    validation_split = _validation.fraction(validation_split, "validation_split")
-    if validation_data is not None and validation_split:
-        raise GraiaValueError("pass either validation_data or validation_split, not both")
-    if is_batches(x, y):
-        return fit_batches(model, x, epochs, initial_epoch, validation_data, validation_split,
-                           callbacks, verbose, distribute, class_weight, sample_weight)  # fmt: skip
-    xq, yq = model._validate_xy(x, y, learn=True)
-    weights = sample_weights(model, yq, class_weight, sample_weight)
-    if validation_split:
-        cut = int(len(xq) * (1.0 - validation_split))
-        if cut <= 0 or cut >= len(xq):
+class Trainer:
+    """The training half of a model, a base class of :class:`graia.Sequential` (as Keras's trainer
+    is of its model): ``compile`` and ``fit`` work on ``self``, through the model's layers, rule
+    and state."""
+
+    def compile(
+        self,
+        rule: str | rules_mod.Rule | None = None,
+        metrics: Sequence[str] = ("accuracy",),
+        **rule_options: int | Sequence[int],
+    ) -> None:
+        """Choose the learning rule (``None``: the library's default) and its options."""
+        rule = rules_mod.get(rule, **rule_options)
+        if not rule.supports_conv and not self.is_dense:
             raise GraiaValueError(
-                f"validation_split={validation_split} leaves no training or no validation samples"
+                f"rule {rule.name!r} supports Dense layers only; use 'dfa' or 'local_heads' "
+                f"for a model with Conv2D layers"
             )
-        val = (xq[cut:], yq[cut:])
-        xq, yq = xq[:cut], yq[:cut]
-        weights = None if weights is None else weights[:cut]
-    elif validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise GraiaValueError("validation_data must be a tuple (x_val, y_val)")
-        val = model._validate_xy(*validation_data, what="_val")
-    else:
-        val = None
-    if weights is not None:
-        if not weights.any():
-            raise GraiaValueError("sample_weight/class_weight: every training sample weighs 0")
-        weights = spec.normalised_weights(weights)
-    # Shifts left to the data are chosen before the first update (§3.3).
-    model._adapt_arrays(xq)
-    # In a distributed run only rank 0 prints (the user's callbacks run on every rank).
-    lead = distribute is None or distributed.rank() == 0
-    watch = [_CollapseWatch(xq, yq, epochs - initial_epoch)] if lead else []
-    cbs, history = _callback_list(
-        model, callbacks, verbose if lead else 0, watch,
-        {"epochs": epochs, "batch_size": batch_size, "samples": len(xq)},
-    )  # fmt: skip
-    backend = model._backend()
-    guard = contextlib.nullcontext()
-    if distribute is not None:
-        schedule = {"distribute": distribute, "batch_size": batch_size, "epochs": epochs,
-                    "initial_epoch": initial_epoch, "shuffle": bool(shuffle), "samples": len(xq)}  # fmt: skip
-        distributed.check_agreement(model._host_state(), xq, yq, model.rule.params(), schedule)
-        backend = distributed.WRAPPERS[distribute](backend)
-        guard = distributed.abort_on_error()
-    # With augmentation layers each epoch uploads its own transformed images (§4.1).
-    augmenting = augment.has_augmentation(model.layers)
-    dataset = None if augmenting else backend.upload(xq, yq)
-    with guard, _step_schedule(model, callbacks, epochs) as decay:
-        return _epochs(model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch,
-                       1 if model.rule.online else batch_size, shuffle, weights, decay)  # fmt: skip
+        rule.check_hidden_layers(self.sizes[1:-1])
+        self.rule = rule
+        unknown = [m for m in metrics if m not in ("accuracy", "acc")]
+        if unknown:
+            raise GraiaValueError(f"compile(): unknown metric(s) {unknown}; valid: ['accuracy']")
+        self.build()
+
+    def fit(
+        self,
+        x: Any,
+        y: Any = None,
+        epochs: int = 1,
+        batch_size: int = 32,
+        validation_data: tuple[Any, Any] | None = None,
+        validation_split: float = 0.0,
+        shuffle: bool = True,
+        callbacks: Sequence[Any] | None = None,
+        verbose: int | str = "auto",
+        initial_epoch: int = 0,
+        distribute: str | None = None,
+        class_weight: Mapping[Any, float] | None = None,
+        sample_weight: Any = None,
+    ) -> callbacks_mod.History:
+        """Train for ``epochs - initial_epoch`` epochs; returns a ``History``.
+
+        Every epoch runs inside the backend, in a few calls of whole batches. Metrics per epoch:
+        ``loss`` (mean squared output error, outputs and targets scaled to [0, 1]) and
+        ``accuracy`` measured during the epoch (before each batch's update), and
+        ``val_loss``/``val_accuracy`` after it.
+
+        ``distribute="data"`` (under ``mpirun``, rules ``dfa``/``local_heads``, every backend)
+        shares the rows of each batch among the MPI ranks, ``distribute="units"`` (Dense
+        networks) the units of every hidden layer; every rank calls ``fit`` with the same model
+        and data, and the result is one process's bit for bit, on every rank. Only rank 0
+        prints; a rank that fails aborts the job. See docs/distributed.md.
+
+        ``class_weight`` (``{class: weight}``) and ``sample_weight`` (one per sample) weigh the
+        samples as in Keras: each epoch visits a sample about ``weight / mean weight`` times
+        (docs/arithmetic.md §5.1), so its expected contribution is proportional to its weight.
+
+        ``x`` may also be an iterable of ``(x, y)`` batches with ``y`` left out (a generator, a
+        PyTorch ``DataLoader``, a ``tf.data``-like dataset): each batch is trained as one batch,
+        in order, holding one batch at a time; ``batch_size`` and ``shuffle`` do not apply.
+        """
+        if self.rule is None:
+            raise GraiaError("call compile() before fit()")
+        distributed.validate(distribute, self.rule.name, backends.name())
+        distributed.validate_model(distribute, self)
+        epochs = _validation.positive(epochs, "epochs")
+        batch_size = _validation.positive(batch_size, "batch_size")
+        initial_epoch = _validation.integer(initial_epoch, "initial_epoch", minimum=0)
+        if not spec.learning_bound_ok(batch_size, self.classes):
+            raise GraiaValueError(
+                f"batch_size={batch_size} with {self.classes} classes could overflow the 32-bit "
+                f"learning sum (batch_size * classes must be at most {spec.I32_MAX // 65025})"
+            )
+        validation_split = _validation.fraction(validation_split, "validation_split")
+        if validation_data is not None and validation_split:
+            raise GraiaValueError("pass either validation_data or validation_split, not both")
+        if is_batches(x, y):
+            return fit_batches(
+                self,
+                x,
+                epochs,
+                initial_epoch,
+                validation_data,
+                validation_split,
+                callbacks,
+                verbose,
+                distribute,
+                class_weight,
+                sample_weight,
+            )
+        xq, yq = self._validate_xy(x, y, learn=True)
+        weights = sample_weights(self, yq, class_weight, sample_weight)
+        if validation_split:
+            cut = int(len(xq) * (1.0 - validation_split))
+            if cut <= 0 or cut >= len(xq):
+                raise GraiaValueError(
+                    f"validation_split={validation_split} leaves no training or no validation "
+                    "samples"
+                )
+            val = (xq[cut:], yq[cut:])
+            xq, yq = xq[:cut], yq[:cut]
+            weights = None if weights is None else weights[:cut]
+        elif validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise GraiaValueError("validation_data must be a tuple (x_val, y_val)")
+            val = self._validate_xy(*validation_data, what="_val")
+        else:
+            val = None
+        if weights is not None:
+            if not weights.any():
+                raise GraiaValueError("sample_weight/class_weight: every training sample weighs 0")
+            weights = spec.normalised_weights(weights)
+        # Shifts left to the data are chosen before the first update (§3.3).
+        self._adapt_arrays(xq)
+        # In a distributed run only rank 0 prints (the user's callbacks run on every rank).
+        lead = distribute is None or distributed.rank() == 0
+        watch = [_CollapseWatch(xq, yq, epochs - initial_epoch)] if lead else []
+        cbs, history = _callback_list(
+            self, callbacks, verbose if lead else 0, watch,
+            {"epochs": epochs, "batch_size": batch_size, "samples": len(xq)},
+        )  # fmt: skip
+        backend = self._backend()
+        guard = contextlib.nullcontext()
+        if distribute is not None:
+            schedule = {
+                "distribute": distribute,
+                "batch_size": batch_size,
+                "epochs": epochs,
+                "initial_epoch": initial_epoch,
+                "shuffle": bool(shuffle),
+                "samples": len(xq),
+            }
+            distributed.check_agreement(self.get_state(), xq, yq, self.rule.params(), schedule)
+            backend = distributed.WRAPPERS[distribute](backend)
+            guard = distributed.abort_on_error()
+        # With augmentation layers each epoch uploads its own transformed images (§4.1).
+        augmenting = augment.has_augmentation(self.layers)
+        dataset = None if augmenting else backend.upload(xq, yq)
+        with guard, _step_schedule(self, callbacks, epochs) as decay:
+            return _epochs(
+                self,
+                backend,
+                dataset,
+                cbs,
+                history,
+                xq,
+                yq,
+                val,
+                epochs,
+                initial_epoch,
+                1 if self.rule.online else batch_size,
+                shuffle,
+                weights,
+                decay,
+            )
 
 
 @contextlib.contextmanager
-def _step_schedule(model: Sequential, callbacks: Sequence[Any] | None, epochs: int):
+def _step_schedule(model: Trainer, callbacks: Sequence[Any] | None, epochs: int):
     """The rule's ``step_decay`` schedule for one ``fit``: yields ``decay(epoch)``, the epoch's
     ``step`` (linear from ``step`` down to ``step / epochs`` over the absolute epochs
     ``0 .. epochs - 1``, so ``fit(epochs=E, initial_epoch=k)`` continues it), or ``None`` (off,
@@ -136,7 +212,7 @@ def _step_schedule(model: Sequential, callbacks: Sequence[Any] | None, epochs: i
 
 
 def _callback_list(
-    model: Sequential, callbacks: Sequence[Any] | None, verbose: int | str, watch: list,
+    model: Trainer, callbacks: Sequence[Any] | None, verbose: int | str, watch: list,
     params: dict[str, Any],
 ) -> tuple[callbacks_mod.CallbackList, callbacks_mod.History]:  # fmt: skip
     """The callbacks of one ``fit``: the progress bar (unless ``verbose`` is 0 or the user
@@ -154,7 +230,7 @@ def _callback_list(
     return cbs, history
 
 
-def _train_call(model: Sequential, backend, dataset, order: np.ndarray, steps_batch: int):
+def _train_call(model: Trainer, backend, dataset, order: np.ndarray, steps_batch: int):
     """One ``train_epoch`` call over ``order``: returns ``(correct, sq_error)``. The handle is
     fetched for every call: a callback may have replaced the weights (set_weights)."""
     model._handle, c, e = backend.train_epoch(
@@ -163,13 +239,13 @@ def _train_call(model: Sequential, backend, dataset, order: np.ndarray, steps_ba
     return int(c), int(e)
 
 
-def _metrics(model: Sequential, correct: int, sq_error: int, seen: int) -> dict[str, float]:
+def _metrics(model: Trainer, correct: int, sq_error: int, seen: int) -> dict[str, float]:
     """``loss`` and ``accuracy`` of the ``seen`` samples trained so far in an epoch."""
     return {"loss": sq_error / (seen * model.classes * 255.0**2), "accuracy": correct / seen}
 
 
 def _end_epoch(
-    model: Sequential, cbs: callbacks_mod.CallbackList, val, epoch: int, logs: dict,
+    model: Trainer, cbs: callbacks_mod.CallbackList, val, epoch: int, logs: dict,
     start: float, extra: dict | None = None,
 ) -> bool:  # fmt: skip
     """Validate (``val_*``, if there is validation data), time the epoch, add ``extra``, run the
@@ -238,7 +314,7 @@ def is_batches(x: Any, y: Any) -> bool:
     return y is None and hasattr(x, "__iter__") and not isinstance(x, (np.ndarray, list, tuple))
 
 
-def _unpack_batch(model: Sequential, batch: Any, step: int) -> tuple[np.ndarray, np.ndarray]:
+def _unpack_batch(model: Trainer, batch: Any, step: int) -> tuple[np.ndarray, np.ndarray]:
     """One yielded ``(x, y)`` batch, validated like ``fit``'s arrays (tensors with ``numpy()``
     are read through it)."""
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
@@ -259,7 +335,7 @@ def _unpack_batch(model: Sequential, batch: Any, step: int) -> tuple[np.ndarray,
 
 
 def fit_batches(
-    model: Sequential, batches: Any, epochs: int, initial_epoch: int, validation_data: Any,
+    model: Trainer, batches: Any, epochs: int, initial_epoch: int, validation_data: Any,
     validation_split: float, callbacks: Sequence[Any] | None, verbose: int | str,
     distribute: str | None, class_weight: Any, sample_weight: Any,
 ) -> callbacks_mod.History:  # fmt: skip
@@ -353,7 +429,7 @@ def epoch_order(
 
 
 def sample_weights(
-    model: Sequential, yq: np.ndarray, class_weight: Any, sample_weight: Any
+    model: Trainer, yq: np.ndarray, class_weight: Any, sample_weight: Any
 ) -> np.ndarray | None:
     """Each sample's weight ``sample_weight[i] * class_weight[y_i]`` (Keras's product; a class
     missing from ``class_weight`` weighs 1) in §5.1's fixed point, i64; ``None`` without

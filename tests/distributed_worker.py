@@ -64,7 +64,7 @@ def build(kind: str, rule: str, options: dict) -> graia.Sequential:
 
 def digest(model: graia.Sequential, x: np.ndarray) -> str:
     """sha256 of the host state's learned parts and of the predictions."""
-    state = model._host_state()
+    state = model.get_state()
     h = hashlib.sha256()
     for key in ("latent", "momentum", "head_latent", "head_momentum", "counters"):
         h.update(state[key].tobytes())

@@ -75,7 +75,7 @@ def test_explicit_shift_is_honoured_and_adapt_is_explicit() -> None:
     x, _ = _data(255)
     shifts = model.adapt(x)
     assert shifts[0] == 5 and model.weighted_layers[1].shift == shifts[1]
-    assert model._host_state()["shift"].tolist() == shifts
+    assert model.get_state()["shift"].tolist() == shifts
     # Adapted layers keep their shift: a second call changes nothing.
     assert model.adapt(x // 16) == shifts
 
@@ -134,7 +134,7 @@ def test_same_shifts_and_bits_on_every_backend(backend_name, conv, width, scale,
         with graia.backend.use(name):
             model.compile()
             model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-            results.append((model._host_state(), model.predict(x)))
+            results.append((model.get_state(), model.predict(x)))
     for key in results[0][0]:
         np.testing.assert_array_equal(results[0][0][key], results[1][0][key], err_msg=key)
     np.testing.assert_array_equal(results[0][1], results[1][1])

@@ -241,7 +241,7 @@ def test_save_load_and_resume(tmp_path):
         loaded = graia.load_model(tmp_path / "aug.graia")
         assert [la.get_config() for la in loaded.layers] == [la.get_config() for la in half.layers]
         loaded.fit(x, y, epochs=2, initial_epoch=1, batch_size=8, verbose=0)
-        _assert_same(whole._host_state(), loaded._host_state())
+        _assert_same(whole.get_state(), loaded.get_state())
 
 
 def test_layer_configs_round_trip():

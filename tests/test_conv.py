@@ -79,7 +79,7 @@ def test_oracle_forward_is_the_spec(h, w, c, kernel, strides, padding, pool, kma
     x = np.random.default_rng(seed % 1000).integers(0, 256, (4, h * w * c)).astype(np.uint8)
     with graia.backend.use("numba"):
         model.build()
-        acts = NumbaBackend().activations(model._host_state(), x)
+        acts = NumbaBackend().activations(model.get_state(), x)
     np.testing.assert_array_equal(acts[1], _numpy_block(x, model))
 
 

@@ -41,7 +41,7 @@ def _data(n, features, classes, seed):
 def _train(name, model, x, y, epochs, batch_size):
     with graia.backend.use(name):
         model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
-        return model._host_state(), model.predict(x)
+        return model.get_state(), model.predict(x)
 
 
 def _assert_same(state_a, state_b):
@@ -100,7 +100,7 @@ def test_property_matches_reference(
     got_model = _model(sizes, kmax, seed, rule, initializer, shift)
     with graia.backend.use(futhark_backend):
         np.testing.assert_array_equal(
-            got_model.predict(x), REFERENCE.predict(ref_model._host_state(), x)
+            got_model.predict(x), REFERENCE.predict(ref_model.get_state(), x)
         )
     ref = _train("numba", ref_model, x, y, 2, batch_size)
     got = _train(futhark_backend, got_model, x, y, 2, batch_size)
@@ -112,7 +112,7 @@ def test_activations_match_reference(backend_name):
     """``model.activations`` runs on the backend in use (through the registry), same bits."""
     x, _ = _data(1, 37, 5, seed=4)
     model = _model([37, 23, 17, 5], 6, 11, "dfa")
-    reference = REFERENCE.activations(model._host_state(), x)
+    reference = REFERENCE.activations(model.get_state(), x)
     with graia.backend.use(backend_name):
         got = model.activations(x[0])
     assert len(got) == len(reference)

@@ -98,11 +98,11 @@ def test_phases_equal_the_fused_epoch(backend_name, kind, rule, batch_size, rank
     backend = graia.backend.get(backend_name)
     dataset = backend.upload(x, y)
     order = np.random.default_rng(3).permutation(len(x)).astype(np.int32)
-    fused = backend.load(model._host_state())
+    fused = backend.load(model.get_state())
     fused, correct, sq = backend.train_epoch(
         fused, dataset, order, batch_size, model.rule.rule_id, params
     )
-    split = backend.load(model._host_state())
+    split = backend.load(model.get_state())
     totals = np.zeros(2, np.int64)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
@@ -118,7 +118,7 @@ def test_phases_equal_the_fused_epoch(backend_name, kind, rule, batch_size, rank
     assert (correct, sq) == tuple(totals)
     fused, split = backend.dump(fused), backend.dump(split)
     oracle = nb.NumbaBackend()
-    reference = oracle.load(model._host_state())
+    reference = oracle.load(model.get_state())
     oracle.train_epoch(reference, (x, y), order, batch_size, model.rule.rule_id, params)
     for key in fused:
         np.testing.assert_array_equal(fused[key], split[key], err_msg=key)
@@ -161,13 +161,13 @@ def test_unit_shards_equal_the_fused_epoch(backend_name, rule, batch_size, ranks
     params = model.rule.params()
     oracle = nb.NumbaBackend()
     order = np.random.default_rng(3).permutation(len(x)).astype(np.int32)
-    fused = oracle.load(model._host_state())
+    fused = oracle.load(model.get_state())
     _, correct, sq = oracle.train_epoch(
         fused, (x, y), order, batch_size, model.rule.rule_id, params
     )
     backend = graia.backend.get(backend_name)
     state, c, e = units_epoch(
-        backend, model._host_state(), x, y, order, batch_size, model.rule.rule_id, params, ranks
+        backend, model.get_state(), x, y, order, batch_size, model.rule.rule_id, params, ranks
     )
     assert (correct, sq) == (c, e)
     for key in fused:

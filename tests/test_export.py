@@ -372,7 +372,7 @@ def test_c_export_of_a_preprocessing_layer_is_bit_exact(index, tmp_path):
         [str(exe), str(tmp_path / "features.bin"), str(tmp_path / "out.bin")], check=True
     )
     out = np.fromfile(tmp_path / "out.bin", np.uint8).reshape(len(x), 6 + model.classes)
-    np.testing.assert_array_equal(out[:, :6], model._validate_x(x))
+    np.testing.assert_array_equal(out[:, :6], model.quantize(x))
     np.testing.assert_array_equal(out[:, 6:], model.predict(x))
 
 

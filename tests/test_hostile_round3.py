@@ -571,7 +571,7 @@ def test_counters_and_state_out_of_range_refused_at_load(saved, tmp_path, key, i
 def test_largest_step_still_trains(saved, tmp_path):
     model = graia.load_model(_edited(saved, tmp_path, "counters", 1, MAX_STEP))
     model.fit(np.zeros((4, 64), np.uint8), np.arange(4), epochs=2, batch_size=1, verbose=0)
-    assert model._host_state()["counters"][1] == MAX_STEP + 8
+    assert model.get_state()["counters"][1] == MAX_STEP + 8
 
 
 # ------------------------------------------------------------------ 10: one input contract

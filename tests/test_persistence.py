@@ -48,7 +48,7 @@ def small_data(n: int = 48, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def host_state(model: graia.Sequential) -> dict[str, np.ndarray]:
-    return model._host_state()
+    return model.get_state()
 
 
 def assert_same_state(a: graia.Sequential, b: graia.Sequential) -> None:

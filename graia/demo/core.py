@@ -215,7 +215,7 @@ class DemoModel:
                     f"{MAX_MODEL_BYTES * 4}"
                 )
 
-        model = load_model_checked(path, drawable)
+        model = load_model_checked(path, graia.Sequential.from_config, drawable)
         try:
             return cls(model, label, dataset)
         except GraiaValueError as exc:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from graia._version import __version__
 from graia.errors import GraiaValueError
+from graia.export import c, onnx
 from graia.export.plan import DeploymentPlan, plan
-
-if TYPE_CHECKING:
-    from graia.model import Sequential
+from graia.state import Model
 
 __all__ = ["FORMATS", "Exported", "export", "plan"]
 
@@ -37,11 +37,11 @@ class Exported:
     description: str
 
 
-def golden_inputs(model: Sequential, samples: Any = None) -> np.ndarray:
+def golden_inputs(model: Model, samples: Any = None) -> np.ndarray:
     """The C self-test's inputs, u8 ``(n, inputs)``: ``samples`` when given, else an all-zero,
     an all-255 and two pseudo-random inputs."""
     if samples is not None:
-        x = model._validate_x(samples, "samples")
+        x = model.quantize(samples, "samples")
         if len(x) > MAX_GOLDEN:
             raise GraiaValueError(
                 f"samples: at most {MAX_GOLDEN} golden inputs are embedded, got {len(x)}"
@@ -58,14 +58,12 @@ def golden_inputs(model: Sequential, samples: Any = None) -> np.ndarray:
     )
 
 
-def _title(model: Sequential, fmt: str) -> str:
-    from graia import __version__
-
+def _title(model: Model, fmt: str) -> str:
     return f'model "{model.name}" (seed {model.seed}) exported by graia {__version__} as {fmt}'
 
 
 def export(
-    model: Sequential, directory: str | os.PathLike, format: str = "c", samples: Any = None
+    model: Model, directory: str | os.PathLike, format: str = "c", samples: Any = None
 ) -> Exported:
     """Export ``model`` into ``directory`` (created if needed).
 
@@ -84,18 +82,14 @@ def export(
         raise GraiaValueError(f"export format must be one of {FORMATS}, got {format!r}")
     if samples is not None and format != "c":
         raise GraiaValueError("samples (golden pairs for the self-test) apply to the C export only")
-    pre = model._preprocessing_layer()
+    pre = model.preprocessing_layer
     if pre is not None:
         pre.integers()  # a one-line error if it is not adapted
     deployment: DeploymentPlan = plan(model)
     title = _title(model, format)
     if format == "c":
-        from graia.export import c
-
         inputs = golden_inputs(model, samples)
         report = c.write(deployment, directory, inputs, model.predict(inputs), title)
         return Exported("c", report.files, report.describe())
-    from graia.export import onnx
-
     path = onnx.write(deployment, directory, title)
     return Exported("onnx", (path,), f"{os.path.getsize(path):,} bytes")

@@ -13,15 +13,12 @@ skipped by adding the row's byte count to a pointer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from graia import layers as layers_mod
 from graia.errors import GraiaValueError
-
-if TYPE_CHECKING:
-    from graia.model import Sequential
+from graia.state import Model
 
 #: Bytes of a float32 weight, for the comparisons the summary prints.
 FLOAT32_BYTES = 4
@@ -100,8 +97,8 @@ class PreprocessPlan:
         return self.features * (4 + 8 + 1)
 
 
-def _preprocess_plan(model: Sequential) -> PreprocessPlan | None:
-    layer = model._preprocessing_layer()
+def _preprocess_plan(model: Model) -> PreprocessPlan | None:
+    layer = model.preprocessing_layer
     if layer is None or layer.channels is None:  # export refuses the latter (summary shows it)
         return None
     features = model.sizes[0]
@@ -175,9 +172,9 @@ def _layer_plan(layer: layers_mod.Layer, n_in: int, codes: np.ndarray) -> LayerP
     )
 
 
-def plan(model: Sequential) -> DeploymentPlan:
+def plan(model: Model) -> DeploymentPlan:
     """The deployment plan of a built model (its current weight codes)."""
-    model._require_layers()
+    sizes = model.sizes  # a one-line error first if the model has no weighted layer
     if not model.is_dense:
         first = next(  # augmentation layers are the identity once deployed
             la
@@ -187,8 +184,7 @@ def plan(model: Sequential) -> DeploymentPlan:
         _layer_plan(first, 0, np.zeros(0))  # raises: a one-line error naming the layer
     codes = model.get_codes()
     plans = tuple(
-        _layer_plan(layer, model.sizes[i], codes[i])
-        for i, layer in enumerate(model.weighted_layers)
+        _layer_plan(layer, sizes[i], codes[i]) for i, layer in enumerate(model.weighted_layers)
     )
     hidden = [layer.n_out for layer in plans[:-1]]
     buffers = (max(hidden[0::2], default=0), max(hidden[1::2], default=0))
@@ -198,4 +194,4 @@ def plan(model: Sequential) -> DeploymentPlan:
         buffers=buffers,
         outputs=plans[-1].n_out,
     )
-    return DeploymentPlan(model.sizes[0], plans, memory, _preprocess_plan(model))
+    return DeploymentPlan(sizes[0], plans, memory, _preprocess_plan(model))

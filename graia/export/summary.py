@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from graia import backends
 from graia.export.plan import plan
-
-if TYPE_CHECKING:
-    from graia.model import Sequential
+from graia.state import Model
 
 
-def summary_text(model: Sequential) -> str:
+def summary_text(model: Model) -> str:
     """Layers (output shape, parameters, packed bytes, shift-adds, kmax, shift, code histogram),
     totals, the rule, and the deployed sizes against a float32 model of the same shape."""
-    from graia import backends
-
     lines = [f'Model: "{model.name}"  (seed {model.seed}, backend {backends.name()})']
     lines.append(
         f"{'Layer':<18}{'Output shape':<16}{'Params':>10}{'Bytes':>10}{'Shift-adds':>12}"
@@ -62,7 +57,7 @@ def summary_text(model: Sequential) -> str:
     return "\n".join(lines + _pending(model))
 
 
-def _pending(model: Sequential) -> list[str]:
+def _pending(model: Model) -> list[str]:
     """A note naming the layers whose shift the first ``fit`` will choose (arithmetic.md §3.3)."""
     names = [layer.name for layer in model.weighted_layers if layer.shift_pending]
     if not names:
@@ -71,7 +66,7 @@ def _pending(model: Sequential) -> list[str]:
     return [note + " (or model.adapt(x); docs/arithmetic.md §3.3)"]
 
 
-def _image_rows(model: Sequential) -> list[str]:
+def _image_rows(model: Model) -> list[str]:
     """The table of a model with image layers (export is Dense-only so far)."""
 
     rows = [
