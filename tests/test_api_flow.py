@@ -73,6 +73,7 @@ def test_notebook_flow(backend_name: str, tmp_path: Path) -> None:
         assert restored.evaluate(x_test, y_test) == [loss, accuracy]
 
 
+@pytest.mark.slow  # trains, plots, saves: the example end to end
 def test_example_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", [str(EXAMPLE), str(tmp_path), "2"])
     result = runpy.run_path(str(EXAMPLE), run_name="__main__")

@@ -56,6 +56,7 @@ def test_rule_learns_on_digits(rule, digits, backend_name):
     assert accuracy >= recipe["at_least"], f"{rule}: {accuracy:.3f}"
 
 
+@pytest.mark.slow  # eight epochs to a test accuracy; the rules learn in the fast set too
 def test_default_rule_far_above_chance(digits):
     (x, y), (xt, yt) = digits
     model = graia.Sequential(
