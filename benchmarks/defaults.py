@@ -167,13 +167,18 @@ def load_exported(directory: Path) -> list[Split]:
 
 def run_graia(s: Split, epochs: int, seed: int = 0, config: dict | None = None) -> dict:
     """Graia's defaults (``config`` overrides them: ``rule``, ``options``, ``epochs``,
-    ``batch_size``, ``hidden``, ``seed``, ``conv``, ``decay``, for searches), scored on validation and test."""
+    ``batch_size``, ``hidden``, ``seed``, ``conv``, ``decay``, ``boost``, ``norm``, for
+    searches), scored on validation and test."""
     import graia
     from graia.errors import GraiaWarning
 
     config = config or {}
     shape = s.x_train.shape[1:]
     stack: list = [graia.layers.Input(shape)]
+    if config.get("norm") and s.x_train.dtype != np.uint8:  # a search option: Normalization
+        norm = graia.layers.Normalization()
+        norm.adapt(s.x_train)
+        stack.append(norm)
     if config.get("conv"):  # conv 16, max-pool, Dense 128 on square one-channel images
         side = math.isqrt(int(np.prod(shape)))
         shape = (side, side, 1)
@@ -193,7 +198,7 @@ def run_graia(s: Split, epochs: int, seed: int = 0, config: dict | None = None) 
             s.y_train,
             epochs=config.get("epochs", epochs),
             batch_size=config.get("batch_size", BATCH),
-            callbacks=_schedule(model, config),
+            callbacks=_schedule(model, {**config, "samples": len(s.x_train)}),
             verbose=0,
         )
     seconds = time.perf_counter() - start
@@ -208,12 +213,20 @@ def run_graia(s: Split, epochs: int, seed: int = 0, config: dict | None = None) 
 
 
 def _schedule(model, config: dict) -> list:
-    """``config["decay"]``: the step decaying linearly to 1 over the epochs (a search option)."""
+    """Search options: ``config["decay"]``, the step decaying linearly to 1 over the epochs;
+    ``config["boost"] = [updates, cap]``, the same from a first step raised as
+    ``graia.rules.first_step`` does with those constants (its search)."""
     from graia.callbacks import StepScheduler, linear_step
 
-    if not config.get("decay"):
+    epochs = config.get("epochs", EPOCHS)
+    step = model.rule.values["step"]
+    if config.get("boost"):  # [updates, cap]: the first step raised for short fits
+        updates = epochs * -(-config["samples"] // config.get("batch_size", BATCH))
+        want, cap = config["boost"]
+        step = min(step * cap, max(step, step * want // updates))
+    elif not config.get("decay"):
         return []
-    return [StepScheduler(linear_step(model.rule.values["step"], config.get("epochs", EPOCHS)))]
+    return [StepScheduler(linear_step(step, epochs))]
 
 
 def _arrays(s: Split) -> list[np.ndarray]:
