@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graia import _validation, augment, backends, distributed, spec
+from graia import _validation, augment, backends, distributed, rules, spec
 from graia import callbacks as callbacks_mod
 from graia.errors import GraiaError, GraiaValueError, GraiaWarning, user_stacklevel
 
@@ -110,17 +110,21 @@ def fit(
     # With augmentation layers each epoch uploads its own transformed images (§4.1).
     augmenting = augment.has_augmentation(model.layers)
     dataset = None if augmenting else backend.upload(xq, yq)
-    with guard, _step_schedule(model, callbacks, epochs) as decay:
+    updates = epochs * -(-len(xq) // batch_size)
+    with guard, _step_schedule(model, callbacks, epochs, updates) as decay:
         return _epochs(model, backend, dataset, cbs, history, xq, yq, val, epochs, initial_epoch,
                        1 if model.rule.online else batch_size, shuffle, weights, decay)  # fmt: skip
 
 
 @contextlib.contextmanager
-def _step_schedule(model: Sequential, callbacks: Sequence[Any] | None, epochs: int):
-    """The rule's ``step_decay`` schedule for one ``fit``: yields ``decay(epoch)``, the epoch's
-    ``step`` (linear from ``step`` down to ``step / epochs`` over the absolute epochs
-    ``0 .. epochs - 1``, so ``fit(epochs=E, initial_epoch=k)`` continues it), or ``None`` (off,
-    or replaced by the user's ``StepScheduler`` of ``step``). The option keeps its value after."""
+def _step_schedule(
+    model: Sequential, callbacks: Sequence[Any] | None, epochs: int, updates: int | None
+):
+    """The rule's ``step_decay`` schedule for one ``fit`` of ``updates`` updates in all (``None``
+    if unknown): yields ``decay(epoch)``, the epoch's ``step`` (linear from
+    ``rules.first_step(step, updates)`` down over the absolute epochs ``0 .. epochs - 1``, so
+    ``fit(epochs=E, initial_epoch=k)`` continues it), or ``None`` (off, or replaced by the user's
+    ``StepScheduler`` of ``step``). The option keeps its value after."""
     if not model.rule.step_decay or any(
         isinstance(cb, callbacks_mod.StepScheduler) and cb.option == "step"
         for cb in callbacks or []
@@ -128,7 +132,7 @@ def _step_schedule(model: Sequential, callbacks: Sequence[Any] | None, epochs: i
         yield None
         return
     step = model.rule.values["step"]
-    schedule = callbacks_mod.linear_step(step, epochs)
+    schedule = callbacks_mod.linear_step(rules.first_step(step, updates), epochs)
     try:
         yield lambda epoch: schedule(epoch, 0)
     finally:
@@ -299,7 +303,7 @@ def fit_batches(
         model, callbacks, verbose, [], {"epochs": epochs, "steps": steps, "samples": None}
     )
     backend = model._backend()
-    with _step_schedule(model, callbacks, epochs) as decay:
+    with _step_schedule(model, callbacks, epochs, steps and epochs * steps) as decay:
         return _batch_epochs(
             model, backend, batches, cbs, history, val, epochs, initial_epoch, decay
         )
