@@ -269,7 +269,8 @@ def fit_batches(
 ) -> callbacks_mod.History:  # fmt: skip
     """``fit`` on an iterable of ``(x, y)`` batches: each batch is validated, uploaded and
     trained as one batch, in the order given, so only one batch is held at a time. With the
-    batches of the array path (``shuffle=False``, the same batch size) the bits are the same.
+    batches of the array path (``shuffle=False``, the same batch size) the bits are the same
+    when ``batches`` has a length (without one, §7.2's first step is not raised).
     Every epoch iterates ``batches`` again; a one-shot iterator allows one epoch."""
     unsupported = {
         "validation_split": validation_split > 0,
