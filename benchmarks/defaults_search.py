@@ -28,12 +28,17 @@ import defaults
 
 
 def _one(config: dict, split: defaults.Split) -> dict:
-    if config.get("adapt"):
-        import graia.adapt
+    import graia.adapt
 
-        for key, value in config["adapt"].items():
+    # A worker runs many configurations: set the constants for this one, then restore them.
+    saved = {key: getattr(graia.adapt, key) for key in config.get("adapt", {})}
+    for key, value in config.get("adapt", {}).items():
+        setattr(graia.adapt, key, value)
+    try:
+        result = defaults.run_graia(split, defaults.EPOCHS, config=config)
+    finally:
+        for key, value in saved.items():
             setattr(graia.adapt, key, value)
-    result = defaults.run_graia(split, defaults.EPOCHS, config=config)
     return {"name": config["name"], "dataset": split.name, **result}
 
 

@@ -172,7 +172,8 @@ class Trainer:
         # With augmentation layers each epoch uploads its own transformed images (§4.1).
         augmenting = augment.has_augmentation(self.layers)
         dataset = None if augmenting else backend.upload(xq, yq)
-        with guard, _step_schedule(self, callbacks, epochs) as decay:
+        updates = epochs * -(-len(xq) // batch_size)
+        with guard, _step_schedule(self, callbacks, epochs, updates) as decay:
             return _epochs(
                 self,
                 backend,
@@ -192,11 +193,14 @@ class Trainer:
 
 
 @contextlib.contextmanager
-def _step_schedule(model: Trainer, callbacks: Sequence[Any] | None, epochs: int):
-    """The rule's ``step_decay`` schedule for one ``fit``: yields ``decay(epoch)``, the epoch's
-    ``step`` (linear from ``step`` down to ``step / epochs`` over the absolute epochs
-    ``0 .. epochs - 1``, so ``fit(epochs=E, initial_epoch=k)`` continues it), or ``None`` (off,
-    or replaced by the user's ``StepScheduler`` of ``step``). The option keeps its value after."""
+def _step_schedule(
+    model: Trainer, callbacks: Sequence[Any] | None, epochs: int, updates: int | None
+):
+    """The rule's ``step_decay`` schedule for one ``fit`` of ``updates`` updates in all (``None``
+    if unknown): yields ``decay(epoch)``, the epoch's ``step`` (linear from
+    ``rules.first_step(step, updates)`` down over the absolute epochs ``0 .. epochs - 1``, so
+    ``fit(epochs=E, initial_epoch=k)`` continues it), or ``None`` (off, or replaced by the user's
+    ``StepScheduler`` of ``step``). The option keeps its value after."""
     if not model.rule.step_decay or any(
         isinstance(cb, callbacks_mod.StepScheduler) and cb.option == "step"
         for cb in callbacks or []
@@ -204,7 +208,7 @@ def _step_schedule(model: Trainer, callbacks: Sequence[Any] | None, epochs: int)
         yield None
         return
     step = model.rule.values["step"]
-    schedule = callbacks_mod.linear_step(step, epochs)
+    schedule = callbacks_mod.linear_step(rules_mod.first_step(step, updates), epochs)
     try:
         yield lambda epoch: schedule(epoch, 0)
     finally:
@@ -341,7 +345,8 @@ def fit_batches(
 ) -> callbacks_mod.History:  # fmt: skip
     """``fit`` on an iterable of ``(x, y)`` batches: each batch is validated, uploaded and
     trained as one batch, in the order given, so only one batch is held at a time. With the
-    batches of the array path (``shuffle=False``, the same batch size) the bits are the same.
+    batches of the array path (``shuffle=False``, the same batch size) the bits are the same
+    when ``batches`` has a length (without one, §7.2's first step is not raised).
     Every epoch iterates ``batches`` again; a one-shot iterator allows one epoch."""
     unsupported = {
         "validation_split": validation_split > 0,
@@ -375,7 +380,7 @@ def fit_batches(
         model, callbacks, verbose, [], {"epochs": epochs, "steps": steps, "samples": None}
     )
     backend = model._backend()
-    with _step_schedule(model, callbacks, epochs) as decay:
+    with _step_schedule(model, callbacks, epochs, steps and epochs * steps) as decay:
         return _batch_epochs(
             model, backend, batches, cbs, history, val, epochs, initial_epoch, decay
         )

@@ -141,21 +141,38 @@ def test_same_seed_same_model_and_resume_is_exact():
         np.testing.assert_array_equal(a, b)
 
 
+# Random labels: the collapse warning is expected and beside the point.
+@pytest.mark.filterwarnings("ignore::graia.errors.GraiaWarning")
 def test_step_decay_lowers_the_step_per_epoch_and_restores_it():
-    """step_decay: epoch e of fit(epochs=E) uses step * (E - e) // E; the option is kept."""
-    x, y = small_data(16)
+    """step_decay: epoch e of fit(epochs=E) uses S * (E - e) // E, S the first step (raised for
+    a fit of few updates, §7.2); the option is kept."""
+    x, y = small_data(160)
     model = small_model(step=1000)
     seen = []
     probe = graia.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: seen.append(model.rule.values["step"])
     )
-    model.fit(x, y, epochs=4, batch_size=8, verbose=0, callbacks=[probe])
+    # 4 epochs of 80 batches: 320 updates, no raise.
+    model.fit(x, y, epochs=4, batch_size=2, verbose=0, callbacks=[probe])
     assert seen == [1000, 750, 500, 250] and model.rule.values["step"] == 1000
+    # 4 epochs of 2 batches: 8 updates, so the first step is 8 times the step (the cap).
+    seen.clear()
+    model.fit(x[:16], y[:16], epochs=4, batch_size=8, verbose=0, callbacks=[probe])
+    assert seen == [8000, 6000, 4000, 2000] and model.rule.values["step"] == 1000
     assert model.rule.get_config()["step_decay"] is True
     constant = small_model(step=1000, step_decay=False)
     assert constant.rule.step_decay is False
     assert graia.rules.get().step_decay and graia.rules.get("dfa").step_decay
     assert not graia.rules.get("seed_hebbian").step_decay
+
+
+def test_first_step_raises_a_short_fits_step_within_bounds():
+    """§7.2: S = min(8 * step, max(step, step * 300 // U), max(step, 65536)); unknown U: step."""
+    first = graia.rules.first_step
+    assert first(2048, 300) == first(2048, 10_000) == 2048
+    assert first(2048, 200) == 3072 and first(2048, 60) == 10240 and first(2048, 10) == 16384
+    assert first(2048, None) == first(2048, 0) == 2048
+    assert first(30_000, 10) == 65536 and first(65536, 1) == 65536
 
 
 def test_summary_and_activations(capsys):

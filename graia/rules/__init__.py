@@ -233,6 +233,24 @@ def by_id(rule_id: int) -> type[Rule]:
     raise GraiaValueError(f"unknown rule id {rule_id}; valid: {sorted(REGISTRY)}")
 
 
+#: A short fit's first step under ``step_decay`` (docs/arithmetic.md §7.2): a ``fit`` of fewer
+#: than ``SHORT_FIT_UPDATES`` updates starts from a larger step, at most ``SHORT_FIT_BOOST``
+#: times ``step`` (chosen on 13 datasets' validation splits, docs/journal/2026-12-07-defaults-2.md).
+SHORT_FIT_UPDATES = 300
+SHORT_FIT_BOOST = 8
+
+
+def first_step(step: int, updates: int | None) -> int:
+    """The step that ``step_decay`` starts from in a ``fit`` of ``updates`` updates (epochs times
+    batches an epoch; ``None`` when unknown): ``min(step * SHORT_FIT_BOOST,
+    max(step, step * SHORT_FIT_UPDATES // updates))``, and at most the largest ``step``
+    (65536), so a short fit on a small dataset moves its weights as far as a longer one."""
+    if not updates:
+        return step
+    boosted = max(step, step * SHORT_FIT_UPDATES // updates)
+    return min(step * SHORT_FIT_BOOST, boosted, max(step, 1 << 16))
+
+
 #: The rule ``compile()`` uses when none is named (chosen over ``dfa`` on 13 datasets).
 DEFAULT_RULE = "local_heads"
 
