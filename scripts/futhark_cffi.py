@@ -8,7 +8,8 @@ STEM.json); MODULE is the extension's full dotted name, whose last part starts w
 underscore (e.g. graia.backends._futhark_opencl).
 Called by CMakeLists.txt at build time; futhark-ffi builds the cdef from the header and cffi emits
 the source, which CMake compiles as a normal Python extension. For the OpenCL backend a few
-OpenCL query functions are declared too, so that graia can name the platform and device.
+OpenCL query functions are declared too, so that graia can name the platform and device; for the
+CUDA backend a few CUDA driver queries (devices, compute capability, driver version).
 """
 
 from __future__ import annotations
@@ -38,6 +39,24 @@ cl_int clGetDeviceInfo(cl_device_id, cl_device_info, size_t, void *, size_t *);
 cl_int clGetCommandQueueInfo(cl_command_queue, cl_command_queue_info, size_t, void *, size_t *);
 """
 
+CUDA_QUERIES = """
+typedef enum { CUDA_SUCCESS, ... } CUresult;
+typedef int CUdevice;
+typedef enum {
+    CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+    CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+    CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+    ...
+} CUdevice_attribute;
+CUresult cuInit(unsigned int);
+CUresult cuDriverGetVersion(int *);
+CUresult cuDeviceGetCount(int *);
+CUresult cuDeviceGet(CUdevice *, int);
+CUresult cuDeviceGetName(char *, int, CUdevice);
+CUresult cuDeviceGetAttribute(int *, CUdevice_attribute, CUdevice);
+CUresult cuDeviceTotalMem_v2(size_t *, CUdevice);
+"""
+
 
 def main(argv: list[str]) -> int:
     if len(argv) != 4:
@@ -59,6 +78,8 @@ def main(argv: list[str]) -> int:
         ffi = build(stem, target)
     if backend == "opencl":
         ffi.cdef(OPENCL_QUERIES)
+    elif backend == "cuda":
+        ffi.cdef(CUDA_QUERIES)
     ffi.emit_c_code(output)
     return 0
 

@@ -38,6 +38,9 @@ class Entry:
     default_reason: str
     #: What it runs on (threads, device), or None when there is nothing to say.
     details: Callable[[], dict[str, Any] | None]
+    #: Whether it runs only on a GPU, so that a machine without one (CI) lacks it by design:
+    #: the tests skip it there, saying why, where a missing CPU backend fails them.
+    needs_gpu: bool = False
 
 
 def _numba_probe() -> tuple[bool, str]:
@@ -54,7 +57,13 @@ def _numba_backend() -> Backend:
     return NumbaBackend()
 
 
-def _futhark_entry(kind: str, *, good_default: Callable[[], bool], default_reason: str) -> Entry:
+def _futhark_entry(
+    kind: str,
+    *,
+    good_default: Callable[[], bool],
+    default_reason: str,
+    needs_gpu: bool = False,
+) -> Entry:
     """The entry of a Futhark-compiled backend (graia.backends.futhark)."""
 
     def probe() -> tuple[bool, str]:
@@ -74,7 +83,7 @@ def _futhark_entry(kind: str, *, good_default: Callable[[], bool], default_reaso
 
         return futhark.device_info(kind)
 
-    return Entry(probe, create, good_default, default_reason, details)
+    return Entry(probe, create, good_default, default_reason, details, needs_gpu)
 
 
 def _opencl_on_gpu() -> bool:
@@ -93,6 +102,12 @@ BACKENDS: dict[str, Entry] = {
         "opencl",
         good_default=_opencl_on_gpu,
         default_reason="default: OpenCL on a GPU is the fastest backend",
+    ),
+    "cuda": _futhark_entry(
+        "cuda",
+        good_default=lambda: True,
+        default_reason="default: the NVIDIA GPU, where OpenCL does not reach it",
+        needs_gpu=True,
     ),
     "numba": Entry(
         probe=_numba_probe,
