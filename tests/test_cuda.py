@@ -36,9 +36,11 @@ def test_registry_says_why_cuda_is_absent_or_what_it_runs_on() -> None:
         assert info["type"] == "gpu" and info["compute_capability"]
     else:
         assert reason, "an unavailable backend must say why"
-        with pytest.raises(backend.BackendError, match="cuda.*cannot run here"):
-            with backend.use("cuda"):
-                pass
+        with (
+            pytest.raises(backend.BackendError, match="cuda.*cannot run here"),
+            backend.use("cuda"),
+        ):
+            pass
 
 
 def test_info_reports_cuda(capsys: pytest.CaptureFixture[str]) -> None:
