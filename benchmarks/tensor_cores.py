@@ -66,6 +66,31 @@ def check_exact(torch, b: int, k: int, n: int, rng) -> None:
             raise SystemExit(f"int8 route NOT exact at B={b} K={k} N={n}")
 
 
+def check_bf16_chunk(torch) -> str:
+    """Whether a bf16 product with fp32 output is exact for one chunk at §3.4's limit (1028
+    terms of 255 * 64) on random and extreme data; a sentence saying what was seen."""
+    if not hasattr(torch, "mm"):
+        return "torch.mm missing"
+    rng = np.random.default_rng(1)
+    k = 1028
+    cases = [
+        (rng.integers(0, 256, (64, k)), rng.choice([-64, -8, -1, 0, 1, 2, 32, 64], (k, 64))),
+        (np.full((64, k), 255), np.full((k, 64), 64)),
+        (np.full((64, k), 255), np.full((k, 64), -64)),
+    ]
+    for x, w in cases:
+        a = torch.as_tensor(x, dtype=torch.bfloat16, device="cuda")
+        b = torch.as_tensor(w, dtype=torch.bfloat16, device="cuda")
+        try:
+            got = torch.mm(a, b, out_dtype=torch.float32)
+        except (TypeError, RuntimeError) as exc:
+            return f"bf16 with fp32 output not reachable through torch.mm ({exc})"
+        want = x.astype(np.int64) @ w.astype(np.int64)
+        if not np.array_equal(got.cpu().numpy().astype(np.int64), want):
+            return f"bf16 chunk of {k} terms NOT exact"
+    return f"bf16 operands, fp32 output: exact on chunks of {k} terms of up to 255 * 64"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[512, 4000])
@@ -79,6 +104,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     products = 1 if args.kmax <= 6 else 2 if args.kmax <= 13 else 3
     print(f"{torch.cuda.get_device_name()}; int8 products per weight product: {products}")
+    bf16 = check_bf16_chunk(torch)
+    print(bf16)
     rows = []
     for n in args.widths:
         for b in args.batches:
@@ -109,7 +136,11 @@ def main() -> None:
             )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": torch.cuda.get_device_name(), "rows": rows}, f, indent=1)
+            json.dump(
+                {"device": torch.cuda.get_device_name(), "bf16_check": bf16, "rows": rows},
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":
