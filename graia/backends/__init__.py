@@ -1,9 +1,10 @@
 """The backend registry: which engine computes, chosen when first needed.
 
-``GRAIA_BACKEND=opencl|multicore|numba`` picks one explicitly; an explicit choice that cannot run
-is an error that says why (never a silent fallback). Unset, the first backend of :data:`BACKENDS`
-that runs here and is a good default (:func:`default_reason` says why): opencl when its device is
-a GPU, else numba, else multicore. ``use(name)`` switches within a ``with`` block. The choice is
+``GRAIA_BACKEND=opencl|cuda|multicore|numba`` picks one explicitly; an explicit choice that cannot
+run is an error that says why (never a silent fallback). Unset, the first backend of
+:data:`BACKENDS` that runs here and is a good default (:func:`default_reason` says why): opencl
+when its device is a GPU, else cuda (an NVIDIA GPU that no OpenCL driver reaches), else numba,
+else multicore. ``use(name)`` switches within a ``with`` block. The choice is
 made when a backend is first asked for, not on import, so that importing graia (or a backend's
 module, whose package this registry is) loads no backend.
 
