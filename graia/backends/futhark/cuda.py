@@ -38,7 +38,8 @@ def _cache_file(device: dict[str, Any]) -> str | None:
         os.makedirs(directory, exist_ok=True)
     except OSError:
         return None  # a read-only home: compile every time
-    name = re.sub(r"[^A-Za-z0-9]+", "-", f"{device['device']} sm{device['compute_capability']}")
+    arch = device["compute_capability"].replace(".", "")
+    name = re.sub(r"[^A-Za-z0-9]+", "-", f"{device['device']} sm{arch}")
     return os.path.join(directory, f"cuda-{name.strip('-')}.bin")
 
 
