@@ -66,7 +66,8 @@ def _write_generated(tree: Path) -> None:
     generated = tree / "generated"
     generated.mkdir()
     (generated / "futhark-sources.sha256").write_text("".join(lines))
-    for backend in ("multicore", "opencl", "cuda"):  # configure only: the files must exist, not compile
+    # configure only: the files must exist, not compile
+    for backend in ("multicore", "opencl", "cuda"):
         (generated / f"_futhark_{backend}.c").write_text("")
 
 

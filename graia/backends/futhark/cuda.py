@@ -23,24 +23,15 @@ import re
 from types import ModuleType
 from typing import Any
 
+from graia.backends.futhark.ffi import cache_file
 from graia.backends.interface import local_rank
 from graia.errors import GraiaError
 
 
 def _cache_file(device: dict[str, Any]) -> str | None:
     """The file that keeps the compiled program for ``device`` (``GRAIA_CUDA_CACHE``), or None."""
-    setting = os.environ.get("GRAIA_CUDA_CACHE", "").strip()
-    if setting == "0":
-        return None
-    home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    directory = setting or os.path.join(home, "graia")
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError:
-        return None  # a read-only home: compile every time
     arch = device["compute_capability"].replace(".", "")
-    name = re.sub(r"[^A-Za-z0-9]+", "-", f"{device['device']} sm{arch}")
-    return os.path.join(directory, f"cuda-{name.strip('-')}.bin")
+    return cache_file("GRAIA_CUDA_CACHE", f"cuda {device['device']} sm{arch}")
 
 
 def cuda_devices(mod: ModuleType) -> tuple[list[dict[str, Any]], str]:
