@@ -101,3 +101,20 @@ def test_program_cache_gives_the_same_bits(tmp_path, monkeypatch) -> None:
     assert list(tmp_path.glob("cuda-*.bin")), "no program cache was written"
     np.testing.assert_array_equal(outputs[0], outputs[1])
     np.testing.assert_array_equal(outputs[0], NumbaBackend().predict(model._host_state(), x))
+
+
+def test_device_choice_and_cache_file(tmp_path, monkeypatch) -> None:
+    """GRAIA_CUDA_DEVICE as an index or a name (``#k`` the k-th match); one cache file per card
+    and architecture (no GPU needed)."""
+    from graia.backends.futhark import cuda
+
+    devices = [{"index": i, "device": name} for i, name in enumerate(["H100", "A100", "H100"])]
+    assert cuda._pick(devices, "1")["index"] == 1
+    assert cuda._pick(devices, "#1 H100")["index"] == 2
+    assert cuda._pick(devices, "A100")["index"] == 1
+    assert cuda._pick(devices, "5") is None and cuda._pick(devices, "V100") is None
+    monkeypatch.setenv("GRAIA_CUDA_CACHE", str(tmp_path))
+    card = {"device": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
+    assert cuda._cache_file(card) == str(tmp_path / "cuda-NVIDIA-H100-80GB-HBM3-sm90.bin")
+    monkeypatch.setenv("GRAIA_CUDA_CACHE", "0")
+    assert cuda._cache_file(card) is None
