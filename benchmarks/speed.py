@@ -7,7 +7,11 @@ run on the same machine:
 - the same rule written plainly in PyTorch float32 (clamped activations, power-of-two weights,
   fixed random ternary feedback, sign-of-momentum step; GPU if there is one, else the same CPU
   threads), with its accuracy after the epoch beside Graia's, to show it learns;
-- a PyTorch float32 backprop MLP of the same shape (Adam, cross-entropy);
+- the same rule with each batch's step captured in a CUDA graph (static input buffers, one replay
+  a batch: PyTorch without its launch cost; on a GPU);
+- a PyTorch backprop MLP of the same shape (Adam, cross-entropy): float32, and on a GPU also TF32
+  and bf16 autocast, each eager and captured in a CUDA graph, each with its accuracy after the
+  epoch (to check it learns);
 - measured ceilings of this machine: integer shift+add and multiply-add throughput from register
   micro-kernels and memory bandwidth (CuPy kernels on a GPU, Numba loops on the CPU), and each
   backend's share of the multiply-add ceiling in synapse-terms per second;
@@ -24,6 +28,7 @@ their epoch time scaled to the full epoch (their cost is linear in samples). Usa
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -140,10 +145,13 @@ def torch_sync(torch, dev):
         torch.cuda.synchronize()
 
 
-def time_torch_same_rule(x, y, xt, yt, hidden, batch, pow2):
+def time_torch_same_rule(x, y, xt, yt, hidden, batch, pow2, graph=False):
     """The dfa rule in PyTorch float32: seconds for one epoch, test accuracy after it. With
     ``pow2`` the weights are rounded to powers of two as Graia's are; without, the latent float
-    weights are used directly (less work: the baseline most favourable to PyTorch)."""
+    weights are used directly (less work: the baseline most favourable to PyTorch). With
+    ``graph`` (CUDA only) a batch's step is captured once in a CUDA graph, with static input
+    buffers that each batch is copied into before a replay, as an expert would remove PyTorch's
+    per-kernel launch cost; a short last batch runs eagerly."""
     torch, dev = torch_device()
     gen = torch.Generator(device="cpu").manual_seed(0)
 
@@ -173,18 +181,26 @@ def time_torch_same_rule(x, y, xt, yt, hidden, batch, pow2):
         out = ((h @ w1) * 2**kmax * shifts[1]).floor().clamp(0, 255)
         return z0, h, out
 
+    targets = torch.eye(CLASSES, device=dev) * 255  # a lookup: no host sync inside a graph
+
+    def train_step(xb, yb):
+        z0, h, out = forward(xb, True)
+        target = targets[yb]
+        e = out - target
+        d0 = (e @ feedback.T) * ((z0 > 0) & (z0 < 255))
+        for layer, (pre, d) in enumerate(((xb, d0), (h, e))):
+            g = pre.T @ d
+            c = momentum[layer] + (g - momentum[layer]) / 8
+            latent[layer] -= step * torch.sign(c)
+            momentum[layer] += (g - momentum[layer]) / 128
+
+    run_step = train_step
+    if graph:
+        run_step = _graphed(torch, train_step, xs[:batch].clone(), ys[:batch].clone())
+
     def epoch(n):
         for i in range(0, n, batch):
-            xb, yb = xs[i : i + batch], ys[i : i + batch]
-            z0, h, out = forward(xb, True)
-            target = torch.nn.functional.one_hot(yb, CLASSES).float() * 255
-            e = out - target
-            d0 = (e @ feedback.T) * ((z0 > 0) & (z0 < 255))
-            for layer, (pre, d) in enumerate(((xb, d0), (h, e))):
-                g = pre.T @ d
-                c = momentum[layer] + (g - momentum[layer]) / 8
-                latent[layer] -= step * torch.sign(c)
-                momentum[layer] += (g - momentum[layer]) / 128
+            run_step(xs[i : i + batch], ys[i : i + batch])
         torch_sync(torch, dev)
 
     epoch(4 * batch)
@@ -196,28 +212,82 @@ def time_torch_same_rule(x, y, xt, yt, hidden, batch, pow2):
     return seconds, float((pred == yt).mean()), dev
 
 
-def time_torch_backprop(x, y, hidden, batch):
-    """One epoch of a float32 backprop MLP of the same shape (Adam, cross-entropy)."""
+def _graphed(torch, step, static_x, static_y):
+    """``step(x, y)`` as a CUDA graph replayed on static input buffers (a batch of their size is
+    copied in first; any other size runs ``step`` eagerly). Warmed up on a side stream first, as
+    capture requires; the warm-up steps train too, like the eager warm-up epoch."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step(static_x, static_y)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step(static_x, static_y)
+
+    def run(xb, yb):
+        if len(xb) != len(static_x):
+            step(xb, yb)
+            return
+        static_x.copy_(xb)
+        static_y.copy_(yb)
+        graph.replay()
+
+    return run
+
+
+#: PyTorch's settings for the backprop baseline: plain float32, TF32 matrix products, bf16
+#: autocast (each on the GPU; on the CPU only float32 is timed).
+BACKPROP_MODES = ("fp32", "tf32", "bf16")
+
+
+def time_torch_backprop(x, y, xt, yt, hidden, batch, mode="fp32", graph=False):
+    """One epoch of a backprop MLP of the same shape (Adam, cross-entropy) in ``mode``
+    (:data:`BACKPROP_MODES`), with ``graph`` its step captured in a CUDA graph (Adam with
+    ``capturable=True``): seconds, and test accuracy after the epoch (to check it learns)."""
     torch, dev = torch_device()
+    torch.backends.cuda.matmul.allow_tf32 = mode == "tf32"
+    torch.backends.cudnn.allow_tf32 = mode == "tf32"
+    torch.manual_seed(0)
     net = torch.nn.Sequential(
         torch.nn.Linear(FEATURES, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, CLASSES)
     ).to(dev)
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    opt = torch.optim.Adam(net.parameters(), 1e-3, capturable=graph)
     xs = torch.as_tensor(x / 255.0, dtype=torch.float32, device=dev)
     ys = torch.as_tensor(y, dtype=torch.int64, device=dev)
 
+    def forward(xb):
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=mode == "bf16"):
+            return net(xb)
+
+    def train_step(xb, yb):
+        opt.zero_grad(set_to_none=not graph)
+        loss = torch.nn.functional.cross_entropy(forward(xb).float(), yb)
+        loss.backward()
+        opt.step()
+
+    run_step = train_step
+    if graph:
+        run_step = _graphed(torch, train_step, xs[:batch].clone(), ys[:batch].clone())
+
     def epoch(n):
         for i in range(0, n, batch):
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(net(xs[i : i + batch]), ys[i : i + batch])
-            loss.backward()
-            opt.step()
+            run_step(xs[i : i + batch], ys[i : i + batch])
         torch_sync(torch, dev)
 
-    epoch(4 * batch)
-    start = time.perf_counter()
-    epoch(len(x))
-    return time.perf_counter() - start
+    try:
+        epoch(4 * batch)
+        start = time.perf_counter()
+        epoch(len(x))
+        seconds = time.perf_counter() - start
+        with torch.no_grad():
+            xts = torch.as_tensor(xt / 255.0, dtype=torch.float32, device=dev)
+            pred = forward(xts).float().argmax(1).cpu().numpy()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return seconds, float((pred == yt).mean())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,9 +469,13 @@ def main() -> None:
     backends = [b for b in args.backends if graia.backend.available()[b][0]]
     for b in set(args.backends) - set(backends):
         print(f"{b}: unavailable ({graia.backend.available()[b][1]})")
-    gpu = any(
-        futhark_backend.device_info(b).get("type") == "gpu" for b in backends if b == "opencl"
-    )
+    # Backends on a GPU time the full epoch; CPU backends --cpu-samples of it.
+    on_gpu = {
+        b
+        for b in backends
+        if b in futhark_backend.KINDS and futhark_backend.device_info(b).get("type") == "gpu"
+    }
+    gpu = bool(on_gpu)
     try:
         ceilings = gpu_ceilings() if gpu else cpu_ceilings()
     except ImportError:
@@ -410,6 +484,12 @@ def main() -> None:
     if "opencl" in backends:
         d = futhark_backend.device_info("opencl")
         info["machine"]["opencl_device"] = f"{d.get('platform')}: {d.get('device')}"
+    if "cuda" in backends:
+        d = futhark_backend.device_info("cuda")
+        info["machine"]["cuda_device"] = (
+            f"{d.get('device')} (compute capability {d.get('compute_capability')}, "
+            f"CUDA driver {d.get('cuda_driver')})"
+        )
     print(json.dumps(info["machine"]))
     print(
         "ceilings: "
@@ -425,11 +505,11 @@ def main() -> None:
             run: dict = {"hidden": hidden, "batch": batch, "seconds_per_epoch": {}}
             terms = terms_per_sample(hidden) * len(x)
             for b in backends:
-                n = len(x) if b == "opencl" else min(len(x), args.cpu_samples)
+                n = len(x) if b in on_gpu else min(len(x), args.cpu_samples)
                 sec, acc = time_graia(b, x[:n], y[:n], xt, yt, hidden, batch)
                 run["seconds_per_epoch"][b] = sec * len(x) / n
                 run.setdefault("accuracy_after_epoch", {})[b] = acc
-                if b != "opencl":
+                if b not in on_gpu:
                     run.setdefault("peak_rss_bytes", {})[b] = (
                         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
                     )
@@ -438,21 +518,29 @@ def main() -> None:
                     # On the CPU, PyTorch too is timed on --cpu-samples and scaled.
                     n = len(x) if torch_device()[1] == "cuda" else min(len(x), args.cpu_samples)
                     scale = len(x) / n
-                    for pow2, label in ((False, "torch_same_rule"), (True, "torch_same_rule_pow2")):
+                    dev = torch_device()[1]
+                    graphs = (False, True) if dev == "cuda" else (False,)
+                    for pow2, graph in itertools.product((False, True), graphs):
+                        label = "torch_same_rule" + "_pow2" * pow2 + "_graph" * graph
                         sec, acc, dev = time_torch_same_rule(
-                            x[:n], y[:n], xt, yt, hidden, batch, pow2
+                            x[:n], y[:n], xt, yt, hidden, batch, pow2, graph
                         )
                         run["seconds_per_epoch"][f"{label}_{dev}"] = sec * scale
                         run.setdefault("accuracy_after_epoch", {})[f"{label}_{dev}"] = acc
-                    run["seconds_per_epoch"][f"torch_backprop_{dev}"] = scale * time_torch_backprop(
-                        x[:n], y[:n], hidden, batch
-                    )
+                    modes = BACKPROP_MODES if dev == "cuda" else ("fp32",)
+                    for mode, graph in itertools.product(modes, graphs):
+                        label = f"torch_backprop_{mode}" + "_graph" * graph + f"_{dev}"
+                        sec, acc = time_torch_backprop(
+                            x[:n], y[:n], xt, yt, hidden, batch, mode, graph
+                        )
+                        run["seconds_per_epoch"][label] = sec * scale
+                        run.setdefault("accuracy_after_epoch", {})[label] = acc
                 except ImportError:
                     print("PyTorch is not installed: no PyTorch baselines (pip install torch)")
             if args.profile:
                 for b in backends:
                     if b != "numba":
-                        n = len(x) if b == "opencl" else min(len(x), args.cpu_samples)
+                        n = len(x) if b in on_gpu else min(len(x), args.cpu_samples)
                         run.setdefault("profile", {})[b] = profile_epoch(
                             b, x[:n], y[:n], hidden, batch
                         )
@@ -462,12 +550,19 @@ def main() -> None:
             same = min(
                 (v for k, v in secs.items() if k.startswith("torch_same_rule")), default=None
             )
+            backprop = {k: v for k, v in secs.items() if k.startswith("torch_backprop")}
             for name, sec in secs.items():
                 ratios = [f"{terms / sec / 1e9:8.1f} G terms/s"]
                 if not name.startswith("torch"):
                     ratios.append(f"{terms / sec / mul_add:6.1%} of int mul-add ceiling")
                     if same:
                         ratios.append(f"{same / sec:5.2f}x vs fastest torch same rule")
+                    for what, key in (
+                        ("fp32 eager backprop", next((k for k in backprop if "fp32_c" in k), "")),
+                        ("fastest backprop", min(backprop, key=backprop.get, default="")),
+                    ):
+                        if key:
+                            ratios.append(f"{backprop[key] / sec:5.2f}x vs {what}")
                     if "numba" in secs:
                         ratios.append(f"{secs['numba'] / sec:5.2f}x vs numba")
                 acc = run.get("accuracy_after_epoch", {}).get(name)

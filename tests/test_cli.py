@@ -367,7 +367,7 @@ def test_output_under_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         ["train", "--dataset", "cifar"],
         ["train", "--dataset", "digits", "--epochs", "0"],
         ["train", "--dataset", "digits", "--seed", "x"],
-        ["--backend", "cuda", "info"],
+        ["--backend", "vulkan", "info"],
         ["predict", "only-a-model"],
         [],
     ],

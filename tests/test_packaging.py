@@ -66,7 +66,8 @@ def _write_generated(tree: Path) -> None:
     generated = tree / "generated"
     generated.mkdir()
     (generated / "futhark-sources.sha256").write_text("".join(lines))
-    for backend in ("multicore", "opencl"):  # configure only: the files must exist, not compile
+    # configure only: the files must exist, not compile
+    for backend in ("multicore", "opencl", "cuda"):
         (generated / f"_futhark_{backend}.c").write_text("")
 
 
@@ -141,14 +142,14 @@ def test_no_futhark_and_no_generated_c_builds_numba_only_and_says_why(tmp_path: 
     result = _configure(tree, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     warnings = [line for line in result.stderr.splitlines() if "graia: warning" in line]
-    assert len(warnings) == 2, result.stderr  # one line per backend left out
+    assert len(warnings) == 3, result.stderr  # one line per backend left out
     notes = ast.parse((tmp_path / "build" / "_build_notes.py").read_text())
     not_built = next(
         ast.literal_eval(node.value)
         for node in notes.body
         if isinstance(node, ast.Assign) and node.targets[0].id == "NOT_BUILT"
     )
-    assert set(not_built) == {"multicore", "opencl"}
+    assert set(not_built) == {"multicore", "opencl", "cuda"}
     assert all("futhark compiler is not on PATH" in reason for reason in not_built.values())
 
 
@@ -167,5 +168,5 @@ def test_futhark_off_needs_no_c_compiler_and_says_how_to_build(tmp_path: Path) -
     result = _configure(tree, tmp_path, "-DGRAIA_FUTHARK=OFF", CC=str(tmp_path / "no-cc"))
     assert result.returncode == 0, result.stdout + result.stderr
     not_built = _not_built(tmp_path)
-    assert set(not_built) == {"multicore", "opencl"}
+    assert set(not_built) == {"multicore", "opencl", "cuda"}
     assert all("bash scripts/setup" in reason for reason in not_built.values())

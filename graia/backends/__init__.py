@@ -1,9 +1,10 @@
 """The backend registry: which engine computes, chosen when first needed.
 
-``GRAIA_BACKEND=opencl|multicore|numba`` picks one explicitly; an explicit choice that cannot run
-is an error that says why (never a silent fallback). Unset, the first backend of :data:`BACKENDS`
-that runs here and is a good default (:func:`default_reason` says why): opencl when its device is
-a GPU, else numba, else multicore. ``use(name)`` switches within a ``with`` block. The choice is
+``GRAIA_BACKEND=opencl|cuda|multicore|numba`` picks one explicitly; an explicit choice that cannot
+run is an error that says why (never a silent fallback). Unset, the first backend of
+:data:`BACKENDS` that runs here and is a good default (:func:`default_reason` says why): opencl
+when its device is a GPU, else cuda (an NVIDIA GPU that no OpenCL driver reaches), else numba,
+else multicore. ``use(name)`` switches within a ``with`` block. The choice is
 made when a backend is first asked for, not on import, so that importing graia (or a backend's
 module, whose package this registry is) loads no backend.
 
@@ -38,6 +39,9 @@ class Entry:
     default_reason: str
     #: What it runs on (threads, device), or None when there is nothing to say.
     details: Callable[[], dict[str, Any] | None]
+    #: Whether it runs only on a GPU, so that a machine without one (CI) lacks it by design:
+    #: the tests skip it there, saying why, where a missing CPU backend fails them.
+    needs_gpu: bool = False
 
 
 def _numba_probe() -> tuple[bool, str]:
@@ -54,7 +58,13 @@ def _numba_backend() -> Backend:
     return NumbaBackend()
 
 
-def _futhark_entry(kind: str, *, good_default: Callable[[], bool], default_reason: str) -> Entry:
+def _futhark_entry(
+    kind: str,
+    *,
+    good_default: Callable[[], bool],
+    default_reason: str,
+    needs_gpu: bool = False,
+) -> Entry:
     """The entry of a Futhark-compiled backend (graia.backends.futhark)."""
 
     def probe() -> tuple[bool, str]:
@@ -74,7 +84,7 @@ def _futhark_entry(kind: str, *, good_default: Callable[[], bool], default_reaso
 
         return futhark.device_info(kind)
 
-    return Entry(probe, create, good_default, default_reason, details)
+    return Entry(probe, create, good_default, default_reason, details, needs_gpu)
 
 
 def _opencl_on_gpu() -> bool:
@@ -93,6 +103,12 @@ BACKENDS: dict[str, Entry] = {
         "opencl",
         good_default=_opencl_on_gpu,
         default_reason="default: OpenCL on a GPU is the fastest backend",
+    ),
+    "cuda": _futhark_entry(
+        "cuda",
+        good_default=lambda: True,
+        default_reason="default: the NVIDIA GPU, where OpenCL does not reach it",
+        needs_gpu=True,
     ),
     "numba": Entry(
         probe=_numba_probe,

@@ -1,4 +1,4 @@
-"""The Futhark backend: a network resident on one compiled module (multicore or OpenCL).
+"""The Futhark backend: a network resident on one compiled module (multicore, OpenCL or CUDA).
 
 The network state is one opaque Futhark value that stays on the device; datasets are Futhark arrays
 that stay there across epochs; ``train_epoch`` runs a whole epoch in one entry-point call. The
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from graia.backends.abi import MAX_LAYERS, arguments, dump_results, load_params
+from graia.backends.futhark.cuda import Cuda
 from graia.backends.futhark.ffi import Context, Target, Value, import_compiled
 from graia.backends.futhark.multicore import Multicore
 from graia.backends.futhark.opencl import OpenCL
@@ -31,10 +32,10 @@ from graia.errors import GraiaError
 from graia.rules import heads_learn
 
 #: The compiled targets, by backend name.
-KINDS: dict[str, type[Multicore | OpenCL]] = {t.name: t for t in (Multicore, OpenCL)}
+KINDS: dict[str, type[Multicore | OpenCL | Cuda]] = {t.name: t for t in (Multicore, OpenCL, Cuda)}
 
 
-def _target_class(kind: str) -> type[Multicore | OpenCL]:
+def _target_class(kind: str) -> type[Multicore | OpenCL | Cuda]:
     if kind not in KINDS:
         raise GraiaError(f"unknown Futhark backend {kind!r}; valid: {', '.join(KINDS)}")
     return KINDS[kind]
@@ -87,9 +88,10 @@ class FutharkDataset:
 
 
 class FutharkBackend(UnitParallelMixin):
-    """A Futhark-compiled backend: ``kind`` is ``"multicore"`` or ``"opencl"`` (:data:`KINDS`);
-    ``options`` go to its target: ``num_threads`` (multicore), ``platform``, ``device`` and
-    ``build_options`` (opencl; see graia.backends.futhark.opencl).
+    """A Futhark-compiled backend: ``kind`` is ``"multicore"``, ``"opencl"`` or ``"cuda"``
+    (:data:`KINDS`); ``options`` go to its target: ``num_threads`` (multicore), ``platform``,
+    ``device`` and ``build_options`` (opencl; see graia.backends.futhark.opencl), ``device``
+    (cuda; graia.backends.futhark.cuda).
 
     Implements graia.backends.interface.Backend and UnitParallelBackend (units.py). The context is created on first use (for OpenCL
     that compiles the kernels, or loads them from the driver's cache).

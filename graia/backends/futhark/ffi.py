@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import threading
 import weakref
 from types import ModuleType
@@ -57,6 +58,23 @@ class Target(Protocol):
 
     def details(self, mod: ModuleType) -> dict[str, Any]:
         """What the target runs on (for ``graia info``)."""
+
+
+def cache_file(variable: str, name: str) -> str | None:
+    """The file in which Futhark keeps a compiled GPU program (its cache file): ``name`` with
+    every run of other characters than letters and digits made one ``-``, plus ``.bin``, in the
+    directory that environment ``variable`` names (default ``$XDG_CACHE_HOME/graia``, else
+    ``~/.cache/graia``); None when ``variable`` is ``0`` or the directory cannot be created."""
+    setting = os.environ.get(variable, "").strip()
+    if setting == "0":
+        return None
+    home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = setting or os.path.join(home, "graia")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError:
+        return None  # a read-only home: compile every time, as without a cache
+    return os.path.join(directory, re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-") + ".bin")
 
 
 def not_built_reason(target: Target) -> str:

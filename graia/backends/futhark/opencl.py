@@ -28,10 +28,10 @@ Environment:
 from __future__ import annotations
 
 import os
-import re
 from types import ModuleType
 from typing import Any
 
+from graia.backends.futhark.ffi import cache_file
 from graia.backends.interface import local_rank
 from graia.errors import GraiaError
 
@@ -65,17 +65,7 @@ _POCL_WORKAROUND = "-cl-opt-disable"
 def program_cache(device: dict[str, Any]) -> str | None:
     """The file that keeps the compiled program for ``device`` (``GRAIA_OPENCL_CACHE``), or
     ``None`` when the cache is off or its directory cannot be created."""
-    setting = os.environ.get("GRAIA_OPENCL_CACHE", "").strip()
-    if setting == "0":
-        return None
-    home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    directory = setting or os.path.join(home, "graia")
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError:
-        return None  # a read-only home: compile every time, as without a cache
-    name = re.sub(r"[^A-Za-z0-9]+", "-", f"{device['platform']} {device['device']}").strip("-")
-    return os.path.join(directory, f"opencl-{name}.bin")
+    return cache_file("GRAIA_OPENCL_CACHE", f"opencl {device['platform']} {device['device']}")
 
 
 # --------------------------------------------------------------------------------------------
