@@ -1,7 +1,10 @@
 """Wrote tests/data/pre_revision2.graia and its predictions with commit a5fbd01 (arithmetic
 revision 1), for tests/test_revision.py: run with that commit's graia, `python gen_pre_revision2.py DIR`."""
+
 import sys
+
 import numpy as np
+
 import graia
 
 out = sys.argv[1]
