@@ -9,20 +9,25 @@
 import "../futhark/rules/dfa"
 import "../futhark/layer"
 import "../futhark/dense"
+import "../futhark/host"
 
 local def cpu : target = {cpu = true}
 
 -- | `dfa_layer_update` of a Dense layer: new latents, momenta and weights.
 entry update [b] [k] [m] (params: []i64) (seed: u64) (t: i64) (kmax: i32) (geo: [15]i64) (lat: [k][m]i32) (mom: [k][m]i32) (pre: [b][k]u8) (d: [b][m]i32) : ([k][m]i32, [k][m]i32, [k][m]i32) =
-  let l = dfa_layer_update true cpu (dfa_params_of params) seed t 0 (layer_of kmax 0 geo lat mom) pre d
+  let l = dfa_layer_update true cpu (rule_params_of params) seed t 0 (layer_of kmax 0 geo lat mom) pre d
   in (l.latent, l.momentum, l.weights)
 
 -- | The accumulator `G = pre^T d` alone (`accumulate`, CPU form).
 entry accumulate_only [b] [k] [m] (pre: [b][k]u8) (d: [b][m]i32) : [k][m]i32 =
   accumulate cpu (\_ _ g -> g) pre d
 
--- | Each synapse's step (`dfa_layer_step`) from a given accumulator `g`.
+-- | Each synapse's step (`dfa_block_step_with`, the decay choice outside
+-- the loop as `dfa_layer_update` makes it) from a given accumulator `g`.
 entry step_only [k] [m] (params: []i64) (seed: u64) (t: i64) (kmax: i32) (geo: [15]i64) (lat: [k][m]i32) (mom: [k][m]i32) (g: [k][m]i32) : ([k][m]i32, [k][m]i32, [k][m]i32) =
-  let step = dfa_layer_step (dfa_params_of params) seed t 0 (layer_of kmax 0 geo lat mom)
-  let (lat', mom', w') = map2 (\i row -> map2 (step i) (iota m) row) (iota k) g |> map unzip3 |> unzip3
-  in (lat', mom', w')
+  let p = rule_params_of params
+  let layer = layer_of kmax 0 geo lat mom
+  let steps decayed = dfa_block_step_with decayed p seed t 0 layer 0 0 m
+  let updated = with_decay cpu p (\decayed -> map2 (\i row -> map2 (steps decayed i) (iota m) row) (iota k) g)
+  let l = with_steps layer updated
+  in (l.latent, l.momentum, l.weights)

@@ -25,44 +25,62 @@ def stream_rounding : i64 = 4
 -- | Stream id of dropout in learning (§4, §7.2).
 def stream_dropout : i64 = 5
 
--- | SplitMix64's finaliser, u64 wrap-around (§4).
-#[inline]
-def mix64 (x: u64) : u64 =
-  let x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9u64
-  let x = (x ^ (x >> 27)) * 0x94D049BB133111EBu64
-  in x ^ (x >> 31)
+-- | Stream id of the weight decay's rounding words (§4, §7.2).
+def stream_decay : i64 = 8
 
--- | `hash(key, word)` of §4; the word is taken as u64 by two's complement.
--- Chain it for more words: `hash (hash seed w1) w2`.
+-- | The learning accumulators and momenta are within `[-g_max, g_max]`
+-- (§7.2), so that `G - M` and every step's term fit in i32.
+def g_max : i32 = (1 << 30) - 1
+
+-- | The 32-bit finaliser of §4: multiply-xorshift, u32 wrap-around.
 #[inline]
-def hash (key: u64) (word: i64) : u64 =
-  mix64 (key ^ mix64 (u64.i64 word + 0x9E3779B97F4A7C15u64))
+def mix32 (x: u32) : u32 =
+  let x = (x ^ (x >> 16)) * 0x7FEB352Du32
+  let x = (x ^ (x >> 15)) * 0x846CA68Bu32
+  in x ^ (x >> 16)
+
+-- | `hash(key, word)` of §4; the word is taken modulo 2**32. Chain it for
+-- more words: `hash (hash key w1) w2`.
+#[inline]
+def hash (key: u32) (word: i64) : u32 =
+  mix32 (key ^ mix32 (u32.i64 word + 0x9E3779B9u32))
+
+-- | The key of a 64-bit seed (§4): `hash(seed mod 2**32, seed >> 32)`, the
+-- first link of every chain.
+def seed_key (seed: u64) : u32 =
+  hash (u32.u64 seed) (i64.u64 (seed >> 32))
 
 -- | Unbiased stochastic rounding of `v >> s` with random bits `r` (§4):
--- `(v + (r & (2**s - 1))) >> s`, an arithmetic (floor) shift.
+-- `(v + (r & (2**s - 1))) >> s`, computed as `(v >> s)` plus the carry of
+-- the low bits, which cannot overflow i32.
 #[inline]
-def sround (v: i64) (s: i32) (r: u64) : i64 =
-  let mask = (1u64 << u64.i32 s) - 1
-  in (v + i64.u64 (r & mask)) >> i64.i32 s
+def sround (v: i32) (s: i32) (r: u32) : i32 =
+  let mask = (1 << s) - 1
+  in (v >> s) + (((v & mask) + (i32.u32 r & mask)) >> s)
 
 -- | The sign of an integer: -1, 0 or 1.
 #[inline]
-def sign64 (v: i64) : i64 = i64.bool (v > 0) - i64.bool (v < 0)
+def sign32 (v: i32) : i32 = i32.bool (v > 0) - i32.bool (v < 0)
 
--- | Number of bits of a non-negative integer (0 for 0).
+-- | The `k` of §2 for `m = |L|`: the smallest `k >= 0` with
+-- `m >= 3 * 2**(18 - k)` (more than 14 when `m < 3 * 2**4`, 147 for 0).
+-- It is `20 - e - b` for `m = 2**e + ...` and `b` the bit below the
+-- leading one; `m < 2**24` converts to f32 exactly, so the exponent field
+-- and the mantissa's top bit give `e + b` in one 32-bit lane (no count of
+-- leading zeros, which AVX2 lacks). The same bits as the integer spec:
+-- `arith_tests.fut` checks every `m` below `2**21`.
 #[inline]
-def bit_length (m: i64) : i32 = 64 - i64.clz m
+def shift_of_magnitude (m: i32) : i32 =
+  let top = i32.u32 (f32.to_bits (f32.i32 m) >> 22)
+  in i32.max 0 (147 - ((top + 1) >> 1))
 
 -- | Weight code of a latent weight (§2): `0` or `sign * (k + 1)` where
 -- `2**-k` is the power of two nearest to `|L| / 2**20`, and `0` when
 -- `L = 0` or `k > kmax`.
 #[inline]
 def code_of_latent (kmax: i32) (latent: i32) : i8 =
-  let m = i64.abs (i64.i32 latent)
-  let b = bit_length m
-  let e = b + (if b >= 2 then i32.i64 ((m >> i64.i32 (b - 2)) & 1) else 0)
-  let k = i32.max 0 (latent_one_bits + 1 - e)
-  in if m == 0 || k > kmax
+  let k = shift_of_magnitude (i32.abs latent)
+  in if k > kmax
      then 0
      else if latent > 0 then i8.i32 (k + 1) else i8.i32 (-(k + 1))
 
@@ -87,7 +105,10 @@ def fixed_weight (kmax: i32) (c: i8) : i32 =
 -- | The fixed-point weight of a latent weight: `fixed_weight` of its code.
 #[inline]
 def weight_of_latent (kmax: i32) (latent: i32) : i32 =
-  fixed_weight kmax (code_of_latent kmax latent)
+  -- Branch-free (selects only), so that the update loops vectorise.
+  let k = shift_of_magnitude (i32.abs latent)
+  let w = if k > kmax then 0 else 1 << i32.max 0 (kmax - k)
+  in if latent < 0 then -w else w
 
 -- | The activation of an accumulator `z` (§3): `clamp(z >> shift, 0, 255)`.
 #[inline]

@@ -4,28 +4,44 @@
 import "arith"
 
 -- ==
--- entry: test_mix64
--- input { [0u64, 1u64, 2u64, 18446744073709551615u64, 12345678901234567u64] }
--- output { [0u64, 6238072747940578789u64, 15839785061582574730u64, 13029008266876403067u64, 8721909405978493183u64] }
-entry test_mix64 (x: []u64) : []u64 = map mix64 x
+-- entry: test_mix32
+-- input { [0u32, 1u32, 2u32, 4294967295u32, 123456789u32] }
+-- output { [0u32, 1753845952u32, 3507691905u32, 1734902346u32, 2834422664u32] }
+entry test_mix32 (x: []u32) : []u32 = map mix32 x
 
 -- ==
 -- entry: test_hash
--- input { [0u64, 42u64, 42u64] [0i64, 1i64, -1i64] }
--- output { [5197578548964807871u64, 12234890524640051791u64, 993793526316216462u64] }
-entry test_hash [n] (keys: [n]u64) (words: [n]i64) : [n]u64 = map2 hash keys words
+-- input { [0u32, 42u32, 42u32] [0i64, 1i64, -1i64] }
+-- output { [2926543089u32, 2169436463u32, 1373177991u32] }
+entry test_hash [n] (keys: [n]u32) (words: [n]i64) : [n]u32 = map2 hash keys words
 
 -- ==
 -- entry: test_hash_chain
--- input { 7u64 } output { 1773375945091775575u64 }
-entry test_hash_chain (seed: u64) : u64 = hash (hash (hash seed 4) 1) 3
+-- input { 7u64 } output { 869972953u32 881876708u32 }
+-- input { 1099511627781u64 } output { 1124979530u32 1994302127u32 }
+entry test_hash_chain (seed: u64) : (u32, u32) =
+  let k = seed_key seed
+  in (k, hash (hash (hash k 4) 1) 3)
 
 -- ==
 -- entry: test_sround
--- input { [7i64, -7i64, 7i64, 5i64, 100i64] [1, 1, 1, 0, 3] [0u64, 0u64, 1u64, 99u64, 7u64] }
--- output { [3i64, -4i64, 4i64, 5i64, 13i64] }
-entry test_sround [n] (v: [n]i64) (s: [n]i32) (r: [n]u64) : [n]i64 =
+-- input { [7, -7, 7, 5, 100, 2147483647, -2147483647] [1, 1, 1, 0, 3, 16, 16] [0u32, 0u32, 1u32, 99u32, 7u32, 65535u32, 65535u32] }
+-- output { [3, -4, 4, 5, 13, 32768, -32767] }
+entry test_sround [n] (v: [n]i32) (s: [n]i32) (r: [n]u32) : [n]i32 =
   map3 sround v s r
+
+-- The weight code's shift from the float exponent equals the integer spec
+-- of §2 (the smallest `k` with `m >= 3 * 2**(18 - k)`) for every `m` below
+-- `2**21`.
+-- ==
+-- entry: test_shift_of_magnitude
+-- input { } output { true }
+entry test_shift_of_magnitude : bool =
+  let spec m = loop k = 0 while k <= 14 && m < 3 << (18 - k) do k + 1
+  in all (\m ->
+            let k = shift_of_magnitude m
+            in if k > 14 then spec m == 15 else spec m == k)
+         (map i32.i64 (iota (1 << 21)))
 
 -- ==
 -- entry: test_code_of_latent

@@ -92,9 +92,9 @@ def accumulate_rows 'r [b] [n] [m] (f: i64 -> i64 -> i32 -> r) (a: [b][n]u8) (d:
 def accumulate 'r [b] [n] [m] (tg: target) (f: i64 -> i64 -> i32 -> r) (a: [b][n]u8) (d: [b][m]i32) : [n][m]r =
   if tg.cpu then accumulate_rows f a d else accumulate_tiled f a d
 
--- | An i64 sum saturated to the i32 range (§7.5).
-def saturate_i32 (v: i64) : i32 =
-  i32.i64 (i64.max (-i64.i32 i32.highest) (i64.min (i64.i32 i32.highest) v))
+-- | An i64 sum saturated to `[-g_max, g_max]` (§7.5).
+def saturate_g (v: i64) : i32 =
+  i32.i64 (i64.max (-i64.i32 g_max) (i64.min (i64.i32 g_max) v))
 
 local
 -- | Rows of `a` and `d` per partial sum of `accumulate_exact` on GPUs.
@@ -145,9 +145,9 @@ def accumulate_exact [r] [k] [m] (tg: target) (a: [r][k]u8) (d: [r][m]i32) : [k]
   then accumulate_exact_split a d
   else accumulate_exact_tiled a d
 
--- | `accumulate_exact` saturated to the i32 range.
+-- | `accumulate_exact` saturated to `[-g_max, g_max]` (§7.5).
 def accumulate_wide [r] [k] [m] (tg: target) (a: [r][k]u8) (d: [r][m]i32) : [k][m]i32 =
-  map (map saturate_i32) (accumulate_exact tg a d)
+  map (map saturate_g) (accumulate_exact tg a d)
 
 -- | Dropout of hidden units during training (§7.2): `rate` in 0..255 (0 is
 -- none), the network's `seed`, the global step `t` of the batch, and the
@@ -161,8 +161,8 @@ type dropout = {rate: i32, seed: u64, t: i64, row0: i64}
 def drop_block [b] [n] (dr: dropout) (l: i64) (units: i64) (unit0: i64) (a: [b][n]u8) : [b][n]u8 =
   -- The rate is tested inside the kernel, not on the host: a host-side
   -- branch would read it from the device every batch.
-  let key = hash (hash (hash dr.seed stream_dropout) l) dr.t
-  let rate = u64.i32 dr.rate
+  let key = hash (hash (hash (seed_key dr.seed) stream_dropout) l) dr.t
+  let rate = u32.i32 dr.rate
   in map2 (\s row ->
              map2 (\h v ->
                      let word = (dr.row0 + s) * units + unit0 + h

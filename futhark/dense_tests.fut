@@ -13,8 +13,8 @@ import "dense"
 entry test_accumulate_exact_forms (r: i64) (k: i64) (m: i64) : bool =
   -- Activations in 0..255 and deltas of up to 2^24 in magnitude, so that
   -- the sums leave the i32 range.
-  let a = tabulate_2d r k (\s i -> u8.u64 (hash 1 (s * k + i)))
-  let d = tabulate_2d r m (\s h -> i32.u64 (hash 2 (s * m + h) % (1 << 25)) - (1 << 24))
+  let a = tabulate_2d r k (\s i -> u8.u32 (hash 1 (s * k + i)))
+  let d = tabulate_2d r m (\s h -> i32.u32 (hash 2 (s * m + h) % (1 << 25)) - (1 << 24))
   let gpu = accumulate_exact {cpu = false} a d
   let cpu = accumulate_exact {cpu = true} a d
   in and (map2 (\g c -> and (map2 (==) g c)) gpu cpu)

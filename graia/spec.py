@@ -21,6 +21,11 @@ LATENT_MAX = (1 << (LATENT_ONE_BITS + 1)) - 1
 KMAX_LIMIT = 14
 #: Largest allowed intermediate integer (i32).
 I32_MAX = (1 << 31) - 1
+#: Learning accumulators and momenta lie in ``[-G_MAX, G_MAX]`` (§7.2), so that the step's
+#: ``G - M`` and every term fit in i32.
+G_MAX = (1 << 30) - 1
+#: Largest ``beta1_shift`` and ``beta2_shift`` (§7.2): each rounding takes 16 bits of one word.
+BETA_SHIFT_MAX = 16
 
 STREAM_INIT = 1
 STREAM_PERMUTATION = 2
@@ -29,6 +34,7 @@ STREAM_ROUNDING = 4
 STREAM_DROPOUT = 5
 STREAM_AUGMENT = 6
 STREAM_WEIGHTS = 7
+STREAM_DECAY = 8
 
 #: Fractional bits of a float input in the fixed point of §8 (``q = rne(x * 2**16)``).
 PRE_FRACTION_BITS = 16
@@ -44,31 +50,41 @@ WEIGHT_FRACTION_BITS = 16
 #: Largest sample weight (§5.1), so that the fixed-point weights sum within i64.
 WEIGHT_MAX = 1 << 16
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
-_MUL2 = np.uint64(0x94D049BB133111EB)
-_S27 = np.uint64(27)
-_S30 = np.uint64(30)
-_S31 = np.uint64(31)
+_GOLDEN = np.uint64(0x9E3779B9)
+_MUL1 = np.uint64(0x7FEB352D)
+_MUL2 = np.uint64(0x846CA68B)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_S15 = np.uint64(15)
+_S16 = np.uint64(16)
+_S32 = np.uint64(32)
 
 
 @njit(cache=True, inline="always")
-def mix64(x: np.uint64) -> np.uint64:
-    """SplitMix64's finaliser (§4), u64 wrap-around."""
-    x = (x ^ (x >> _S30)) * _MUL1
-    x = (x ^ (x >> _S27)) * _MUL2
-    return x ^ (x >> _S31)
+def mix32(x: np.uint64) -> np.uint64:
+    """The 32-bit multiply-xorshift finaliser of §4 on a word below ``2**32`` (u32 wrap-around,
+    computed in u64 and cut to 32 bits after each multiply)."""
+    x = ((x ^ (x >> _S16)) * _MUL1) & _LOW32
+    x = ((x ^ (x >> _S15)) * _MUL2) & _LOW32
+    return x ^ (x >> _S16)
 
 
 @njit(cache=True, inline="always")
 def hash2(key: np.uint64, word: np.int64) -> np.uint64:
-    """``hash(key, word)`` of §4; chain it for more words."""
-    return mix64(key ^ mix64(np.uint64(word) + _GOLDEN))
+    """``hash(key, word)`` of §4 (a u32 value), the word taken modulo ``2**32``; chain it for
+    more words."""
+    return mix32(key ^ mix32((np.uint64(word) + _GOLDEN) & _LOW32))
+
+
+@njit(cache=True, inline="always")
+def seed_key(seed: np.uint64) -> np.uint64:
+    """The first link of every chain of §4: ``hash(seed mod 2**32, seed >> 32)``."""
+    return hash2(seed & _LOW32, np.int64(seed >> _S32))
 
 
 @njit(cache=True, inline="always")
 def sround(v: np.int64, s: np.int64, r: np.uint64) -> np.int64:
-    """Unbiased stochastic rounding of ``v / 2**s`` with random bits ``r`` (§4)."""
+    """Unbiased stochastic rounding of ``v / 2**s`` with random bits ``r`` (§4):
+    ``(v + (r mod 2**s)) >> s``."""
     mask = (np.uint64(1) << np.uint64(s)) - np.uint64(1)
     return (v + np.int64(r & mask)) >> s
 
@@ -125,23 +141,33 @@ def codes_of_latents(latent: np.ndarray, kmax: int) -> np.ndarray:
 @njit(cache=True)
 def rounding_key(seed: np.uint64, layer: int, step: int) -> np.uint64:
     """``hash(seed, STREAM_ROUNDING, layer, t)``: the key of one layer's rounding bits at step t."""
-    return hash2(hash2(hash2(seed, STREAM_ROUNDING), layer), step)
+    return hash2(hash2(hash2(seed_key(seed), STREAM_ROUNDING), layer), step)
 
 
 @njit(cache=True)
 def dropout_key(seed: np.uint64, layer: int, step: int) -> np.uint64:
     """``hash(seed, STREAM_DROPOUT, layer, t)``: the key of one layer's dropout bits at step t."""
-    return hash2(hash2(hash2(seed, STREAM_DROPOUT), layer), step)
+    return hash2(hash2(hash2(seed_key(seed), STREAM_DROPOUT), layer), step)
+
+
+@njit(cache=True)
+def decay_key(seed: np.uint64, layer: int, step: int) -> np.uint64:
+    """``hash(seed, STREAM_DECAY, layer, t)``: the key of one layer's weight-decay words at step
+    t (§7.2)."""
+    return hash2(hash2(hash2(seed_key(seed), STREAM_DECAY), layer), step)
 
 
 @njit(cache=True)
 def augment_keys(seed: np.uint64, layer: int, epoch: int, n: int) -> np.ndarray:
     """``hash(seed, STREAM_AUGMENT, layer, e, i)`` for samples ``i = 0..n-1`` (§4.1): the random
-    word of each training sample's transform by augmentation layer ``layer`` in epoch ``e``."""
-    key = hash2(hash2(hash2(seed, STREAM_AUGMENT), layer), epoch)
+    word ``r`` of each training sample's transform by augmentation layer ``layer`` in epoch
+    ``e``, and its second word ``hash(seed, STREAM_AUGMENT, layer, e, i, 1)``, packed as
+    ``r + 2**32 * second``."""
+    key = hash2(hash2(hash2(seed_key(seed), STREAM_AUGMENT), layer), epoch)
     out = np.empty(n, np.uint64)
     for i in range(n):
-        out[i] = hash2(key, i)
+        r = hash2(key, i)
+        out[i] = r | (hash2(r, 1) << _S32)
     return out
 
 
@@ -161,7 +187,7 @@ def permutation(n: int, seed: np.uint64, epoch: int) -> np.ndarray:
     """The sample order of epoch ``epoch`` (§5): a bijection of ``0..n-1`` as i32."""
     out = np.empty(n, np.int32)
     half_bits = max(1, (bit_length(max(n - 1, 0)) + 1) // 2)
-    key = hash2(hash2(seed, STREAM_PERMUTATION), epoch)
+    key = hash2(hash2(seed_key(seed), STREAM_PERMUTATION), epoch)
     for i in range(n):
         v = _feistel(i, key, half_bits)
         while v >= n:
@@ -172,7 +198,7 @@ def permutation(n: int, seed: np.uint64, epoch: int) -> np.ndarray:
 
 @njit(cache=True)
 def _init_uniform(seed: np.uint64, layer: int, n_in: int, n_out: int, bound: int) -> np.ndarray:
-    key = hash2(hash2(seed, STREAM_INIT), layer)
+    key = hash2(hash2(seed_key(seed), STREAM_INIT), layer)
     out = np.empty(n_in * n_out, np.int32)
     span = np.uint64(2 * bound + 1)
     for q in range(n_in * n_out):
@@ -182,7 +208,7 @@ def _init_uniform(seed: np.uint64, layer: int, n_in: int, n_out: int, bound: int
 
 @njit(cache=True)
 def _init_codes(seed: np.uint64, layer: int, n_in: int, n_out: int, kmax: int) -> np.ndarray:
-    key = hash2(hash2(seed, STREAM_INIT), layer)
+    key = hash2(hash2(seed_key(seed), STREAM_INIT), layer)
     out = np.empty(n_in * n_out, np.int32)
     n = kmax + 1
     for q in range(n_in * n_out):
@@ -213,7 +239,7 @@ def init_latent(
 @njit(cache=True)
 def feedback_matrix(seed: np.uint64, layer: int, n_out: int, classes: int) -> np.ndarray:
     """The fixed ternary DFA feedback ``B_l`` (§7.2), flat row-major ``(n_out, classes)`` i8."""
-    key = hash2(hash2(seed, STREAM_FEEDBACK), layer)
+    key = hash2(hash2(seed_key(seed), STREAM_FEEDBACK), layer)
     out = np.empty(n_out * classes, np.int8)
     for q in range(n_out * classes):
         out[q] = np.int64(hash2(key, q) % np.uint64(3)) - 1
@@ -226,8 +252,8 @@ def forward_bound_ok(n_in: int, kmax: int) -> bool:
 
 
 def learning_bound_ok(batch_size: int, classes: int) -> bool:
-    """§7.2's bound on the learning accumulator."""
-    return batch_size * classes * 255 * 255 <= I32_MAX
+    """§7.2's bound on the learning accumulator: ``|G| <= G_MAX``."""
+    return batch_size * classes * 255 * 255 <= G_MAX
 
 
 def input_fixed(x: np.ndarray) -> np.ndarray:
@@ -283,7 +309,7 @@ def weighted_counts(v: np.ndarray, seed: np.uint64, epoch: int) -> np.ndarray:
     """Copies of each sample in epoch ``epoch`` (§5.1): ``floor(v_i)`` plus one more when the
     16-bit draw ``hash(seed, STREAM_WEIGHTS, e, i) mod 2**16`` is below ``frac(v_i)``; ``v`` is
     the normalised weights in 16-bit fixed point (i64)."""
-    key = hash2(hash2(seed, STREAM_WEIGHTS), epoch)
+    key = hash2(hash2(seed_key(seed), STREAM_WEIGHTS), epoch)
     out = np.empty(v.size, np.int64)
     mask = (1 << WEIGHT_FRACTION_BITS) - 1
     for i in range(v.size):

@@ -105,7 +105,7 @@ class Trainer:
         if not spec.learning_bound_ok(batch_size, self.classes):
             raise GraiaValueError(
                 f"batch_size={batch_size} with {self.classes} classes could overflow the 32-bit "
-                f"learning sum (batch_size * classes must be at most {spec.I32_MAX // 65025})"
+                f"learning sum (batch_size * classes must be at most {spec.G_MAX // 65025})"
             )
         validation_split = _validation.fraction(validation_split, "validation_split")
         if validation_data is not None and validation_split:
@@ -333,7 +333,7 @@ def _unpack_batch(model: Trainer, batch: Any, step: int) -> tuple[np.ndarray, np
     if not spec.learning_bound_ok(len(xq), model.classes):
         raise GraiaValueError(
             f"batch {step} holds {len(xq)} samples: with {model.classes} classes that could "
-            f"overflow the 32-bit learning sum (at most {spec.I32_MAX // 65025 // model.classes})"
+            f"overflow the 32-bit learning sum (at most {spec.G_MAX // 65025 // model.classes})"
         )
     return xq, yq
 

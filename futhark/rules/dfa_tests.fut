@@ -7,9 +7,9 @@ import "../host"
 -- ==
 -- entry: test_dfa_synapse
 -- input { [0, 100, -100, 0, 1000000] [0, 0, 0, 2097151, 0] [0, 0, 0, 0, 50]
---         [0u64, 0u64, 0u64, 0u64, 18446744073709551615u64] }
+--         [0u32, 0u32, 0u32, 0u32, 4294967295u32] }
 -- output { [0, -32, 32, 2097151, -32] [0, 0, -1, 0, 7863] }
-entry test_dfa_synapse [n] (g: [n]i32) (lat: [n]i32) (mom: [n]i32) (r: [n]u64) : ([n]i32, [n]i32) =
+entry test_dfa_synapse [n] (g: [n]i32) (lat: [n]i32) (mom: [n]i32) (r: [n]u32) : ([n]i32, [n]i32) =
   let p =
     { step = 32
     , beta1_shift = 3
@@ -22,7 +22,7 @@ entry test_dfa_synapse [n] (g: [n]i32) (lat: [n]i32) (mom: [n]i32) (r: [n]u64) :
     , head_kmax = 0
     , head_shift = 0
     }
-  in unzip (map4 (dfa_synapse p) r g lat mom)
+  in unzip (map4 (\rq -> dfa_synapse p false rq 0) r g lat mom)
 
 -- ==
 -- entry: test_feedback_delta

@@ -52,7 +52,7 @@ def layer_error [b] [o] [c] (local_heads: bool) (p: rule_params) (h: head [o] [c
 def head_weight_step [n] [c] (p: rule_params) (seed: u64) (t: i64) (key_l: i64) (h: head [n] [c]) (row0: i64) : i64 -> i64 -> i32 -> (i32, i32) =
   let hp = p with step = p.head_step with decay_shift = 0
   let key = rounding_key seed t key_l
-  in \i j g -> dfa_synapse hp (hash key ((row0 + i) * c + j)) g h.latent[i, j] h.momentum[i, j]
+  in \i j g -> dfa_synapse hp false (hash key ((row0 + i) * c + j)) 0 g h.latent[i, j] h.momentum[i, j]
 
 -- | A head with the latents and momenta of `head_weight_step`'s results.
 def with_head_steps [n] [c] (updated: [n][c](i32, i32)) : head [n] [c] =
@@ -71,9 +71,9 @@ def head_update [b] [n] [c] (tg: target) (local_heads: bool) (p: rule_params) (s
   else h
 
 -- | The update of a local head from the exact sums `g` of a whole batch
--- (§7.6), saturated to i32 first; the same bits as `head_update`.
+-- (§7.6), saturated to `[-g_max, g_max]` first; the same bits as `head_update`.
 def head_apply [n] [c] (local_heads: bool) (p: rule_params) (seed: u64) (t: i64) (layers: i64) (l: i64) (h: head [n] [c]) (g: [n][c]i64) : head [n] [c] =
   if local_heads && p.head_step > 0
   then let step = head_weight_step p seed t (layers + l) h 0
-       in with_head_steps (map2 (\i row -> map2 (\j v -> step i j (saturate_i32 v)) (iota c) row) (iota n) g)
+       in with_head_steps (map2 (\i row -> map2 (\j v -> step i j (saturate_g v)) (iota c) row) (iota n) g)
   else h

@@ -27,10 +27,11 @@ from graia.backends.interface import (
 )
 from graia.rules import DFA, by_id, heads_learn
 from graia.spec import (
-    I32_MAX,
+    G_MAX,
     LATENT_MAX,
     canonical_latent,
     code_of_latent,
+    decay_key,
     dropout_key,
     fixed_weight,
     hash2,
@@ -299,25 +300,33 @@ def _head_error(u, head_shift, labels, target_on, target_off, e) -> None:
 
 
 @njit(cache=True, inline="always")
-def _dfa_synapse(g, lat, mom, r, step, beta1, beta2, decay):
-    """§7.2: the sign-momentum step of one synapse from its accumulator ``g``; ``(L', M')``."""
-    mask21 = np.uint64((1 << 21) - 1)
-    m = np.int64(mom)
+def _dfa_synapse(g, lat, mom, r, rd, step, beta1, beta2, decay):
+    """§7.2: the sign-momentum step of one synapse from its accumulator ``g``, with its rounding
+    word ``r`` and weight-decay word ``rd``; ``(L', M')``."""
+    low16 = np.uint64(0xFFFF)
+    m = min(max(np.int64(mom), -G_MAX), G_MAX)
     diff = np.int64(g) - m
-    c = m + sround(diff, beta1, r & mask21)
+    c = m + sround(diff, beta1, r & low16)
     new = np.int64(lat) - step * ((c > 0) - (c < 0))
     if decay > 0:
-        new -= sround(np.int64(lat), decay, r >> np.uint64(42))
+        new -= sround(np.int64(lat), decay, rd)
     return min(max(new, -LATENT_MAX), LATENT_MAX), m + sround(
-        diff, beta2, (r >> np.uint64(21)) & mask21
+        diff, beta2, (r >> np.uint64(16)) & low16
     )
 
 
+@njit(cache=True, inline="always")
+def _words(key, dkey, q, decay):
+    """§7.2: synapse ``q``'s rounding word and, with weight decay, its decay word."""
+    return hash2(key, q), hash2(dkey, q) if decay > 0 else np.uint64(0)
+
+
 @njit(cache=True, parallel=True)
-def _dfa_update(pre, d, latent, momentum, key, step, beta1, beta2, decay, row0, col0, width):
+def _dfa_update(pre, d, latent, momentum, key, dkey, step, beta1, beta2, decay, row0, col0, width):
     """§7.2: ``G = pre^T d`` (exact in i32 under §7.2's bound) and every synapse's step; synapse
     ``(i, h)`` of ``latent`` is ``(row0 + i, col0 + h)`` of the layer's matrix of ``width``
-    columns (its rounding word, §7.7; ``0, 0, n_out`` for a whole layer)."""
+    columns (its words, §7.7; ``0, 0, n_out`` for a whole layer). ``key`` and ``dkey`` are the
+    layer's rounding and decay keys (:func:`_step_keys`)."""
     n_in, n_out = latent.shape
     rows = pre.shape[0]
     for i in prange(n_in):
@@ -328,9 +337,9 @@ def _dfa_update(pre, d, latent, momentum, key, step, beta1, beta2, decay, row0, 
                 for h in range(n_out):
                     g[h] += p * d[s, h]
         for h in range(n_out):
-            r = hash2(key, (row0 + i) * width + col0 + h)
+            r, rd = _words(key, dkey, (row0 + i) * width + col0 + h, decay)
             latent[i, h], momentum[i, h] = _dfa_synapse(
-                g[h], latent[i, h], momentum[i, h], r, step, beta1, beta2, decay
+                g[h], latent[i, h], momentum[i, h], r, rd, step, beta1, beta2, decay
             )
 
 
@@ -350,17 +359,23 @@ def _update_sums(pre, d) -> np.ndarray:
 
 
 @njit(cache=True, parallel=True)
-def _apply_update(g, latent, momentum, key, step, beta1, beta2, decay) -> None:
-    """§7.2, §7.5: every synapse's step from its exact sum ``g``, saturated to i32 first."""
+def _apply_update(g, latent, momentum, key, dkey, step, beta1, beta2, decay) -> None:
+    """§7.2, §7.5: every synapse's step from its exact sum ``g``, saturated to ``±G_MAX``
+    first."""
     n_in, n_out = latent.shape
-    limit = np.int64(I32_MAX)
     for i in prange(n_in):
         for h in range(n_out):
-            r = hash2(key, i * n_out + h)
-            gh = min(max(g[i, h], -limit), limit)
+            r, rd = _words(key, dkey, i * n_out + h, decay)
+            gh = min(max(g[i, h], -G_MAX), G_MAX)
             latent[i, h], momentum[i, h] = _dfa_synapse(
-                gh, latent[i, h], momentum[i, h], r, step, beta1, beta2, decay
+                gh, latent[i, h], momentum[i, h], r, rd, step, beta1, beta2, decay
             )
+
+
+def _step_keys(seed: np.uint64, layer: int, t: int) -> tuple[np.uint64, np.uint64]:
+    """§7.2: layer ``layer``'s rounding and weight-decay keys at step ``t`` (numba hands u64
+    back as a Python int)."""
+    return np.uint64(rounding_key(seed, layer, t)), np.uint64(decay_key(seed, layer, t))
 
 
 class _DfaOptions:
@@ -394,10 +409,10 @@ class _DfaOptions:
         return [_fixed_weights(lat, self.head_kmax) for lat, _ in heads]
 
 
-def _head_key(state: HostState, layer: int, t: int) -> np.uint64:
-    """§7.4: the rounding key of hidden layer ``layer``'s head at step ``t``: that of layer
-    ``layers + layer``, a number no layer has."""
-    return np.uint64(rounding_key(_seed(state), len(state["kmax"]) + layer, t))
+def _head_keys(state: HostState, layer: int, t: int) -> tuple[np.uint64, np.uint64]:
+    """§7.4: the rounding key of hidden layer ``layer``'s head at step ``t``, that of layer
+    ``layers + layer``, a number no layer has; and a decay key, unused (no decay)."""
+    return np.uint64(rounding_key(_seed(state), len(state["kmax"]) + layer, t)), np.uint64(0)
 
 
 def _batch_deltas(state, x, y, idx, row0, opts: _DfaOptions):
@@ -467,11 +482,11 @@ def apply_sums(state: HostState, sums: list[np.ndarray], params: np.ndarray, rul
     t = int(counters[COUNTER_STEP])
     step = (opts.step, opts.beta1, opts.beta2, opts.decay)
     for layer, ((lat, mom), g) in enumerate(zip(layers, sums)):
-        _apply_update(g, lat, mom, np.uint64(rounding_key(seed, layer, t)), *step)
+        _apply_update(g, lat, mom, *_step_keys(seed, layer, t), *step)
     if opts.learns_heads:
         head_step = (opts.head_step, opts.beta1, opts.beta2, 0)
         for layer, ((lat, mom), g) in enumerate(zip(head_blocks(state), sums[len(layers) :])):
-            _apply_update(g, lat, mom, _head_key(state, layer, t), *head_step)
+            _apply_update(g, lat, mom, *_head_keys(state, layer, t), *head_step)
     counters[COUNTER_STEP] = t + 1
 
 
@@ -493,18 +508,19 @@ def _train_epoch_dfa(state, x, y, order, batch_size, params, rule_id):
         t = int(counters[COUNTER_STEP])
         step = (opts.step, opts.beta1, opts.beta2, opts.decay)
         for layer, ((lat, mom), block) in enumerate(zip(layers, blocks)):
-            key = np.uint64(rounding_key(seed, layer, t))  # numba hands u64 back as a Python int
+            keys = _step_keys(seed, layer, t)
             if block.is_dense:  # exact in i32 (§7.2's bound): the sums fused with the step
                 whole = (0, 0, lat.shape[1])
-                _dfa_update(fp.patches[layer], deltas[layer], lat, mom, key, *step, *whole)
+                _dfa_update(fp.patches[layer], deltas[layer], lat, mom, *keys, *step, *whole)
             else:
-                _apply_update(_update_sums(fp.patches[layer], deltas[layer]), lat, mom, key, *step)
+                g = _update_sums(fp.patches[layer], deltas[layer])
+                _apply_update(g, lat, mom, *keys, *step)
         if opts.learns_heads:  # G = a^T e, exact in i32 under §7.2's bound
             head_step = (opts.head_step, opts.beta1, opts.beta2, 0)
             for layer, (lat, mom) in enumerate(head_blocks(state)):
-                key = _head_key(state, layer, t)
+                keys = _head_keys(state, layer, t)
                 whole = (0, 0, lat.shape[1])
-                _dfa_update(fp.acts[layer + 1], errors[layer], lat, mom, key, *head_step, *whole)
+                _dfa_update(fp.acts[layer + 1], errors[layer], lat, mom, *keys, *head_step, *whole)
         counters[COUNTER_STEP] = t + 1
     return correct_total, sq_total
 
@@ -696,19 +712,19 @@ class NumbaBackend:
             delta = _feedback_delta(handle.feedback[layer], err)
             shift = int(shard["shift"][layer])
             d = _block_route(block, delta, handle.zs[layer], shift, None)
-            key = np.uint64(rounding_key(seed, layer, t))
+            keys = _step_keys(seed, layer, t)
             lat, mom = handle.latent[layer], handle.momentum[layer]
             width = int(shard["sizes"][layer + 1])
             lo = int(ranges[layer, 0])
-            _dfa_update(handle.inputs[layer], d, lat, mom, key, *step, 0, lo, width)
+            _dfa_update(handle.inputs[layer], d, lat, mom, *keys, *step, 0, lo, width)
             if opts.learns_heads:
                 lat, mom = handle.heads[layer]
                 head_step = (opts.head_step, opts.beta1, opts.beta2, 0)
-                key = _head_key(shard, layer, t)
-                _dfa_update(handle.acts[layer], err, lat, mom, key, *head_step, lo, 0, classes)
+                keys = _head_keys(shard, layer, t)
+                _dfa_update(handle.acts[layer], err, lat, mom, *keys, *head_step, lo, 0, classes)
         output = len(ranges)
-        key = np.uint64(rounding_key(seed, output, t))
+        keys = _step_keys(seed, output, t)
         lat, mom = handle.latent[output], handle.momentum[output]
-        _dfa_update(handle.acts[-1], e, lat, mom, key, *step, int(ranges[-1, 0]), 0, classes)
+        _dfa_update(handle.acts[-1], e, lat, mom, *keys, *step, int(ranges[-1, 0]), 0, classes)
         shard["counters"][COUNTER_STEP] = t + 1
         return int(correct), int(sq)

@@ -13,7 +13,7 @@ from typing import ClassVar
 import numpy as np
 
 from graia.errors import GraiaValueError
-from graia.spec import I32_MAX
+from graia.spec import BETA_SHIFT_MAX, I32_MAX
 
 REGISTRY: dict[str, type[Rule]] = {}
 
@@ -140,8 +140,9 @@ class DFA(Rule):
     step_decay_default = True
     options: ClassVar[dict[str, tuple[int, int, int]]] = {
         "step": (2048, 1, 1 << 16),
-        "beta1_shift": (3, 0, 20),
-        "beta2_shift": (7, 0, 20),
+        # 16 bits of one random word each (§7.2, arithmetic revision 2).
+        "beta1_shift": (3, 0, BETA_SHIFT_MAX),
+        "beta2_shift": (7, 0, BETA_SHIFT_MAX),
         "decay_shift": (0, 0, 20),
         "target_on": (255, 0, 255),
         "target_off": (0, 0, 255),
