@@ -121,33 +121,42 @@ entry units_output_step [n] [m] [c] [b] [q] (cpu: bool) (bt: units_batch [n]) (l
 -- of every layer's code, and the compile of the modules grew with the sum
 -- of the depths (docs/performance.md, "Build time"). The steps whose
 -- results a training loop carries (the layers' and heads' updates) stay
--- inlined: across a call their arrays would be copied on every batch. A
--- step whose `dense_only` (as in `dense_path`) drops the convolution path
--- has two forms, `<step>_dense` for all-Dense networks and `<step>_any`.
+-- inlined. Futhark copies a loop-carried array into every call that takes
+-- it (on every batch), so the steps inside the loop take only the arrays
+-- they read: a layer's weights, a head's latents. A step whose
+-- `dense_only` (as in `dense_path`) drops the convolution path has two
+-- forms, `<step>_dense` for all-Dense networks and `<step>_any`.
+
+-- A layer record for a forward pass, which reads only its geometry,
+-- shift and weights (`layer_forward`): the weights stand in for the
+-- latents and momenta it does not read.
+local
+def forward_layer [k] [m] (geo: geometry) (shift: i32) (w: [k][m]i32) : layer [k] [m] =
+  {kmax = 0, shift, geo, latent = w, momentum = w, weights = w}
 
 -- Hidden layer `l`'s training forward pass, dropout after it (§3, §7.2).
 local
 #[noinline]
-def forward_hidden_dense [b] [n] [k] [m] (tg: target) (o: i64) (dr: dropout) (l: i64) (layer: layer [k] [m]) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
-  layer_forward true tg o (drop_units dr l) layer x
+def forward_hidden_dense [b] [n] [k] [m] (tg: target) (o: i64) (dr: dropout) (l: i64) (geo: geometry) (shift: i32) (w: [k][m]i32) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
+  layer_forward true tg o (drop_units dr l) (forward_layer geo shift w) x
 
 -- Hidden layer `l`'s training forward pass, dropout after it (§3, §7.2).
 local
 #[noinline]
-def forward_hidden_any [b] [n] [k] [m] (tg: target) (o: i64) (dr: dropout) (l: i64) (layer: layer [k] [m]) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
-  layer_forward false tg o (drop_units dr l) layer x
+def forward_hidden_any [b] [n] [k] [m] (tg: target) (o: i64) (dr: dropout) (l: i64) (geo: geometry) (shift: i32) (w: [k][m]i32) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
+  layer_forward false tg o (drop_units dr l) (forward_layer geo shift w) x
 
 -- The output layer's training forward pass (§3).
 local
 #[noinline]
-def forward_output_dense [b] [n] [k] [m] (tg: target) (o: i64) (layer: layer [k] [m]) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
-  layer_forward true tg o id layer x
+def forward_output_dense [b] [n] [k] [m] (tg: target) (o: i64) (geo: geometry) (shift: i32) (w: [k][m]i32) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
+  layer_forward true tg o id (forward_layer geo shift w) x
 
 -- The output layer's training forward pass (§3).
 local
 #[noinline]
-def forward_output_any [b] [n] [k] [m] (tg: target) (o: i64) (layer: layer [k] [m]) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
-  layer_forward false tg o id layer x
+def forward_output_any [b] [n] [k] [m] (tg: target) (o: i64) (geo: geometry) (shift: i32) (w: [k][m]i32) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
+  layer_forward false tg o id (forward_layer geo shift w) x
 
 -- A layer's output (§3), `o` features per sample.
 local
@@ -170,8 +179,8 @@ def delta_any [b] [o] [c] [w] [r] [m] (geo: geometry) (shift: i32) (fb: [o][c]i8
 -- The error a hidden layer's deltas come from (`layer_error`).
 local
 #[noinline]
-def error_of [b] [o] [c] (local_heads: bool) (p: rule_params) (h: head [o] [c]) (a: [b][o]u8) (e: [b][c]i32) (labels: [b]i32) : [b][c]i32 =
-  layer_error local_heads p h a e labels
+def error_of [b] [o] [c] (local_heads: bool) (p: rule_params) (latent: [o][c]i32) (a: [b][o]u8) (e: [b][c]i32) (labels: [b]i32) : [b][c]i32 =
+  layer_error local_heads p {latent, momentum = latent} a e labels
 
 -- A layer's exact sums (`dfa_layer_sums`).
 local
@@ -240,7 +249,7 @@ entry dump_1 [k0] [m0] (s: net1 [k0] [m0]) : (i64, i64, [k0][m0]i32, [k0][m0]i32
 local
 def dfa_deltas_1 [k0] [m0] [b] [n0] (dense_only: bool) (_: bool) (params: []i64) (s: net1 [k0] [m0]) (_: i64) (x: [b][n0]u8) (y: [b]i32) =
   let p = rule_params_of params
-  let (a1, tr0) = (if dense_only then forward_output_dense s.tg m0 s.l0 x else forward_output_any s.tg m0 s.l0 x)
+  let (a1, tr0) = (if dense_only then forward_output_dense s.tg m0 s.l0.geo s.l0.shift s.l0.weights x else forward_output_any s.tg m0 s.l0.geo s.l0.shift s.l0.weights x)
   let e = output_error p.target_on p.target_off a1 y
   let (correct, sq) = metrics a1 y e
   in (tr0.patches, e, correct, sq)
@@ -276,7 +285,7 @@ entry apply_sums_1 [k0] [m0] (s: net1 [k0] [m0]) (g0: [k0][m0]i64) (_: i32) (par
 -- One sample of rule `seed_hebbian`.
 local
 def seed_sample_1 [k0] [m0] [n0] (s: net1 [k0] [m0]) (x: [n0]u8) (y: i32) : (net1 [k0] [m0], i64, i64) =
-  let a1 = output_of s.tg m0 s.l0 [x]
+  let a1 = layer_output s.tg m0 s.l0 [x]
   let e = output_error 255 0 a1 [y]
   let (correct, sq) = metrics a1 [y] e
   let loss = seed_loss e[0]
@@ -383,11 +392,11 @@ local
 def dfa_deltas_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net2 [k0] [m0] [k1] [m1] [n1]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
   let p = rule_params_of params
   let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}
-  let (a1, tr0) = (if dense_only then forward_hidden_dense s.tg n1 dr 0 s.l0 x else forward_hidden_any s.tg n1 dr 0 s.l0 x)
-  let (a2, tr1) = (if dense_only then forward_output_dense s.tg m1 s.l1 a1 else forward_output_any s.tg m1 s.l1 a1)
+  let (a1, tr0) = (if dense_only then forward_hidden_dense s.tg n1 dr 0 s.l0.geo s.l0.shift s.l0.weights x else forward_hidden_any s.tg n1 dr 0 s.l0.geo s.l0.shift s.l0.weights x)
+  let (a2, tr1) = (if dense_only then forward_output_dense s.tg m1 s.l1.geo s.l1.shift s.l1.weights a1 else forward_output_any s.tg m1 s.l1.geo s.l1.shift s.l1.weights a1)
   let e = output_error p.target_on p.target_off a2 y
   let (correct, sq) = metrics a2 y e
-  let err0 = error_of local_heads (rule_layer_params params 0) s.h0 a1 e y
+  let err0 = error_of local_heads (rule_layer_params params 0) s.h0.latent a1 e y
   let d0 = (if dense_only then delta_dense s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0 else delta_any s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0)
   in (tr0.patches, d0, tr1.patches, e, a1, err0, correct, sq)
 
@@ -427,8 +436,8 @@ entry apply_sums_2 [k0] [m0] [k1] [m1] [n1] (s: net2 [k0] [m0] [k1] [m1] [n1]) (
 -- One sample of rule `seed_hebbian`.
 local
 def seed_sample_2 [k0] [m0] [k1] [m1] [n1] [n0] (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [n0]u8) (y: i32) : (net2 [k0] [m0] [k1] [m1] [n1], i64, i64) =
-  let a1 = output_of s.tg n1 s.l0 [x]
-  let a2 = output_of s.tg m1 s.l1 a1
+  let a1 = layer_output s.tg n1 s.l0 [x]
+  let a2 = layer_output s.tg m1 s.l1 a1
   let e = output_error 255 0 a2 [y]
   let (correct, sq) = metrics a2 [y] e
   let loss = seed_loss e[0]
@@ -551,14 +560,14 @@ local
 def dfa_deltas_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
   let p = rule_params_of params
   let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}
-  let (a1, tr0) = (if dense_only then forward_hidden_dense s.tg n1 dr 0 s.l0 x else forward_hidden_any s.tg n1 dr 0 s.l0 x)
-  let (a2, tr1) = (if dense_only then forward_hidden_dense s.tg n2 dr 1 s.l1 a1 else forward_hidden_any s.tg n2 dr 1 s.l1 a1)
-  let (a3, tr2) = (if dense_only then forward_output_dense s.tg m2 s.l2 a2 else forward_output_any s.tg m2 s.l2 a2)
+  let (a1, tr0) = (if dense_only then forward_hidden_dense s.tg n1 dr 0 s.l0.geo s.l0.shift s.l0.weights x else forward_hidden_any s.tg n1 dr 0 s.l0.geo s.l0.shift s.l0.weights x)
+  let (a2, tr1) = (if dense_only then forward_hidden_dense s.tg n2 dr 1 s.l1.geo s.l1.shift s.l1.weights a1 else forward_hidden_any s.tg n2 dr 1 s.l1.geo s.l1.shift s.l1.weights a1)
+  let (a3, tr2) = (if dense_only then forward_output_dense s.tg m2 s.l2.geo s.l2.shift s.l2.weights a2 else forward_output_any s.tg m2 s.l2.geo s.l2.shift s.l2.weights a2)
   let e = output_error p.target_on p.target_off a3 y
   let (correct, sq) = metrics a3 y e
-  let err0 = error_of local_heads (rule_layer_params params 0) s.h0 a1 e y
+  let err0 = error_of local_heads (rule_layer_params params 0) s.h0.latent a1 e y
   let d0 = (if dense_only then delta_dense s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0 else delta_any s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0)
-  let err1 = error_of local_heads (rule_layer_params params 1) s.h1 a2 e y
+  let err1 = error_of local_heads (rule_layer_params params 1) s.h1.latent a2 e y
   let d1 = (if dense_only then delta_dense s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1 else delta_any s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1)
   in (tr0.patches, d0, tr1.patches, d1, tr2.patches, e, a1, err0, a2, err1, correct, sq)
 
@@ -602,9 +611,9 @@ entry apply_sums_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (s: net3 [k0] [m0] [k
 -- One sample of rule `seed_hebbian`.
 local
 def seed_sample_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [n0]u8) (y: i32) : (net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2], i64, i64) =
-  let a1 = output_of s.tg n1 s.l0 [x]
-  let a2 = output_of s.tg n2 s.l1 a1
-  let a3 = output_of s.tg m2 s.l2 a2
+  let a1 = layer_output s.tg n1 s.l0 [x]
+  let a2 = layer_output s.tg n2 s.l1 a1
+  let a3 = layer_output s.tg m2 s.l2 a2
   let e = output_error 255 0 a3 [y]
   let (correct, sq) = metrics a3 [y] e
   let loss = seed_loss e[0]
@@ -743,17 +752,17 @@ local
 def dfa_deltas_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
   let p = rule_params_of params
   let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}
-  let (a1, tr0) = (if dense_only then forward_hidden_dense s.tg n1 dr 0 s.l0 x else forward_hidden_any s.tg n1 dr 0 s.l0 x)
-  let (a2, tr1) = (if dense_only then forward_hidden_dense s.tg n2 dr 1 s.l1 a1 else forward_hidden_any s.tg n2 dr 1 s.l1 a1)
-  let (a3, tr2) = (if dense_only then forward_hidden_dense s.tg n3 dr 2 s.l2 a2 else forward_hidden_any s.tg n3 dr 2 s.l2 a2)
-  let (a4, tr3) = (if dense_only then forward_output_dense s.tg m3 s.l3 a3 else forward_output_any s.tg m3 s.l3 a3)
+  let (a1, tr0) = (if dense_only then forward_hidden_dense s.tg n1 dr 0 s.l0.geo s.l0.shift s.l0.weights x else forward_hidden_any s.tg n1 dr 0 s.l0.geo s.l0.shift s.l0.weights x)
+  let (a2, tr1) = (if dense_only then forward_hidden_dense s.tg n2 dr 1 s.l1.geo s.l1.shift s.l1.weights a1 else forward_hidden_any s.tg n2 dr 1 s.l1.geo s.l1.shift s.l1.weights a1)
+  let (a3, tr2) = (if dense_only then forward_hidden_dense s.tg n3 dr 2 s.l2.geo s.l2.shift s.l2.weights a2 else forward_hidden_any s.tg n3 dr 2 s.l2.geo s.l2.shift s.l2.weights a2)
+  let (a4, tr3) = (if dense_only then forward_output_dense s.tg m3 s.l3.geo s.l3.shift s.l3.weights a3 else forward_output_any s.tg m3 s.l3.geo s.l3.shift s.l3.weights a3)
   let e = output_error p.target_on p.target_off a4 y
   let (correct, sq) = metrics a4 y e
-  let err0 = error_of local_heads (rule_layer_params params 0) s.h0 a1 e y
+  let err0 = error_of local_heads (rule_layer_params params 0) s.h0.latent a1 e y
   let d0 = (if dense_only then delta_dense s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0 else delta_any s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0)
-  let err1 = error_of local_heads (rule_layer_params params 1) s.h1 a2 e y
+  let err1 = error_of local_heads (rule_layer_params params 1) s.h1.latent a2 e y
   let d1 = (if dense_only then delta_dense s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1 else delta_any s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1)
-  let err2 = error_of local_heads (rule_layer_params params 2) s.h2 a3 e y
+  let err2 = error_of local_heads (rule_layer_params params 2) s.h2.latent a3 e y
   let d2 = (if dense_only then delta_dense s.l2.geo s.l2.shift s.fb2 tr2.winner tr2.z err2 else delta_any s.l2.geo s.l2.shift s.fb2 tr2.winner tr2.z err2)
   in (tr0.patches, d0, tr1.patches, d1, tr2.patches, d2, tr3.patches, e, a1, err0, a2, err1, a3, err2, correct, sq)
 
@@ -801,10 +810,10 @@ entry apply_sums_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (s: ne
 -- One sample of rule `seed_hebbian`.
 local
 def seed_sample_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [n0]u8) (y: i32) : (net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3], i64, i64) =
-  let a1 = output_of s.tg n1 s.l0 [x]
-  let a2 = output_of s.tg n2 s.l1 a1
-  let a3 = output_of s.tg n3 s.l2 a2
-  let a4 = output_of s.tg m3 s.l3 a3
+  let a1 = layer_output s.tg n1 s.l0 [x]
+  let a2 = layer_output s.tg n2 s.l1 a1
+  let a3 = layer_output s.tg n3 s.l2 a2
+  let a4 = layer_output s.tg m3 s.l3 a3
   let e = output_error 255 0 a4 [y]
   let (correct, sq) = metrics a4 [y] e
   let loss = seed_loss e[0]

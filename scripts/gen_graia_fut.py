@@ -205,9 +205,18 @@ SHARED_HEADER = """\
 -- of every layer's code, and the compile of the modules grew with the sum
 -- of the depths (docs/performance.md, "Build time"). The steps whose
 -- results a training loop carries (the layers' and heads' updates) stay
--- inlined: across a call their arrays would be copied on every batch. A
--- step whose `dense_only` (as in `dense_path`) drops the convolution path
--- has two forms, `<step>_dense` for all-Dense networks and `<step>_any`.
+-- inlined. Futhark copies a loop-carried array into every call that takes
+-- it (on every batch), so the steps inside the loop take only the arrays
+-- they read: a layer's weights, a head's latents. A step whose
+-- `dense_only` (as in `dense_path`) drops the convolution path has two
+-- forms, `<step>_dense` for all-Dense networks and `<step>_any`.
+
+-- A layer record for a forward pass, which reads only its geometry,
+-- shift and weights (`layer_forward`): the weights stand in for the
+-- latents and momenta it does not read.
+local
+def forward_layer [k] [m] (geo: geometry) (shift: i32) (w: [k][m]i32) : layer [k] [m] =
+  {kmax = 0, shift, geo, latent = w, momentum = w, weights = w}
 """
 
 #: The shared steps: (doc comment, name, size parameters, parameters, result type, body);
@@ -217,17 +226,17 @@ SHARED_STEPS = [
         "Hidden layer `l`'s training forward pass, dropout after it (§3, §7.2).",
         "forward_hidden",
         "[b] [n] [k] [m]",
-        "(tg: target) (o: i64) (dr: dropout) (l: i64) (layer: layer [k] [m]) (x: [b][n]u8)",
+        "(tg: target) (o: i64) (dr: dropout) (l: i64) (geo: geometry) (shift: i32) (w: [k][m]i32) (x: [b][n]u8)",
         "?[r] [w].([b][o]u8, trace [r] [k] [m] [w])",
-        "layer_forward {dense} tg o (drop_units dr l) layer x",
+        "layer_forward {dense} tg o (drop_units dr l) (forward_layer geo shift w) x",
     ),
     (
         "The output layer's training forward pass (§3).",
         "forward_output",
         "[b] [n] [k] [m]",
-        "(tg: target) (o: i64) (layer: layer [k] [m]) (x: [b][n]u8)",
+        "(tg: target) (o: i64) (geo: geometry) (shift: i32) (w: [k][m]i32) (x: [b][n]u8)",
         "?[r] [w].([b][o]u8, trace [r] [k] [m] [w])",
-        "layer_forward {dense} tg o id layer x",
+        "layer_forward {dense} tg o id (forward_layer geo shift w) x",
     ),
     (
         "A layer's output (§3), `o` features per sample.",
@@ -249,9 +258,9 @@ SHARED_STEPS = [
         "The error a hidden layer's deltas come from (`layer_error`).",
         "error_of",
         "[b] [o] [c]",
-        "(local_heads: bool) (p: rule_params) (h: head [o] [c]) (a: [b][o]u8) (e: [b][c]i32) (labels: [b]i32)",
+        "(local_heads: bool) (p: rule_params) (latent: [o][c]i32) (a: [b][o]u8) (e: [b][c]i32) (labels: [b]i32)",
         "[b][c]i32",
-        "layer_error local_heads p h a e labels",
+        "layer_error local_heads p {{latent, momentum = latent}} a e labels",
     ),
     (
         "A layer's exact sums (`dfa_layer_sums`).",
@@ -489,22 +498,27 @@ def dump_entry(d: int) -> str:
     )
 
 
-def forward_lines(d: int, *, training: bool, x: str = "x") -> list[str]:
+def forward_lines(d: int, *, training: bool, shared: bool = True, x: str = "x") -> list[str]:
     """Lets binding a1..a{d} for a batch ``x``; in training also each layer's trace ``tr<i>``,
-    with dropout on the hidden layers (the rows being rows ``row0, ...`` of their batch)."""
+    with dropout on the hidden layers (the rows being rows ``row0, ...`` of their batch).
+    Inference calls the shared ``output_of`` unless ``shared`` is false (in a loop, where the
+    call would copy the layer's arrays on every iteration)."""
     lines = []
     prev = x
     for i in range(d):
         out = features(i, d)
         if training:
+            parts = f"s.l{i}.geo s.l{i}.shift s.l{i}.weights"
             call = (
-                step("forward_hidden", "dense_only", f"s.tg {out} dr {i} s.l{i} {prev}")
+                step("forward_hidden", "dense_only", f"s.tg {out} dr {i} {parts} {prev}")
                 if i < d - 1
-                else step("forward_output", "dense_only", f"s.tg {out} s.l{i} {prev}")
+                else step("forward_output", "dense_only", f"s.tg {out} {parts} {prev}")
             )
             lines.append(f"let (a{i + 1}, tr{i}) = {call}")
-        else:
+        elif shared:
             lines.append(f"let a{i + 1} = output_of s.tg {out} s.l{i} {prev}")
+        else:
+            lines.append(f"let a{i + 1} = layer_output s.tg {out} s.l{i} {prev}")
         prev = f"a{i + 1}"
     return lines
 
@@ -528,7 +542,7 @@ def dfa_deltas(d: int) -> str:
     for i in range(d - 1):
         lines += [
             (
-                f"let err{i} = error_of local_heads (rule_layer_params params {i}) s.h{i}"
+                f"let err{i} = error_of local_heads (rule_layer_params params {i}) s.h{i}.latent"
                 f" a{i + 1} e y"
             ),
             f"let d{i} = "
@@ -638,7 +652,7 @@ def phase_entries(d: int) -> str:
 
 
 def seed_sample(d: int) -> str:
-    lines = forward_lines(d, training=False, x="[x]")
+    lines = forward_lines(d, training=False, shared=False, x="[x]")
     lines += [
         f"let e = output_error 255 0 a{d} [y]",
         f"let (correct, sq) = metrics a{d} [y] e",
