@@ -116,6 +116,96 @@ entry units_output_step [n] [m] [c] [b] [q] (cpu: bool) (bt: units_batch [n]) (l
   let step = dfa_block_step p (u64.i64 bt.seed) bt.t l blk unit0 0 c
   in (with_steps blk (accumulate {cpu} step a e), correct, sq)
 
+-- The layer-level steps of every depth's entries, each compiled once
+-- (`#[noinline]`): inlined, each entry of each depth carried its own copy
+-- of every layer's code, and the compile of the modules grew with the sum
+-- of the depths (docs/performance.md, "Build time"). The steps whose
+-- results a training loop carries (the layers' and heads' updates) stay
+-- inlined. Futhark copies a loop-carried array into every call that takes
+-- it (on every batch), so the steps inside the loop take only the arrays
+-- they read: a layer's weights, a head's latents. A step whose
+-- `dense_only` (as in `dense_path`) drops the convolution path has two
+-- forms, `<step>_dense` for all-Dense networks and `<step>_any`.
+
+-- A layer record for a forward pass, which reads only its geometry,
+-- shift and weights (`layer_forward`): the weights stand in for the
+-- latents and momenta it does not read.
+local
+def forward_layer [k] [m] (geo: geometry) (shift: i32) (w: [k][m]i32) : layer [k] [m] =
+  {kmax = 0, shift, geo, latent = w, momentum = w, weights = w}
+
+-- Hidden layer `l`'s training forward pass, dropout after it (§3, §7.2).
+local
+#[noinline]
+def forward_hidden_dense [b] [n] [k] [m] (tg: target) (o: i64) (dr: dropout) (l: i64) (geo: geometry) (shift: i32) (w: [k][m]i32) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
+  layer_forward true tg o (drop_units dr l) (forward_layer geo shift w) x
+
+-- Hidden layer `l`'s training forward pass, dropout after it (§3, §7.2).
+local
+#[noinline]
+def forward_hidden_any [b] [n] [k] [m] (tg: target) (o: i64) (dr: dropout) (l: i64) (geo: geometry) (shift: i32) (w: [k][m]i32) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
+  layer_forward false tg o (drop_units dr l) (forward_layer geo shift w) x
+
+-- The output layer's training forward pass (§3).
+local
+#[noinline]
+def forward_output_dense [b] [n] [k] [m] (tg: target) (o: i64) (geo: geometry) (shift: i32) (w: [k][m]i32) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
+  layer_forward true tg o id (forward_layer geo shift w) x
+
+-- The output layer's training forward pass (§3).
+local
+#[noinline]
+def forward_output_any [b] [n] [k] [m] (tg: target) (o: i64) (geo: geometry) (shift: i32) (w: [k][m]i32) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
+  layer_forward false tg o id (forward_layer geo shift w) x
+
+-- A layer's output (§3), `o` features per sample.
+local
+#[noinline]
+def output_of [b] [n] [k] [m] (tg: target) (o: i64) (layer: layer [k] [m]) (x: [b][n]u8) : [b][o]u8 =
+  layer_output tg o layer x
+
+-- A hidden layer's deltas (`layer_delta`).
+local
+#[noinline]
+def delta_dense [b] [o] [c] [w] [r] [m] (geo: geometry) (shift: i32) (fb: [o][c]i8) (winner: [w]i32) (z: [r][m]i32) (err: [b][c]i32) : [r][m]i32 =
+  layer_delta true geo shift fb winner z err
+
+-- A hidden layer's deltas (`layer_delta`).
+local
+#[noinline]
+def delta_any [b] [o] [c] [w] [r] [m] (geo: geometry) (shift: i32) (fb: [o][c]i8) (winner: [w]i32) (z: [r][m]i32) (err: [b][c]i32) : [r][m]i32 =
+  layer_delta false geo shift fb winner z err
+
+-- The error a hidden layer's deltas come from (`layer_error`).
+local
+#[noinline]
+def error_of [b] [o] [c] (local_heads: bool) (p: rule_params) (latent: [o][c]i32) (a: [b][o]u8) (e: [b][c]i32) (labels: [b]i32) : [b][c]i32 =
+  layer_error local_heads p {latent, momentum = latent} a e labels
+
+-- A layer's exact sums (`dfa_layer_sums`).
+local
+#[noinline]
+def sums_of [r] [q] [k] [m] (tg: target) (pre: [r][k]u8) (d: [q][m]i32) : [k][m]i64 =
+  dfa_layer_sums tg pre d
+
+-- A layer's update from a batch's sums (`dfa_layer_apply`).
+local
+#[noinline]
+def apply_layer [k] [m] (p: rule_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) (g: [k][m]i64) : layer [k] [m] =
+  dfa_layer_apply p seed t l layer g
+
+-- A local head's update from a batch's sums (`head_apply`).
+local
+#[noinline]
+def apply_head [n] [c] (local_heads: bool) (p: rule_params) (seed: u64) (t: i64) (layers: i64) (l: i64) (h: head [n] [c]) (g: [n][c]i64) : head [n] [c] =
+  head_apply local_heads p seed t layers l h g
+
+-- A layer from its host arrays (`layer_of`).
+local
+#[noinline]
+def load_layer [k] [m] (kmax: i32) (shift: i32) (geo: geometry_row) (latent: [k][m]i32) (momentum: [k][m]i32) : layer [k] [m] =
+  layer_of kmax shift geo latent momentum
+
 -- | A network of 1 layer: layer `i` has weights `[ki][mi]`,
 -- hidden layer `i` outputs `n<i+1>` features, and `m0` is the classes.
 type net1 [k0] [m0] =
@@ -143,7 +233,7 @@ entry load_1 [k0] [m0]
   , seed = u64.i64 seed
   , t
   , prev_loss
-  , l0 = layer_of kmax0 shift0 geometry[0] latent0 momentum0
+  , l0 = load_layer kmax0 shift0 geometry[0] latent0 momentum0
   }
 
 -- | What training changes in a `net1`: `t`, `prev_loss`, then each layer's
@@ -159,7 +249,7 @@ entry dump_1 [k0] [m0] (s: net1 [k0] [m0]) : (i64, i64, [k0][m0]i32, [k0][m0]i32
 local
 def dfa_deltas_1 [k0] [m0] [b] [n0] (dense_only: bool) (_: bool) (params: []i64) (s: net1 [k0] [m0]) (_: i64) (x: [b][n0]u8) (y: [b]i32) =
   let p = rule_params_of params
-  let (a1, tr0) = layer_forward dense_only s.tg m0 id s.l0 x
+  let (a1, tr0) = (if dense_only then forward_output_dense s.tg m0 s.l0.geo s.l0.shift s.l0.weights x else forward_output_any s.tg m0 s.l0.geo s.l0.shift s.l0.weights x)
   let e = output_error p.target_on p.target_off a1 y
   let (correct, sq) = metrics a1 y e
   in (tr0.patches, e, correct, sq)
@@ -182,14 +272,14 @@ entry batch_sums_1 [k0] [m0] [n0] [n] [b]
                    (s: net1 [k0] [m0]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, i64, i64) =
   let (pre0, d0, correct, sq) =
     dfa_deltas_1 false (uses_local_heads rule_id) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
-  in (dfa_layer_sums s.tg pre0 d0, correct, sq)
+  in (sums_of s.tg pre0 d0, correct, sq)
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
 -- batch's sums `G` (those of `batch_sums_1`, added up over the batch's
 -- row ranges), then `t + 1`. The heads learn only under `local_heads`.
 entry apply_sums_1 [k0] [m0] (s: net1 [k0] [m0]) (g0: [k0][m0]i64) (_: i32) (params: []i64) : net1 [k0] [m0] =
   let p = rule_params_of params
-  let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
+  let l0 = apply_layer p s.seed s.t 0 s.l0 g0
   in s with l0 = l0 with t = s.t + 1
 
 -- One sample of rule `seed_hebbian`.
@@ -237,12 +327,12 @@ entry train_epoch_1 [k0] [m0] [n0] [n] [samples]
 
 -- | The output activations (u8) of a `net1` for `x`.
 entry predict_1 [k0] [m0] [n0] [n] (s: net1 [k0] [m0]) (x: [n][n0]u8) : [n][m0]u8 =
-  let a1 = layer_output s.tg m0 s.l0 x
+  let a1 = output_of s.tg m0 s.l0 x
   in a1
 
 -- | The activations of every layer of a `net1` for `x`.
 entry activations_1 [k0] [m0] [n0] [n] (s: net1 [k0] [m0]) (x: [n][n0]u8) : ([n][m0]u8) =
-  let a1 = layer_output s.tg m0 s.l0 x
+  let a1 = output_of s.tg m0 s.l0 x
   in (a1)
 
 -- | A network of 2 layers: layer `i` has weights `[ki][mi]`,
@@ -282,8 +372,8 @@ entry load_2 [k0] [m0] [k1] [m1] [n1]
   , seed = u64.i64 seed
   , t
   , prev_loss
-  , l0 = layer_of kmax0 shift0 geometry[0] latent0 momentum0
-  , l1 = layer_of kmax1 shift1 geometry[1] latent1 momentum1
+  , l0 = load_layer kmax0 shift0 geometry[0] latent0 momentum0
+  , l1 = load_layer kmax1 shift1 geometry[1] latent1 momentum1
   , fb0 = feedback0
   , h0 = {latent = head_latent0, momentum = head_momentum0}
   }
@@ -302,12 +392,12 @@ local
 def dfa_deltas_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net2 [k0] [m0] [k1] [m1] [n1]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
   let p = rule_params_of params
   let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}
-  let (a1, tr0) = layer_forward dense_only s.tg n1 (drop_units dr 0) s.l0 x
-  let (a2, tr1) = layer_forward dense_only s.tg m1 id s.l1 a1
+  let (a1, tr0) = (if dense_only then forward_hidden_dense s.tg n1 dr 0 s.l0.geo s.l0.shift s.l0.weights x else forward_hidden_any s.tg n1 dr 0 s.l0.geo s.l0.shift s.l0.weights x)
+  let (a2, tr1) = (if dense_only then forward_output_dense s.tg m1 s.l1.geo s.l1.shift s.l1.weights a1 else forward_output_any s.tg m1 s.l1.geo s.l1.shift s.l1.weights a1)
   let e = output_error p.target_on p.target_off a2 y
   let (correct, sq) = metrics a2 y e
-  let err0 = layer_error local_heads (rule_layer_params params 0) s.h0 a1 e y
-  let d0 = layer_delta dense_only s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0
+  let err0 = error_of local_heads (rule_layer_params params 0) s.h0.latent a1 e y
+  let d0 = (if dense_only then delta_dense s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0 else delta_any s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0)
   in (tr0.patches, d0, tr1.patches, e, a1, err0, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
@@ -330,7 +420,7 @@ entry batch_sums_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] [b]
                    (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [n1][m1]i64, i64, i64) =
   let (pre0, d0, pre1, d1, a1, err0, correct, sq) =
     dfa_deltas_2 false (uses_local_heads rule_id) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
-  in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg a1 err0, correct, sq)
+  in (sums_of s.tg pre0 d0, sums_of s.tg pre1 d1, sums_of s.tg a1 err0, correct, sq)
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
 -- batch's sums `G` (those of `batch_sums_2`, added up over the batch's
@@ -338,9 +428,9 @@ entry batch_sums_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] [b]
 entry apply_sums_2 [k0] [m0] [k1] [m1] [n1] (s: net2 [k0] [m0] [k1] [m1] [n1]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (gh0: [n1][m1]i64) (rule_id: i32) (params: []i64) : net2 [k0] [m0] [k1] [m1] [n1] =
   let p = rule_params_of params
   let local_heads = uses_local_heads rule_id
-  let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
-  let l1 = dfa_layer_apply p s.seed s.t 1 s.l1 g1
-  let h0 = head_apply local_heads p s.seed s.t 2 0 s.h0 gh0
+  let l0 = apply_layer p s.seed s.t 0 s.l0 g0
+  let l1 = apply_layer p s.seed s.t 1 s.l1 g1
+  let h0 = apply_head local_heads p s.seed s.t 2 0 s.h0 gh0
   in s with l0 = l0 with l1 = l1 with h0 = h0 with t = s.t + 1
 
 -- One sample of rule `seed_hebbian`.
@@ -390,14 +480,14 @@ entry train_epoch_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] [samples]
 
 -- | The output activations (u8) of a `net2` for `x`.
 entry predict_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [n][n0]u8) : [n][m1]u8 =
-  let a1 = layer_output s.tg n1 s.l0 x
-  let a2 = layer_output s.tg m1 s.l1 a1
+  let a1 = output_of s.tg n1 s.l0 x
+  let a2 = output_of s.tg m1 s.l1 a1
   in a2
 
 -- | The activations of every layer of a `net2` for `x`.
 entry activations_2 [k0] [m0] [k1] [m1] [n1] [n0] [n] (s: net2 [k0] [m0] [k1] [m1] [n1]) (x: [n][n0]u8) : ([n][n1]u8, [n][m1]u8) =
-  let a1 = layer_output s.tg n1 s.l0 x
-  let a2 = layer_output s.tg m1 s.l1 a1
+  let a1 = output_of s.tg n1 s.l0 x
+  let a2 = output_of s.tg m1 s.l1 a1
   in (a1, a2)
 
 -- | A network of 3 layers: layer `i` has weights `[ki][mi]`,
@@ -447,9 +537,9 @@ entry load_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]
   , seed = u64.i64 seed
   , t
   , prev_loss
-  , l0 = layer_of kmax0 shift0 geometry[0] latent0 momentum0
-  , l1 = layer_of kmax1 shift1 geometry[1] latent1 momentum1
-  , l2 = layer_of kmax2 shift2 geometry[2] latent2 momentum2
+  , l0 = load_layer kmax0 shift0 geometry[0] latent0 momentum0
+  , l1 = load_layer kmax1 shift1 geometry[1] latent1 momentum1
+  , l2 = load_layer kmax2 shift2 geometry[2] latent2 momentum2
   , fb0 = feedback0
   , fb1 = feedback1
   , h0 = {latent = head_latent0, momentum = head_momentum0}
@@ -470,15 +560,15 @@ local
 def dfa_deltas_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
   let p = rule_params_of params
   let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}
-  let (a1, tr0) = layer_forward dense_only s.tg n1 (drop_units dr 0) s.l0 x
-  let (a2, tr1) = layer_forward dense_only s.tg n2 (drop_units dr 1) s.l1 a1
-  let (a3, tr2) = layer_forward dense_only s.tg m2 id s.l2 a2
+  let (a1, tr0) = (if dense_only then forward_hidden_dense s.tg n1 dr 0 s.l0.geo s.l0.shift s.l0.weights x else forward_hidden_any s.tg n1 dr 0 s.l0.geo s.l0.shift s.l0.weights x)
+  let (a2, tr1) = (if dense_only then forward_hidden_dense s.tg n2 dr 1 s.l1.geo s.l1.shift s.l1.weights a1 else forward_hidden_any s.tg n2 dr 1 s.l1.geo s.l1.shift s.l1.weights a1)
+  let (a3, tr2) = (if dense_only then forward_output_dense s.tg m2 s.l2.geo s.l2.shift s.l2.weights a2 else forward_output_any s.tg m2 s.l2.geo s.l2.shift s.l2.weights a2)
   let e = output_error p.target_on p.target_off a3 y
   let (correct, sq) = metrics a3 y e
-  let err0 = layer_error local_heads (rule_layer_params params 0) s.h0 a1 e y
-  let d0 = layer_delta dense_only s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0
-  let err1 = layer_error local_heads (rule_layer_params params 1) s.h1 a2 e y
-  let d1 = layer_delta dense_only s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1
+  let err0 = error_of local_heads (rule_layer_params params 0) s.h0.latent a1 e y
+  let d0 = (if dense_only then delta_dense s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0 else delta_any s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0)
+  let err1 = error_of local_heads (rule_layer_params params 1) s.h1.latent a2 e y
+  let d1 = (if dense_only then delta_dense s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1 else delta_any s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1)
   in (tr0.patches, d0, tr1.patches, d1, tr2.patches, e, a1, err0, a2, err1, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
@@ -503,7 +593,7 @@ entry batch_sums_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] [b]
                    (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [k2][m2]i64, [n1][m2]i64, [n2][m2]i64, i64, i64) =
   let (pre0, d0, pre1, d1, pre2, d2, a1, err0, a2, err1, correct, sq) =
     dfa_deltas_3 false (uses_local_heads rule_id) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
-  in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg pre2 d2, dfa_layer_sums s.tg a1 err0, dfa_layer_sums s.tg a2 err1, correct, sq)
+  in (sums_of s.tg pre0 d0, sums_of s.tg pre1 d1, sums_of s.tg pre2 d2, sums_of s.tg a1 err0, sums_of s.tg a2 err1, correct, sq)
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
 -- batch's sums `G` (those of `batch_sums_3`, added up over the batch's
@@ -511,11 +601,11 @@ entry batch_sums_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] [b]
 entry apply_sums_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (g2: [k2][m2]i64) (gh0: [n1][m2]i64) (gh1: [n2][m2]i64) (rule_id: i32) (params: []i64) : net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] =
   let p = rule_params_of params
   let local_heads = uses_local_heads rule_id
-  let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
-  let l1 = dfa_layer_apply p s.seed s.t 1 s.l1 g1
-  let l2 = dfa_layer_apply p s.seed s.t 2 s.l2 g2
-  let h0 = head_apply local_heads p s.seed s.t 3 0 s.h0 gh0
-  let h1 = head_apply local_heads p s.seed s.t 3 1 s.h1 gh1
+  let l0 = apply_layer p s.seed s.t 0 s.l0 g0
+  let l1 = apply_layer p s.seed s.t 1 s.l1 g1
+  let l2 = apply_layer p s.seed s.t 2 s.l2 g2
+  let h0 = apply_head local_heads p s.seed s.t 3 0 s.h0 gh0
+  let h1 = apply_head local_heads p s.seed s.t 3 1 s.h1 gh1
   in s with l0 = l0 with l1 = l1 with l2 = l2 with h0 = h0 with h1 = h1 with t = s.t + 1
 
 -- One sample of rule `seed_hebbian`.
@@ -567,16 +657,16 @@ entry train_epoch_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] [samples]
 
 -- | The output activations (u8) of a `net3` for `x`.
 entry predict_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [n][n0]u8) : [n][m2]u8 =
-  let a1 = layer_output s.tg n1 s.l0 x
-  let a2 = layer_output s.tg n2 s.l1 a1
-  let a3 = layer_output s.tg m2 s.l2 a2
+  let a1 = output_of s.tg n1 s.l0 x
+  let a2 = output_of s.tg n2 s.l1 a1
+  let a3 = output_of s.tg m2 s.l2 a2
   in a3
 
 -- | The activations of every layer of a `net3` for `x`.
 entry activations_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] [n] (s: net3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2]) (x: [n][n0]u8) : ([n][n1]u8, [n][n2]u8, [n][m2]u8) =
-  let a1 = layer_output s.tg n1 s.l0 x
-  let a2 = layer_output s.tg n2 s.l1 a1
-  let a3 = layer_output s.tg m2 s.l2 a2
+  let a1 = output_of s.tg n1 s.l0 x
+  let a2 = output_of s.tg n2 s.l1 a1
+  let a3 = output_of s.tg m2 s.l2 a2
   in (a1, a2, a3)
 
 -- | A network of 4 layers: layer `i` has weights `[ki][mi]`,
@@ -636,10 +726,10 @@ entry load_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]
   , seed = u64.i64 seed
   , t
   , prev_loss
-  , l0 = layer_of kmax0 shift0 geometry[0] latent0 momentum0
-  , l1 = layer_of kmax1 shift1 geometry[1] latent1 momentum1
-  , l2 = layer_of kmax2 shift2 geometry[2] latent2 momentum2
-  , l3 = layer_of kmax3 shift3 geometry[3] latent3 momentum3
+  , l0 = load_layer kmax0 shift0 geometry[0] latent0 momentum0
+  , l1 = load_layer kmax1 shift1 geometry[1] latent1 momentum1
+  , l2 = load_layer kmax2 shift2 geometry[2] latent2 momentum2
+  , l3 = load_layer kmax3 shift3 geometry[3] latent3 momentum3
   , fb0 = feedback0
   , fb1 = feedback1
   , fb2 = feedback2
@@ -662,18 +752,18 @@ local
 def dfa_deltas_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0] (dense_only: bool) (local_heads: bool) (params: []i64) (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (row0: i64) (x: [b][n0]u8) (y: [b]i32) =
   let p = rule_params_of params
   let dr = {rate = p.dropout, seed = s.seed, t = s.t, row0}
-  let (a1, tr0) = layer_forward dense_only s.tg n1 (drop_units dr 0) s.l0 x
-  let (a2, tr1) = layer_forward dense_only s.tg n2 (drop_units dr 1) s.l1 a1
-  let (a3, tr2) = layer_forward dense_only s.tg n3 (drop_units dr 2) s.l2 a2
-  let (a4, tr3) = layer_forward dense_only s.tg m3 id s.l3 a3
+  let (a1, tr0) = (if dense_only then forward_hidden_dense s.tg n1 dr 0 s.l0.geo s.l0.shift s.l0.weights x else forward_hidden_any s.tg n1 dr 0 s.l0.geo s.l0.shift s.l0.weights x)
+  let (a2, tr1) = (if dense_only then forward_hidden_dense s.tg n2 dr 1 s.l1.geo s.l1.shift s.l1.weights a1 else forward_hidden_any s.tg n2 dr 1 s.l1.geo s.l1.shift s.l1.weights a1)
+  let (a3, tr2) = (if dense_only then forward_hidden_dense s.tg n3 dr 2 s.l2.geo s.l2.shift s.l2.weights a2 else forward_hidden_any s.tg n3 dr 2 s.l2.geo s.l2.shift s.l2.weights a2)
+  let (a4, tr3) = (if dense_only then forward_output_dense s.tg m3 s.l3.geo s.l3.shift s.l3.weights a3 else forward_output_any s.tg m3 s.l3.geo s.l3.shift s.l3.weights a3)
   let e = output_error p.target_on p.target_off a4 y
   let (correct, sq) = metrics a4 y e
-  let err0 = layer_error local_heads (rule_layer_params params 0) s.h0 a1 e y
-  let d0 = layer_delta dense_only s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0
-  let err1 = layer_error local_heads (rule_layer_params params 1) s.h1 a2 e y
-  let d1 = layer_delta dense_only s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1
-  let err2 = layer_error local_heads (rule_layer_params params 2) s.h2 a3 e y
-  let d2 = layer_delta dense_only s.l2.geo s.l2.shift s.fb2 tr2.winner tr2.z err2
+  let err0 = error_of local_heads (rule_layer_params params 0) s.h0.latent a1 e y
+  let d0 = (if dense_only then delta_dense s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0 else delta_any s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0)
+  let err1 = error_of local_heads (rule_layer_params params 1) s.h1.latent a2 e y
+  let d1 = (if dense_only then delta_dense s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1 else delta_any s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1)
+  let err2 = error_of local_heads (rule_layer_params params 2) s.h2.latent a3 e y
+  let d2 = (if dense_only then delta_dense s.l2.geo s.l2.shift s.fb2 tr2.winner tr2.z err2 else delta_any s.l2.geo s.l2.shift s.fb2 tr2.winner tr2.z err2)
   in (tr0.patches, d0, tr1.patches, d1, tr2.patches, d2, tr3.patches, e, a1, err0, a2, err1, a3, err2, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
@@ -700,7 +790,7 @@ entry batch_sums_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] [
                    (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [n][n0]u8) (y: [n]i32) (idx: [b]i32) (row0: i64) (rule_id: i32) (params: []i64) : ([k0][m0]i64, [k1][m1]i64, [k2][m2]i64, [k3][m3]i64, [n1][m3]i64, [n2][m3]i64, [n3][m3]i64, i64, i64) =
   let (pre0, d0, pre1, d1, pre2, d2, pre3, d3, a1, err0, a2, err1, a3, err2, correct, sq) =
     dfa_deltas_4 false (uses_local_heads rule_id) params s row0 (map (\i -> x[i]) idx) (map (\i -> y[i]) idx)
-  in (dfa_layer_sums s.tg pre0 d0, dfa_layer_sums s.tg pre1 d1, dfa_layer_sums s.tg pre2 d2, dfa_layer_sums s.tg pre3 d3, dfa_layer_sums s.tg a1 err0, dfa_layer_sums s.tg a2 err1, dfa_layer_sums s.tg a3 err2, correct, sq)
+  in (sums_of s.tg pre0 d0, sums_of s.tg pre1 d1, sums_of s.tg pre2 d2, sums_of s.tg pre3 d3, sums_of s.tg a1 err0, sums_of s.tg a2 err1, sums_of s.tg a3 err2, correct, sq)
 
 -- | The second half of a batch (§7.6): every synapse's step from the whole
 -- batch's sums `G` (those of `batch_sums_4`, added up over the batch's
@@ -708,13 +798,13 @@ entry batch_sums_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] [
 entry apply_sums_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (g0: [k0][m0]i64) (g1: [k1][m1]i64) (g2: [k2][m2]i64) (g3: [k3][m3]i64) (gh0: [n1][m3]i64) (gh1: [n2][m3]i64) (gh2: [n3][m3]i64) (rule_id: i32) (params: []i64) : net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] =
   let p = rule_params_of params
   let local_heads = uses_local_heads rule_id
-  let l0 = dfa_layer_apply p s.seed s.t 0 s.l0 g0
-  let l1 = dfa_layer_apply p s.seed s.t 1 s.l1 g1
-  let l2 = dfa_layer_apply p s.seed s.t 2 s.l2 g2
-  let l3 = dfa_layer_apply p s.seed s.t 3 s.l3 g3
-  let h0 = head_apply local_heads p s.seed s.t 4 0 s.h0 gh0
-  let h1 = head_apply local_heads p s.seed s.t 4 1 s.h1 gh1
-  let h2 = head_apply local_heads p s.seed s.t 4 2 s.h2 gh2
+  let l0 = apply_layer p s.seed s.t 0 s.l0 g0
+  let l1 = apply_layer p s.seed s.t 1 s.l1 g1
+  let l2 = apply_layer p s.seed s.t 2 s.l2 g2
+  let l3 = apply_layer p s.seed s.t 3 s.l3 g3
+  let h0 = apply_head local_heads p s.seed s.t 4 0 s.h0 gh0
+  let h1 = apply_head local_heads p s.seed s.t 4 1 s.h1 gh1
+  let h2 = apply_head local_heads p s.seed s.t 4 2 s.h2 gh2
   in s with l0 = l0 with l1 = l1 with l2 = l2 with l3 = l3 with h0 = h0 with h1 = h1 with h2 = h2 with t = s.t + 1
 
 -- One sample of rule `seed_hebbian`.
@@ -768,16 +858,16 @@ entry train_epoch_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] 
 
 -- | The output activations (u8) of a `net4` for `x`.
 entry predict_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] [n] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [n][n0]u8) : [n][m3]u8 =
-  let a1 = layer_output s.tg n1 s.l0 x
-  let a2 = layer_output s.tg n2 s.l1 a1
-  let a3 = layer_output s.tg n3 s.l2 a2
-  let a4 = layer_output s.tg m3 s.l3 a3
+  let a1 = output_of s.tg n1 s.l0 x
+  let a2 = output_of s.tg n2 s.l1 a1
+  let a3 = output_of s.tg n3 s.l2 a2
+  let a4 = output_of s.tg m3 s.l3 a3
   in a4
 
 -- | The activations of every layer of a `net4` for `x`.
 entry activations_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] [n] (s: net4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3]) (x: [n][n0]u8) : ([n][n1]u8, [n][n2]u8, [n][n3]u8, [n][m3]u8) =
-  let a1 = layer_output s.tg n1 s.l0 x
-  let a2 = layer_output s.tg n2 s.l1 a1
-  let a3 = layer_output s.tg n3 s.l2 a2
-  let a4 = layer_output s.tg m3 s.l3 a3
+  let a1 = output_of s.tg n1 s.l0 x
+  let a2 = output_of s.tg n2 s.l1 a1
+  let a3 = output_of s.tg n3 s.l2 a2
+  let a4 = output_of s.tg m3 s.l3 a3
   in (a1, a2, a3, a4)

@@ -7,8 +7,11 @@ layers is a record of D layer records (``net<D>``) and every entry point exists 
 array then has its own exact shape, known to the host, so no kernel launch waits for a size held
 on the device. The code of each depth is the same few calls of ``futhark/dense.fut`` and
 ``futhark/rules/*.fut``; this script writes it out, with the parameters that
-``graia/backends/abi.py`` declares. It also writes ``futhark/host.fut``, the Futhark side of what
-the host declares once in Python: the geometry row and record (``interface.GEOMETRY_FIELDS``),
+``graia/backends/abi.py`` declares. Those calls go through shared layer-level steps
+(``SHARED_STEPS``), functions compiled once for every depth (``#[noinline]``), so that the
+compile of the modules grows with the number of entry points, not with their layers. It also
+writes ``futhark/host.fut``, the Futhark side of what the host declares once in Python: the
+geometry row and record (``interface.GEOMETRY_FIELDS``),
 the pool codes, the rules' ids and parameter record (``graia/rules``' registry) and the depth
 limit (``abi.MAX_LAYERS``). Run it after changing any of them:
 
@@ -196,6 +199,129 @@ def units() -> str:
     return "\n".join(parts)
 
 
+SHARED_HEADER = """\
+-- The layer-level steps of every depth's entries, each compiled once
+-- (`#[noinline]`): inlined, each entry of each depth carried its own copy
+-- of every layer's code, and the compile of the modules grew with the sum
+-- of the depths (docs/performance.md, "Build time"). The steps whose
+-- results a training loop carries (the layers' and heads' updates) stay
+-- inlined. Futhark copies a loop-carried array into every call that takes
+-- it (on every batch), so the steps inside the loop take only the arrays
+-- they read: a layer's weights, a head's latents. A step whose
+-- `dense_only` (as in `dense_path`) drops the convolution path has two
+-- forms, `<step>_dense` for all-Dense networks and `<step>_any`.
+
+-- A layer record for a forward pass, which reads only its geometry,
+-- shift and weights (`layer_forward`): the weights stand in for the
+-- latents and momenta it does not read.
+local
+def forward_layer [k] [m] (geo: geometry) (shift: i32) (w: [k][m]i32) : layer [k] [m] =
+  {kmax = 0, shift, geo, latent = w, momentum = w, weights = w}
+"""
+
+#: The shared steps: (doc comment, name, size parameters, parameters, result type, body);
+#: ``{dense}`` in a body makes two forms, ``<name>_dense`` (``true``) and ``<name>_any``.
+SHARED_STEPS = [
+    (
+        "Hidden layer `l`'s training forward pass, dropout after it (§3, §7.2).",
+        "forward_hidden",
+        "[b] [n] [k] [m]",
+        "(tg: target) (o: i64) (dr: dropout) (l: i64) (geo: geometry) (shift: i32) (w: [k][m]i32) (x: [b][n]u8)",
+        "?[r] [w].([b][o]u8, trace [r] [k] [m] [w])",
+        "layer_forward {dense} tg o (drop_units dr l) (forward_layer geo shift w) x",
+    ),
+    (
+        "The output layer's training forward pass (§3).",
+        "forward_output",
+        "[b] [n] [k] [m]",
+        "(tg: target) (o: i64) (geo: geometry) (shift: i32) (w: [k][m]i32) (x: [b][n]u8)",
+        "?[r] [w].([b][o]u8, trace [r] [k] [m] [w])",
+        "layer_forward {dense} tg o id (forward_layer geo shift w) x",
+    ),
+    (
+        "A layer's output (§3), `o` features per sample.",
+        "output_of",
+        "[b] [n] [k] [m]",
+        "(tg: target) (o: i64) (layer: layer [k] [m]) (x: [b][n]u8)",
+        "[b][o]u8",
+        "layer_output tg o layer x",
+    ),
+    (
+        "A hidden layer's deltas (`layer_delta`).",
+        "delta",
+        "[b] [o] [c] [w] [r] [m]",
+        "(geo: geometry) (shift: i32) (fb: [o][c]i8) (winner: [w]i32) (z: [r][m]i32) (err: [b][c]i32)",
+        "[r][m]i32",
+        "layer_delta {dense} geo shift fb winner z err",
+    ),
+    (
+        "The error a hidden layer's deltas come from (`layer_error`).",
+        "error_of",
+        "[b] [o] [c]",
+        "(local_heads: bool) (p: rule_params) (latent: [o][c]i32) (a: [b][o]u8) (e: [b][c]i32) (labels: [b]i32)",
+        "[b][c]i32",
+        "layer_error local_heads p {{latent, momentum = latent}} a e labels",
+    ),
+    (
+        "A layer's exact sums (`dfa_layer_sums`).",
+        "sums_of",
+        "[r] [q] [k] [m]",
+        "(tg: target) (pre: [r][k]u8) (d: [q][m]i32)",
+        "[k][m]i64",
+        "dfa_layer_sums tg pre d",
+    ),
+    (
+        "A layer's update from a batch's sums (`dfa_layer_apply`).",
+        "apply_layer",
+        "[k] [m]",
+        "(p: rule_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) (g: [k][m]i64)",
+        "layer [k] [m]",
+        "dfa_layer_apply p seed t l layer g",
+    ),
+    (
+        "A local head's update from a batch's sums (`head_apply`).",
+        "apply_head",
+        "[n] [c]",
+        "(local_heads: bool) (p: rule_params) (seed: u64) (t: i64) (layers: i64) (l: i64) (h: head [n] [c]) (g: [n][c]i64)",
+        "head [n] [c]",
+        "head_apply local_heads p seed t layers l h g",
+    ),
+    (
+        "A layer from its host arrays (`layer_of`).",
+        "load_layer",
+        "[k] [m]",
+        "(kmax: i32) (shift: i32) (geo: geometry_row) (latent: [k][m]i32) (momentum: [k][m]i32)",
+        "layer [k] [m]",
+        "layer_of kmax shift geo latent momentum",
+    ),
+]
+
+
+def shared() -> str:
+    """The shared layer-level steps (``SHARED_STEPS``), each a ``#[noinline]`` function."""
+    parts = [SHARED_HEADER]
+    for doc, name, sizes_, params, result, body in SHARED_STEPS:
+        forms = (
+            [(f"{name}_dense", "true"), (f"{name}_any", "false")]
+            if "{dense}" in body
+            else [(name, "")]
+        )
+        for form, literal in forms:
+            parts.append(
+                f"-- {doc}\nlocal\n#[noinline]\ndef {form} {sizes_} {params} : {result} =\n"
+                f"  {body.format(dense=literal)}\n"
+            )
+    return "\n".join(parts)
+
+
+def step(name: str, dense_only: str, args: str) -> str:
+    """A call of shared step ``name``'s form for the Futhark bool ``dense_only``: the
+    literal's form, or a branch on a variable (a literal after inlining)."""
+    if dense_only in ("true", "false"):
+        return f"{name}_{'dense' if dense_only == 'true' else 'any'} {args}"
+    return f"(if {dense_only} then {name}_dense {args} else {name}_any {args})"
+
+
 #: The kernels the entries below run (a rule's ``kernel``); another is code to write here.
 KERNELS = ("dfa", "seed_hebbian")
 
@@ -341,7 +467,7 @@ def net_type(d: int) -> str:
 def load_entry(d: int) -> str:
     fields = ["tg = {cpu}", "seed = u64.i64 seed", "t", "prev_loss"]
     fields += [
-        f"l{i} = layer_of kmax{i} shift{i} geometry[{i}] latent{i} momentum{i}" for i in range(d)
+        f"l{i} = load_layer kmax{i} shift{i} geometry[{i}] latent{i} momentum{i}" for i in range(d)
     ]
     fields += [f"fb{i} = feedback{i}" for i in range(d - 1)]
     fields += [
@@ -372,18 +498,25 @@ def dump_entry(d: int) -> str:
     )
 
 
-def forward_lines(d: int, *, training: bool, x: str = "x") -> list[str]:
+def forward_lines(d: int, *, training: bool, shared: bool = True, x: str = "x") -> list[str]:
     """Lets binding a1..a{d} for a batch ``x``; in training also each layer's trace ``tr<i>``,
-    with dropout on the hidden layers (the rows being rows ``row0, ...`` of their batch)."""
+    with dropout on the hidden layers (the rows being rows ``row0, ...`` of their batch).
+    Inference calls the shared ``output_of`` unless ``shared`` is false (in a loop, where the
+    call would copy the layer's arrays on every iteration)."""
     lines = []
     prev = x
     for i in range(d):
         out = features(i, d)
         if training:
-            post = f"(drop_units dr {i})" if i < d - 1 else "id"
-            lines.append(
-                f"let (a{i + 1}, tr{i}) = layer_forward dense_only s.tg {out} {post} s.l{i} {prev}"
+            parts = f"s.l{i}.geo s.l{i}.shift s.l{i}.weights"
+            call = (
+                step("forward_hidden", "dense_only", f"s.tg {out} dr {i} {parts} {prev}")
+                if i < d - 1
+                else step("forward_output", "dense_only", f"s.tg {out} {parts} {prev}")
             )
+            lines.append(f"let (a{i + 1}, tr{i}) = {call}")
+        elif shared:
+            lines.append(f"let a{i + 1} = output_of s.tg {out} s.l{i} {prev}")
         else:
             lines.append(f"let a{i + 1} = layer_output s.tg {out} s.l{i} {prev}")
         prev = f"a{i + 1}"
@@ -409,12 +542,14 @@ def dfa_deltas(d: int) -> str:
     for i in range(d - 1):
         lines += [
             (
-                f"let err{i} = layer_error local_heads (rule_layer_params params {i}) s.h{i}"
+                f"let err{i} = error_of local_heads (rule_layer_params params {i}) s.h{i}.latent"
                 f" a{i + 1} e y"
             ),
-            (
-                f"let d{i} = layer_delta dense_only s.l{i}.geo s.l{i}.shift s.fb{i} tr{i}.winner"
-                f" tr{i}.z err{i}"
+            f"let d{i} = "
+            + step(
+                "delta",
+                "dense_only",
+                f"s.l{i}.geo s.l{i}.shift s.fb{i} tr{i}.winner tr{i}.z err{i}",
             ),
         ]
     out = [name for i in range(d - 1) for name in (f"tr{i}.patches", f"d{i}")]
@@ -477,8 +612,8 @@ def phase_entries(d: int) -> str:
         [f"[k{i}][m{i}]i64" for i in range(d)] + [f"[n{i + 1}][m{d - 1}]i64" for i in heads], ", "
     )
     totals = join(
-        [f"dfa_layer_sums s.tg pre{i} d{i}" for i in range(d)]
-        + [f"dfa_layer_sums s.tg a{i + 1} err{i}" for i in heads],
+        [f"sums_of s.tg pre{i} d{i}" for i in range(d)]
+        + [f"sums_of s.tg a{i + 1} err{i}" for i in heads],
         ", ",
     )
     g_params = join(
@@ -486,8 +621,8 @@ def phase_entries(d: int) -> str:
         + [f"(gh{i}: [n{i + 1}][m{d - 1}]i64)" for i in heads]
     )
     applies = "\n  ".join(
-        [f"let l{i} = dfa_layer_apply p s.seed s.t {i} s.l{i} g{i}" for i in range(d)]
-        + [f"let h{i} = head_apply local_heads p s.seed s.t {d} {i} s.h{i} gh{i}" for i in heads]
+        [f"let l{i} = apply_layer p s.seed s.t {i} s.l{i} g{i}" for i in range(d)]
+        + [f"let h{i} = apply_head local_heads p s.seed s.t {d} {i} s.h{i} gh{i}" for i in heads]
     )
     update = layers_replaced(d)
     return (
@@ -517,7 +652,7 @@ def phase_entries(d: int) -> str:
 
 
 def seed_sample(d: int) -> str:
-    lines = forward_lines(d, training=False, x="[x]")
+    lines = forward_lines(d, training=False, shared=False, x="[x]")
     lines += [
         f"let e = output_error 255 0 a{d} [y]",
         f"let (correct, sq) = metrics a{d} [y] e",
@@ -603,7 +738,7 @@ def predict_entries(d: int) -> str:
 def generate() -> str:
     # One Futhark module per rule (futhark/rules/<name>.fut).
     imports = "".join(f'import "rules/{name}"\n' for name in sorted(REGISTRY))
-    parts = [HEADER + imports, units()]
+    parts = [HEADER + imports, units(), shared()]
     for d in range(1, abi.MAX_LAYERS + 1):
         parts += [
             net_type(d),
