@@ -108,9 +108,9 @@ def test_head_shift_per_hidden_layer():
     """``head_shift`` takes one value per hidden layer; the values end the parameter vector."""
     rule = rules.get("local_heads", head_shift=[9, 6, 3])
     assert rule.values["head_shift"] == (9, 6, 3)
-    assert list(rule.params()[7:]) == [0, 4, 9, 6, 3]  # head_step, head_kmax, then the shifts
+    assert list(rule.params()[7:]) == [4096, 4, 9, 6, 3]  # head_step, head_kmax, then the shifts
     assert rule.get_config()["options"]["head_shift"] == [9, 6, 3]
-    assert list(rules.get("local_heads", head_shift=5).params()[7:]) == [0, 4, 5]
+    assert list(rules.get("local_heads", head_shift=5).params()[7:]) == [4096, 4, 5]
     for bad, message in (([], "empty sequence"), ([3, 25], "out of range"), ([3, "4"], "int")):
         with pytest.raises(GraiaValueError, match=message):
             rules.get("local_heads", head_shift=bad)
@@ -142,7 +142,8 @@ def test_learned_heads_options_and_bound():
     sums could overflow 32 bits is refused when compiled (§7.4)."""
     rule = rules.get("local_heads", head_step=4096, head_kmax=6, head_shift=(5, 2))
     assert list(rule.params()[7:]) == [4096, 6, 5, 2]
-    assert not rules.heads_learn(rule.rule_id, rules.get("local_heads").params())
+    assert rules.heads_learn(rule.rule_id, rules.get("local_heads").params())  # 4096 by default
+    assert not rules.heads_learn(rule.rule_id, rules.get("local_heads", head_step=0).params())
     assert rules.heads_learn(rule.rule_id, rule.params())
     wide = graia.Sequential(
         [graia.layers.Input(4), graia.layers.Dense(40000, kmax=2), graia.layers.Dense(3, kmax=2)],
