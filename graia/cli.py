@@ -46,11 +46,12 @@ def _backend_details(name: str) -> dict[str, Any] | None:
 
 
 def device_description(name: str) -> str:
-    """A short description of what backend ``name`` runs on in this process (its OpenCL device,
-    or its CPU threads), for a run's report."""
+    """A short description of what backend ``name`` runs on in this process (its OpenCL or CUDA
+    device, or its CPU threads), for a run's report."""
     details = _backend_details(name) or {}
-    if "device" in details:
-        return f"{details['device']} ({details['platform']}; OpenCL device {details['index']})"
+    if "device" in details:  # an OpenCL device has a platform, a CUDA device none
+        api = f"{details['platform']}; OpenCL" if "platform" in details else "CUDA"
+        return f"{details['device']} ({api} device {details['index']})"
     if "threads" in details:
         return f"{details['threads']} CPU threads"
     return "CPU"
