@@ -206,6 +206,7 @@ def _train(args: argparse.Namespace) -> None:
     backend_name = graia.backend.name()  # so does a backend that cannot run
     # Under mpirun every rank trains; rank 0 alone prints, evaluates and writes files.
     distributed.validate(args.distribute, rule, backend_name)
+    distributed.check_modes(args.distribute)  # a rank started without --distribute ends too
     lead = args.distribute is None or distributed.rank() == 0
     args.quiet = args.quiet or not lead
     devices = [device_description(backend_name)]
@@ -535,10 +536,11 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     handler[args.command](args)
         except GraiaError as exc:
+            # Raised on every rank, those started without --distribute too: rank 0 reports.
+            if isinstance(exc, distributed.Disagreement):
+                return _error(exc) if distributed.rank() == 0 else 2
             if not getattr(args, "distribute", None):
                 return _error(exc)
-            if isinstance(exc, distributed.Disagreement):  # raised on every rank: one reports
-                return _error(exc) if distributed.rank() == 0 else 2
             code = _error(exc)
             distributed.abort(code)  # a failure on one rank ends every rank
             return code
