@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -433,13 +433,15 @@ class Sequential(Trainer):
     def count_params(self) -> int:
         return sum(rows * cols for rows, cols in self.weight_shapes)
 
-    def summary(self, print_fn=print) -> None:
+    def summary(self, print_fn: Callable[[str], Any] = print) -> None:
         """Print layers, output shapes, parameter counts, weight-code histograms, the backend,
         and the deployed sizes (packed bytes, shift-adds, activation memory) against a float32
         model of the same shape."""
         print_fn(summary_text(self))
 
-    def export(self, path: str | os.PathLike, format: str = "c", samples: Any = None):
+    def export(
+        self, path: str | os.PathLike, format: str = "c", samples: Any = None
+    ) -> export_mod.Exported:
         """Export for deployment: dependency-free C (``graia_model.h``/``.c``, shifts and adds
         only) or ONNX (``graia_model.onnx``) into the directory ``path``, both bit-exact with
         :meth:`predict`. ``samples``: C only, inputs for the embedded self-test. Returns a
