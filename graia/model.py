@@ -163,8 +163,8 @@ class Sequential(Trainer):
         are kept, or are a fresh build's on an unbuilt model), on the backend in use.
 
         Raises:
-            GraiaValueError: another key, or an array of another dtype or shape (nothing is
-                changed then).
+            GraiaValueError: another key, an array of another dtype or shape, or latent weights
+                outside ``±LATENT_MAX`` (nothing is changed then).
         """
         state = self.get_state() if self.built else self._initial_state()
         for key, value in arrays.items():
@@ -179,6 +179,11 @@ class Sequential(Trainer):
                     f"set_state: {key} must be {state[key].dtype} {state[key].shape}, got "
                     f"{value.dtype} {value.shape}"
                 )
+            if (
+                key in ("latent", "head_latent")
+                and np.abs(value.astype(np.int64)).max(initial=0) > spec.LATENT_MAX
+            ):
+                raise GraiaValueError(f"set_state: {key} has values outside ±{spec.LATENT_MAX}")
         state.update({key: np.ascontiguousarray(value) for key, value in arrays.items()})
         self._set_host_state(state)
 
