@@ -46,11 +46,12 @@ def _backend_details(name: str) -> dict[str, Any] | None:
 
 
 def device_description(name: str) -> str:
-    """A short description of what backend ``name`` runs on in this process (its OpenCL device,
-    or its CPU threads), for a run's report."""
+    """A short description of what backend ``name`` runs on in this process (its OpenCL or CUDA
+    device, or its CPU threads), for a run's report."""
     details = _backend_details(name) or {}
-    if "device" in details:
-        return f"{details['device']} ({details['platform']}; OpenCL device {details['index']})"
+    if "device" in details:  # an OpenCL device has a platform, a CUDA device none
+        api = f"{details['platform']}; OpenCL" if "platform" in details else "CUDA"
+        return f"{details['device']} ({api} device {details['index']})"
     if "threads" in details:
         return f"{details['threads']} CPU threads"
     return "CPU"
@@ -205,6 +206,7 @@ def _train(args: argparse.Namespace) -> None:
     backend_name = graia.backend.name()  # so does a backend that cannot run
     # Under mpirun every rank trains; rank 0 alone prints, evaluates and writes files.
     distributed.validate(args.distribute, rule, backend_name)
+    distributed.check_modes(args.distribute)  # a rank started without --distribute ends too
     lead = args.distribute is None or distributed.rank() == 0
     args.quiet = args.quiet or not lead
     devices = [device_description(backend_name)]
@@ -534,10 +536,11 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     handler[args.command](args)
         except GraiaError as exc:
+            # Raised on every rank, those started without --distribute too: rank 0 reports.
+            if isinstance(exc, distributed.Disagreement):
+                return _error(exc) if distributed.rank() == 0 else 2
             if not getattr(args, "distribute", None):
                 return _error(exc)
-            if isinstance(exc, distributed.Disagreement):  # raised on every rank: one reports
-                return _error(exc) if distributed.rank() == 0 else 2
             code = _error(exc)
             distributed.abort(code)  # a failure on one rank ends every rank
             return code

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import sys
 import time
 import traceback
@@ -44,6 +45,9 @@ from graia.rules import REGISTRY
 MODES = ("data", "units")
 #: The rules both modes run (docs/distributed.md: what is not done).
 RULES = tuple(name for name, rule in REGISTRY.items() if rule.distributable)
+#: Where MPI launchers put the number of processes they started (Open MPI; MPICH, Intel MPI and
+#: Slurm's PMI).
+WORLD_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 
 _world: Any = None
 
@@ -146,6 +150,47 @@ def abort_on_error() -> Iterator[None]:
 class Disagreement(GraiaError):
     """The ranks of a distributed run were started differently; raised on every rank alike (so
     no rank is left waiting, and one of them, rank 0, reports it)."""
+
+
+def launched_ranks() -> int:
+    """How many processes the MPI launcher started, this one among them, as its environment says
+    (:data:`WORLD_SIZE_VARIABLES`); 1 outside a launcher. Never starts MPI."""
+    for name in WORLD_SIZE_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 1
+
+
+def check_modes(distribute: str | None) -> None:
+    """``graia train``'s first collective: in a launch of several ranks, every rank tells the
+    ``--distribute`` it was started with (``None``: without it), so that a rank started without
+    it beside ranks started with it, which would train alone while they wait for it, or with
+    another mode, ends the job on every rank. Ranks all started without it train alone, each as
+    one process would.
+
+    Raises:
+        Disagreement: on every rank, when the ranks' modes differ.
+    """
+    if distribute is None and launched_ranks() < 2:
+        return
+    try:
+        comm = world()
+    except ImportError:  # no mpi4py here: a rank started with --distribute says so itself
+        return
+    if comm.Get_size() < 2:
+        return
+    modes = comm.allgather(distribute)
+    for r, mode in enumerate(modes):
+        if mode != modes[0]:
+            raise Disagreement(
+                f"distributed training: rank {r} runs {_flag(mode)}, rank 0 {_flag(modes[0])} "
+                "(start every rank with the same arguments)"
+            )
+
+
+def _flag(distribute: str | None) -> str:
+    return "without --distribute" if distribute is None else f"with --distribute {distribute}"
 
 
 def check_agreement(

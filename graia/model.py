@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -163,8 +163,8 @@ class Sequential(Trainer):
         are kept, or are a fresh build's on an unbuilt model), on the backend in use.
 
         Raises:
-            GraiaValueError: another key, or an array of another dtype or shape (nothing is
-                changed then).
+            GraiaValueError: another key, an array of another dtype or shape, or latent weights
+                outside ``±LATENT_MAX`` (nothing is changed then).
         """
         state = self.get_state() if self.built else self._initial_state()
         for key, value in arrays.items():
@@ -179,6 +179,11 @@ class Sequential(Trainer):
                     f"set_state: {key} must be {state[key].dtype} {state[key].shape}, got "
                     f"{value.dtype} {value.shape}"
                 )
+            if (
+                key in ("latent", "head_latent")
+                and np.abs(value.astype(np.int64)).max(initial=0) > spec.LATENT_MAX
+            ):
+                raise GraiaValueError(f"set_state: {key} has values outside ±{spec.LATENT_MAX}")
         state.update({key: np.ascontiguousarray(value) for key, value in arrays.items()})
         self._set_host_state(state)
 
@@ -433,13 +438,15 @@ class Sequential(Trainer):
     def count_params(self) -> int:
         return sum(rows * cols for rows, cols in self.weight_shapes)
 
-    def summary(self, print_fn=print) -> None:
+    def summary(self, print_fn: Callable[[str], Any] = print) -> None:
         """Print layers, output shapes, parameter counts, weight-code histograms, the backend,
         and the deployed sizes (packed bytes, shift-adds, activation memory) against a float32
         model of the same shape."""
         print_fn(summary_text(self))
 
-    def export(self, path: str | os.PathLike, format: str = "c", samples: Any = None):
+    def export(
+        self, path: str | os.PathLike, format: str = "c", samples: Any = None
+    ) -> export_mod.Exported:
         """Export for deployment: dependency-free C (``graia_model.h``/``.c``, shifts and adds
         only) or ONNX (``graia_model.onnx``) into the directory ``path``, both bit-exact with
         :meth:`predict`. ``samples``: C only, inputs for the embedded self-test. Returns a

@@ -483,11 +483,29 @@ def sample_weights(
     return np.rint(np.ldexp(w, spec.WEIGHT_FRACTION_BITS)).astype(np.int64)
 
 
+def _chance_bound(share: float) -> float:
+    """The score above which a model is above the chance level ``share``: by a margin that
+    imbalanced and hard data sets clear (at least 0.05, at most a tenth of what is left)."""
+    return min(max(1.5 * share, share + 0.05), share + 0.1 * (1 - share))
+
+
+def _mean_recall(y: np.ndarray, predicted: np.ndarray) -> float:
+    """The balanced accuracy: each class's share of its samples answered right, averaged over the
+    classes in ``y``. Answers that do not depend on the inputs, however spread over classes,
+    score ``1 / classes`` on average."""
+    return float(np.mean([np.mean(predicted[y == c] == c) for c in np.unique(y)]))
+
+
 class _CollapseWatch(callbacks_mod.Callback):
-    """Warns (once per ``fit``) when training has collapsed: the accuracy is no better than
-    always answering the commonest class and the network gives (nearly) every input the same
-    class, or most hidden units never fire. Checked on a fixed probe of training samples after
-    every epoch but the first of a multi-epoch run."""
+    """Warns (once per ``fit``) when training has collapsed: the network is at chance at two
+    checks in a row, or at the fit's last epoch. At chance: the accuracy measured during the
+    epoch is not above always answering the commonest class, and on a fixed probe of training
+    samples after the epoch the answers match the labels no better than chance: their mean
+    recall per class is about ``1 / classes``, as for answers that ignore the inputs, be they
+    one class or spread over several. A fit that learns may dip to chance for an epoch (an
+    imbalanced set's), not stay there; dead hidden units alone are no collapse (a healthy fit
+    may leave half of them silent). Checked after every epoch from a quarter of the fit's
+    epochs on (at least the second)."""
 
     PROBE = 512
 
@@ -497,38 +515,41 @@ class _CollapseWatch(callbacks_mod.Callback):
         step = max(1, len(xq) // self.PROBE)
         self.x, self.y = xq[::step][: self.PROBE], yq[::step][: self.PROBE]
         self.majority = float(np.bincount(yq).max()) / len(yq)
+        self.classes = len(np.unique(self.y))
         self.done = False
         self.seen = 0
+        #: Whether the previous check found the network at chance.
+        self.at_chance = False
 
     def on_epoch_end(self, epoch: int, logs: callbacks_mod.Logs = None) -> None:
         self.seen += 1
         # Not before a quarter of the fit's epochs (at least two): a small dataset's first
         # epochs are a handful of updates.
         early = self.seen < min(self.epochs_in_fit, max(2, self.epochs_in_fit // 4))
-        if self.done or early or len(np.unique(self.y)) < 2:
+        if self.done or early or self.classes < 2:
             return
-        # Above the commonest class's share by a margin that imbalanced and hard sets clear.
-        m = self.majority
-        if logs["accuracy"] > min(max(1.5 * m, m + 0.05), m + 0.1 * (1 - m)):
+        before, self.at_chance = self.at_chance, False
+        if logs["accuracy"] > _chance_bound(self.majority):
             return
         predicted = np.argmax(self.model._predict_arrays(self.x), axis=1)
+        recall = _mean_recall(self.y, predicted)
+        self.at_chance = recall <= _chance_bound(1 / self.classes)
+        if not self.at_chance or not (before or self.seen == self.epochs_in_fit):
+            return
+        self.done = True
         same_class = float(np.bincount(predicted).max()) / len(predicted)
         model = self.model
         hidden = model._backend().activations(model._handle_here(), self.x)[1:-1]
         dead = [float(np.mean(a.max(axis=0) == 0)) for a in hidden]
-        dead_all = sum(d * a.shape[1] for d, a in zip(dead, hidden)) / max(
-            1, sum(a.shape[1] for a in hidden)
-        )
-        if same_class < 0.9 and dead_all < 0.5:
-            return
-        self.done = True
         layers = ", ".join(
-            f"{layer.name} {100 * d:.0f}%" for layer, d in zip(self.model.weighted_layers, dead)
+            f"{layer.name} {100 * d:.0f}%" for layer, d in zip(model.weighted_layers, dead)
         )
         warnings.warn(
             f"training has collapsed after epoch {epoch + 1}: accuracy {logs['accuracy']:.3f} "
-            f"(always answering the commonest class gives {self.majority:.3f}), "
-            f"{100 * same_class:.0f}% of sampled inputs get the same class"
+            f"(always answering the commonest class gives {self.majority:.3f}); on "
+            f"{len(self.y)} training samples after the epoch, the mean recall per class is "
+            f"{recall:.3f} (chance {1 / self.classes:.3f}) and {100 * same_class:.0f}% get the same "
+            "class"
             + (f", dead hidden units: {layers}" if layers else "")
             + ". Try: wider hidden layers (e.g. 256+ units) or fewer of them, a larger rule "
             "step (e.g. compile(step=4096)), or leaving every layer's shift to the data "

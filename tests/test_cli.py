@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import graia
-from graia import backend
+from graia import backend, cli
 from graia.cli import main
 
 TRAIN_KEYS = {
@@ -105,6 +105,29 @@ def test_info_with_an_unavailable_backend(capsys: pytest.CaptureFixture[str]) ->
         pytest.skip("every backend runs here")
     code, _, err = run(["--backend", missing[0], "info"], capsys)
     assert_one_error_line(code, err, missing[0], "cannot run here")
+
+
+@pytest.mark.parametrize(
+    "details,expected",
+    [
+        (  # an OpenCL device (graia.backends.futhark.opencl)
+            {"platform": "NVIDIA CUDA", "device": "NVIDIA H100", "index": 0},
+            "NVIDIA H100 (NVIDIA CUDA; OpenCL device 0)",
+        ),
+        (  # a CUDA device (graia.backends.futhark.cuda), which has no platform
+            {"index": 1, "device": "NVIDIA H100", "compute_capability": "9.0"},
+            "NVIDIA H100 (CUDA device 1)",
+        ),
+        ({"threads": 2}, "2 CPU threads"),
+        (None, "CPU"),
+    ],
+)
+def test_device_description_of_every_kind_of_device(
+    monkeypatch: pytest.MonkeyPatch, details: dict[str, Any] | None, expected: str
+) -> None:
+    """What ``graia train`` reports it ran on (once a KeyError on the cuda backend)."""
+    monkeypatch.setattr(cli.backend, "details", lambda name: details)
+    assert cli.device_description("any") == expected
 
 
 # --------------------------------------------------------------------------- train

@@ -304,6 +304,27 @@ def test_ranks_that_disagree_end_with_one_error_line(tmp_path, case):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("without", [0, 1])
+def test_a_rank_started_without_distribute_ends_every_rank(tmp_path, without):
+    """Formerly a hang: the rank started without --distribute trained alone while the others
+    waited for it in their first collective. Now every rank ends at once, rank 0 saying why on
+    one line, and nothing is left in --output."""
+    mpirun = _mpirun()
+    command = [*_train_command(tmp_path), "--epochs", "1"]
+    ranks = [command if r == without else [*command, "--distribute", "data"] for r in (0, 1)]
+    proc = subprocess.run(
+        [mpirun, "--oversubscribe", "-n", "1", *ranks[0], ":", "-n", "1", *ranks[1]],
+        env=_env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output
+    assert output.count("graia: error:") == 1, output
+    assert "without --distribute" in output and "with --distribute data" in output, output
+    assert "Traceback" not in output and "Epoch 1/1" not in output, output
+    assert not (tmp_path / "out").exists()
+
+
 def _rank_pid(launcher: int, rank: int) -> int:
     """The pid of ``rank``, a child of Open MPI's ``mpirun`` (pid ``launcher``)."""
     for entry in Path("/proc").iterdir():

@@ -380,6 +380,26 @@ def test_collapse_warns_once_on_the_issue_network() -> None:
     assert collapse[0].filename == __file__
 
 
+def test_collapse_warns_on_a_network_at_chance_with_spread_answers() -> None:
+    """The issue's network with shift 8 (the defaults before shifts were chosen from the data)
+    under arithmetic revision 2: its answers spread over several classes but match the labels
+    no better than chance, epoch after epoch: a collapse as much as answering one class."""
+    (x, y), _ = graia.datasets.digits.load_data()
+    x = x.reshape(len(x), -1)
+    model = graia.Sequential(
+        [layers.Input(64)] + [layers.Dense(u, shift=8) for u in (64, 32, 10)], seed=0
+    )
+    model.compile("dfa", step=256, step_decay=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(x, y, epochs=3, verbose=0)
+    answers = np.bincount(model.predict(x).argmax(axis=1), minlength=10) / len(x)
+    assert answers.max() < 0.9 and (answers > 0.05).sum() >= 2, answers  # spread
+    assert max(history.history["accuracy"][1:]) < 0.15  # at chance
+    collapse = [w for w in caught if issubclass(w.category, GraiaWarning)]
+    assert len(collapse) == 1 and "training has collapsed" in str(collapse[0].message)
+
+
 def test_the_issue_network_learns_with_the_defaults() -> None:
     (x, y), (xt, yt) = graia.datasets.digits.load_data()
     model = graia.Sequential(

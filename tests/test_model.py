@@ -166,6 +166,30 @@ def test_step_decay_lowers_the_step_per_epoch_and_restores_it():
     assert not graia.rules.get("seed_hebbian").step_decay
 
 
+@pytest.mark.filterwarnings("ignore:training has collapsed")  # random labels
+def test_set_state_takes_back_get_state_and_refuses_what_does_not_fit():
+    x, y = small_data()
+    trained = small_model()
+    trained.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    learned = {key: trained.get_state()[key] for key in ("latent", "momentum", "counters")}
+    fresh = small_model()
+    fresh.set_state(learned)
+    np.testing.assert_array_equal(fresh.predict(x), trained.predict(x))
+    before = fresh.get_state()
+    latent = learned["latent"]
+    for bad, match in (
+        ({"feedback": before["feedback"]}, "'feedback' is not a learned array"),
+        ({"latent": latent.astype(np.int64)}, "latent must be int32"),
+        ({"latent": latent[:-1]}, "latent must be int32"),
+        ({"momentum": before["momentum"], "latent": latent * 0 + (1 << 21)}, "outside"),
+    ):
+        with pytest.raises(GraiaValueError, match=match):
+            fresh.set_state(bad)
+    after = fresh.get_state()
+    for key in before:  # nothing changed
+        np.testing.assert_array_equal(before[key], after[key], err_msg=key)
+
+
 def test_first_step_raises_a_short_fits_step_within_bounds():
     """§7.2: S = min(8 * step, max(step, step * 300 // U), max(step, 65536)); unknown U: step."""
     first = graia.rules.first_step

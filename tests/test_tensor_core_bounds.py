@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from graia import spec
+
 I32_MAX = 2**31 - 1
 FP32_EXACT = 2**24
 
@@ -91,9 +93,11 @@ def test_int8_route_random_weights() -> None:
 
 @pytest.mark.parametrize("classes", [2, 10, 100])
 def test_int8_route_is_exact_at_the_largest_batch(classes: int) -> None:
-    """§7.2's accumulator ``G = a^T d`` at ``batch * C = 33,025``, ``a = 255``, ``|d| = C * 255``:
-    the digit products, summed in wrapping int32, recombine to the exact value."""
-    batch = 33_025 // classes
+    """§7.2's accumulator ``G = a^T d`` at the largest ``batch * C`` (16,512: ``|G| <= G_MAX``),
+    ``a = 255``, ``|d| = C * 255``: the digit products, summed in wrapping int32, recombine to
+    the exact value."""
+    batch = spec.G_MAX // 65025 // classes
+    assert spec.learning_bound_ok(batch, classes) and not spec.learning_bound_ok(batch + 1, classes)
     a = np.full((batch, 2), 255, np.int64)
     d = np.stack([np.full(batch, classes * 255), np.full(batch, -classes * 255)], 1)
     d0, d1 = delta_digits(d)
@@ -101,7 +105,7 @@ def test_int8_route_is_exact_at_the_largest_batch(classes: int) -> None:
     with np.errstate(over="ignore"):
         g = wrapping_i32_product(a.T, d0) + (wrapping_i32_product(a.T, d1) << np.int32(8))
     want = a.T @ d
-    assert np.abs(want).max() <= I32_MAX
+    assert np.abs(want).max() <= spec.G_MAX
     np.testing.assert_array_equal(g, want)
 
 

@@ -247,11 +247,12 @@ def first_step(step: int, updates: int | None) -> int:
     """The step that ``step_decay`` starts from in a ``fit`` of ``updates`` updates (epochs times
     batches an epoch; ``None`` when unknown): ``min(step * SHORT_FIT_BOOST,
     max(step, step * SHORT_FIT_UPDATES // updates))``, and at most the largest ``step``
-    (65536), so a short fit on a small dataset moves its weights as far as a longer one."""
+    (65536, ``DFA.options``), so a short fit on a small dataset moves its weights as far as a
+    longer one."""
     if not updates:
         return step
     boosted = max(step, step * SHORT_FIT_UPDATES // updates)
-    return min(step * SHORT_FIT_BOOST, boosted, max(step, 1 << 16))
+    return min(step * SHORT_FIT_BOOST, boosted, max(step, DFA.options["step"][2]))
 
 
 #: The rule ``compile()`` uses when none is named (chosen over ``dfa`` on 13 datasets).
