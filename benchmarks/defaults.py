@@ -307,8 +307,8 @@ METHODS = {
     "torch": run_torch,
 }
 LABELS = {
-    "before": "Graia defaults before (shift kmax, dfa step 256)",
-    "previous": "Graia defaults of a5fbd01",
+    "previous": "Graia defaults of 7d275e8 (fixed heads)",
+    "previous_norm": "the same + Normalization()",
     "graia": "Graia defaults",
     "graia_norm": "Graia defaults + Normalization()",
     "logreg": "LogisticRegression",
