@@ -219,13 +219,13 @@ def _schedule(model, config: dict) -> list:
     ``config["boost"] = [updates, cap]``, the same from a first step raised as
     ``graia.rules.first_step`` does with those constants (its search)."""
     from graia.callbacks import StepScheduler, linear_step
+    from graia.rules import first_step
 
     epochs = config.get("epochs", EPOCHS)
     step = model.rule.values["step"]
     if config.get("boost"):  # [updates, cap]: the first step raised for short fits
         updates = epochs * -(-config["samples"] // config.get("batch_size", BATCH))
-        want, cap = config["boost"]
-        step = min(step * cap, max(step, step * want // updates))
+        step = first_step(step, updates, *config["boost"])
     elif not config.get("decay"):
         return []
     return [StepScheduler(linear_step(step, epochs))]

@@ -243,16 +243,21 @@ SHORT_FIT_UPDATES = 300
 SHORT_FIT_BOOST = 8
 
 
-def first_step(step: int, updates: int | None) -> int:
+def first_step(
+    step: int,
+    updates: int | None,
+    short_fit_updates: int = SHORT_FIT_UPDATES,
+    boost: int = SHORT_FIT_BOOST,
+) -> int:
     """The step that ``step_decay`` starts from in a ``fit`` of ``updates`` updates (epochs times
-    batches an epoch; ``None`` when unknown): ``min(step * SHORT_FIT_BOOST,
-    max(step, step * SHORT_FIT_UPDATES // updates))``, and at most the largest ``step``
+    batches an epoch; ``None`` when unknown): ``min(step * boost,
+    max(step, step * short_fit_updates // updates))``, and at most the largest ``step``
     (65536, ``DFA.options``), so a short fit on a small dataset moves its weights as far as a
-    longer one."""
+    longer one. The two constants are parameters for searches (benchmarks/defaults.py)."""
     if not updates:
         return step
-    boosted = max(step, step * SHORT_FIT_UPDATES // updates)
-    return min(step * SHORT_FIT_BOOST, boosted, max(step, DFA.options["step"][2]))
+    boosted = max(step, step * short_fit_updates // updates)
+    return min(step * boost, boosted, max(step, DFA.options["step"][2]))
 
 
 #: The rule ``compile()`` uses when none is named (chosen over ``dfa`` on 13 datasets).
