@@ -7,9 +7,11 @@ directory's ``futhark/graia_multicore.c``, from the same sources as the installe
 parallel loop it calls, and labels it by what that loop reads and computes:
 
 - ``update: sums + step``: a loop over the batch's rows (the learning sums ``G = preᵀ d``) and the
-  counter hash (``mix32``'s multiplier) in one loop nest: a layer's fused update (§7.2);
+  counter hash (revision 2's ``mix32``, revision 1's SplitMix64) in one loop nest: a layer's fused
+  update (§7.2; in revision 1 it also wrote the weights);
 - ``step`` / ``dropout``: the hash without a sum over rows, with or without latents and momenta;
-- ``weights from latents``: the weight code's float-exponent read (``to_bits32``);
+- ``weights from latents``: the weight code's float-exponent read (``to_bits32``; revision 1's
+  count of leading zeros sat in the update's loop);
 - ``forward product``: the tiled product (``col_tiles``); ``copy``: Futhark's array copies;
 - ``other``: the rest (output error, deltas, metrics, transposes).
 
@@ -27,7 +29,11 @@ import json
 import re
 from collections import defaultdict
 
-HASH = "mul32(2146121005"  # mix32's first multiplier, 0x7FEB352D (docs/arithmetic.md §4)
+#: The counter hash in the C: mix32's first multiplier (0x7FEB352D, arithmetic revision 2, §4),
+#: or the names Futhark gives mix32's and revision 1's SplitMix64 (mix64) results.
+HASH = re.compile(r"mul32\(2146121005|mix(32|64)_res")
+#: The weight code: revision 2's float-exponent read, revision 1's count of leading zeros.
+WEIGHT_CODE = re.compile(r"futrts_to_bits32\(|futrts_clzz64\(")
 
 
 def functions(c_source: str) -> dict[str, str]:
@@ -49,11 +55,11 @@ def label(task: str, funcs: dict[str, str]) -> str:
     body = funcs.get(task, "")
     loops = set(re.findall(r"futhark_mc_\w*parloop_\d+", body)) - {task}
     code = "".join(funcs.get(p, "") for p in loops) or body
-    if HASH in code and "for (int64_t s_" in code:
+    if HASH.search(code) and "for (int64_t s_" in code:
         return "update: sums + step"
-    if HASH in code:
+    if HASH.search(code):
         return "step" if "momentum" in code or "mem_param" in code else "dropout"
-    if "futrts_to_bits32(" in code:
+    if WEIGHT_CODE.search(code):
         return "weights from latents"
     if "col_tiles" in code:
         return "forward product"
