@@ -7,7 +7,8 @@ For each recipe asked for (``graia.recipes.CONV_RECIPES``) and each extra archit
 and options), on every backend: one warm-up epoch, then one timed epoch and one timed predict of
 ``--samples`` images (``--cpu-samples`` on CPU backends, scaled to ``--samples``: their cost is
 linear in samples). Beside them: the same layers in PyTorch (Conv2d/ReLU, pooling, Linear/ReLU;
-Adam, cross-entropy; GPU if there is one) trained and run on the same images, and the ratios.
+Adam, cross-entropy; GPU if there is one, else the CPU's threads, timed on ``--cpu-samples`` too)
+trained and run on the same images, and the ratios.
 
 Images are the dataset's own where it is installed, else random images of its shape (CIFAR-10 and
 MNIST where Graia is developed): a GPU's time does not depend on the pixels; the CPU backends skip
@@ -193,7 +194,13 @@ def main() -> None:
             measured = time_graia(case, backend, x[:n], y[:n])
             row["times"][backend] = {k: v * args.samples / n for k, v in measured.items()}
         if not args.no_torch:
-            row["times"]["torch backprop"] = time_torch(case, x, y)
+            # On the CPU (the same threads as the CPU backends) PyTorch too is timed on
+            # --cpu-samples and scaled.
+            n = args.samples if torch_device()[1] == "cuda" else args.cpu_samples
+            measured = time_torch(case, x[:n], y[:n])
+            row["times"]["torch backprop"] = {
+                k: v * args.samples / n if k.endswith("_s") else v for k, v in measured.items()
+            }
         first = row["times"][args.backends[0]]
         for name, times in row["times"].items():
             ratios = {

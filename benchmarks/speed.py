@@ -17,12 +17,21 @@ run on the same machine:
   backend's share of the multiply-add ceiling in synapse-terms per second;
 - peak memory (device memory from Futhark's report; host RSS for CPU backends).
 
+``--digits`` adds the digits recipe (64-512-512-10, batch 32, its rule and options) on its 1,437
+training images (``--samples`` does not apply; ``--cpu-samples`` does), each backend and a PyTorch backprop MLP of the same shape. ``--baseline DIR``
+also times the backends ``--baseline-backends`` of another source tree (e.g. a worktree of an
+older commit with its compiled module built in place: ``graia/backends/_futhark_multicore*.so``),
+each in a subprocess that imports graia from DIR, in the same run, labelled ``backend@commit``.
+``--repeat R`` times R epochs after the warm-up and keeps the fastest (every contender alike).
+
 ``--profile`` adds Futhark's per-kernel breakdown of one epoch (``GRAIA_FUTHARK_PROFILE=1``).
 ``--json FILE`` writes every number. CPU backends are timed on ``--cpu-samples`` samples and
 their epoch time scaled to the full epoch (their cost is linear in samples). Usage::
 
     python benchmarks/speed.py                                  # everything, default grid
     python benchmarks/speed.py --widths 1000 --batches 64 --backends multicore numba
+    python benchmarks/speed.py --widths 512 4000 --batches 64 --digits --cpu-samples 6000 \
+        --backends multicore numba --torch-device cpu --baseline /work/wt/old-a5 --repeat 2
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import os
 import platform
 import resource
 import subprocess
+import sys
 import time
 from collections import defaultdict
 
@@ -46,9 +56,11 @@ CLASSES = 10
 FEATURES = 784
 
 
-def terms_per_sample(hidden: int) -> int:
-    """Synapse-terms per trained sample: a forward and a learning term per synapse."""
-    return 2 * (FEATURES * hidden + hidden * CLASSES)
+def terms_per_sample(hidden) -> int:
+    """Synapse-terms per trained sample: a forward and a learning term per synapse (``hidden``
+    a width of 784-H-10, or :data:`DIGITS`: 64-512-512-10)."""
+    sizes = (64, 512, 512, CLASSES) if hidden == DIGITS else (FEATURES, hidden, CLASSES)
+    return 2 * sum(a * b for a, b in itertools.pairwise(sizes))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,17 +80,95 @@ def build(hidden: int) -> graia.Sequential:
     return model
 
 
-def time_graia(backend, x, y, xt, yt, hidden, batch):
-    """Seconds for one epoch over ``x`` through ``fit``, and test accuracy after it."""
+#: The digits recipe's case name (``--digits``): 64-512-512-10, batch 32, the recipe's rule.
+DIGITS = "digits"
+
+
+def digits_data():
+    """The digits recipe's training and test images, flattened (64 features)."""
+    (x, y), (xt, yt) = graia.datasets.load_data("digits")
+    return x.reshape(len(x), -1), y, xt.reshape(len(xt), -1), yt
+
+
+def build_case(case) -> graia.Sequential:
+    """The network of a case: a width ``H`` (784-H-10, :func:`build`) or :data:`DIGITS`."""
+    if case == DIGITS:
+        from graia.recipes import DENSE_RECIPES
+
+        return DENSE_RECIPES["digits"].build((64,), CLASSES, seed=0)
+    return build(case)
+
+
+def time_graia(backend, x, y, xt, yt, hidden, batch, repeat=1):
+    """Seconds for one epoch over ``x`` through ``fit`` (the fastest of ``repeat``), and test
+    accuracy after it. ``hidden`` is a width or :data:`DIGITS`."""
     with graia.backend.use(backend):
-        model = build(hidden)
+        model = build_case(hidden)
         model.fit(x[: 4 * batch], y[: 4 * batch], epochs=1, batch_size=batch, verbose=0)
-        model = build(hidden)
+        model = build_case(hidden)
         model.fit(x[:batch], y[:batch], epochs=1, batch_size=batch, verbose=0)  # upload, JIT
-        start = time.perf_counter()
-        model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
-        seconds = time.perf_counter() - start
-        return seconds, float(model.evaluate(xt, yt)[1])
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
+            times.append(time.perf_counter() - start)
+        return min(times), float(model.evaluate(xt, yt)[1])
+
+
+def commit_of(tree: str) -> str:
+    """The short commit a source tree is checked out at (its directory name if not a git tree)."""
+    try:
+        return subprocess.run(
+            ["git", "-C", tree, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return os.path.basename(os.path.abspath(tree))
+
+
+def time_baseline(tree, backend, hidden, batch, samples, repeat):
+    """:func:`time_graia` of ``backend`` in graia imported from the source tree ``tree`` (a
+    subprocess running this script's ``--child`` mode): seconds and accuracy."""
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
+    env.pop("GRAIA_BACKEND", None)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", backend, str(hidden), str(batch), str(samples)]
+        + ["--repeat", str(repeat)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode:
+        raise SystemExit(f"speed: the baseline in {tree} failed:\n{out.stderr}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if not os.path.abspath(result["graia"]).startswith(os.path.abspath(tree)):
+        raise SystemExit(f"speed: the baseline imported graia from {result['graia']}, not {tree}")
+    return result["seconds"], result["accuracy"], result["default"]
+
+
+def child(backend, hidden, batch, samples, repeat):
+    """``--child``: one :func:`time_graia` in this process's graia, as a JSON line."""
+    hidden = hidden if hidden == DIGITS else int(hidden)
+    x, y, xt, yt = load_case(hidden, samples)
+    sec, acc = time_graia(backend, x, y, xt, yt, hidden, batch, repeat)
+    where = os.path.dirname(graia.__file__)
+    default = graia.backend.name()
+    print(json.dumps({"seconds": sec, "accuracy": acc, "graia": where, "default": default}))
+
+
+def load_case(hidden, n):
+    """The first ``n`` training samples of a case's data (digits: all of them), and its test
+    split."""
+    if hidden == DIGITS:
+        x, y, xt, yt = digits_data()
+        n = len(x)
+    else:
+        (x, y), (xt, yt) = graia.datasets.fashion_mnist.load_data()
+        x, xt = x.reshape(-1, FEATURES), xt.reshape(-1, FEATURES)
+    return x[:n], y[:n], xt, yt
 
 
 def profile_epoch(backend, x, y, hidden, batch) -> dict:
@@ -145,7 +235,7 @@ def torch_sync(torch, dev):
         torch.cuda.synchronize()
 
 
-def time_torch_same_rule(x, y, xt, yt, hidden, batch, pow2, graph=False):
+def time_torch_same_rule(x, y, xt, yt, hidden, batch, pow2, graph=False, repeat=1):
     """The dfa rule in PyTorch float32: seconds for one epoch, test accuracy after it. With
     ``pow2`` the weights are rounded to powers of two as Graia's are; without, the latent float
     weights are used directly (less work: the baseline most favourable to PyTorch). With
@@ -204,12 +294,20 @@ def time_torch_same_rule(x, y, xt, yt, hidden, batch, pow2, graph=False):
         torch_sync(torch, dev)
 
     epoch(4 * batch)
-    start = time.perf_counter()
-    epoch(len(x))
-    seconds = time.perf_counter() - start
+    seconds = timed(epoch, len(x), repeat)
     with torch.no_grad():
         pred = forward(tensor(xt, torch.float32), False)[2].argmax(1).cpu().numpy()
     return seconds, float((pred == yt).mean()), dev
+
+
+def timed(epoch, n, repeat):
+    """The fastest of ``repeat`` calls ``epoch(n)``, in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        epoch(n)
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def _graphed(torch, step, static_x, static_y):
@@ -242,7 +340,7 @@ def _graphed(torch, step, static_x, static_y):
 BACKPROP_MODES = ("fp32", "tf32", "bf16")
 
 
-def time_torch_backprop(x, y, xt, yt, hidden, batch, mode="fp32", graph=False):
+def time_torch_backprop(x, y, xt, yt, hidden, batch, mode="fp32", graph=False, repeat=1):
     """One epoch of a backprop MLP of the same shape (Adam, cross-entropy) in ``mode``
     (:data:`BACKPROP_MODES`), with ``graph`` its step captured in a CUDA graph (Adam with
     ``capturable=True``): seconds, and test accuracy after the epoch (to check it learns)."""
@@ -250,9 +348,11 @@ def time_torch_backprop(x, y, xt, yt, hidden, batch, mode="fp32", graph=False):
     torch.backends.cuda.matmul.allow_tf32 = mode == "tf32"
     torch.backends.cudnn.allow_tf32 = mode == "tf32"
     torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(FEATURES, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, CLASSES)
-    ).to(dev)
+    sizes = (x.shape[1], *((512, 512) if hidden == DIGITS else (hidden,)), CLASSES)
+    stack = []
+    for a, b in itertools.pairwise(sizes):
+        stack += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*stack[:-1]).to(dev)
     opt = torch.optim.Adam(net.parameters(), 1e-3, capturable=graph)
     xs = torch.as_tensor(x / 255.0, dtype=torch.float32, device=dev)
     ys = torch.as_tensor(y, dtype=torch.int64, device=dev)
@@ -278,9 +378,7 @@ def time_torch_backprop(x, y, xt, yt, hidden, batch, mode="fp32", graph=False):
 
     try:
         epoch(4 * batch)
-        start = time.perf_counter()
-        epoch(len(x))
-        seconds = time.perf_counter() - start
+        seconds = timed(epoch, len(x), repeat)
         with torch.no_grad():
             xts = torch.as_tensor(xt / 255.0, dtype=torch.float32, device=dev)
             pred = forward(xts).float().argmax(1).cpu().numpy()
@@ -436,11 +534,11 @@ def markdown(info: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for run in info["runs"]:
-        terms = terms_per_sample(run["hidden"]) * info["samples"]
+        terms = terms_per_sample(run["hidden"]) * run["samples"]
         for name, sec in run["seconds_per_epoch"].items():
             acc = run.get("accuracy_after_epoch", {}).get(name)
             lines.append(
-                f"| 784-{run['hidden']}-10 | {run['batch']} | {name} | {sec:.3f} | "
+                f"| {network_name(run['hidden'])} | {run['batch']} | {name} | {sec:.3f} | "
                 f"{terms / sec / 1e9:.0f} | {terms / sec / c['mul_add_terms_per_s']:.1%} | "
                 + (f"{acc:.4f} |" if acc is not None else " |")
             )
@@ -449,23 +547,30 @@ def markdown(info: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--widths", type=int, nargs="+", default=[100, 1000, 4000])
+    parser.add_argument("--widths", type=int, nargs="*", default=[100, 1000, 4000])
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--digits", action="store_true", help="also the digits recipe")
     parser.add_argument("--samples", type=int, default=60000)
     parser.add_argument("--cpu-samples", type=int, default=60000)
     parser.add_argument("--backends", nargs="+", default=list(graia.backend.NAMES))
+    parser.add_argument("--baseline", help="also time the graia of this source tree")
+    parser.add_argument(
+        "--baseline-backends", nargs="+", default=["numba", "multicore"], help="(with --baseline)"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="timed epochs; the fastest counts")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baselines")
     parser.add_argument("--torch-device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--profile", action="store_true", help="per-kernel Futhark profile")
     parser.add_argument("--json", help="write all results to this file")
     parser.add_argument("--markdown", help="write the results as Markdown tables to this file")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(*args.child[:2], int(args.child[2]), int(args.child[3]), args.repeat)
+        return
     global TORCH_DEVICE
     TORCH_DEVICE = args.torch_device
 
-    (x, y), (xt, yt) = graia.datasets.fashion_mnist.load_data()
-    x, y = x[: args.samples].reshape(-1, FEATURES), y[: args.samples]
-    xt = xt.reshape(-1, FEATURES)
     backends = [b for b in args.backends if graia.backend.available()[b][0]]
     for b in set(args.backends) - set(backends):
         print(f"{b}: unavailable ({graia.backend.available()[b][1]})")
@@ -480,7 +585,9 @@ def main() -> None:
         ceilings = gpu_ceilings() if gpu else cpu_ceilings()
     except ImportError:
         ceilings = cpu_ceilings()
-    info = {"machine": machine(), "ceilings": ceilings, "samples": len(x), "runs": []}
+    info = {"machine": machine(), "ceilings": ceilings, "samples": args.samples, "runs": []}
+    info["machine"]["default_backend"] = graia.backend.name()
+    info["machine"]["load_average"] = os.getloadavg()
     if "opencl" in backends:
         d = futhark_backend.device_info("opencl")
         info["machine"]["opencl_device"] = f"{d.get('platform')}: {d.get('device')}"
@@ -490,6 +597,9 @@ def main() -> None:
             f"{d.get('device')} (compute capability {d.get('compute_capability')}, "
             f"CUDA driver {d.get('cuda_driver')})"
         )
+    baseline = commit_of(args.baseline) if args.baseline else None
+    if baseline:
+        info["baseline"] = {"tree": os.path.abspath(args.baseline), "commit": baseline}
     print(json.dumps(info["machine"]))
     print(
         "ceilings: "
@@ -500,88 +610,110 @@ def main() -> None:
     )
     mul_add = ceilings["mul_add_terms_per_s"]
 
-    for hidden in args.widths:
-        for batch in args.batches:
-            run: dict = {"hidden": hidden, "batch": batch, "seconds_per_epoch": {}}
-            terms = terms_per_sample(hidden) * len(x)
-            for b in backends:
-                n = len(x) if b in on_gpu else min(len(x), args.cpu_samples)
-                sec, acc = time_graia(b, x[:n], y[:n], xt, yt, hidden, batch)
-                run["seconds_per_epoch"][b] = sec * len(x) / n
-                run.setdefault("accuracy_after_epoch", {})[b] = acc
-                if b not in on_gpu:
-                    run.setdefault("peak_rss_bytes", {})[b] = (
-                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-                    )
-            if not args.no_torch:
-                try:
-                    # On the CPU, PyTorch too is timed on --cpu-samples and scaled.
-                    n = len(x) if torch_device()[1] == "cuda" else min(len(x), args.cpu_samples)
-                    scale = len(x) / n
-                    dev = torch_device()[1]
-                    graphs = (False, True) if dev == "cuda" else (False,)
-                    for pow2, graph in itertools.product((False, True), graphs):
-                        label = "torch_same_rule" + "_pow2" * pow2 + "_graph" * graph
-                        sec, acc, dev = time_torch_same_rule(
-                            x[:n], y[:n], xt, yt, hidden, batch, pow2, graph
-                        )
-                        run["seconds_per_epoch"][f"{label}_{dev}"] = sec * scale
-                        run.setdefault("accuracy_after_epoch", {})[f"{label}_{dev}"] = acc
-                    modes = BACKPROP_MODES if dev == "cuda" else ("fp32",)
-                    for mode, graph in itertools.product(modes, graphs):
-                        label = f"torch_backprop_{mode}" + "_graph" * graph + f"_{dev}"
-                        sec, acc = time_torch_backprop(
-                            x[:n], y[:n], xt, yt, hidden, batch, mode, graph
-                        )
-                        run["seconds_per_epoch"][label] = sec * scale
-                        run.setdefault("accuracy_after_epoch", {})[label] = acc
-                except ImportError:
-                    print("PyTorch is not installed: no PyTorch baselines (pip install torch)")
-            if args.profile:
-                for b in backends:
-                    if b != "numba":
-                        n = len(x) if b in on_gpu else min(len(x), args.cpu_samples)
-                        run.setdefault("profile", {})[b] = profile_epoch(
-                            b, x[:n], y[:n], hidden, batch
-                        )
-            info["runs"].append(run)
-            print(f"\n784-{hidden}-10, batch {batch}, {len(x)} samples")
-            secs = run["seconds_per_epoch"]
-            same = min(
-                (v for k, v in secs.items() if k.startswith("torch_same_rule")), default=None
-            )
-            backprop = {k: v for k, v in secs.items() if k.startswith("torch_backprop")}
-            for name, sec in secs.items():
-                ratios = [f"{terms / sec / 1e9:8.1f} G terms/s"]
-                if not name.startswith("torch"):
-                    ratios.append(f"{terms / sec / mul_add:6.1%} of int mul-add ceiling")
-                    if same:
-                        ratios.append(f"{same / sec:5.2f}x vs fastest torch same rule")
-                    for what, key in (
-                        ("fp32 eager backprop", next((k for k in backprop if "fp32_c" in k), "")),
-                        ("fastest backprop", min(backprop, key=backprop.get, default="")),
-                    ):
-                        if key:
-                            ratios.append(f"{backprop[key] / sec:5.2f}x vs {what}")
-                    if "numba" in secs:
-                        ratios.append(f"{secs['numba'] / sec:5.2f}x vs numba")
-                acc = run.get("accuracy_after_epoch", {}).get(name)
-                tail = f"  acc {acc:.4f}" if acc is not None else ""
-                print(f"  {name:<24}{sec:9.3f} s/epoch  " + "  ".join(ratios) + tail)
-            for b, prof in run.get("profile", {}).items():
-                print(
-                    f"  profile {b}: {prof['events_per_batch']:.1f} events/batch, "
-                    f"{prof['device_us_per_batch']:.0f} us device time/batch, "
-                    f"peak memory {prof['peak_device_bytes']}"
+    cases = [(h, b) for h in args.widths for b in args.batches]
+    if args.digits:
+        from graia.recipes import DENSE_RECIPES
+
+        cases.append((DIGITS, DENSE_RECIPES["digits"].batch_size))
+    for hidden, batch in cases:
+        x, y, xt, yt = load_case(hidden, args.samples)
+        full = len(x)  # the epoch every time is scaled to
+        run: dict = {"hidden": hidden, "batch": batch, "samples": full, "seconds_per_epoch": {}}
+        terms = terms_per_sample(hidden) * full
+        for b in backends:
+            n = full if b in on_gpu else min(full, args.cpu_samples)
+            sec, acc = time_graia(b, x[:n], y[:n], xt, yt, hidden, batch, args.repeat)
+            run["seconds_per_epoch"][b] = sec * full / n
+            run.setdefault("accuracy_after_epoch", {})[b] = acc
+            if b not in on_gpu:
+                run.setdefault("peak_rss_bytes", {})[b] = (
+                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
                 )
-                for k in prof["kernels"][:12]:
-                    print(f"    {k['us_per_batch']:8.1f} us/batch  {k['count']:6d}x  {k['name']}")
+        if baseline:
+            for b in args.baseline_backends:
+                n = min(full, args.cpu_samples)
+                sec, acc, default = time_baseline(args.baseline, b, hidden, batch, n, args.repeat)
+                info["baseline"]["default_backend"] = default
+                run["seconds_per_epoch"][f"{b}@{baseline}"] = sec * full / n
+                run["accuracy_after_epoch"][f"{b}@{baseline}"] = acc
+        if not args.no_torch:
+            try:
+                # On the CPU, PyTorch too is timed on --cpu-samples and scaled.
+                dev = torch_device()[1]
+                n = full if dev == "cuda" else min(full, args.cpu_samples)
+                scale = full / n
+                graphs = (False, True) if dev == "cuda" else (False,)
+                # The same rule is written for 784-H-10 only.
+                for pow2, graph in itertools.product((False, True), graphs):
+                    if hidden == DIGITS:
+                        break
+                    label = "torch_same_rule" + "_pow2" * pow2 + "_graph" * graph
+                    sec, acc, dev = time_torch_same_rule(
+                        x[:n], y[:n], xt, yt, hidden, batch, pow2, graph, args.repeat
+                    )
+                    run["seconds_per_epoch"][f"{label}_{dev}"] = sec * scale
+                    run.setdefault("accuracy_after_epoch", {})[f"{label}_{dev}"] = acc
+                modes = BACKPROP_MODES if dev == "cuda" else ("fp32",)
+                for mode, graph in itertools.product(modes, graphs):
+                    label = f"torch_backprop_{mode}" + "_graph" * graph + f"_{dev}"
+                    sec, acc = time_torch_backprop(
+                        x[:n], y[:n], xt, yt, hidden, batch, mode, graph, args.repeat
+                    )
+                    run["seconds_per_epoch"][label] = sec * scale
+                    run.setdefault("accuracy_after_epoch", {})[label] = acc
+            except ImportError:
+                print("PyTorch is not installed: no PyTorch baselines (pip install torch)")
+        if args.profile and hidden != DIGITS:
+            for b in backends:
+                if b != "numba":
+                    n = full if b in on_gpu else min(full, args.cpu_samples)
+                    run.setdefault("profile", {})[b] = profile_epoch(b, x[:n], y[:n], hidden, batch)
+        info["runs"].append(run)
+        print(f"\n{network_name(hidden)}, batch {batch}, {full} samples", flush=True)
+        secs = run["seconds_per_epoch"]
+        same = min((v for k, v in secs.items() if k.startswith("torch_same_rule")), default=None)
+        backprop = {k: v for k, v in secs.items() if k.startswith("torch_backprop")}
+        for name, sec in secs.items():
+            ratios = [f"{terms / sec / 1e9:8.1f} G terms/s"]
+            if not name.startswith("torch"):
+                ratios.append(f"{terms / sec / mul_add:6.1%} of int mul-add ceiling")
+                if same:
+                    ratios.append(f"{same / sec:5.2f}x vs fastest torch same rule")
+                for what, key in (
+                    ("fp32 eager backprop", next((k for k in backprop if "fp32_c" in k), "")),
+                    ("fastest backprop", min(backprop, key=backprop.get, default="")),
+                ):
+                    if key:
+                        ratios.append(f"{backprop[key] / sec:5.2f}x vs {what}")
+                for other in ("numba", f"numba@{baseline}", f"multicore@{baseline}"):
+                    if other in secs and other != name:
+                        ratios.append(f"{secs[other] / sec:5.2f}x vs {other}")
+            acc = run.get("accuracy_after_epoch", {}).get(name)
+            tail = f"  acc {acc:.4f}" if acc is not None else ""
+            print(f"  {name:<24}{sec:9.3f} s/epoch  " + "  ".join(ratios) + tail, flush=True)
+        for b, prof in run.get("profile", {}).items():
+            print(
+                f"  profile {b}: {prof['events_per_batch']:.1f} events/batch, "
+                f"{prof['device_us_per_batch']:.0f} us device time/batch, "
+                f"peak memory {prof['peak_device_bytes']}"
+            )
+            for k in prof["kernels"][:12]:
+                print(f"    {k['us_per_batch']:8.1f} us/batch  {k['count']:6d}x  {k['name']}")
+    info["machine"]["load_average_after"] = os.getloadavg()
+    print(
+        f"load average before {info['machine']['load_average']}, after "
+        f"{info['machine']['load_average_after']}"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(info, f, indent=1)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(markdown(info))
+
+
+def network_name(hidden) -> str:
+    return "digits recipe 64-512-512-10" if hidden == DIGITS else f"784-{hidden}-10"
 
 
 if __name__ == "__main__":
