@@ -140,6 +140,14 @@ def torch_device():
     return torch, "cpu"
 
 
+def _torch_on_gpu() -> bool:
+    """Whether the PyTorch baselines would run on a CUDA GPU."""
+    try:
+        return torch_device()[1] == "cuda"
+    except ImportError:
+        return False
+
+
 def torch_sync(torch, dev):
     if dev == "cuda":
         torch.cuda.synchronize()
@@ -258,7 +266,11 @@ def time_torch_backprop(x, y, xt, yt, hidden, batch, mode="fp32", graph=False):
     ys = torch.as_tensor(y, dtype=torch.int64, device=dev)
 
     def forward(xb):
-        with torch.autocast(dev, dtype=torch.bfloat16, enabled=mode == "bf16"):
+        # A CUDA graph must not capture autocast's cache of cast weights (PyTorch's CUDA graph
+        # notes): with ``graph`` every replay casts the weights afresh.
+        with torch.autocast(
+            dev, dtype=torch.bfloat16, enabled=mode == "bf16", cache_enabled=not graph
+        ):
             return net(xb)
 
     def train_step(xb, yb):
@@ -413,6 +425,12 @@ def machine() -> dict:
         info["gpu"] = smi.stdout.strip().splitlines()[0]
     except (OSError, subprocess.CalledProcessError):
         pass
+    try:
+        import torch
+
+        info["torch"] = f"{torch.__version__} (CUDA {torch.version.cuda})"
+    except ImportError:
+        pass
     return info
 
 
@@ -453,11 +471,21 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 256, 1024])
     parser.add_argument("--samples", type=int, default=60000)
     parser.add_argument("--cpu-samples", type=int, default=60000)
-    parser.add_argument("--backends", nargs="+", default=list(graia.backend.NAMES))
+    parser.add_argument(
+        "--backends",
+        nargs="*",
+        default=list(graia.backend.NAMES),
+        help="Graia backends to time (none: only the PyTorch baselines and the ceilings)",
+    )
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baselines")
     parser.add_argument("--torch-device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--profile", action="store_true", help="per-kernel Futhark profile")
     parser.add_argument("--json", help="write all results to this file")
+    parser.add_argument(
+        "--baselines",
+        help="a --json file of an earlier run on this machine (e.g. --backends with no names) "
+        "whose PyTorch timings to compare with, instead of timing them again (--no-torch)",
+    )
     parser.add_argument("--markdown", help="write the results as Markdown tables to this file")
     args = parser.parse_args()
     global TORCH_DEVICE
@@ -475,7 +503,8 @@ def main() -> None:
         for b in backends
         if b in futhark_backend.KINDS and futhark_backend.device_info(b).get("type") == "gpu"
     }
-    gpu = bool(on_gpu)
+    # The device's ceilings where a Graia backend or the PyTorch baselines run on a GPU.
+    gpu = bool(on_gpu) or (not backends and not args.no_torch and _torch_on_gpu())
     try:
         ceilings = gpu_ceilings() if gpu else cpu_ceilings()
     except ImportError:
@@ -499,6 +528,12 @@ def main() -> None:
         )
     )
     mul_add = ceilings["mul_add_terms_per_s"]
+    earlier = {}
+    if args.baselines:
+        with open(args.baselines) as f:
+            loaded = json.load(f)
+        info["baselines_from"] = {"file": args.baselines, "machine": loaded["machine"]}
+        earlier = {(r["hidden"], r["batch"]): r for r in loaded["runs"]}
 
     for hidden in args.widths:
         for batch in args.batches:
@@ -537,6 +572,11 @@ def main() -> None:
                         run.setdefault("accuracy_after_epoch", {})[label] = acc
                 except ImportError:
                     print("PyTorch is not installed: no PyTorch baselines (pip install torch)")
+            if (hidden, batch) in earlier:
+                for key in ("seconds_per_epoch", "accuracy_after_epoch"):
+                    for name, value in earlier[hidden, batch].get(key, {}).items():
+                        if name.startswith("torch"):
+                            run.setdefault(key, {})[name] = value
             if args.profile:
                 for b in backends:
                     if b != "numba":
@@ -545,6 +585,9 @@ def main() -> None:
                             b, x[:n], y[:n], hidden, batch
                         )
             info["runs"].append(run)
+            if args.json:  # after every configuration: a run cut short keeps what it measured
+                with open(args.json, "w") as f:
+                    json.dump(info, f, indent=1)
             print(f"\n784-{hidden}-10, batch {batch}, {len(x)} samples")
             secs = run["seconds_per_epoch"]
             same = min(
@@ -576,9 +619,6 @@ def main() -> None:
                 )
                 for k in prof["kernels"][:12]:
                     print(f"    {k['us_per_batch']:8.1f} us/batch  {k['count']:6d}x  {k['name']}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(info, f, indent=1)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(markdown(info))
