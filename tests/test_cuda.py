@@ -78,7 +78,7 @@ def test_benchmark_shapes_match_the_oracle(hidden: int, batch_size: int) -> None
         model = _dense([784, hidden, 10], seed=7)
         with backend.use(name):
             model.fit(x, y, epochs=2, batch_size=batch_size, verbose=0)
-            states.append((model._host_state(), model.predict(x)))
+            states.append((model.get_state(), model.predict(x)))
     for key in states[0][0]:
         np.testing.assert_array_equal(states[0][0][key], states[1][0][key], err_msg=key)
     np.testing.assert_array_equal(states[0][1], states[1][1])
@@ -96,11 +96,11 @@ def test_program_cache_gives_the_same_bits(tmp_path, monkeypatch) -> None:
     outputs = []
     for _ in range(2):
         engine = FutharkBackend("cuda")
-        outputs.append(engine.predict(engine.load(model._host_state()), x))
+        outputs.append(engine.predict(engine.load(model.get_state()), x))
         assert engine.device_info()["compute_capability"]
     assert list(tmp_path.glob("cuda-*.bin")), "no program cache was written"
     np.testing.assert_array_equal(outputs[0], outputs[1])
-    np.testing.assert_array_equal(outputs[0], NumbaBackend().predict(model._host_state(), x))
+    np.testing.assert_array_equal(outputs[0], NumbaBackend().predict(model.get_state(), x))
 
 
 def test_device_choice_and_cache_file(tmp_path, monkeypatch) -> None:
