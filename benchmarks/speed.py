@@ -23,6 +23,8 @@ their epoch time scaled to the full epoch (their cost is linear in samples). Usa
 
     python benchmarks/speed.py                                  # everything, default grid
     python benchmarks/speed.py --widths 1000 --batches 64 --backends multicore numba
+    python benchmarks/speed.py --backends --json torch.json       # the PyTorch baselines alone
+    python benchmarks/speed.py --backends cuda --no-torch --baselines torch.json
 """
 
 from __future__ import annotations
