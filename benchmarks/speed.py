@@ -31,7 +31,9 @@ their epoch time scaled to the full epoch (their cost is linear in samples). Usa
     python benchmarks/speed.py                                  # everything, default grid
     python benchmarks/speed.py --widths 1000 --batches 64 --backends multicore numba
     python benchmarks/speed.py --widths 512 4000 --batches 64 --digits --cpu-samples 6000 \
-        --backends multicore numba --torch-device cpu --baseline /work/wt/old-a5 --repeat 2
+        --backends multicore numba --torch-device cpu --baseline ../a5fbd01 --repeat 2
+    python benchmarks/speed.py --backends --json torch.json       # the PyTorch baselines alone
+    python benchmarks/speed.py --backends cuda --no-torch --baselines torch.json
 """
 
 from __future__ import annotations
@@ -230,6 +232,14 @@ def torch_device():
     return torch, "cpu"
 
 
+def _torch_on_gpu() -> bool:
+    """Whether the PyTorch baselines would run on a CUDA GPU."""
+    try:
+        return torch_device()[1] == "cuda"
+    except ImportError:
+        return False
+
+
 def torch_sync(torch, dev):
     if dev == "cuda":
         torch.cuda.synchronize()
@@ -358,7 +368,11 @@ def time_torch_backprop(x, y, xt, yt, hidden, batch, mode="fp32", graph=False, r
     ys = torch.as_tensor(y, dtype=torch.int64, device=dev)
 
     def forward(xb):
-        with torch.autocast(dev, dtype=torch.bfloat16, enabled=mode == "bf16"):
+        # A CUDA graph must not capture autocast's cache of cast weights (PyTorch's CUDA graph
+        # notes): with ``graph`` every replay casts the weights afresh.
+        with torch.autocast(
+            dev, dtype=torch.bfloat16, enabled=mode == "bf16", cache_enabled=not graph
+        ):
             return net(xb)
 
     def train_step(xb, yb):
@@ -511,6 +525,12 @@ def machine() -> dict:
         info["gpu"] = smi.stdout.strip().splitlines()[0]
     except (OSError, subprocess.CalledProcessError):
         pass
+    try:
+        import torch
+
+        info["torch"] = f"{torch.__version__} (CUDA {torch.version.cuda})"
+    except ImportError:
+        pass
     return info
 
 
@@ -552,7 +572,12 @@ def main() -> None:
     parser.add_argument("--digits", action="store_true", help="also the digits recipe")
     parser.add_argument("--samples", type=int, default=60000)
     parser.add_argument("--cpu-samples", type=int, default=60000)
-    parser.add_argument("--backends", nargs="+", default=list(graia.backend.NAMES))
+    parser.add_argument(
+        "--backends",
+        nargs="*",
+        default=list(graia.backend.NAMES),
+        help="Graia backends to time (none: only the PyTorch baselines and the ceilings)",
+    )
     parser.add_argument("--baseline", help="also time the graia of this source tree")
     parser.add_argument(
         "--baseline-backends", nargs="+", default=["numba", "multicore"], help="(with --baseline)"
@@ -562,6 +587,11 @@ def main() -> None:
     parser.add_argument("--torch-device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--profile", action="store_true", help="per-kernel Futhark profile")
     parser.add_argument("--json", help="write all results to this file")
+    parser.add_argument(
+        "--baselines",
+        help="a --json file of an earlier run on this machine (e.g. --backends with no names) "
+        "whose PyTorch timings to compare with, instead of timing them again (--no-torch)",
+    )
     parser.add_argument("--markdown", help="write the results as Markdown tables to this file")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -580,7 +610,8 @@ def main() -> None:
         for b in backends
         if b in futhark_backend.KINDS and futhark_backend.device_info(b).get("type") == "gpu"
     }
-    gpu = bool(on_gpu)
+    # The device's ceilings where a Graia backend or the PyTorch baselines run on a GPU.
+    gpu = bool(on_gpu) or (not backends and not args.no_torch and _torch_on_gpu())
     try:
         ceilings = gpu_ceilings() if gpu else cpu_ceilings()
     except ImportError:
@@ -609,6 +640,12 @@ def main() -> None:
         )
     )
     mul_add = ceilings["mul_add_terms_per_s"]
+    earlier = {}
+    if args.baselines:
+        with open(args.baselines) as f:
+            loaded = json.load(f)
+        info["baselines_from"] = {"file": args.baselines, "machine": loaded["machine"]}
+        earlier = {(r["hidden"], r["batch"]): r for r in loaded["runs"]}
 
     cases = [(h, b) for h in args.widths for b in args.batches]
     if args.digits:
@@ -663,12 +700,20 @@ def main() -> None:
                     run.setdefault("accuracy_after_epoch", {})[label] = acc
             except ImportError:
                 print("PyTorch is not installed: no PyTorch baselines (pip install torch)")
+        if (hidden, batch) in earlier:
+            for key in ("seconds_per_epoch", "accuracy_after_epoch"):
+                for name, value in earlier[hidden, batch].get(key, {}).items():
+                    if name.startswith("torch"):
+                        run.setdefault(key, {})[name] = value
         if args.profile and hidden != DIGITS:
             for b in backends:
                 if b != "numba":
                     n = full if b in on_gpu else min(full, args.cpu_samples)
                     run.setdefault("profile", {})[b] = profile_epoch(b, x[:n], y[:n], hidden, batch)
         info["runs"].append(run)
+        if args.json:  # after every configuration: a run cut short keeps what it measured
+            with open(args.json, "w") as f:
+                json.dump(info, f, indent=1)
         print(f"\n{network_name(hidden)}, batch {batch}, {full} samples", flush=True)
         secs = run["seconds_per_epoch"]
         same = min((v for k, v in secs.items() if k.startswith("torch_same_rule")), default=None)

@@ -9,7 +9,9 @@ For each width H and batch B it times, with CUDA events (median of many runs aft
   ``x - 128`` (s8) and ``128 * column sums of W`` added back, exactly; a weight ``±2^p`` with
   ``p > 6`` needs a second product (docs/arithmetic.md §3.4), counted here as two products when
   ``--kmax`` is above 6;
-- as bf16 and fp16 products with fp32 accumulation, and in float32 (TF32 off), for scale.
+- as bf16 and fp16 products with fp32 accumulation, and in float32 (TF32 off), for scale;
+- each as a share of the measured ceiling of its operand type (an 8192-cube product through
+  cuBLAS: int8, bf16, fp16, TF32, float32).
 
 Each int8 result is checked bit for bit against an int64 product on the CPU, on random data and
 on the extremes (all-255 inputs, the largest weights). Usage::
@@ -40,11 +42,27 @@ def timed(torch, fn, reps: int = 200) -> float:
     return float(np.median(times))
 
 
+def _timed_or_inf(torch, fn, reps: int = 200) -> float:
+    """:func:`timed`, or infinity where the library refuses the product (e.g. cuBLASLt's int8
+    kernels for some shapes and layouts: CUBLAS_STATUS_NOT_SUPPORTED)."""
+    try:
+        return timed(torch, fn, reps)
+    except RuntimeError as exc:
+        print(f"  (refused: {str(exc).splitlines()[0][:160]})")
+        return float("inf")
+
+
+def int8_mm(torch, a8, b8):
+    """``a8 @ b8`` through torch._int_mm, the second operand column-major (cuBLASLt's int8
+    kernels refuse some row-major shapes)."""
+    return torch._int_mm(a8, b8.t().contiguous().t())
+
+
 def int8_product(torch, x_u8, w_s8):
     """``x @ w`` exactly, for u8 ``x`` and s8 ``w``, through the int8 tensor cores:
     ``(x - 128) @ w + 128 * sum(w, rows)`` (every partial sum fits i32 by §3's bound)."""
     shifted = (x_u8.to(torch.int16) - 128).to(torch.int8)
-    return torch._int_mm(shifted, w_s8) + 128 * w_s8.to(torch.int32).sum(0)
+    return int8_mm(torch, shifted, w_s8) + 128 * w_s8.to(torch.int32).sum(0)
 
 
 def check_exact(torch, b: int, k: int, n: int, rng) -> None:
@@ -91,6 +109,35 @@ def check_bf16_chunk(torch) -> str:
     return f"bf16 operands, fp32 output: exact on chunks of {k} terms of up to 255 * 64"
 
 
+def ceilings(torch, size: int = 8192) -> dict:
+    """Measured tensor-core ceilings: operations per second (2 per multiply-add) of one
+    ``size`` cube product per operand type, through PyTorch (cuBLAS/cuBLASLt), random data."""
+    out = {}
+    a8 = torch.randint(-128, 128, (size, size), dtype=torch.int8, device="cuda")
+    b8 = torch.randint(-128, 128, (size, size), dtype=torch.int8, device="cuda")
+    ops = 2 * size**3
+    # cuBLASLt's int8 kernels want the second operand column-major; a row-major one may take a
+    # slower path or be refused: the faster of the two layouts is the ceiling.
+    b8_cols = b8.t().contiguous().t()
+    out["int8"] = ops / min(
+        _timed_or_inf(torch, lambda: torch._int_mm(a8, b8), reps=20),
+        _timed_or_inf(torch, lambda: torch._int_mm(a8, b8_cols), reps=20),
+    )
+    for name, dtype, tf32 in (
+        ("bf16", torch.bfloat16, False),
+        ("fp16", torch.float16, False),
+        ("tf32", torch.float32, True),
+        ("fp32", torch.float32, False),
+    ):
+        fa, fb = a8.to(dtype), b8.to(dtype)
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        try:
+            out[name] = ops / timed(torch, lambda fa=fa, fb=fb: fa @ fb, reps=20)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = False
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[512, 4000])
@@ -106,6 +153,11 @@ def main() -> None:
     print(f"{torch.cuda.get_device_name()}; int8 products per weight product: {products}")
     bf16 = check_bf16_chunk(torch)
     print(bf16)
+    peak = ceilings(torch)
+    print(
+        "measured ceilings (8192^3 products): "
+        + ", ".join(f"{k} {v / 1e12:.0f} T op/s" for k, v in peak.items())
+    )
     rows = []
     for n in args.widths:
         for b in args.batches:
@@ -116,20 +168,26 @@ def main() -> None:
             for what, (m, k) in (("forward", (b, 784)), ("learning", (784, b))):
                 a8 = torch.randint(-128, 128, (m, k), dtype=torch.int8, device="cuda")
                 b8 = torch.randint(-64, 65, (k, n), dtype=torch.int8, device="cuda")
+                b8_cols = b8.t().contiguous().t()
                 if m > 16:
-                    row[f"{what}_int8_s"] = products * timed(
-                        torch, lambda a8=a8, b8=b8: torch._int_mm(a8, b8)
+                    row[f"{what}_int8_s"] = products * min(
+                        _timed_or_inf(torch, lambda a8=a8, b8=b8: torch._int_mm(a8, b8)),
+                        _timed_or_inf(torch, lambda a8=a8, b=b8_cols: torch._int_mm(a8, b)),
                     )
-                for dtype in (torch.bfloat16, torch.float16, torch.float32):
+                for name, dtype in (
+                    ("bf16", torch.bfloat16),
+                    ("fp16", torch.float16),
+                    ("fp32", torch.float32),
+                ):
                     fa, fb = a8.to(dtype), b8.to(dtype)
-                    name = str(dtype).split(".")[1]
                     row[f"{what}_{name}_s"] = timed(torch, lambda fa=fa, fb=fb: fa @ fb)
             rows.append(row)
             ops = 2 * b * 784 * n
             print(
                 f"784x{n} batch {b:5d}: "
                 + "  ".join(
-                    f"{key[:-2]} {sec * 1e6:7.1f} us ({ops / sec / 1e12:6.1f} T op/s)"
+                    f"{key[:-2]} {sec * 1e6:7.1f} us ({ops / sec / 1e12:6.1f} T op/s, "
+                    f"{ops / sec / peak[key[:-2].split('_')[1]]:.0%})"
                     for key, sec in row.items()
                     if key.endswith("_s")
                 )
@@ -137,7 +195,13 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(
-                {"device": torch.cuda.get_device_name(), "bf16_check": bf16, "rows": rows},
+                {
+                    "device": torch.cuda.get_device_name(),
+                    "torch": f"{torch.__version__} (CUDA {torch.version.cuda})",
+                    "bf16_check": bf16,
+                    "ceilings_ops_per_s": peak,
+                    "rows": rows,
+                },
                 f,
                 indent=1,
             )
