@@ -192,7 +192,7 @@ def time_torch(
     (fp32, tf32 or bf16 autocast), with ``channels_last`` memory layout, with ``graph`` each
     batch's step captured in a CUDA graph (Adam ``capturable``, static input buffers), and the
     accuracy of that forward pass on the training images (to show it learns)."""
-    from speed import _graphed
+    from speed import backprop_steps
 
     torch, dev = torch_device()
     torch.backends.cuda.matmul.allow_tf32 = mode == "tf32"
@@ -207,23 +207,9 @@ def time_torch(
     nchw = (x.reshape(len(x), *shape[:2], -1) / 255.0).transpose(0, 3, 1, 2)
     xs = torch.as_tensor(nchw, dtype=torch.float32, device=dev).contiguous(memory_format=fmt)
     ys = torch.as_tensor(y, dtype=torch.int64, device=dev)
-
-    def forward(xb):
-        # No autocast cache inside a CUDA graph (PyTorch's CUDA graph notes).
-        with torch.autocast(
-            dev, dtype=torch.bfloat16, enabled=mode == "bf16", cache_enabled=not graph
-        ):
-            return net(xb)
-
-    def train_step(xb, yb):
-        opt.zero_grad(set_to_none=not graph)
-        loss = torch.nn.functional.cross_entropy(forward(xb).float(), yb)
-        loss.backward()
-        opt.step()
-
-    run_step = train_step
-    if graph:
-        run_step = _graphed(torch, train_step, xs[: case.batch].clone(), ys[: case.batch].clone())
+    forward, run_step = backprop_steps(
+        torch, dev, net, opt, mode, graph, xs[: case.batch], ys[: case.batch]
+    )
 
     def epoch(n):
         for i in range(0, n, case.batch):

@@ -345,6 +345,31 @@ def _graphed(torch, step, static_x, static_y):
     return run
 
 
+def backprop_steps(torch, dev, net, opt, mode, graph, static_x, static_y):
+    """``(forward, step)`` of a backprop baseline: ``net``'s forward pass in ``mode`` (bf16
+    autocast when ``"bf16"``), and one training step of a batch ``(xb, yb)`` (cross-entropy,
+    optimiser ``opt``), with ``graph`` captured in a CUDA graph on copies of the batch
+    ``static_x``, ``static_y`` (every batch must have their shape) and replayed."""
+
+    def forward(xb):
+        # A CUDA graph must not capture autocast's cache of cast weights (PyTorch's CUDA graph
+        # notes): with ``graph`` every replay casts the weights afresh.
+        with torch.autocast(
+            dev, dtype=torch.bfloat16, enabled=mode == "bf16", cache_enabled=not graph
+        ):
+            return net(xb)
+
+    def train_step(xb, yb):
+        opt.zero_grad(set_to_none=not graph)
+        loss = torch.nn.functional.cross_entropy(forward(xb).float(), yb)
+        loss.backward()
+        opt.step()
+
+    if graph:
+        return forward, _graphed(torch, train_step, static_x.clone(), static_y.clone())
+    return forward, train_step
+
+
 #: PyTorch's settings for the backprop baseline: plain float32, TF32 matrix products, bf16
 #: autocast (each on the GPU; on the CPU only float32 is timed).
 BACKPROP_MODES = ("fp32", "tf32", "bf16")
@@ -366,24 +391,7 @@ def time_torch_backprop(x, y, xt, yt, hidden, batch, mode="fp32", graph=False, r
     opt = torch.optim.Adam(net.parameters(), 1e-3, capturable=graph)
     xs = torch.as_tensor(x / 255.0, dtype=torch.float32, device=dev)
     ys = torch.as_tensor(y, dtype=torch.int64, device=dev)
-
-    def forward(xb):
-        # A CUDA graph must not capture autocast's cache of cast weights (PyTorch's CUDA graph
-        # notes): with ``graph`` every replay casts the weights afresh.
-        with torch.autocast(
-            dev, dtype=torch.bfloat16, enabled=mode == "bf16", cache_enabled=not graph
-        ):
-            return net(xb)
-
-    def train_step(xb, yb):
-        opt.zero_grad(set_to_none=not graph)
-        loss = torch.nn.functional.cross_entropy(forward(xb).float(), yb)
-        loss.backward()
-        opt.step()
-
-    run_step = train_step
-    if graph:
-        run_step = _graphed(torch, train_step, xs[:batch].clone(), ys[:batch].clone())
+    forward, run_step = backprop_steps(torch, dev, net, opt, mode, graph, xs[:batch], ys[:batch])
 
     def epoch(n):
         for i in range(0, n, batch):
