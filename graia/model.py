@@ -179,10 +179,7 @@ class Sequential(Trainer):
                     f"set_state: {key} must be {state[key].dtype} {state[key].shape}, got "
                     f"{value.dtype} {value.shape}"
                 )
-            if (
-                key in ("latent", "head_latent")
-                and np.abs(value.astype(np.int64)).max(initial=0) > spec.LATENT_MAX
-            ):
+            if key in ("latent", "head_latent") and not spec.within(value, spec.LATENT_MAX):
                 raise GraiaValueError(f"set_state: {key} has values outside ±{spec.LATENT_MAX}")
         state.update({key: np.ascontiguousarray(value) for key, value in arrays.items()})
         self._set_host_state(state)
@@ -424,7 +421,7 @@ class Sequential(Trainer):
                 raise GraiaValueError(
                     f"set_weights: array {i} must be integer with shape {shape}, got {w.dtype} {w.shape}"
                 )
-            if w.size and (int(w.min()) < -spec.LATENT_MAX or int(w.max()) > spec.LATENT_MAX):
+            if not spec.within(w, spec.LATENT_MAX):
                 raise GraiaValueError(
                     f"set_weights: array {i} has values outside ±{spec.LATENT_MAX}"
                 )

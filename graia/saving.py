@@ -141,12 +141,12 @@ def load_model_checked(
             f"{MAX_STEP}, the previous loss 0..255)"
         )
     for key in ("momentum", "head_momentum"):
-        if np.abs(arrays.get(key, np.zeros(0)).astype(np.int64)).max(initial=0) > spec.I32_MAX:
+        if not spec.within(arrays.get(key, np.zeros(0, np.int32)), spec.I32_MAX):
             raise ModelFileError(
                 f"{source}: {key.replace('_', ' ')} out of range (at most ±{spec.I32_MAX})"
             )
     for key in ("latent", "head_latent"):
-        if np.abs(arrays.get(key, np.zeros(0)).astype(np.int64)).max(initial=0) > spec.LATENT_MAX:
+        if not spec.within(arrays.get(key, np.zeros(0, np.int32)), spec.LATENT_MAX):
             raise ModelFileError(
                 f"{source}: {key.replace('_', ' ')} weights out of range "
                 f"(at most ±{spec.LATENT_MAX})"

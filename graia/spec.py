@@ -246,6 +246,11 @@ def feedback_matrix(seed: np.uint64, layer: int, n_out: int, classes: int) -> np
     return out
 
 
+def within(values: np.ndarray, bound: int) -> bool:
+    """Whether every integer in ``values`` lies in ``-bound..bound`` (an empty array does)."""
+    return values.size == 0 or (-bound <= int(values.min()) and int(values.max()) <= bound)
+
+
 def forward_bound_ok(n_in: int, kmax: int) -> bool:
     """§3's no-overflow bound for one dense layer."""
     return n_in * 255 * (1 << kmax) <= I32_MAX
