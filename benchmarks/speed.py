@@ -18,7 +18,8 @@ run on the same machine:
 - peak memory (device memory from Futhark's report; host RSS for CPU backends).
 
 ``--digits`` adds the digits recipe (64-512-512-10, batch 32, its rule and options) on its 1,437
-training images (``--samples`` does not apply; ``--cpu-samples`` does), each backend and a PyTorch backprop MLP of the same shape. ``--baseline DIR``
+training images (``--samples`` does not apply; ``--cpu-samples`` does), each backend and a
+PyTorch backprop MLP of the same shape. ``--baseline DIR``
 also times the backends ``--baseline-backends`` of another source tree (e.g. a worktree of an
 older commit with its compiled module built in place: ``graia/backends/_futhark_multicore*.so``),
 each in a subprocess that imports graia from DIR, in the same run, labelled ``backend@commit``.
@@ -39,6 +40,7 @@ their epoch time scaled to the full epoch (their cost is linear in samples). Usa
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -109,12 +111,11 @@ def time_graia(backend, x, y, xt, yt, hidden, batch, repeat=1):
         model.fit(x[: 4 * batch], y[: 4 * batch], epochs=1, batch_size=batch, verbose=0)
         model = build_case(hidden)
         model.fit(x[:batch], y[:batch], epochs=1, batch_size=batch, verbose=0)  # upload, JIT
-        times = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
-            times.append(time.perf_counter() - start)
-        return min(times), float(model.evaluate(xt, yt)[1])
+
+        def epoch(n):
+            model.fit(x[:n], y[:n], epochs=1, batch_size=batch, verbose=0)
+
+        return timed(epoch, len(x), repeat), float(model.evaluate(xt, yt)[1])
 
 
 def commit_of(tree: str) -> str:
@@ -168,9 +169,15 @@ def load_case(hidden, n):
         x, y, xt, yt = digits_data()
         n = len(x)
     else:
-        (x, y), (xt, yt) = graia.datasets.fashion_mnist.load_data()
-        x, xt = x.reshape(-1, FEATURES), xt.reshape(-1, FEATURES)
+        x, y, xt, yt = fashion_data()
     return x[:n], y[:n], xt, yt
+
+
+@functools.cache
+def fashion_data():
+    """Fashion-MNIST's training and test images, flattened (784 features), read once a run."""
+    (x, y), (xt, yt) = graia.datasets.fashion_mnist.load_data()
+    return x.reshape(-1, FEATURES), y, xt.reshape(-1, FEATURES), yt
 
 
 def profile_epoch(backend, x, y, hidden, batch) -> dict:
