@@ -169,12 +169,13 @@ def load_exported(directory: Path) -> list[Split]:
 
 def run_graia(s: Split, epochs: int, seed: int = 0, config: dict | None = None) -> dict:
     """Graia's defaults (``config`` overrides them: ``rule``, ``options``, ``epochs``,
-    ``batch_size``, ``hidden``, ``seed``, ``conv``, ``decay``, ``boost``, ``norm``, for
-    searches), scored on validation and test."""
+    ``batch_size``, ``hidden``, ``seed``, ``conv``, ``decay``, ``boost``, ``norm``, ``use_bias``,
+    for searches), scored on validation and test."""
     import graia
     from graia.errors import GraiaWarning
 
     config = config or {}
+    bias = {"use_bias": config["use_bias"]} if "use_bias" in config else {}
     shape = s.x_train.shape[1:]
     stack: list = [graia.layers.Input(shape)]
     if config.get("norm") and s.x_train.dtype != np.uint8:  # a search option: Normalization
@@ -184,11 +185,16 @@ def run_graia(s: Split, epochs: int, seed: int = 0, config: dict | None = None) 
     if config.get("conv"):  # conv 16, max-pool, Dense 128 on square one-channel images
         side = math.isqrt(int(np.prod(shape)))
         shape = (side, side, 1)
-        stack = [graia.layers.Input(shape), graia.layers.Conv2D(16, 3, padding="same")]
+        conv = graia.layers.Conv2D(16, 3, padding="same", **bias)
+        stack = [graia.layers.Input(shape), conv]
         stack += [graia.layers.MaxPooling2D(2), graia.layers.Flatten()]
     s = Split(s.name, *(a.reshape(len(a), *shape) if a.ndim > 1 else a for a in _arrays(s)))
     model = graia.Sequential(
-        stack + [graia.layers.Dense(config.get("hidden", HIDDEN)), graia.layers.Dense(s.classes)],
+        stack
+        + [
+            graia.layers.Dense(config.get("hidden", HIDDEN), **bias),
+            graia.layers.Dense(s.classes, **bias),
+        ],
         seed=config.get("seed", seed),
     )
     model.compile(config.get("rule"), **config.get("options", {}))

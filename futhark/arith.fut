@@ -10,6 +10,10 @@ def latent_one_bits : i32 = 20
 -- | Latent weights are clamped to `[-latent_max, latent_max]` (§1).
 def latent_max : i32 = (1 << (latent_one_bits + 1)) - 1
 
+-- | The constant input of a layer's bias (§3): every patch's last entry
+-- when the layer has one.
+def bias_input : u8 = 255
+
 -- | Stream id of the initialisation (§4).
 def stream_init : i64 = 1
 

@@ -15,21 +15,33 @@ def is_dense (g: geometry) : bool =
 def positions (g: geometry) : i64 = g.out_h * g.out_w
 
 -- | The patches of a batch (§3.1): row `s * positions + oy * out_w + ox`,
--- column `(ky * k_w + kx) * in_c + ch`; zeros outside the image.
+-- column `(ky * k_w + kx) * in_c + ch`; zeros outside the image; with a
+-- bias (§3), a last column of `bias_input`.
 def patches [b] [n] (g: geometry) (k: i64) (x: [b][n]u8) : [][k]u8 =
   let p = positions g
   in #[unsafe]
      tabulate_2d (b * p) k (\r i ->
-                              let (s, pos) = (r / p, r % p)
-                              let (oy, ox) = (pos / g.out_w, pos % g.out_w)
-                              let ky = i / (g.k_w * g.in_c)
-                              let kx = (i / g.in_c) % g.k_w
-                              let ch = i % g.in_c
-                              let iy = oy * g.stride_h + ky - g.pad_top
-                              let ix = ox * g.stride_w + kx - g.pad_left
-                              in if iy < 0 || iy >= g.in_h || ix < 0 || ix >= g.in_w
-                                 then 0
-                                 else x[s, (iy * g.in_w + ix) * g.in_c + ch])
+                              if i == g.k_h * g.k_w * g.in_c
+                              then bias_input
+                              else let (s, pos) = (r / p, r % p)
+                                   let (oy, ox) = (pos / g.out_w, pos % g.out_w)
+                                   let ky = i / (g.k_w * g.in_c)
+                                   let kx = (i / g.in_c) % g.k_w
+                                   let ch = i % g.in_c
+                                   let iy = oy * g.stride_h + ky - g.pad_top
+                                   let ix = ox * g.stride_w + kx - g.pad_left
+                                   in if iy < 0 || iy >= g.in_h || ix < 0 || ix >= g.in_w
+                                      then 0
+                                      else x[s, (iy * g.in_w + ix) * g.in_c + ch])
+
+-- | A Dense layer's rows of `k` inputs (§3): the batch's rows, each
+-- followed by `bias_input` when the layer has a bias (`k = n + 1`). A
+-- size, not the geometry, tells them apart: the host knows it, so no
+-- kernel launch waits on the choice.
+def dense_rows [b] [n] (k: i64) (x: [b][n]u8) : [b][k]u8 =
+  if k == n
+  then x :> [b][k]u8
+  else #[unsafe] tabulate_2d b k (\s i -> if i < n then x[s, i] else bias_input)
 
 -- | The block's output features per sample after pooling.
 def pooled_features (g: geometry) (m: i64) : i64 =

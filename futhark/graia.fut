@@ -290,7 +290,7 @@ def seed_sample_1 [k0] [m0] [n0] (s: net1 [k0] [m0]) (x: [n0]u8) (y: i32) : (net
   let (correct, sq) = metrics a1 [y] e
   let loss = seed_loss e[0]
   let was_better = loss < s.prev_loss
-  let l0 = seed_layer_update was_better s.l0 (x :> [k0]u8) (a1[0] :> [m0]u8)
+  let l0 = seed_layer_update was_better s.l0 (dense_rows k0 [x])[0] (a1[0] :> [m0]u8)
   in (s with l0 = l0 with t = s.t + 1 with prev_loss = loss, correct, sq)
 
 -- | One training epoch of a `net1`: the samples `order` (indices into `x`,
@@ -442,8 +442,8 @@ def seed_sample_2 [k0] [m0] [k1] [m1] [n1] [n0] (s: net2 [k0] [m0] [k1] [m1] [n1
   let (correct, sq) = metrics a2 [y] e
   let loss = seed_loss e[0]
   let was_better = loss < s.prev_loss
-  let l0 = seed_layer_update was_better s.l0 (x :> [k0]u8) (a1[0] :> [m0]u8)
-  let l1 = seed_layer_update was_better s.l1 (a1[0] :> [k1]u8) (a2[0] :> [m1]u8)
+  let l0 = seed_layer_update was_better s.l0 (dense_rows k0 [x])[0] (a1[0] :> [m0]u8)
+  let l1 = seed_layer_update was_better s.l1 (dense_rows k1 a1)[0] (a2[0] :> [m1]u8)
   in (s with l0 = l0 with l1 = l1 with t = s.t + 1 with prev_loss = loss, correct, sq)
 
 -- | One training epoch of a `net2`: the samples `order` (indices into `x`,
@@ -618,9 +618,9 @@ def seed_sample_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [n0] (s: net3 [k0] [m0
   let (correct, sq) = metrics a3 [y] e
   let loss = seed_loss e[0]
   let was_better = loss < s.prev_loss
-  let l0 = seed_layer_update was_better s.l0 (x :> [k0]u8) (a1[0] :> [m0]u8)
-  let l1 = seed_layer_update was_better s.l1 (a1[0] :> [k1]u8) (a2[0] :> [m1]u8)
-  let l2 = seed_layer_update was_better s.l2 (a2[0] :> [k2]u8) (a3[0] :> [m2]u8)
+  let l0 = seed_layer_update was_better s.l0 (dense_rows k0 [x])[0] (a1[0] :> [m0]u8)
+  let l1 = seed_layer_update was_better s.l1 (dense_rows k1 a1)[0] (a2[0] :> [m1]u8)
+  let l2 = seed_layer_update was_better s.l2 (dense_rows k2 a2)[0] (a3[0] :> [m2]u8)
   in (s with l0 = l0 with l1 = l1 with l2 = l2 with t = s.t + 1 with prev_loss = loss, correct, sq)
 
 -- | One training epoch of a `net3`: the samples `order` (indices into `x`,
@@ -818,10 +818,10 @@ def seed_sample_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [n0] (s
   let (correct, sq) = metrics a4 [y] e
   let loss = seed_loss e[0]
   let was_better = loss < s.prev_loss
-  let l0 = seed_layer_update was_better s.l0 (x :> [k0]u8) (a1[0] :> [m0]u8)
-  let l1 = seed_layer_update was_better s.l1 (a1[0] :> [k1]u8) (a2[0] :> [m1]u8)
-  let l2 = seed_layer_update was_better s.l2 (a2[0] :> [k2]u8) (a3[0] :> [m2]u8)
-  let l3 = seed_layer_update was_better s.l3 (a3[0] :> [k3]u8) (a4[0] :> [m3]u8)
+  let l0 = seed_layer_update was_better s.l0 (dense_rows k0 [x])[0] (a1[0] :> [m0]u8)
+  let l1 = seed_layer_update was_better s.l1 (dense_rows k1 a1)[0] (a2[0] :> [m1]u8)
+  let l2 = seed_layer_update was_better s.l2 (dense_rows k2 a2)[0] (a3[0] :> [m2]u8)
+  let l3 = seed_layer_update was_better s.l3 (dense_rows k3 a3)[0] (a4[0] :> [m3]u8)
   in (s with l0 = l0 with l1 = l1 with l2 = l2 with l3 = l3 with t = s.t + 1 with prev_loss = loss, correct, sq)
 
 -- | One training epoch of a `net4`: the samples `order` (indices into `x`,

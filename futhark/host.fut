@@ -7,7 +7,7 @@
 def max_layers : i64 = 4
 
 -- | One row of the host state's `geometry` (`GEOMETRY_FIELDS`).
-type geometry_row = [15]i64
+type geometry_row = [16]i64
 
 -- | A layer's geometry (docs/arithmetic.md §3): its input, kernel,
 -- strides, padding before, the convolution's output and the pooling
@@ -28,6 +28,7 @@ type geometry =
   , pool: i64
   , pool_h: i64
   , pool_w: i64
+  , bias: i64
   }
 
 -- | A geometry from its host row.
@@ -47,6 +48,7 @@ def geometry_of (row: geometry_row) : geometry =
   , pool = row[12]
   , pool_h = row[13]
   , pool_w = row[14]
+  , bias = row[15]
   }
 
 -- | The `pool` code of no pooling.

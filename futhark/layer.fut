@@ -31,7 +31,7 @@ def layer_of [k] [m] (kmax: i32) (shift: i32) (geo: geometry_row) (latent: [k][m
   {kmax, shift, geo = geometry_of geo, latent, momentum, weights = weights kmax latent}
 
 -- | What a training forward pass keeps for learning: the rows the weights
--- multiplied (`patches`, the input itself for a Dense layer), their sums
+-- multiplied (`patches`, `dense_rows` for a Dense layer), their sums
 -- `z` and, for max pooling, each window's winner (§3.2; flat `(b, o)`,
 -- empty otherwise).
 type trace [r] [k] [m] [w] = {patches: [r][k]u8, z: [r][m]i32, winner: [w]i32}
@@ -48,7 +48,7 @@ def dense_path [k] [m] (dense_only: bool) (l: layer [k] [m]) : bool =
 -- fused with the activation for a Dense layer), with its trace.
 def layer_forward [b] [n] [k] [m] (dense_only: bool) (tg: target) (o: i64) (post: [b][o]u8 -> [b][o]u8) (l: layer [k] [m]) (x: [b][n]u8) : ?[r][w].([b][o]u8, trace [r] [k] [m] [w]) =
   if dense_path dense_only l
-  then let p = x :> [b][k]u8
+  then let p = dense_rows k x
        let z = forward_z tg p l.weights
        in (post (map (map (activate l.shift)) z :> [b][o]u8), {patches = p, z, winner = []})
   else let p = patches l.geo k x
@@ -60,6 +60,6 @@ def layer_forward [b] [n] [k] [m] (dense_only: bool) (tg: target) (o: i64) (post
 -- | The output of layer `l` for a batch `x`, `o` features per sample.
 def layer_output [b] [n] [k] [m] (tg: target) (o: i64) (l: layer [k] [m]) (x: [b][n]u8) : [b][o]u8 =
   if is_dense l.geo
-  then map (map (activate l.shift)) (forward_z tg (x :> [b][k]u8) l.weights) :> [b][o]u8
+  then map (map (activate l.shift)) (forward_z tg (dense_rows k x) l.weights) :> [b][o]u8
   else let p = patches l.geo k x
        in (pool l.geo b (map (map (activate l.shift)) (forward_z tg p l.weights))).0 :> [b][o]u8

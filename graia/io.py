@@ -57,8 +57,9 @@ __all__ = [
 #: version 1 files still load, their heads starting as the fixed feedback matrices. Version 3 files
 #: may leave a layer's ``shift`` null (chosen from the data at the first fit, docs/arithmetic.md
 #: §3.3) and add class names, preprocessing layers and the rule's ``step_decay``; versions 1 and 2
-#: load as before.
-FORMAT_VERSION = 3
+#: load as before. Version 4 weighted layers say ``use_bias`` (docs/arithmetic.md §3); those of
+#: earlier files have none.
+FORMAT_VERSION = 4
 
 #: Largest uncompressed size accepted for all members together (and for any one member).
 MAX_TOTAL_BYTES = 4 << 30

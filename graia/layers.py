@@ -75,9 +75,12 @@ def _pair(value: int | tuple[int, int], what: str) -> tuple[int, int]:
 
 
 def _weight_options(
-    layer: Layer, kind: str, kmax: int, shift: int | None, initializer: str
+    layer: Layer, kind: str, kmax: int, shift: int | None, use_bias: bool, initializer: str
 ) -> None:
     """The weight-code options shared by ``Dense`` and ``Conv2D`` (see ``Dense``)."""
+    if not isinstance(use_bias, (bool, np.bool_)):
+        raise GraiaValueError(f"{kind} use_bias must be True or False, got {use_bias!r:.80}")
+    layer.use_bias = bool(use_bias)
     layer.kmax = _validation.integer(kmax, f"{kind} kmax", 0, KMAX_LIMIT)
     # ``shift=None``: chosen from the data at the first fit or by ``adapt`` (arithmetic.md §3.3);
     # until then the layer computes with ``kmax``.
@@ -122,6 +125,9 @@ class Dense(Layer):
             ``model.adapt(x)``) so that the layer's activations span 0..255
             (docs/arithmetic.md §3.3); ``kmax`` until then. ``shift=kmax`` is the weights' fixed
             point (the activation is the clamped weighted sum), the earlier default.
+        use_bias: give each unit a bias: one more input, the constant 255, whose weight is
+            learnt like the others (docs/arithmetic.md §3); it is the last row of the layer's
+            weights. Models saved before biases existed load with ``use_bias=False``.
         initializer: ``"uniform"`` (latents uniform, scaled by fan-in) or ``"codes"``
             (codes uniform over all non-zero codes, as the original Graia did).
         name: the layer's name.
@@ -134,11 +140,12 @@ class Dense(Layer):
         units: int,
         kmax: int = 8,
         shift: int | None = None,
+        use_bias: bool = True,
         initializer: str = "uniform",
         name: str | None = None,
     ) -> None:
         self.units = _validation.integer(units, "Dense units", minimum=1)
-        _weight_options(self, "Dense", kmax, shift, initializer)
+        _weight_options(self, "Dense", kmax, shift, use_bias, initializer)
         self.name = _validation.name(name, "Dense name")
 
     def get_config(self) -> dict:
@@ -147,6 +154,7 @@ class Dense(Layer):
             "units": self.units,
             "kmax": self.kmax,
             "shift": None if self.shift_pending else self.shift,
+            "use_bias": self.use_bias,
             "initializer": self.initializer,
             "name": self.name,
         }
@@ -163,7 +171,7 @@ class Dense(Layer):
         block = Block(
             in_h=1, in_w=1, in_c=math.prod(shape), k_h=1, k_w=1, stride_h=1, stride_w=1,
             pad_top=0, pad_left=0, out_h=1, out_w=1, out_c=self.units, pool=POOL_NONE,
-            pool_h=1, pool_w=1,
+            pool_h=1, pool_w=1, bias=int(self.use_bias),
         )  # fmt: skip
         blocks.append(block)
         return (self.units,)
@@ -184,8 +192,9 @@ class Conv2D(Layer):
         strides: an int or ``(height, width)``.
         padding: ``"valid"`` (no padding) or ``"same"`` (zeros so that the output has
             ``ceil(size / stride)`` positions, the extra one at the bottom/right, as in Keras).
-        kmax, shift, initializer, name: as for :class:`Dense` (fan-in is
-            ``kernel height * kernel width * input channels``).
+        kmax, shift, use_bias, initializer, name: as for :class:`Dense` (fan-in is
+            ``kernel height * kernel width * input channels``, plus one with a bias: one bias
+            per filter).
     """
 
     weighted = True
@@ -198,6 +207,7 @@ class Conv2D(Layer):
         padding: str = "valid",
         kmax: int = 8,
         shift: int | None = None,
+        use_bias: bool = True,
         initializer: str = "uniform",
         name: str | None = None,
     ) -> None:
@@ -207,7 +217,7 @@ class Conv2D(Layer):
         if not isinstance(padding, str) or padding not in PADDINGS:
             raise GraiaValueError(f"Conv2D padding must be one of {PADDINGS}, got {padding!r:.80}")
         self.padding = padding
-        _weight_options(self, "Conv2D", kmax, shift, initializer)
+        _weight_options(self, "Conv2D", kmax, shift, use_bias, initializer)
         self.name = _validation.name(name, "Conv2D name")
 
     @property
@@ -224,6 +234,7 @@ class Conv2D(Layer):
             "padding": self.padding,
             "kmax": self.kmax,
             "shift": None if self.shift_pending else self.shift,
+            "use_bias": self.use_bias,
             "initializer": self.initializer,
             "name": self.name,
         }
@@ -248,7 +259,7 @@ class Conv2D(Layer):
         block = Block(
             in_h=h, in_w=w, in_c=c, k_h=kh, k_w=kw, stride_h=sh, stride_w=sw,
             pad_top=pad_top, pad_left=pad_left, out_h=out_h, out_w=out_w,
-            out_c=self.filters, pool=POOL_NONE, pool_h=1, pool_w=1,
+            out_c=self.filters, pool=POOL_NONE, pool_h=1, pool_w=1, bias=int(self.use_bias),
         )  # fmt: skip
         blocks.append(block)
         return (out_h, out_w, self.filters)

@@ -34,6 +34,26 @@ MAX_STEP = 1 << 48
 #: Arrays model files of format version 1 lack: the local heads, which had not learned then
 #: and start as the feedback matrices.
 _SINCE_VERSION_2 = ("head_latent", "head_momentum")
+#: The format version whose weighted layers may have a bias (``use_bias``); earlier files'
+#: layers have none.
+_SINCE_VERSION_4_BIAS = 4
+
+
+def _without_biases(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with ``use_bias: False`` in each weighted layer that does not say."""
+    layers = config.get("layers")
+    if not isinstance(layers, list):
+        return config
+    weighted = ("Dense", "Conv2D")
+    return {
+        **config,
+        "layers": [
+            {"use_bias": False, **layer}
+            if isinstance(layer, dict) and layer.get("class") in weighted
+            else layer
+            for layer in layers
+        ],
+    }
 
 
 def save_model(model: Model, path: str | os.PathLike) -> None:
@@ -96,6 +116,8 @@ def _model_from_config(config: dict[str, Any], source: str, from_config: Callabl
             f"{source}: holds weights only (written by save_weights); build the model and call "
             "model.load_weights() instead"
         )
+    if config.get("format_version", io.FORMAT_VERSION) < _SINCE_VERSION_4_BIAS:
+        config = _without_biases(config)
     try:
         model = from_config(config)
     except KeyError as exc:

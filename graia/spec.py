@@ -19,6 +19,8 @@ LATENT_ONE_BITS = 20
 LATENT_MAX = (1 << (LATENT_ONE_BITS + 1)) - 1
 #: Largest supported ``kmax`` (shift of the smallest non-zero weight).
 KMAX_LIMIT = 14
+#: The constant input of a layer's bias (§3): every patch's last entry when the layer has one.
+BIAS_INPUT = 255
 #: Largest allowed intermediate integer (i32).
 I32_MAX = (1 << 31) - 1
 #: Learning accumulators and momenta lie in ``[-G_MAX, G_MAX]`` (§7.2), so that the step's

@@ -660,12 +660,12 @@ def seed_sample(d: int) -> str:
         "let was_better = loss < s.prev_loss",
     ]
     # The rule runs on Dense layers only (the API refuses others), whose fan-in is the
-    # previous layer's output.
-    pre = ["x"] + [f"a{i}[0]" for i in range(1, d + 1)]
+    # previous layer's output (and the bias input).
+    batches = ["[x]"] + [f"a{i}" for i in range(1, d + 1)]
     for i in range(d):
         lines.append(
-            f"let l{i} = seed_layer_update was_better s.l{i} ({pre[i]} :> [k{i}]u8)"
-            f" ({pre[i + 1]} :> [m{i}]u8)"
+            f"let l{i} = seed_layer_update was_better s.l{i} (dense_rows k{i} {batches[i]})[0]"
+            f" ({batches[i + 1]}[0] :> [m{i}]u8)"
         )
     update = layers_replaced(d, heads=False)
     body = "\n  ".join(lines)

@@ -39,6 +39,8 @@ class Block:
     Input ``in_h x in_w x in_c`` (channels last), kernel ``k_h x k_w``, strides, the zero padding
     before the first row/column, the convolution's output ``out_h x out_w x out_c``, and the pooling
     after it (``pool`` is ``POOL_NONE``/``POOL_MAX``/``POOL_AVERAGE``, windows ``pool_h x pool_w``).
+    ``bias`` is 1 when every patch gets one more input, the constant ``spec.BIAS_INPUT``, whose
+    weights are the last row of the layer's weight matrix (docs/arithmetic.md §3), else 0.
     """
 
     in_h: int
@@ -56,11 +58,13 @@ class Block:
     pool: int
     pool_h: int
     pool_w: int
+    bias: int = 0
 
     @property
     def fan_in(self) -> int:
-        """Inputs of one output unit: the rows of the layer's weight matrix."""
-        return self.k_h * self.k_w * self.in_c
+        """Inputs of one output unit: the rows of the layer's weight matrix (the bias input's
+        row last)."""
+        return self.k_h * self.k_w * self.in_c + self.bias
 
     @property
     def n_in(self) -> int:
@@ -77,6 +81,11 @@ class Block:
 
     def row(self) -> tuple[int, ...]:
         return astuple(self)
+
+    @classmethod
+    def of_row(cls, row: Any) -> Block:
+        """The block of one row of ``geometry``."""
+        return cls(*(int(v) for v in row))
 
 
 #: The columns of ``geometry``: :class:`Block`'s fields.
@@ -120,12 +129,9 @@ def local_rank() -> int | None:
 
 
 def weight_shapes(geometry: np.ndarray) -> list[tuple[int, int]]:
-    """Each layer's weight matrix shape ``(fan_in, out_c)`` = ``(k_h * k_w * in_c, out_c)``."""
-    col = {name: i for i, name in enumerate(GEOMETRY_FIELDS)}
-    return [
-        (int(g[col["k_h"]] * g[col["k_w"]] * g[col["in_c"]]), int(g[col["out_c"]]))
-        for g in geometry
-    ]
+    """Each layer's weight matrix shape ``(fan_in, out_c)`` =
+    ``(k_h * k_w * in_c + bias, out_c)``."""
+    return [(block.fan_in, block.out_c) for block in map(Block.of_row, geometry)]
 
 
 def layer_offsets(geometry: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ from graia.backends.interface import (
 )
 from graia.rules import DFA, by_id, heads_learn
 from graia.spec import (
+    BIAS_INPUT,
     G_MAX,
     LATENT_MAX,
     canonical_latent,
@@ -159,17 +160,21 @@ def _feedback_delta(feedback, err):
 
 def _blocks(state: HostState) -> list[Block]:
     """Each layer's geometry (graia/state.py)."""
-    return [Block(*(int(v) for v in row)) for row in state["geometry"]]
+    return [Block.of_row(row) for row in state["geometry"]]
 
 
 def _block_patches(block: Block, x: np.ndarray) -> np.ndarray:
-    """The rows a layer's weights multiply: ``x`` itself for a Dense layer."""
-    if block.is_dense:
-        return x
-    return _patches(
-        x, block.in_h, block.in_w, block.in_c, block.k_h, block.k_w, block.stride_h,
-        block.stride_w, block.pad_top, block.pad_left, block.out_h, block.out_w,
-    )  # fmt: skip
+    """The rows a layer's weights multiply (§3, §3.1): ``x`` itself for a Dense layer, each row
+    followed by the constant ``BIAS_INPUT`` when the layer has a bias."""
+    p = x
+    if not block.is_dense:
+        p = _patches(
+            x, block.in_h, block.in_w, block.in_c, block.k_h, block.k_w, block.stride_h,
+            block.stride_w, block.pad_top, block.pad_left, block.out_h, block.out_w,
+        )  # fmt: skip
+    if block.bias:
+        p = np.concatenate([p, np.full((len(p), 1), BIAS_INPUT, np.uint8)], axis=1)
+    return p
 
 
 def _block_output(block: Block, a_c: np.ndarray, batch: int):
@@ -565,7 +570,8 @@ def _train_epoch_seed_hebbian(state, x, y, order):
     for sample in order:
         idx = np.array([sample])
         weights = _all_fixed_weights(state, layers)
-        acts = _forward_all(state, x[idx], weights).acts
+        fp = _forward_all(state, x[idx], weights)
+        acts = fp.acts
         e = np.empty((1, classes), np.int32)
         correct, sq = _output_error(acts[-1], y[idx], ones, 255, 0, e)
         correct_total += correct
@@ -575,7 +581,7 @@ def _train_epoch_seed_hebbian(state, x, y, order):
         counters[COUNTER_PREV_LOSS] = loss
         for layer, (lat, _) in enumerate(layers):
             _seed_update(
-                acts[layer][0], acts[layer + 1][0], lat, int(state["kmax"][layer]), was_better
+                fp.patches[layer][0], acts[layer + 1][0], lat, int(state["kmax"][layer]), was_better
             )
         counters[COUNTER_STEP] += 1
     return correct_total, sq_total
