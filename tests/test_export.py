@@ -84,47 +84,69 @@ def digits():
     return graia.datasets.digits.load_data()
 
 
-def _digits_model(seed: int = 3) -> graia.Sequential:
+#: Both kinds of weighted layer: with a bias (the default) and without.
+BIASES = pytest.mark.parametrize("use_bias", [True, False], ids=["bias", "no_bias"])
+
+
+def _digits_model(seed: int = 3, use_bias: bool = True) -> graia.Sequential:
     """Two hidden layers (both activation buffers), kmax 8, 2 and 0 (5-, 3- and 2-bit codes)."""
     return graia.Sequential(
         [
             graia.layers.Input((8, 8)),
-            graia.layers.Dense(24),
-            graia.layers.Dense(16, kmax=2, shift=3),
-            graia.layers.Dense(10, kmax=0, shift=0),
+            graia.layers.Dense(24, use_bias=use_bias),
+            graia.layers.Dense(16, kmax=2, shift=3, use_bias=use_bias),
+            graia.layers.Dense(10, kmax=0, shift=0, use_bias=use_bias),
         ],
         seed=seed,
     )
 
 
-@pytest.fixture(scope="module")
-def numba_digits_model(digits):
+def _numba_digits_model(digits, use_bias: bool) -> graia.Sequential:
+    """The digits model trained by numba (batches of 64: its outputs vary from sample to
+    sample, with or without biases, so that comparing them checks something)."""
     (x, y), _ = digits
     with graia.backend.use("numba"):
-        model = _digits_model()
+        model = _digits_model(use_bias=use_bias)
         model.compile("dfa")
-        model.fit(x, y, epochs=2, verbose=0)
+        model.fit(x, y, epochs=2, batch_size=64, verbose=0)
     return model
 
 
-def test_packing_round_trips_every_code_width():
+@pytest.fixture(scope="module")
+def numba_digits_model(digits):
+    return _numba_digits_model(digits, use_bias=True)
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["bias", "no_bias"])
+def each_numba_digits_model(digits, request):
+    """The digits model trained by numba, with and without biases."""
+    return _numba_digits_model(digits, use_bias=request.param)
+
+
+@pytest.mark.parametrize("bias", [1, 0])
+def test_packing_round_trips_every_code_width(bias):
     rng = np.random.default_rng(0)
+    rows = 5 + bias  # the bias row is packed like an input's
     for kmax in (0, 1, 2, 3, 6, 7, 8, 14):
-        codes = rng.integers(-(kmax + 1), kmax + 2, size=(5, 13)).astype(np.int8)
-        layer = DensePlan("d", 5, 13, kmax, kmax, codes)
+        codes = rng.integers(-(kmax + 1), kmax + 2, size=(rows, 13)).astype(np.int8)
+        layer = DensePlan("d", 5, 13, kmax, kmax, codes, bias)
         bits = code_bits(kmax)
         packed = layer.packed()
-        assert packed.shape == (5, (13 * bits + 7) // 8) and layer.table_bytes == packed.size
+        assert packed.shape == (rows, (13 * bits + 7) // 8) and layer.table_bytes == packed.size
+        assert layer.params == rows * 13 and layer.macs == 5 * 13
         fields = np.unpackbits(packed, axis=1, bitorder="little")[:, : 13 * bits]
-        fields = (fields.reshape(5, 13, bits) << np.arange(bits)).sum(axis=2)
+        fields = (fields.reshape(rows, 13, bits) << np.arange(bits)).sum(axis=2)
         magnitude, negative = fields & ((1 << (bits - 1)) - 1), fields >> (bits - 1)
         np.testing.assert_array_equal(np.where(negative == 1, -magnitude, magnitude), codes)
 
 
-def test_c_export_equals_predict_on_digits_for_each_backend(backend_name, digits, tmp_path):
+@BIASES
+def test_c_export_equals_predict_on_digits_for_each_backend(
+    backend_name, use_bias, digits, tmp_path
+):
     (x, y), (x_test, _) = digits
     with graia.backend.use(backend_name):
-        model = _digits_model()
+        model = _digits_model(use_bias=use_bias)
         model.compile("dfa")
         model.fit(x, y, epochs=2, batch_size=64, verbose=0)
         expected = model.predict(x_test)
@@ -153,24 +175,30 @@ def test_c_export_equals_predict_on_a_fashion_mnist_subset(tmp_path):
     assert failures == 0
 
 
-def _extreme_model() -> tuple[graia.Sequential, np.ndarray]:
+def _extreme_model(use_bias: bool) -> tuple[graia.Sequential, np.ndarray]:
     """A sum near the i32 bound where float32 rounding would change the shifted result:
-    z = 127 * 2^24 - 1, so z >> 24 = 126 (float32 would give 127)."""
+    z = 127 * 2^24 - 1, so z >> 24 = 126 (float32 would give 127). 514 weights a unit, the
+    largest fan-in for kmax 14; with a bias, its input 255 stands in for the first input's."""
+    b = int(use_bias)
     model = graia.Sequential(
-        [graia.layers.Input(514), graia.layers.Dense(2, kmax=14, shift=24)], seed=0
+        [graia.layers.Input(514 - b), graia.layers.Dense(2, kmax=14, shift=24, use_bias=use_bias)],
+        seed=0,
     )
     latent = np.zeros((514, 2), np.int64)
-    latent[:510, :] = _latent(1)  # W = 2^14
-    latent[510, 0] = _latent(-15)  # W = -1
+    latent[: 510 - b, :] = _latent(1)  # W = 2^14
+    latent[510 - b, 0] = _latent(-15)  # W = -1
+    if use_bias:
+        latent[513, :] = _latent(1)  # the bias row: W = 2^14
     model.set_weights([latent])
-    x = np.zeros((2, 514), np.uint8)
-    x[:, :509], x[:, 509], x[:, 510] = 255, 253, 1
-    x[1, 510] = 0  # second sample: z = 127 * 2^24 exactly
+    x = np.zeros((2, 514 - b), np.uint8)
+    x[:, : 509 - b], x[:, 509 - b], x[:, 510 - b] = 255, 253, 1
+    x[1, 510 - b] = 0  # second sample: z = 127 * 2^24 exactly
     return model, x
 
 
-def test_exact_near_the_sum_bound_in_c_and_onnx(tmp_path):
-    model, x = _extreme_model()
+@BIASES
+def test_exact_near_the_sum_bound_in_c_and_onnx(use_bias, tmp_path):
+    model, x = _extreme_model(use_bias)
     expected = model.predict(x)
     assert expected[:, 0].tolist() == [126, 127]
     out, _, failures = run_c(model, x, tmp_path)
@@ -228,18 +256,19 @@ def test_inference_path_is_shifts_and_adds_only(numba_digits_model, tmp_path):
         assert not bad, (level, bad)
 
 
-def test_onnx_export_equals_predict(numba_digits_model, digits, tmp_path):
+def test_onnx_export_equals_predict(each_numba_digits_model, digits, tmp_path):
     ort = _onnxruntime()
     import onnx
 
     _, (x_test, _) = digits
-    model = numba_digits_model
+    model = each_numba_digits_model
     exported = model.export(tmp_path, format="onnx")
     path = tmp_path / "graia_model.onnx"
     assert exported.files == (str(path),)
     proto = onnx.load(str(path))
     ops = {node.op_type for node in proto.graph.node}
-    assert ops == {"Cast", "MatMul", "Clip", "BitShift", "Identity", "ArgMax"}
+    biases = {"Add"} if model.weighted_layers[0].use_bias else set()
+    assert ops == {"Cast", "MatMul", "Clip", "BitShift", "Identity", "ArgMax"} | biases
     floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
     assert all(init.data_type not in floats for init in proto.graph.initializer)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -251,19 +280,48 @@ def test_onnx_export_equals_predict(numba_digits_model, digits, tmp_path):
     np.testing.assert_array_equal(classes, model.predict_classes(x_test))
 
 
-def test_summary_reports_deployed_sizes(numba_digits_model, capsys):
-    model = numba_digits_model
+def test_summary_reports_deployed_sizes(each_numba_digits_model, capsys):
+    model = each_numba_digits_model
+    b = int(model.weighted_layers[0].use_bias)  # one more row of weights a layer with a bias
     model.summary()
     text = capsys.readouterr().out
-    # 64 * ceil(24 * 5 / 8) + 24 * ceil(16 * 3 / 8) + 16 * ceil(10 * 2 / 8) bytes of packed codes.
-    packed = 64 * 15 + 24 * 6 + 16 * 3
-    floats = 4 * (64 * 24 + 24 * 16 + 16 * 10)
-    assert f"weights:     {packed:,} bytes of packed codes vs {floats:,} bytes float32" in text
+    # 64 * ceil(24 * 5 / 8) + 24 * ceil(16 * 3 / 8) + 16 * ceil(10 * 2 / 8) bytes of packed codes,
+    # plus a row of each table with the biases.
+    packed = (64 + b) * 15 + (24 + b) * 6 + (16 + b) * 3
+    params = (64 + b) * 24 + (24 + b) * 16 + (16 + b) * 10
+    assert f"weights:     {packed:,} bytes of packed codes vs {4 * params:,} bytes float32" in text
     nonzero = sum(int(np.count_nonzero(c)) for c in model.get_codes())
     assert f"{nonzero:,} shift-adds per sample" in text
-    assert "multiply-accumulates" in text and "Total params: 2,080" in text
+    assert f"vs {64 * 24 + 24 * 16 + 16 * 10:,} multiply-accumulates" in text
+    assert f"Total params: {params:,}" in text
+    row = next(line for line in text.splitlines() if line.startswith("dense_0"))
+    assert row.split()[3:5] == [f"{(64 + b) * 24}", f"{(64 + b) * 15}"]  # Params, Bytes
+    shift = model.weighted_layers[0].shift
+    assert f"    8 {shift:>5} {'yes' if b else 'no':>4}  " in row  # kmax, shift, bias
     # Sums of the widest layer and terms of 5-bit codes (i32), the hidden buffers, the output.
     assert f"activations: {4 * (24 + 32) + 24 + 16 + 10:,} bytes peak" in text
+
+
+@BIASES
+def test_summary_of_a_conv_model_counts_its_biases(use_bias, tmp_path, capsys):
+    """One bias per filter and per unit, in Params and the bias column; export still refuses."""
+    model = graia.Sequential(
+        [
+            graia.layers.Input((6, 6)),
+            graia.layers.Conv2D(4, 3, use_bias=use_bias),
+            graia.layers.Flatten(),
+            graia.layers.Dense(3, use_bias=use_bias),
+        ],
+        seed=0,
+    )
+    model.summary()
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    b, bias = int(use_bias), "yes" if use_bias else "no"
+    assert rows["conv2d_0"].split()[5:9] == [f"{(9 + b) * 4}", "8", "8", bias]
+    assert rows["dense_2"].split()[3:7] == [f"{(64 + b) * 3}", "8", "8", bias]
+    assert f"Total params: {(9 + b) * 4 + (64 + b) * 3:,}" in rows["Total"]
+    with pytest.raises(GraiaValueError, match="Dense layers only so far; layer 'conv2d_0'"):
+        model.export(tmp_path, format="c")
 
 
 def test_the_docs_c_example_builds_and_runs(numba_digits_model, tmp_path):

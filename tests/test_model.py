@@ -203,7 +203,8 @@ def test_summary_and_activations(capsys):
     model = small_model()
     model.summary()
     text = capsys.readouterr().out
-    assert "dense_0" in text and "Total params: 228" in text and "backend" in text
+    # (16 + 1) * 12 + (12 + 1) * 3: the weights and the biases (a row of each layer's weights).
+    assert "dense_0" in text and "Total params: 243" in text and "backend" in text
     acts = model.activations(small_data()[0][0])
     assert [a.shape for a in acts] == [(16,), (12,), (3,)]
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from graia.export.plan import SUM_BYTES, DensePlan, DeploymentPlan, PreprocessPlan
 from graia.files import atomic_write
+from graia.spec import BIAS_INPUT
 
 HEADER = "graia_model.h"
 SOURCE = "graia_model.c"
@@ -25,16 +26,19 @@ SOURCE = "graia_model.c"
 # docs/arithmetic.md §3 with each weight applied as a shift of the input; see plan.py for the
 # packing. Per input row, the signed term of every possible code field is tabled first (at most 2
 # shifts per code value), so the inner loop is a table look-up and an add, without branches on
-# the (unpredictable) codes. z <= 0 is tested first: >> of a negative int is
-# implementation-defined in C.
-_DENSE_KERNEL = """\
+# the (unpredictable) codes. A layer with a bias has one more row, whose input is the constant
+# GRAIA_BIAS_INPUT. z <= 0 is tested first: >> of a negative int is implementation-defined in C.
+_DENSE_KERNEL = (
+    f"#define GRAIA_BIAS_INPUT {BIAS_INPUT}\n\n"
+    + """\
 /* docs/arithmetic.md section 3: z[j] = sum_i x[i] * W[i][j] with W = +-2^(kmax - k) applied
- * as a left shift of x[i] (|code| = k + 1), then a[j] = clamp(z[j] >> shift, 0, 255). Rows
+ * as a left shift of x[i] (|code| = k + 1), then a[j] = clamp(z[j] >> shift, 0, 255). When
+ * `bias` is 1, the table has one more row, the last, whose input is GRAIA_BIAS_INPUT. Rows
  * whose input is 0 are skipped; codes are sign-magnitude fields of `bits` bits, least
  * significant bit first. */
-static inline void graia_dense(const uint8_t *x, size_t n_in, const uint8_t *codes,
-                               size_t row_bytes, size_t n_out, unsigned bits, unsigned kmax,
-                               unsigned shift, uint8_t *out)
+static inline void graia_dense(const uint8_t *x, size_t n_in, unsigned bias,
+                               const uint8_t *codes, size_t row_bytes, size_t n_out,
+                               unsigned bits, unsigned kmax, unsigned shift, uint8_t *out)
 {
     const unsigned field_mask = (1u << bits) - 1u;
     const unsigned sign_bit = 1u << (bits - 1u);
@@ -45,9 +49,9 @@ static inline void graia_dense(const uint8_t *x, size_t n_in, const uint8_t *cod
     }
     graia_terms[0] = 0;
     graia_terms[sign_bit] = 0;
-    for (i = 0; i < n_in; i++, codes += row_bytes) {
+    for (i = 0; i < n_in + bias; i++, codes += row_bytes) {
         const uint8_t *p = codes;
-        const int32_t xi = x[i];
+        const int32_t xi = i < n_in ? x[i] : GRAIA_BIAS_INPUT;
         uint32_t window = 0;
         unsigned held = 0;
         if (xi == 0) {
@@ -74,6 +78,7 @@ static inline void graia_dense(const uint8_t *x, size_t n_in, const uint8_t *cod
     }
 }
 """
+)
 
 
 # docs/arithmetic.md §8, the model's Normalization/Rescaling: the one float step (a power-of-two
@@ -171,15 +176,16 @@ def _comment_text(text: str) -> str:
 
 def _emit_dense(layer: DensePlan, index: int, source: str, target: str) -> Emitted:
     table = f"graia_layer{index}_codes"
+    bias = " + bias" if layer.bias else ""
     description = (
-        f"{_comment_text(layer.name)}: dense {layer.n_in} -> {layer.n_out}, kmax {layer.kmax}, "
-        f"shift {layer.shift}, {layer.bits}-bit codes, {layer.row_bytes} bytes a row"
+        f"{_comment_text(layer.name)}: dense {layer.n_in}{bias} -> {layer.n_out}, kmax "
+        f"{layer.kmax}, shift {layer.shift}, {layer.bits}-bit codes, {layer.row_bytes} bytes a row"
     )
     return Emitted(
         tables=f"/* layer {index}, {description} */\n" + _c_array(table, layer.packed()),
         call=(
-            f"graia_dense({source}, {layer.n_in}u, {table}, {layer.row_bytes}u, {layer.n_out}u, "
-            f"{layer.bits}u, {layer.kmax}u, {layer.shift}u, {target});"
+            f"graia_dense({source}, {layer.n_in}u, {layer.bias}u, {table}, {layer.row_bytes}u, "
+            f"{layer.n_out}u, {layer.bits}u, {layer.kmax}u, {layer.shift}u, {target});"
         ),
         rom_bytes=layer.table_bytes,
         kernels={"graia_dense": _DENSE_KERNEL},

@@ -5,7 +5,10 @@ Every op works on integers, and each one is exact for the values it sees (docs/a
 * ``Cast`` u8 -> int32 of the activations: exact widening.
 * ``MatMul`` int32 x int32 with the weights as ``W = ±2^(kmax-k)`` or 0 (stored int16, cast to
   int32 once): every product ``x * W`` is an exact integer, and the model is rejected at build time
-  unless ``n_in * 255 * 2^kmax <= 2^31 - 1``, so no partial sum can wrap, in any summation order.
+  unless ``fan_in * 255 * 2^kmax <= 2^31 - 1``, so no partial sum can wrap, in any summation order.
+* ``Add`` int32 of a layer's biases, ``BIAS_INPUT * W`` of its last weight row (computed at export,
+  exact: at most ``255 * 2^14`` in magnitude): the bias input's term of §3's sum, and the same
+  bound holds for the total, since ``fan_in`` counts the bias row.
 * ``Clip`` int32 to ``[0, 256 * 2^shift - 1]`` (or ``2^31 - 1``): for integers, clamping before
   the floor shift gives ``clamp(z >> shift, 0, 255)`` exactly, and makes the value non-negative.
 * ``Cast`` to uint32 and ``BitShift`` right by ``shift``: ONNX shifts are defined on unsigned
@@ -31,7 +34,7 @@ import numpy as np
 from graia.errors import GraiaError
 from graia.export.plan import DensePlan, DeploymentPlan, PreprocessPlan
 from graia.files import atomic_write
-from graia.spec import I32_MAX, PRE_Q_MAX
+from graia.spec import BIAS_INPUT, I32_MAX, PRE_Q_MAX
 
 FILENAME = "graia_model.onnx"
 #: Opset 13: integer ``Clip`` with tensor bounds, ``BitShift``, ``ArgMax`` select_last_index.
@@ -60,7 +63,7 @@ class Emitted:
 
 def fixed_weights(layer: DensePlan) -> np.ndarray:
     """The layer's codes as the fixed-point integers ``W = sign * 2^(kmax - k)`` of §2 (int16:
-    ``|W| <= 2^14``)."""
+    ``|W| <= 2^14``), ``(rows, n_out)``: the bias row last, if any."""
     codes = layer.codes.astype(np.int32)
     magnitude = np.where(codes != 0, np.left_shift(1, layer.kmax + 1 - np.abs(codes)), 0)
     return (np.sign(codes) * magnitude).astype(np.int16)
@@ -70,16 +73,24 @@ def _emit_dense(layer: DensePlan, index: int, source: str) -> Emitted:
     _onnx, TensorProto, helper, numpy_helper = _modules()
     p = f"layer{index}_"
     upper = min((256 << layer.shift) - 1, I32_MAX)
+    weights = fixed_weights(layer)
     initializers = [
-        numpy_helper.from_array(fixed_weights(layer), p + "weights_i16"),
+        numpy_helper.from_array(weights[: layer.n_in], p + "weights_i16"),
         numpy_helper.from_array(np.array(0, np.int32), p + "low"),
         numpy_helper.from_array(np.array(upper, np.int32), p + "high"),
         numpy_helper.from_array(np.array(layer.shift, np.uint32), p + "shift"),
     ]
+    products = p + ("products" if layer.bias else "z")
     nodes = [
         helper.make_node("Cast", [p + "weights_i16"], [p + "weights"], to=TensorProto.INT32),
         helper.make_node("Cast", [source], [p + "x"], to=TensorProto.INT32),
-        helper.make_node("MatMul", [p + "x", p + "weights"], [p + "z"]),
+        helper.make_node("MatMul", [p + "x", p + "weights"], [products]),
+    ]
+    if layer.bias:  # the bias input's terms, BIAS_INPUT * W of the last row
+        biases = BIAS_INPUT * weights[layer.n_in].astype(np.int32)
+        initializers.append(numpy_helper.from_array(biases, p + "biases"))
+        nodes.append(helper.make_node("Add", [products, p + "biases"], [p + "z"]))
+    nodes += [
         helper.make_node("Clip", [p + "z", p + "low", p + "high"], [p + "clipped"]),
         helper.make_node("Cast", [p + "clipped"], [p + "unsigned"], to=TensorProto.UINT32),
         helper.make_node(

@@ -7,7 +7,8 @@ Packing (the C tables): each weight code of docs/arithmetic.md §2 (0 or ``±(k+
 sign-magnitude bit field of ``bits`` bits: the low ``bits - 1`` bits hold ``|code|`` (0: no
 connection), the top bit is set for negative codes. Fields follow each other least significant bit
 first; each input's row of ``n_out`` fields starts on a byte boundary, so a row whose input is 0 is
-skipped by adding the row's byte count to a pointer.
+skipped by adding the row's byte count to a pointer. A layer with a bias has one more row, the
+last: the weights of the constant input ``spec.BIAS_INPUT`` (docs/arithmetic.md §3).
 """
 
 from __future__ import annotations
@@ -33,16 +34,23 @@ def code_bits(kmax: int) -> int:
 
 @dataclass(frozen=True)
 class DensePlan:
-    """One Dense layer as deployed."""
+    """One Dense layer as deployed: ``n_in`` inputs, then ``bias`` (0 or 1) rows of the constant
+    input ``spec.BIAS_INPUT``."""
 
     name: str
     n_in: int
     n_out: int
     kmax: int
     shift: int
-    codes: np.ndarray  # i8 (n_in, n_out), the model's weight codes
+    codes: np.ndarray  # i8 (rows, n_out), the model's weight codes, the bias row last
+    bias: int
 
     kind = "dense"
+
+    @property
+    def rows(self) -> int:
+        """Rows of the code table: one per input, then the bias row if any."""
+        return self.n_in + self.bias
 
     @property
     def bits(self) -> int:
@@ -54,26 +62,33 @@ class DensePlan:
 
     @property
     def params(self) -> int:
+        """Weights, the biases included (as Keras counts them)."""
+        return self.rows * self.n_out
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates per sample of a float layer of the same shape (its biases are
+        adds)."""
         return self.n_in * self.n_out
 
     @property
     def table_bytes(self) -> int:
         """Bytes of the packed code table."""
-        return self.n_in * self.row_bytes
+        return self.rows * self.row_bytes
 
     @property
     def shift_adds(self) -> int:
-        """Shift-and-add operations per sample: one per non-zero weight (at most; the C skips
-        inputs that are 0)."""
+        """Shift-and-add operations per sample: one per non-zero weight, the biases' included (at
+        most; the C skips inputs that are 0)."""
         return int(np.count_nonzero(self.codes))
 
     def packed(self) -> np.ndarray:
-        """The code table packed as the module docstring says, u8 ``(n_in, row_bytes)``."""
+        """The code table packed as the module docstring says, u8 ``(rows, row_bytes)``."""
         codes = self.codes.astype(np.int64)
         fields = np.abs(codes) | np.where(codes < 0, 1 << (self.bits - 1), 0)
         # One bit per column, least significant first, then eight bits to a byte.
         bit_planes = (fields[:, :, None] >> np.arange(self.bits)) & 1
-        bits = bit_planes.reshape(self.n_in, self.n_out * self.bits).astype(np.uint8)
+        bits = bit_planes.reshape(self.rows, self.n_out * self.bits).astype(np.uint8)
         return np.packbits(bits, axis=1, bitorder="little")
 
 
@@ -153,7 +168,7 @@ class DeploymentPlan:
     @property
     def macs(self) -> int:
         """Multiply-accumulates per sample of a float model of the same shape."""
-        return sum(layer.params for layer in self.layers)
+        return sum(layer.macs for layer in self.layers)
 
     @property
     def float32_activation_bytes(self) -> int:
@@ -165,7 +180,8 @@ class DeploymentPlan:
 def _layer_plan(layer: layers_mod.Layer, n_in: int, codes: np.ndarray) -> LayerPlan:
     """The deployment plan of one layer; a new layer kind adds its case here."""
     if isinstance(layer, layers_mod.Dense):
-        return DensePlan(layer.name, n_in, layer.units, layer.kmax, layer.shift, codes)
+        bias = int(layer.use_bias)
+        return DensePlan(layer.name, n_in, layer.units, layer.kmax, layer.shift, codes, bias)
     raise GraiaValueError(
         f"export supports Dense layers only so far; layer {layer.name!r} is a "
         f"{type(layer).__name__} (docs/deploy.md)"

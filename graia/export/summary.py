@@ -10,12 +10,13 @@ from graia.state import Model
 
 
 def summary_text(model: Model) -> str:
-    """Layers (output shape, parameters, packed bytes, shift-adds, kmax, shift, code histogram),
-    totals, the rule, and the deployed sizes against a float32 model of the same shape."""
+    """Layers (output shape, parameters with the biases, packed bytes, shift-adds, kmax, shift,
+    bias, code histogram), totals, the rule, and the deployed sizes against a float32 model of the
+    same shape."""
     lines = [f'Model: "{model.name}"  (seed {model.seed}, backend {backends.name()})']
     lines.append(
         f"{'Layer':<18}{'Output shape':<16}{'Params':>10}{'Bytes':>10}{'Shift-adds':>12}"
-        "  kmax shift  weight codes (0 / ±1 / ±1/2 / ...)"
+        "  kmax shift bias  weight codes (0 / ±1 / ±1/2 / ...)"
     )
     lines.append(f"{model.layers[0].name:<18}{(None, *model.input_shape)!s:<16}{0:>10}")
     for layer in model.layers[1:]:
@@ -35,7 +36,8 @@ def summary_text(model: Model) -> str:
         frac = " ".join(f"{100 * h / layer.codes.size:.0f}%" for h in hist)
         lines.append(
             f"{layer.name:<18}{(None, layer.n_out)!s:<16}{layer.params:>10}"
-            f"{layer.table_bytes:>10}{layer.shift_adds:>12}  {layer.kmax:>4} {layer.shift:>5}  {frac}"
+            f"{layer.table_bytes:>10}{layer.shift_adds:>12}  {layer.kmax:>4} {layer.shift:>5} "
+            f"{_yes_no(layer.bias):>4}  {frac}"
         )
     lines.append(f"Total params: {model.count_params():,} (latent i32, forward codes i8)")
     lines.append(f"Rule: {model.rule!r}" if model.rule else "Rule: not compiled")
@@ -57,6 +59,11 @@ def summary_text(model: Model) -> str:
     return "\n".join(lines + _pending(model))
 
 
+def _yes_no(flag: bool | int) -> str:
+    """A layer's bias column."""
+    return "yes" if flag else "no"
+
+
 def _pending(model: Model) -> list[str]:
     """A note naming the layers whose shift the first ``fit`` will choose (arithmetic.md §3.3)."""
     names = [layer.name for layer in model.weighted_layers if layer.shift_pending]
@@ -69,9 +76,8 @@ def _pending(model: Model) -> list[str]:
 def _image_rows(model: Model) -> list[str]:
     """The table of a model with image layers (export is Dense-only so far)."""
 
-    rows = [
-        f"{'Layer':<22}{'Output shape':<20}{'Params':>10}  kmax shift  weight codes (0 / ±1 / ...)"
-    ]
+    header = f"{'Layer':<22}{'Output shape':<20}{'Params':>10}"
+    rows = [header + "  kmax shift bias  weight codes (0 / ±1 / ...)"]
     rows.append(f"{model.layers[0].name:<22}{(None, *model.input_shape)!s:<20}{0:>10}")
     codes = iter(model.get_codes())
     shape: tuple = model.input_shape
@@ -91,7 +97,7 @@ def _image_rows(model: Model) -> list[str]:
             params = code.size
             hist = np.bincount(np.abs(code).ravel().astype(np.int64), minlength=layer.kmax + 2)
             frac = " ".join(f"{100 * h / code.size:.0f}%" for h in hist)
-            extra = f"  {layer.kmax:>4} {layer.shift:>5}  {frac}"
+            extra = f"  {layer.kmax:>4} {layer.shift:>5} {_yes_no(layer.use_bias):>4}  {frac}"
         rows.append(f"{layer.name:<22}{(None, *shape)!s:<20}{params:>10}{extra}")
     rows.append(f"Total params: {model.count_params():,} (latent i32, forward codes i8)")
     rows.append(f"Rule: {model.rule!r}" if model.rule else "Rule: not compiled")
