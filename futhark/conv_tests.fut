@@ -6,15 +6,27 @@ import "host"
 
 -- ==
 -- entry: test_patches
--- input { [3i64, 3i64, 1i64, 2i64, 2i64, 1i64, 1i64, 0i64, 0i64, 2i64, 2i64, 1i64, 0i64, 1i64, 1i64]
+-- input { [3i64, 3i64, 1i64, 2i64, 2i64, 1i64, 1i64, 0i64, 0i64, 2i64, 2i64, 1i64, 0i64, 1i64, 1i64, 0i64]
 --         [[1u8, 2u8, 3u8, 4u8, 5u8, 6u8, 7u8, 8u8, 9u8]] }
 -- output { [[1u8, 2u8, 4u8, 5u8], [2u8, 3u8, 5u8, 6u8], [4u8, 5u8, 7u8, 8u8], [5u8, 6u8, 8u8, 9u8]] }
--- input { [2i64, 2i64, 1i64, 3i64, 3i64, 2i64, 2i64, 1i64, 1i64, 1i64, 1i64, 1i64, 0i64, 1i64, 1i64]
+-- input { [2i64, 2i64, 1i64, 3i64, 3i64, 2i64, 2i64, 1i64, 1i64, 1i64, 1i64, 1i64, 0i64, 1i64, 1i64, 0i64]
 --         [[1u8, 2u8, 3u8, 4u8]] }
 -- output { [[0u8, 0u8, 0u8, 0u8, 1u8, 2u8, 0u8, 3u8, 4u8]] }
+-- input { [2i64, 2i64, 1i64, 3i64, 3i64, 2i64, 2i64, 1i64, 1i64, 1i64, 1i64, 1i64, 0i64, 1i64, 1i64, 1i64]
+--         [[1u8, 2u8, 3u8, 4u8]] }
+-- output { [[0u8, 0u8, 0u8, 0u8, 1u8, 2u8, 0u8, 3u8, 4u8, 255u8]] }
 entry test_patches [b] [n] (row: geometry_row) (x: [b][n]u8) : [][]u8 =
   let g = geometry_of row
-  in patches g (g.k_h * g.k_w * g.in_c) x
+  in patches g (g.k_h * g.k_w * g.in_c + g.bias) x
+
+-- ==
+-- entry: test_dense_rows
+-- input { 2i64 [[1u8, 2u8], [3u8, 4u8]] }
+-- output { [[1u8, 2u8], [3u8, 4u8]] }
+-- input { 3i64 [[1u8, 2u8], [3u8, 4u8]] }
+-- output { [[1u8, 2u8, 255u8], [3u8, 4u8, 255u8]] }
+entry test_dense_rows [b] [n] (k: i64) (x: [b][n]u8) : [b][k]u8 =
+  dense_rows k x
 
 -- ==
 -- entry: test_pool
@@ -39,5 +51,6 @@ entry test_pool [r] (kind: i64) (a: [r][1]u8) : ([][]u8, [][]i32) =
     , pool = kind
     , pool_h = 2
     , pool_w = 2
+    , bias = 0
     }
   in pool g 1 a

@@ -43,7 +43,7 @@ def value(a) -> str:
 #: name -> (layers, rule, rule options, samples, batch size)
 CASES = {
     "train_dfa": (
-        [L.Input(5), L.Dense(4, kmax=3), L.Dense(3, kmax=3)],
+        [L.Input(5), L.Dense(4, kmax=3, use_bias=False), L.Dense(3, kmax=3, use_bias=False)],
         "dfa",
         {"step": 4096},
         12,
@@ -72,7 +72,13 @@ CASES = {
         4,
     ),
     "train_conv_max": (
-        [L.Input((6, 5)), L.Conv2D(3, 3, kmax=4), L.MaxPooling2D(2), L.Flatten(), L.Dense(3)],
+        [
+            L.Input((6, 5)),
+            L.Conv2D(3, 3, kmax=4, use_bias=True),
+            L.MaxPooling2D(2),
+            L.Flatten(),
+            L.Dense(3),
+        ],
         "dfa",
         {"step": 4096},
         10,

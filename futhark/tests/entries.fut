@@ -8,10 +8,11 @@ import "../graia"
 import "../host"
 
 local
--- | Layer `l`'s weight shape `(fan_in, out_c)` from its geometry row.
+-- | Layer `l`'s weight shape `(fan_in, out_c)` from its geometry row (the
+-- bias input's row included).
 def weight_shape (geometry: []geometry_row) (l: i64) : (i64, i64) =
   let g = geometry_of geometry[l]
-  in (g.k_h * g.k_w * g.in_c, g.out_c)
+  in (g.k_h * g.k_w * g.in_c + g.bias, g.out_c)
 
 local
 -- | Layer `l`'s `(fan_in, out_c)` blocks of the flat latents and momenta.
@@ -114,6 +115,6 @@ entry test_train_epoch [n] [d] [q] [s] [h]
 -- output { [[4u8, 3u8], [255u8, 0u8]] [[4u8, 3u8], [255u8, 0u8]] }
 entry test_predict [n] [d] [m] (latent: [d][m]i32) (kmax: i32) (shift: i32) (x: [n][d]u8) =
   let momentum = map (map (const 0)) latent
-  let geometry = [[1, 1, d, 1, 1, 1, 1, 0, 0, 1, 1, m, 0, 1, 1]]
+  let geometry = [[1, 1, d, 1, 1, 1, 1, 0, 0, 1, 1, m, 0, 1, 1, 0]]
   let net cpu = load_1 cpu 0 0 255 geometry kmax shift latent momentum
   in (predict_1 (net false) x, predict_1 (net true) x)
