@@ -17,23 +17,26 @@ import numpy as np
 import graia
 from graia import layers as L
 
-#: (name, layers, rule, rule options): a Dense and a small conv net, both rules, with dropout;
-#: the local_heads cases augment their images (RandomFlip, RandomTranslation) and learn their
-#: heads; the Dense one gives each hidden layer its own head shift.
+#: (name, layers, rule, rule options, use_bias): a Dense and a small conv net, both rules, with
+#: dropout; the local_heads cases augment their images (RandomFlip, RandomTranslation) and learn
+#: their heads; the Dense one gives each hidden layer its own head shift and a bias to the second
+#: hidden layer only (``build``).
 CASES = [
-    ("dense-dfa", "dense", "dfa", {"dropout": 40, "step": 1024}),
+    ("dense-dfa", "dense", "dfa", {"dropout": 40, "step": 1024}, True),
     (
         "dense-local_heads",
         "dense-augmented",
         "local_heads",
         {"dropout": 60, "head_shift": (3, 6), "head_step": 16384},
+        (False, True, False),
     ),
-    ("conv-dfa", "conv", "dfa", {"dropout": 50}),
+    ("conv-dfa", "conv", "dfa", {"dropout": 50}, True),
     (
         "conv-local_heads",
         "conv-augmented",
         "local_heads",
         {"dropout": 30, "step": 2048, "head_step": 16384, "head_kmax": 2},
+        True,
     ),
 ]
 #: The cases each mode runs (unit parallel splits Dense layers only).
@@ -47,16 +50,22 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return rng.integers(0, 256, (150, 64)).astype(np.uint8), rng.integers(0, 10, 150)
 
 
-def build(kind: str, rule: str, options: dict) -> graia.Sequential:
+def build(
+    kind: str, rule: str, options: dict, use_bias: bool | tuple[bool, bool, bool] = True
+) -> graia.Sequential:
+    """The model of ``kind`` compiled with ``rule``; ``use_bias`` is every weighted layer's, or
+    each of the three's in order."""
+    bias = use_bias if isinstance(use_bias, tuple) else (use_bias,) * 3
     if kind.endswith("-augmented"):
         stack = [L.Input((8, 8)), L.RandomFlip(), L.RandomTranslation(0.25, 0.25)]
     else:
         stack = [L.Input(64 if kind == "dense" else (8, 8))]
     if kind.startswith("dense"):  # 40 units: not a multiple of 3 ranks
-        stack += [L.Dense(40), L.Dense(24), L.Dense(10)]
+        stack += [L.Dense(40, use_bias=bias[0]), L.Dense(24, use_bias=bias[1])]
     else:
-        stack += [L.Conv2D(6, 3, padding="same"), L.MaxPooling2D(2)]
-        stack += [L.Conv2D(4, 2), L.Flatten(), L.Dense(10)]
+        stack += [L.Conv2D(6, 3, padding="same", use_bias=bias[0]), L.MaxPooling2D(2)]
+        stack += [L.Conv2D(4, 2, use_bias=bias[1]), L.Flatten()]
+    stack.append(L.Dense(10, use_bias=bias[2]))
     model = graia.Sequential(stack, seed=2025)
     model.compile(rule, **options)
     return model
@@ -81,10 +90,10 @@ def run(mode: str, distribute: str | None, callbacks=(), save: str | None = None
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tiny random problems may collapse: not the point
-        for name, kind, rule, options in CASES:
+        for name, kind, rule, options, use_bias in CASES:
             if name not in MODE_CASES[mode]:
                 continue
-            model = build(kind, rule, options)
+            model = build(kind, rule, options, use_bias)
             model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0,
                       distribute=distribute, callbacks=list(callbacks))  # fmt: skip
             out[name] = digest(model, x)

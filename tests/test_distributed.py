@@ -149,15 +149,19 @@ def units_epoch(backend, state, x, y, order, batch_size, rule_id, params, ranks)
     return unshard_state(state, [backend.units_dump(h) for h in handles]), correct, sq
 
 
+@pytest.mark.parametrize(
+    "use_bias", [True, False, (False, True, False)], ids=["bias", "no-bias", "hidden-2-bias"]
+)
 @pytest.mark.parametrize("rule", ["dfa", "local_heads"])
 @pytest.mark.parametrize("batch_size,ranks", [(32, 3), (7, 2), (16, 50)])
-def test_unit_shards_equal_the_fused_epoch(backend_name, rule, batch_size, ranks):
+def test_unit_shards_equal_the_fused_epoch(backend_name, rule, batch_size, ranks, use_bias):
     """Every batch run as shards of units (some empty when there are more ranks than units) on
     a backend, the shards' activations concatenated and partial sums added: the bits of the
-    oracle's fused epoch."""
+    oracle's fused epoch; with and without biases, and with a bias in the second hidden layer
+    only (whose input is gathered; the output layer's rows are then split without one)."""
     x, y = worker.data()
     x, y = x[:40], y[:40].astype(np.int32)
-    model = worker.build("dense", rule, _options(rule))
+    model = worker.build("dense", rule, _options(rule), use_bias)
     params = model.rule.params()
     oracle = nb.NumbaBackend()
     order = np.random.default_rng(3).permutation(len(x)).astype(np.int32)

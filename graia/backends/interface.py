@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from graia.spec import BIAS_INPUT
+
 #: Keys, dtypes and meaning of a host state.
 HOST_STATE_DTYPES: dict[str, type] = {
     "sizes": np.int64,  # (layers + 1,): input features, each layer's output features (classes last)
@@ -128,6 +130,15 @@ def local_rank() -> int | None:
     return launcher if launcher is not None else _shared_rank
 
 
+def with_bias(x: np.ndarray, bias: int | bool) -> np.ndarray:
+    """The rows ``x`` (u8 ``(rows, n)``), each followed by the constant input ``BIAS_INPUT`` of a
+    bias (§3) when ``bias`` is set: from a layer's input (a Dense layer's) or patches (§3.1), the
+    rows its weights multiply."""
+    if not bias:
+        return x
+    return np.concatenate([x, np.full((len(x), 1), BIAS_INPUT, np.uint8)], axis=1)
+
+
 def weight_shapes(geometry: np.ndarray) -> list[tuple[int, int]]:
     """Each layer's weight matrix shape ``(fan_in, out_c)`` =
     ``(k_h * k_w * in_c + bias, out_c)``."""
@@ -240,22 +251,25 @@ class Backend(Protocol):
 # ------------------------------------------------------------------------------ unit parallel
 # docs/arithmetic.md §7.7, docs/distributed.md. Under ``fit(distribute="units")`` rank ``r`` of
 # ``P`` owns, in every hidden layer of ``n`` units, the units ``unit_range(n, r, P)``: their
-# incoming synapses (columns of the layer's ``(fan_in, n)`` matrix), their feedback rows and, in
-# the output layer, the matching rows (the output layer's fan-in is the last hidden layer's
-# units). A *shard* is the part of a host state one rank owns, laid out like a host state:
+# incoming synapses (columns of the layer's ``(fan_in, n)`` matrix, the bias row included), their
+# feedback rows and, in the output layer, the matching rows (the output layer's fan-in is the last
+# hidden layer's units, then its bias input if it has one: that row is the last rank's, see
+# :func:`output_rows`). A *shard* is the part of a host state one rank owns, laid out like a host
+# state:
 #
 #   sizes, geometry, kmax, shift, counters   the whole model's (unchanged)
 #   unit_ranges   i64 (hidden layers, 2): [lo, hi) of each hidden layer's units owned here
 #   latent, momentum   i32: hidden layer l's (fan_in, hi - lo) column block, then the output
-#                 layer's (hi - lo, classes) row block (lo, hi of the last hidden layer), each
-#                 row-major, layer after layer
+#                 layer's (hi - lo, classes) row block (output_rows), each row-major, layer
+#                 after layer
 #   feedback      i8: rows [lo, hi) of each hidden layer's (n, classes) matrix, layer after layer
 #   head_latent, head_momentum   i32: the same rows of each hidden layer's local head (§7.4)
 #
 # Every key of §4 stays global: dropout unit h of a layer of n units, batch row s, hashes the word
 # s * n + lo + h; the rounding word of owned synapse (i, h) of hidden layer l is i * n + lo + h,
-# of owned output synapse (h, j) and of owned head weight (h, j) is (lo + h) * classes + j. So a shard steps exactly the bits one
-# process would give those synapses. Dense layers only.
+# of owned output synapse (h, j) and of owned head weight (h, j) is (lo + h) * classes + j (the
+# output layer's bias row is row n of the last hidden layer's n units). So a shard steps exactly
+# the bits one process would give those synapses. Dense layers only.
 
 
 def unit_range(units: int, rank: int, ranks: int) -> tuple[int, int]:
@@ -271,6 +285,23 @@ def unit_ranges(sizes: np.ndarray, rank: int, ranks: int) -> np.ndarray:
     return np.array(ranges, np.int64).reshape(hidden, 2)
 
 
+def output_rows(geometry: np.ndarray, ranges: np.ndarray) -> tuple[int, int]:
+    """The rows ``[lo, hi)`` of the output layer's ``(fan_in, classes)`` weight matrix owned by the
+    shard of unit ranges ``ranges`` (a model of geometry ``geometry``): those of its units of the
+    last hidden layer and, on the rank whose units end that layer (the last), the output layer's
+    bias row after them when it has one, so that exactly one rank adds and learns it."""
+    block = Block.of_row(geometry[-1])
+    lo, hi = (int(v) for v in ranges[-1])
+    return lo, block.fan_in if hi == block.fan_in - block.bias else hi
+
+
+def owns_output_bias(shard: HostState) -> bool:
+    """Whether a shard owns the output layer's bias row (:func:`output_rows`): its rows of the
+    output layer multiply its last hidden layer's activations followed by the bias input."""
+    ranges = shard["unit_ranges"]
+    return output_rows(shard["geometry"], ranges)[1] > int(ranges[-1, 1])
+
+
 def shard_state(state: HostState, rank: int, ranks: int) -> HostState:
     """The shard of a host state (Dense layers, at least one hidden) that rank ``rank`` of
     ``ranks`` owns (copies)."""
@@ -282,9 +313,8 @@ def shard_state(state: HostState, rank: int, ranks: int) -> HostState:
         if l < hidden:
             lo, hi = ranges[l]
             cut = (slice(None), slice(lo, hi))
-        else:  # the output layer: the rows of the last hidden layer's units
-            lo, hi = ranges[-1]
-            cut = (slice(lo, hi), slice(None))
+        else:  # the output layer: the rows of the last hidden layer's units (and the bias row)
+            cut = (slice(*output_rows(state["geometry"], ranges)), slice(None))
         parts["latent"].append(lat[cut].ravel())
         parts["momentum"].append(mom[cut].ravel())
     for key in rows:
@@ -300,14 +330,15 @@ def shard_state(state: HostState, rank: int, ranks: int) -> HostState:
 
 def shard_blocks(shard: HostState, key: str) -> list[np.ndarray]:
     """Each layer's 2-D view of a shard's ``latent``/``momentum`` (``key``): hidden layers
-    ``(fan_in, hi - lo)``, the output layer ``(hi - lo, classes)``."""
+    ``(fan_in, hi - lo)``, the output layer ``(hi - lo, classes)`` (:func:`output_rows`)."""
     ranges = shard["unit_ranges"]
     shapes = []
     for l, (fan_in, units) in enumerate(weight_shapes(shard["geometry"])):
         if l < len(ranges):
             shapes.append((fan_in, int(ranges[l, 1] - ranges[l, 0])))
         else:
-            shapes.append((int(ranges[-1, 1] - ranges[-1, 0]), units))
+            lo, hi = output_rows(shard["geometry"], ranges)
+            shapes.append((hi - lo, units))
     views, offset = [], 0
     for shape in shapes:
         size = shape[0] * shape[1]
@@ -357,7 +388,7 @@ def unshard_state(state: HostState, shards: list[HostState]) -> HostState:
                 if l < hidden:
                     targets[l][k][:, ranges[l, 0] : ranges[l, 1]] = block
                 else:
-                    targets[l][k][ranges[-1, 0] : ranges[-1, 1]] = block
+                    targets[l][k][slice(*output_rows(shard["geometry"], ranges))] = block
     return out
 
 
@@ -368,7 +399,8 @@ class UnitParallelBackend(Protocol):
 
     1. for each hidden layer ``l`` in order: ``acts = units_forward(h, l, inputs, params)``, where
        ``inputs`` is the layer's whole input (the batch's rows of ``x`` for ``l = 0``, else the
-       previous hidden layer's activations of *all* units, gathered from every rank's ``acts``);
+       previous hidden layer's activations of *all* units, gathered from every rank's ``acts``),
+       without the bias input (the backend appends it: :func:`with_bias`);
     2. ``partials = units_partials(h, rule_id, params)``; the caller sums them over the ranks;
     3. ``correct, sq_error = units_step(h, sums, labels, rule_id, params)``.
 
@@ -384,15 +416,19 @@ class UnitParallelBackend(Protocol):
 
     def units_forward(self, handle: Any, layer: int, inputs: np.ndarray, params: np.ndarray):
         """Hidden layer ``layer`` for the owned units: ``z`` (§3) from ``inputs`` (u8
-        ``(rows, fan_in)``), the u8 activations, dropout (§7.2, keyed by the global unit and the
-        global batch row, step ``t`` of the counters). Keeps ``inputs`` and ``z``; returns the
-        owned activations after dropout, u8 ``(rows, hi - lo)``."""
+        ``(rows, n_in)``) followed by the bias input when the layer has one (:func:`with_bias`:
+        ``fan_in`` columns), the u8 activations, dropout (§7.2, keyed by the global unit and the
+        global batch row, step ``t`` of the counters). Keeps those ``fan_in`` columns and ``z``
+        (and, for the last hidden layer, the rows the output layer's owned rows multiply:
+        :func:`owns_output_bias`); returns the owned activations after dropout, u8
+        ``(rows, hi - lo)``."""
 
     def units_partials(self, handle: Any, rule_id: int, params: np.ndarray) -> np.ndarray:
         """This rank's share of the batch's sums over units, i32 ``(blocks, rows, classes)``:
         for ``local_heads`` first each hidden layer's head sums ``sum_h a[s, h] V[h, j]`` over the
-        owned units (§7.4, ``V`` the head's weights), then (both rules) the output layer's ``z`` summed over the owned
-        rows of its weights. The sums over all ranks are the single-process values (exact)."""
+        owned units (§7.4, ``V`` the head's weights), then (both rules) the output layer's ``z``
+        summed over the owned rows of its weights (:func:`output_rows`: on the last rank, the
+        bias row's term too). The sums over all ranks are the single-process values (exact)."""
 
     def units_step(
         self, handle: Any, sums: np.ndarray, labels: np.ndarray, rule_id: int, params: np.ndarray

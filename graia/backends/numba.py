@@ -21,13 +21,14 @@ from graia.backends.interface import (
     feedback_blocks,
     head_blocks,
     layer_blocks,
+    owns_output_bias,
     shard_blocks,
     shard_feedback_blocks,
     shard_head_blocks,
+    with_bias,
 )
 from graia.rules import DFA, by_id, heads_learn
 from graia.spec import (
-    BIAS_INPUT,
     G_MAX,
     LATENT_MAX,
     canonical_latent,
@@ -172,9 +173,7 @@ def _block_patches(block: Block, x: np.ndarray) -> np.ndarray:
             x, block.in_h, block.in_w, block.in_c, block.k_h, block.k_w, block.stride_h,
             block.stride_w, block.pad_top, block.pad_left, block.out_h, block.out_w,
         )  # fmt: skip
-    if block.bias:
-        p = np.concatenate([p, np.full((len(p), 1), BIAS_INPUT, np.uint8)], axis=1)
-    return p
+    return with_bias(p, block.bias)
 
 
 def _block_output(block: Block, a_c: np.ndarray, batch: int):
@@ -589,7 +588,8 @@ def _train_epoch_seed_hebbian(state, x, y, order):
 
 class _UnitShard:
     """A numba unit-parallel handle (interface.UnitParallelBackend): a shard and what the batch
-    in progress keeps between calls, per hidden layer (input, owned ``z`` and activations)."""
+    in progress keeps between calls, per hidden layer (input with its bias input, owned ``z`` and
+    activations), and the output layer's input."""
 
     def __init__(self, shard: HostState) -> None:
         self.shard = shard
@@ -601,6 +601,8 @@ class _UnitShard:
         self.inputs: list[np.ndarray] = [np.empty((0, 0), np.uint8)] * hidden
         self.zs: list[np.ndarray] = [np.empty((0, 0), np.int32)] * hidden
         self.acts: list[np.ndarray] = [np.empty((0, 0), np.uint8)] * hidden
+        #: What the owned rows of the output layer multiply (interface.owns_output_bias).
+        self.output_input = np.empty((0, 0), np.uint8)
 
 
 class NumbaBackend:
@@ -660,6 +662,7 @@ class NumbaBackend:
         shard = handle.shard
         lo, hi = (int(v) for v in shard["unit_ranges"][layer])
         w = _fixed_weights(handle.latent[layer], int(shard["kmax"][layer]))
+        inputs = _block_patches(_blocks(shard)[layer], inputs)
         rows = inputs.shape[0]
         z = np.empty((rows, hi - lo), np.int32)
         a = np.empty((rows, hi - lo), np.uint8)
@@ -670,6 +673,8 @@ class NumbaBackend:
             key = np.uint64(dropout_key(_seed(shard), layer, t))
             _dropout(a, key, dropout, 0, int(shard["sizes"][layer + 1]), lo)
         handle.inputs[layer], handle.zs[layer], handle.acts[layer] = inputs, z, a
+        if layer == len(handle.acts) - 1:
+            handle.output_input = with_bias(a, owns_output_bias(shard))
         return a
 
     def units_partials(self, handle: _UnitShard, rule_id: int, params: np.ndarray) -> np.ndarray:
@@ -678,7 +683,7 @@ class NumbaBackend:
         if by_id(rule_id).local_heads:
             heads = _DfaOptions(params, rule_id).head_weights(handle.heads)
             blocks = [_head_sums(a, w) for a, w in zip(handle.acts, heads)]
-        last = handle.acts[-1]
+        last = handle.output_input
         w = _fixed_weights(handle.latent[-1], int(shard["kmax"][-1]))
         z = np.empty((last.shape[0], w.shape[1]), np.int32)
         _forward(last, w, 0, z, np.empty(z.shape, np.uint8))  # only z: a partial sum
@@ -731,6 +736,7 @@ class NumbaBackend:
         output = len(ranges)
         keys = _step_keys(seed, output, t)
         lat, mom = handle.latent[output], handle.momentum[output]
-        _dfa_update(handle.acts[-1], e, lat, mom, *keys, *step, int(ranges[-1, 0]), 0, classes)
+        x = handle.output_input
+        _dfa_update(x, e, lat, mom, *keys, *step, int(ranges[-1, 0]), 0, classes)
         shard["counters"][COUNTER_STEP] = t + 1
         return int(correct), int(sq)

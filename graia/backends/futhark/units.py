@@ -21,10 +21,13 @@ from graia.backends.interface import (
     COUNTER_SEED,
     COUNTER_STEP,
     HOST_STATE_DTYPES,
+    Block,
     HostState,
+    owns_output_bias,
     shard_blocks,
     shard_feedback_blocks,
     shard_head_blocks,
+    with_bias,
 )
 from graia.errors import GraiaError
 from graia.rules import by_id, heads_learn
@@ -34,7 +37,8 @@ class FutharkShard:
     """A rank's shard on a Futhark backend: ``host`` (the shard's host arrays but the learned
     ones; its counters advance with every batch), ``blocks`` (per layer an opaque ``layer``),
     ``feedback`` and ``heads`` (per hidden layer; the heads opaque ``head`` records), and the
-    batch in progress."""
+    batch in progress (each hidden layer's input with its bias input, ``z`` and owned
+    activations, and the output layer's input)."""
 
     def __init__(self, backend: Any, host: HostState, blocks: list[Value], feedback, heads) -> None:
         self.backend = backend
@@ -46,6 +50,8 @@ class FutharkShard:
         self.inputs: list[Value | None] = [None] * hidden
         self.zs: list[Value | None] = [None] * hidden
         self.acts: list[Value | None] = [None] * hidden
+        #: What the owned rows of the output layer multiply (interface.owns_output_bias).
+        self.output_input: Value | None = None
 
     @property
     def seed(self) -> int:
@@ -140,7 +146,8 @@ class UnitParallelMixin:
         host = handle.host
         lo = int(host["unit_ranges"][layer, 0])
         units = int(host["sizes"][layer + 1])
-        inputs = np.ascontiguousarray(inputs, np.uint8)
+        bias = Block.of_row(host["geometry"][layer]).bias
+        inputs = np.ascontiguousarray(with_bias(inputs, bias), np.uint8)
         params = np.ascontiguousarray(params, np.int64)
         with c.lock:
             xv, bt = c.new_array(inputs), _batch(c, handle, params)
@@ -154,7 +161,14 @@ class UnitParallelMixin:
             handle.acts[layer] = Value(c, a[0], "u8_2d")
             c.sync("units_forward")
             del bt
-            return c.to_numpy(handle.acts[layer], np.uint8)
+            acts = c.to_numpy(handle.acts[layer], np.uint8)
+            if layer == len(handle.acts) - 1:
+                handle.output_input = handle.acts[layer]
+                if owns_output_bias(host):
+                    rows = np.ascontiguousarray(with_bias(acts, True))
+                    handle.output_input = c.new_array(rows)
+                    c.sync("units_forward")
+            return acts
 
     def units_partials(self, handle: FutharkShard, rule_id: int, params: np.ndarray) -> np.ndarray:
         c = self.context
@@ -170,7 +184,7 @@ class UnitParallelMixin:
                     values.append(Value(c, u[0], "i32_2d"))
             (z,) = _outputs(c, "i32_2d")
             _call(
-                c, "units_output_z", [z], cpu=bool(self.cpu_loops), a=handle.acts[-1].ptr,
+                c, "units_output_z", [z], cpu=bool(self.cpu_loops), a=handle.output_input.ptr,
                 blk=handle.blocks[-1].ptr,
             )  # fmt: skip
             values.append(Value(c, z[0], "i32_2d"))
@@ -223,8 +237,8 @@ class UnitParallelMixin:
             correct, sq_error = c.ffi.new("int64_t *"), c.ffi.new("int64_t *")
             _call(
                 c, "units_output_step", [out, correct, sq_error], cpu=cpu, bt=bt.ptr, l=hidden,
-                blk=handle.blocks[hidden].ptr, a=handle.acts[-1].ptr, sums=sv.ptr, labels=lv.ptr,
-                unit0=int(ranges[-1, 0]),
+                blk=handle.blocks[hidden].ptr, a=handle.output_input.ptr, sums=sv.ptr,
+                labels=lv.ptr, unit0=int(ranges[-1, 0]),
             )  # fmt: skip
             handle.blocks[hidden] = Value(c, out[0], "opaque_layer")
             c.sync("units_step")
