@@ -187,7 +187,8 @@ def weights(
 
     Args:
         model_or_arrays: A model (its ``get_weights()[layer]``, an ``(n_in, n_out)`` array, is
-            plotted), a list of such arrays (``[layer]`` is taken), or one 2-D array.
+            plotted, without the bias row of a layer that has one), a list of such arrays
+            (``[layer]`` is taken), or one 2-D array.
         layer: Which layer's weights, for a model or a list.
         path: Also save the figure as a PNG here.
         image_shape: Shape of one receptive field, e.g. ``(28, 28)``; its product must be
@@ -207,7 +208,11 @@ def weights(
     if hasattr(source, "get_weights"):
         if layer == 0:
             auto_shape = _input_image_shape(source)
-        source = source.get_weights()
+        # A unit's receptive field: its weights on the inputs, not its bias (the last row).
+        source = [
+            w[: len(w) - int(weighted.use_bias)]
+            for w, weighted in zip(source.get_weights(), source.weighted_layers)
+        ]
     if isinstance(source, (list, tuple)):
         source = source[integer(layer, "layer", -len(source), len(source) - 1)]
     w = np.asarray(source)

@@ -60,6 +60,9 @@ class Recipe:
     #: Then ``RandomTranslation(translate, translate)`` when not 0: shifts of up to
     #: ``round(translate * size)`` pixels each way.
     translate: float = 0.0
+    #: Whether the Dense layers have a bias (docs/arithmetic.md §3). The recipes were searched
+    #: before layers had one, and their figures (docs/results.md) are of layers without.
+    bias: bool = False
 
     def describe(self) -> str:
         """The architecture in a few words, e.g. ``conv64x3/pool2 - 2000 - classes``."""
@@ -87,10 +90,10 @@ class Recipe:
         if self.conv:
             stack.append(layers.Flatten())
         stack += [
-            layers.Dense(units, shift=RECIPE_SHIFT if shift is None else shift)
+            layers.Dense(units, shift=RECIPE_SHIFT if shift is None else shift, use_bias=self.bias)
             for units, shift in self.hidden_layers()
         ]
-        output = layers.Dense(classes, shift=RECIPE_SHIFT)
+        output = layers.Dense(classes, shift=RECIPE_SHIFT, use_bias=self.bias)
         model = Sequential(stack + [output], seed=seed, name=name)
         # The recipes schedule their step by callbacks (``callbacks``), not ``step_decay``.
         if rule is None or rule == self.rule:

@@ -34,8 +34,13 @@ def train(dataset: str, hidden: tuple[int, ...], epochs: int, out_dir: Path) -> 
     (x_train, y_train), (x_test, y_test) = graia.datasets.load_data(dataset)
     model = graia.Sequential(
         [graia.layers.Input(x_train.shape[1:])]
-        + [graia.layers.Dense(units, shift=recipe.hidden_shift or RECIPE_SHIFT) for units in hidden]
-        + [graia.layers.Dense(10, shift=RECIPE_SHIFT)],
+        + [
+            graia.layers.Dense(
+                units, shift=recipe.hidden_shift or RECIPE_SHIFT, use_bias=recipe.bias
+            )
+            for units in hidden
+        ]
+        + [graia.layers.Dense(10, shift=RECIPE_SHIFT, use_bias=recipe.bias)],
         seed=0,
         name=f"{dataset}-demo",
     )

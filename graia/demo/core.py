@@ -183,7 +183,9 @@ class DemoModel:
         with graia.backend.use("numba"):
             self.model.predict(np.zeros((1, *self.model.input_shape), np.uint8))
         first = self.model.weighted_layers[0]
-        self._fields = _strengths(self.model.get_codes()[0], first.kmax)
+        codes = self.model.get_codes()[0]
+        # The receptive fields are the weights on the pixels: a bias's row (the last) is not one.
+        self._fields = _strengths(codes[: len(codes) - int(first.use_bias)], first.kmax)
         if self.dataset is None:
             self.dataset = "digits" if self.shape == (8, 8) else "fashion-mnist"
 
