@@ -313,7 +313,7 @@ METHODS = {
     "torch": run_torch,
 }
 LABELS = {
-    "previous": "Graia defaults of 7d275e8 (fixed heads)",
+    "previous": "Graia defaults of e447895 (no bias)",
     "previous_norm": "the same + Normalization()",
     "graia": "Graia defaults",
     "graia_norm": "Graia defaults + Normalization()",

@@ -19,8 +19,10 @@ from graia.errors import GraiaValueError
 pytestmark = pytest.mark.filterwarnings("ignore:training has collapsed")
 
 
-def _conv_model(image, filters, kernel, strides, padding, pool, kmax, seed, hidden=(), classes=3):
-    layers = [L.Input(image), L.Conv2D(filters, kernel, strides, padding, kmax=kmax)]
+def _conv_model(
+    image, filters, kernel, strides, padding, pool, kmax, seed, hidden=(), classes=3, bias=False
+):
+    layers = [L.Input(image), L.Conv2D(filters, kernel, strides, padding, kmax=kmax, use_bias=bias)]
     if pool is not None:
         layers.append(pool[0](*pool[1:]))
     layers += [L.Flatten()] + [L.Dense(u) for u in hidden] + [L.Dense(classes)]
@@ -34,13 +36,15 @@ def _numpy_block(x, model):
     img = x.reshape(n, b.in_h, b.in_w, b.in_c).astype(np.int64)
     kmax = model.weighted_layers[0].kmax
     w = np.vectorize(lambda c: spec.fixed_weight(c, kmax))(model.get_codes()[0]).astype(np.int64)
+    bias = spec.BIAS_INPUT * w[-1] if b.bias else 0  # §3: the bias input's row is the last
+    w = w[: b.k_h * b.k_w * b.in_c]
     pad = np.zeros((n, b.in_h + 2 * b.k_h + b.stride_h * b.out_h, b.in_w + 2 * b.k_w + b.stride_w * b.out_w, b.in_c), np.int64)  # fmt: skip
     pad[:, b.pad_top : b.pad_top + b.in_h, b.pad_left : b.pad_left + b.in_w] = img
     z = np.zeros((n, b.out_h, b.out_w, b.out_c), np.int64)
     for oy in range(b.out_h):
         for ox in range(b.out_w):
             y0, x0 = oy * b.stride_h, ox * b.stride_w
-            z[:, oy, ox] = pad[:, y0 : y0 + b.k_h, x0 : x0 + b.k_w].reshape(n, -1) @ w
+            z[:, oy, ox] = pad[:, y0 : y0 + b.k_h, x0 : x0 + b.k_w].reshape(n, -1) @ w + bias
     a = np.clip(z >> model.weighted_layers[0].shift, 0, 255)
     if b.pool:
         ph, pw = b.out_h // b.pool_h, b.out_w // b.pool_w
@@ -69,10 +73,11 @@ POOLS = [
     pool=st.sampled_from(POOLS),
     kmax=st.integers(0, 8),
     seed=st.integers(0, 2**63),
+    bias=st.booleans(),
 )
-def test_oracle_forward_is_the_spec(h, w, c, kernel, strides, padding, pool, kmax, seed):
+def test_oracle_forward_is_the_spec(h, w, c, kernel, strides, padding, pool, kmax, seed, bias):
     try:
-        model = _conv_model((h, w, c), 3, kernel, strides, padding, pool, kmax, seed)
+        model = _conv_model((h, w, c), 3, kernel, strides, padding, pool, kmax, seed, bias=bias)
         model.blocks  # noqa: B018 - the plan may refuse a pool larger than the image
     except GraiaValueError:
         return
@@ -100,6 +105,7 @@ def test_oracle_forward_is_the_spec(h, w, c, kernel, strides, padding, pool, kma
     dropout=st.sampled_from([0, 90]),
     batch_size=st.integers(1, 9),
     seed=st.integers(0, 2**63),
+    bias=st.booleans(),
 )
 def test_property_conv_training_matches_reference(
     futhark_backend,
@@ -116,20 +122,25 @@ def test_property_conv_training_matches_reference(
     dropout,
     batch_size,
     seed,
+    bias,
 ):
-    """Random conv/pool shapes, strides, paddings, kmax, rules (fixed or learned local heads):
-    weights after two epochs and predictions identical to the oracle."""
+    """Random conv/pool shapes, strides, paddings, kmax, biases, rules (fixed or learned local
+    heads): weights after two epochs and predictions identical to the oracle."""
     rng = np.random.default_rng(seed % 997)
     x = rng.integers(0, 256, (23, h * h * c)).astype(np.uint8)
     x[x < 70] = 0
     y = rng.integers(0, 3, 23).astype(np.int32)
     try:
-        _conv_model((h, h, c), 4, kernel, stride, padding, pool, kmax, seed, hidden).build()
+        _conv_model(
+            (h, h, c), 4, kernel, stride, padding, pool, kmax, seed, hidden, 3, bias
+        ).build()
     except GraiaValueError:
         assume(False)  # a pool larger than the convolution's output
     results = []
     for name in ("numba", futhark_backend):
-        model = _conv_model((h, h, c), 4, kernel, stride, padding, pool, kmax, seed, hidden)
+        model = _conv_model(
+            (h, h, c), 4, kernel, stride, padding, pool, kmax, seed, hidden, 3, bias
+        )
         with graia.backend.use("numba"):
             heads = {"head_step": head_step} if rule == "local_heads" else {}
             model.compile(rule, step=4096, dropout=dropout, **heads)

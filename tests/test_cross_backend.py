@@ -21,9 +21,10 @@ from graia.backends.numba import NumbaBackend
 REFERENCE = NumbaBackend()
 
 
-def _model(sizes, kmax, seed, rule, initializer="uniform", shift=None):
+def _model(sizes, kmax, seed, rule, initializer="uniform", shift=None, bias=True):
     layers = [graia.layers.Input(sizes[0])] + [
-        graia.layers.Dense(u, kmax=kmax, shift=shift, initializer=initializer) for u in sizes[1:]
+        graia.layers.Dense(u, kmax=kmax, shift=shift, use_bias=bias, initializer=initializer)
+        for u in sizes[1:]
     ]
     model = graia.Sequential(layers, seed=seed)
     with graia.backend.use("numba"):
@@ -88,16 +89,18 @@ def test_learned_heads_match_reference(futhark_backend):
     rule=st.sampled_from(sorted(rules.REGISTRY)),
     initializer=st.sampled_from(["uniform", "codes"]),
     shift_delta=st.integers(-2, 3),
+    bias=st.booleans(),
 )
 def test_property_matches_reference(
-    futhark_backend, sizes, classes, kmax, seed, n, batch_size, rule, initializer, shift_delta
+    futhark_backend, sizes, classes, kmax, seed, n, batch_size, rule, initializer, shift_delta, bias
 ):
-    """Random layer sizes, weight codes, kmax, shifts and data: forward and training agree."""
+    """Random layer sizes, weight codes, kmax, shifts, biases and data: forward and training
+    agree."""
     sizes = sizes + [classes]
     shift = max(0, kmax + shift_delta)
     x, y = _data(n, sizes[0], classes, seed % 1000)
-    ref_model = _model(sizes, kmax, seed, rule, initializer, shift)
-    got_model = _model(sizes, kmax, seed, rule, initializer, shift)
+    ref_model = _model(sizes, kmax, seed, rule, initializer, shift, bias)
+    got_model = _model(sizes, kmax, seed, rule, initializer, shift, bias)
     with graia.backend.use(futhark_backend):
         np.testing.assert_array_equal(
             got_model.predict(x), REFERENCE.predict(ref_model.get_state(), x)

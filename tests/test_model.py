@@ -120,7 +120,7 @@ def test_ternary_weights_and_codes():
 def test_weights_round_trip_and_validation():
     model = small_model()
     weights = model.get_weights()
-    assert [w.shape for w in weights] == [(16, 12), (12, 3)]
+    assert [w.shape for w in weights] == [(17, 12), (13, 3)]  # the bias rows last
     model.set_weights([w // 2 for w in weights])
     np.testing.assert_array_equal(model.get_weights()[0], weights[0] // 2)
     with pytest.raises(GraiaValueError, match="expected 2 arrays"):
@@ -172,7 +172,8 @@ def test_set_state_takes_back_get_state_and_refuses_what_does_not_fit():
     trained = small_model()
     trained.fit(x, y, epochs=1, batch_size=8, verbose=0)
     learned = {key: trained.get_state()[key] for key in ("latent", "momentum", "counters")}
-    fresh = small_model()
+    # The same layers, with the shifts fit chose from the data (not learned state).
+    fresh = graia.Sequential.from_config(trained.get_config())
     fresh.set_state(learned)
     np.testing.assert_array_equal(fresh.predict(x), trained.predict(x))
     before = fresh.get_state()
@@ -227,7 +228,7 @@ def test_diagnostics():
     for r in report:
         assert 0.0 <= r["dead"] <= 1.0 and 0.0 <= r["saturated"] <= 1.0
         assert 0.0 <= r["probe_accuracy"] <= 1.0
-    assert sum(report[0]["codes"]) == 16 * 12
+    assert sum(report[0]["codes"]) == (16 + 1) * 12  # every synapse, the bias's included
     assert "probe_accuracy" not in model.diagnostics(x)[0]
 
 

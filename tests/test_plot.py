@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,9 +19,11 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 class FakeModel:
-    """A 64-16-10 network on 8x8 images."""
+    """A 64-16-10 network on 8x8 images; its hidden layer has a bias (a last row of 100s, which
+    a receptive field leaves out), its output layer none."""
 
     input_shape = (None, 8, 8)
+    weighted_layers = (SimpleNamespace(use_bias=True), SimpleNamespace(use_bias=False))
 
     def __init__(self) -> None:
         rng = np.random.default_rng(0)
@@ -30,7 +33,7 @@ class FakeModel:
         ]
 
     def get_weights(self) -> list[np.ndarray]:
-        return self.w
+        return [np.vstack([self.w[0], np.full((1, 16), 100, np.int32)]), self.w[1]]
 
     def activations(self, x: np.ndarray) -> list[np.ndarray]:
         assert np.asarray(x).size == 64

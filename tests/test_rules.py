@@ -92,7 +92,8 @@ def test_seed_step_table():
 def test_seed_rule_hand_checked_case():
     """One input, one output, one sample: the loss went down from 255, the unit fired: excite."""
     model = graia.Sequential(
-        [graia.layers.Input(1), graia.layers.Dense(1, kmax=7, initializer="codes")], seed=0
+        [graia.layers.Input(1), graia.layers.Dense(1, kmax=7, use_bias=False, initializer="codes")],
+        seed=0,
     )
     model.compile("seed_hebbian")
     model.set_weights([np.array([[1 << 18]])])  # code +3: weight 1/4
