@@ -125,9 +125,9 @@ class Dense(Layer):
             ``model.adapt(x)``) so that the layer's activations span 0..255
             (docs/arithmetic.md §3.3); ``kmax`` until then. ``shift=kmax`` is the weights' fixed
             point (the activation is the clamped weighted sum), the earlier default.
-        use_bias: give each unit a bias: one more input, the constant 255, whose weight is
-            learnt like the others (docs/arithmetic.md §3); it is the last row of the layer's
-            weights. Models saved before biases existed load with ``use_bias=False``.
+        use_bias: give each unit a bias: one more input, the constant 255, whose weight starts
+            at 0 and is learnt like the others (docs/arithmetic.md §3, §6); it is the last row
+            of the layer's weights. Models saved before biases existed load with ``use_bias=False``.
         initializer: ``"uniform"`` (latents uniform, scaled by fan-in) or ``"codes"``
             (codes uniform over all non-zero codes, as the original Graia did).
         name: the layer's name.

@@ -227,15 +227,20 @@ def init_bound(n_in: int) -> int:
 
 
 def init_latent(
-    seed: int, layer: int, n_in: int, n_out: int, kmax: int, initializer: str
+    seed: int, layer: int, n_in: int, n_out: int, kmax: int, initializer: str, bias: bool = False
 ) -> np.ndarray:
-    """Initial latent weights of one layer, flat row-major ``(n_in, n_out)`` i32 (§6)."""
+    """Initial latent weights of one layer, flat row-major ``(n_in, n_out)`` i32 (§6); with a
+    ``bias``, its row (the last of the ``n_in``) starts at 0."""
     s = np.uint64(seed)
     if initializer == "uniform":
-        return _init_uniform(s, layer, n_in, n_out, init_bound(n_in))
-    if initializer == "codes":
-        return _init_codes(s, layer, n_in, n_out, kmax)
-    raise ValueError(f"unknown initializer {initializer!r}")
+        latent = _init_uniform(s, layer, n_in, n_out, init_bound(n_in))
+    elif initializer == "codes":
+        latent = _init_codes(s, layer, n_in, n_out, kmax)
+    else:
+        raise ValueError(f"unknown initializer {initializer!r}")
+    if bias:
+        latent[(n_in - 1) * n_out :] = 0
+    return latent
 
 
 @njit(cache=True)

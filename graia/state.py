@@ -94,7 +94,7 @@ def initial(layers: Sequence[layers_mod.Layer], seed: int) -> HostState:
     blocks = plan(layers)
     learned = weighted(layers)
     latent = [
-        spec.init_latent(seed, i, b.fan_in, b.out_c, layer.kmax, layer.initializer)
+        spec.init_latent(seed, i, b.fan_in, b.out_c, layer.kmax, layer.initializer, bool(b.bias))
         for i, (b, layer) in enumerate(zip(blocks, learned))
     ]
     classes = blocks[-1].n_out
