@@ -23,17 +23,20 @@ def forward_z_tiled [b] [n] [m] (x: [b][n]u8) (w: [n][m]i32) : [b][m]i32 =
 def cpu_cols : i64 = 64
 
 -- | Batch rows per task of the CPU forward product.
-def cpu_rows : i64 = 16
+def cpu_rows : i64 = 32
 
 -- | `forward_z_tiled` for CPUs: in parallel over tiles of (batch rows, output
--- columns); within a tile, every input row `i` of `W` is read once and
--- added, scaled by `x[s, i]`, to each sample `s` whose input `i` is
--- non-zero. Indices are in range by construction (`#[unsafe]`: no bounds
--- checks, so the inner loop vectorises).
+-- columns); within a tile, the rows of `W` are read four at a time and
+-- added, scaled by `x[s, i..i+3]`, to each sample `s` whose four inputs are
+-- not all zero: the tile's accumulators are loaded and stored once for four
+-- products, which was their bottleneck (docs/performance.md). Indices are
+-- in range by construction (`#[unsafe]`: no bounds checks, so the inner
+-- loops vectorise).
 def forward_z_blocked [b] [n] [m] (x: [b][n]u8) (w: [n][m]i32) : [b][m]i32 =
   let col_tiles = (m + cpu_cols - 1) / cpu_cols
   let row_tiles = (b + cpu_rows - 1) / cpu_rows
   let xt = transpose x
+  let quads = n / 4
   let tiles =
     #[unsafe]
     map (\tile ->
@@ -41,10 +44,20 @@ def forward_z_blocked [b] [n] [m] (x: [b][n]u8) (w: [n][m]i32) : [b][m]i32 =
            let s0 = (tile / col_tiles) * cpu_rows
            let width = i64.min cpu_cols (m - j0)
            let rows = i64.min cpu_rows (b - s0)
-           in loop acc = replicate cpu_rows (replicate cpu_cols 0i32)
-              for i < n do
-                -- A slice, not `w[i, j0 + j]`: the compiler's index arithmetic on a
-                -- slice is affine to the C compiler, which then vectorises the loop.
+           -- Slices, not `w[i, j0 + j]`: the compiler's index arithmetic on a
+           -- slice is affine to the C compiler, which then vectorises the loop.
+           let acc =
+             loop acc = replicate cpu_rows (replicate cpu_cols 0i32)
+             for q < quads do
+               let i = 4 * q
+               let (w0, w1, w2, w3) = (w[i, j0:j0 + width], w[i + 1, j0:j0 + width], w[i + 2, j0:j0 + width], w[i + 3, j0:j0 + width])
+               in loop acc for s < rows do
+                    let (x0, x1, x2, x3) = (i32.u8 xt[i, s0 + s], i32.u8 xt[i + 1, s0 + s], i32.u8 xt[i + 2, s0 + s], i32.u8 xt[i + 3, s0 + s])
+                    in if (x0 | x1 | x2 | x3) == 0
+                       then acc
+                       else loop acc for j < width do
+                              acc with [s, j] = acc[s, j] + x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j]
+           in loop acc for i in 4 * quads..<n do
                 let wrow = w[i, j0:j0 + width]
                 in loop acc for s < rows do
                      let xi = i32.u8 xt[i, s0 + s]
