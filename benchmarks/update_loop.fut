@@ -14,7 +14,7 @@ import "../futhark/host"
 local def cpu : target = {cpu = true}
 
 -- | `dfa_layer_update` of a Dense layer: new latents, momenta and weights.
-entry update [b] [k] [m] (params: []i64) (seed: u64) (t: i64) (kmax: i32) (geo: [15]i64) (lat: [k][m]i32) (mom: [k][m]i32) (pre: [b][k]u8) (d: [b][m]i32) : ([k][m]i32, [k][m]i32, [k][m]i32) =
+entry update [b] [k] [m] (params: []i64) (seed: u64) (t: i64) (kmax: i32) (geo: geometry_row) (lat: [k][m]i32) (mom: [k][m]i32) (pre: [b][k]u8) (d: [b][m]i32) : ([k][m]i32, [k][m]i32, [k][m]i32) =
   let l = dfa_layer_update true cpu (rule_params_of params) seed t 0 (layer_of kmax 0 geo lat mom) pre d
   in (l.latent, l.momentum, l.weights)
 
@@ -22,12 +22,9 @@ entry update [b] [k] [m] (params: []i64) (seed: u64) (t: i64) (kmax: i32) (geo: 
 entry accumulate_only [b] [k] [m] (pre: [b][k]u8) (d: [b][m]i32) : [k][m]i32 =
   accumulate cpu (\_ _ g -> g) pre d
 
--- | Each synapse's step (`dfa_block_step_with`, the decay choice outside
--- the loop as `dfa_layer_update` makes it) from a given accumulator `g`.
-entry step_only [k] [m] (params: []i64) (seed: u64) (t: i64) (kmax: i32) (geo: [15]i64) (lat: [k][m]i32) (mom: [k][m]i32) (g: [k][m]i32) : ([k][m]i32, [k][m]i32, [k][m]i32) =
-  let p = rule_params_of params
+-- | Each synapse's step (`dfa_block_step`) from a given accumulator `g`.
+entry step_only [k] [m] (params: []i64) (seed: u64) (t: i64) (kmax: i32) (geo: geometry_row) (lat: [k][m]i32) (mom: [k][m]i32) (g: [k][m]i32) : ([k][m]i32, [k][m]i32, [k][m]i32) =
   let layer = layer_of kmax 0 geo lat mom
-  let steps decayed = dfa_block_step_with decayed p seed t 0 layer 0 0 m
-  let updated = with_decay cpu p (\decayed -> map2 (\i row -> map2 (steps decayed i) (iota m) row) (iota k) g)
-  let l = with_steps layer updated
+  let step = dfa_block_step (rule_params_of params) seed t 0 layer 0 0 m
+  let l = with_steps layer (map2 (\i row -> map2 (step i) (iota m) row) (iota k) g)
   in (l.latent, l.momentum, l.weights)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from graia.backends.interface import POOL_NONE, Block
+
 _TYPES = {"int64": b" i64", "uint64": b" u64", "int32": b" i32", "uint8": b"  u8"}
 
 
@@ -36,7 +38,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     k, m, b = 784, 512, 64
     params = np.array([2048, 3, 7, decay, 255, 0, 0], np.int64)  # dfa's vector (§7.2)
-    geometry = np.array([1, 1, k, 1, 1, 1, 1, 0, 0, 1, 1, m, 0, 1, 1], np.int64)  # Dense
+    dense = Block(1, 1, k, 1, 1, 1, 1, 0, 0, 1, 1, m, POOL_NONE, 1, 1)
+    geometry = np.array(dense.row(), np.int64)
     latent = rng.integers(-(1 << 20), 1 << 20, (k, m)).astype(np.int32)
     momentum = rng.integers(-(1 << 20), 1 << 20, (k, m)).astype(np.int32)
     sums = rng.integers(-(1 << 24), 1 << 24, (k, m)).astype(np.int32)

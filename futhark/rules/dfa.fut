@@ -36,27 +36,17 @@ def feedback_delta [b] [o] [c] (feedback: [o][c]i8) (err: [b][c]i32) : [b][o]i32
 -- | The update of one synapse (§7.2) from its accumulator `g`, latent
 -- `lat`, momentum `mom` and rounding word `r`, with the weight decay's
 -- word `rd` when `decayed`; returns `(L', M')`. All in i32: `|G|, |M| <=
--- g_max` keep `G - M` and every term in range.
+-- g_max` keep `G - M` and every term in range. The decay's term is masked,
+-- not branched on, so that a loop of these has no branch and vectorises.
 #[inline]
 def dfa_synapse (p: rule_params) (decayed: bool) (r: u32) (rd: u32) (g: i32) (lat: i32) (mom: i32) : (i32, i32) =
   let m = i32.max (-g_max) (i32.min g_max mom)
   let diff = g - m
   let c = m + sround diff p.beta1_shift r
-  let new = lat - i32.i64 p.step * sign32 c
-  let new = if decayed then new - sround lat p.decay_shift rd else new
+  let decay = sround lat p.decay_shift rd & -i32.bool decayed
+  let new = lat - i32.i64 p.step * sign32 c - decay
   let new = i32.max (-latent_max) (i32.min latent_max new)
   in (new, m + sround diff p.beta2_shift (r >> 16))
-
--- | `f decayed` with the weight decay's choice (§7.2) made outside the
--- loops over synapses: on CPUs two loops, one without the decay and one
--- with it, each free of branches so that it vectorises; on GPUs one
--- kernel that tests `decay_shift` itself (a branch on the host would read
--- it from the device every batch).
-#[inline]
-def with_decay 'a (tg: target) (p: rule_params) (f: bool -> a) : a =
-  if tg.cpu
-  then if p.decay_shift > 0 then f true else f false
-  else f (p.decay_shift > 0)
 
 -- | The deltas of a Dense hidden layer's units (§7.2): the feedback
 -- product `err B^T` gated by the slopes of their sums `z`, in one pass.
@@ -94,30 +84,26 @@ def rounding_key (seed: u64) (t: i64) (l: i64) : u32 =
 def decay_key (seed: u64) (t: i64) (l: i64) : u32 =
   hash (hash (hash (seed_key seed) stream_decay) l) t
 
--- | `dfa_block_step` with the decay choice `decayed` given (`with_decay`).
+-- | The step of synapse `(i, h)` of a block of layer `l` (index `l` in
+-- the network) at global step `t` from its accumulator `g` (§7.2, §7.7):
+-- its new latent and momentum (`with_steps` adds its weight). Synapse
+-- `(i, h)` of `layer` is synapse `(row0 + i, col0 + h)` of the layer's
+-- matrix of `width` columns, whose rounding words it takes: they are keyed
+-- by the synapse, never by who computes it (§7.6). The decay's word is
+-- computed whether or not the decay is on (`dfa_synapse` masks its term):
+-- a loop over synapses without a branch vectorises on CPUs, where a
+-- branch kept gcc from vectorising it and a loop for each choice doubled
+-- the generated C (docs/performance.md); on GPUs the hash is a few integer
+-- operations beside the sums.
 #[inline]
-def dfa_block_step_with [k] [m] (decayed: bool) (p: rule_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) (row0: i64) (col0: i64) (width: i64) : i64 -> i64 -> i32 -> (i32, i32) =
+def dfa_block_step [k] [m] (p: rule_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) (row0: i64) (col0: i64) (width: i64) : i64 -> i64 -> i32 -> (i32, i32) =
   let key = rounding_key seed t l
   let dkey = decay_key seed t l
   in \i h g ->
        let q = (row0 + i) * width + col0 + h
-       let rd = if decayed then hash dkey q else 0
-       in dfa_synapse p decayed (hash key q) rd g layer.latent[i, h] layer.momentum[i, h]
+       in dfa_synapse p (p.decay_shift > 0) (hash key q) (hash dkey q) g layer.latent[i, h] layer.momentum[i, h]
 
--- | The step (`dfa_layer_step`) of a block of a layer (§7.7): synapse `(i, h)` of
--- `layer` is synapse `(row0 + i, col0 + h)` of the layer's matrix of
--- `width` columns, whose rounding word it takes.
-def dfa_block_step [k] [m] (p: rule_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) (row0: i64) (col0: i64) (width: i64) : i64 -> i64 -> i32 -> (i32, i32) =
-  dfa_block_step_with (p.decay_shift > 0) p seed t l layer row0 col0 width
-
--- | The step of synapse `(i, h)` of layer `l` (index `l` in the network)
--- at global step `t` from its accumulator `g` (§7.2): its new latent,
--- and momentum (`with_steps` adds its weight). The rounding words are keyed by
--- `(seed, l, t, i * m + h)`, never by who computes them (§7.6).
-def dfa_layer_step [k] [m] (p: rule_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) : i64 -> i64 -> i32 -> (i32, i32) =
-  dfa_block_step p seed t l layer 0 0 m
-
--- | Layer `layer` with the latents and momenta of `dfa_layer_step`'s
+-- | Layer `layer` with the latents and momenta of `dfa_block_step`'s
 -- results and their weights. The weights are a pass of their own
 -- (`opaque` keeps the compiler from fusing it into the step): a loop
 -- writing three arrays and reading three needs more run-time alias checks
@@ -145,12 +131,12 @@ def dfa_layer_update [r] [q] [k] [m]
                      (pre: [r][k]u8)
                      (d: [q][m]i32) : layer [k] [m] =
   let d = d :> [r][m]i32
-  let steps decayed = dfa_block_step_with decayed p seed t l layer 0 0 m
+  let step = dfa_block_step p seed t l layer 0 0 m
   let updated =
     if dense_path dense_only layer
-    then with_decay tg p (\decayed -> accumulate tg (steps decayed) pre d)
+    then accumulate tg step pre d
     else let g = accumulate_wide tg pre d
-         in with_decay tg p (\decayed -> map2 (\i row -> map2 (steps decayed i) (iota m) row) (iota k) g)
+         in map2 (\i row -> map2 (step i) (iota m) row) (iota k) g
   in with_steps layer updated
 
 -- | The update of layer `l` at global step `t` from the exact sums `g` of a
@@ -158,7 +144,7 @@ def dfa_layer_update [r] [q] [k] [m]
 -- `[-g_max, g_max]` first (§7.5); the same bits as `dfa_layer_update` on the
 -- whole batch.
 def dfa_layer_apply [k] [m] (p: rule_params) (seed: u64) (t: i64) (l: i64) (layer: layer [k] [m]) (g: [k][m]i64) : layer [k] [m] =
-  let step = dfa_layer_step p seed t l layer
+  let step = dfa_block_step p seed t l layer 0 0 m
   in with_steps layer (map2 (\i row -> map2 (\h v -> step i h (saturate_g v)) (iota m) row) (iota k) g)
 
 -- | The exact sums `G = pre^T d` of a layer's rows `pre` and their
