@@ -82,7 +82,7 @@ entry units_hidden_step [n] [k] [m] [c] [b] [q]
   let p = rule_layer_params bt.params l
   let err = units_error p (uses_local_heads rule_id) l shift_out sums labels
   let step = dfa_block_step p (u64.i64 bt.seed) bt.t l blk 0 unit0 units
-  in with_steps blk (accumulate {cpu} step x (dense_delta blk.shift fb z err))
+  in with_steps blk (accumulate {cpu} step x (dense_delta {cpu} blk.shift fb z err))
 
 -- | The step of hidden layer `l`'s rows `unit0, ...` of its local head
 -- (§7.4, §7.7) from the block's activations `a` (after dropout) and the
@@ -167,14 +167,14 @@ def output_of [b] [n] [k] [m] (tg: target) (o: i64) (layer: layer [k] [m]) (x: [
 -- A hidden layer's deltas (`layer_delta`).
 local
 #[noinline]
-def delta_dense [b] [o] [c] [w] [r] [m] (geo: geometry) (shift: i32) (fb: [o][c]i8) (winner: [w]i32) (z: [r][m]i32) (err: [b][c]i32) : [r][m]i32 =
-  layer_delta true geo shift fb winner z err
+def delta_dense [b] [o] [c] [w] [r] [m] (tg: target) (geo: geometry) (shift: i32) (fb: [o][c]i8) (winner: [w]i32) (z: [r][m]i32) (err: [b][c]i32) : [r][m]i32 =
+  layer_delta true tg geo shift fb winner z err
 
 -- A hidden layer's deltas (`layer_delta`).
 local
 #[noinline]
-def delta_any [b] [o] [c] [w] [r] [m] (geo: geometry) (shift: i32) (fb: [o][c]i8) (winner: [w]i32) (z: [r][m]i32) (err: [b][c]i32) : [r][m]i32 =
-  layer_delta false geo shift fb winner z err
+def delta_any [b] [o] [c] [w] [r] [m] (tg: target) (geo: geometry) (shift: i32) (fb: [o][c]i8) (winner: [w]i32) (z: [r][m]i32) (err: [b][c]i32) : [r][m]i32 =
+  layer_delta false tg geo shift fb winner z err
 
 -- The error a hidden layer's deltas come from (`layer_error`).
 local
@@ -397,7 +397,7 @@ def dfa_deltas_2 [k0] [m0] [k1] [m1] [n1] [b] [n0] (dense_only: bool) (local_hea
   let e = output_error p.target_on p.target_off a2 y
   let (correct, sq) = metrics a2 y e
   let err0 = error_of local_heads (rule_layer_params params 0) s.h0.latent a1 e y
-  let d0 = (if dense_only then delta_dense s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0 else delta_any s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0)
+  let d0 = (if dense_only then delta_dense s.tg s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0 else delta_any s.tg s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0)
   in (tr0.patches, d0, tr1.patches, e, a1, err0, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
@@ -566,9 +566,9 @@ def dfa_deltas_3 [k0] [m0] [k1] [m1] [k2] [m2] [n1] [n2] [b] [n0] (dense_only: b
   let e = output_error p.target_on p.target_off a3 y
   let (correct, sq) = metrics a3 y e
   let err0 = error_of local_heads (rule_layer_params params 0) s.h0.latent a1 e y
-  let d0 = (if dense_only then delta_dense s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0 else delta_any s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0)
+  let d0 = (if dense_only then delta_dense s.tg s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0 else delta_any s.tg s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0)
   let err1 = error_of local_heads (rule_layer_params params 1) s.h1.latent a2 e y
-  let d1 = (if dense_only then delta_dense s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1 else delta_any s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1)
+  let d1 = (if dense_only then delta_dense s.tg s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1 else delta_any s.tg s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1)
   in (tr0.patches, d0, tr1.patches, d1, tr2.patches, e, a1, err0, a2, err1, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;
@@ -759,11 +759,11 @@ def dfa_deltas_4 [k0] [m0] [k1] [m1] [k2] [m2] [k3] [m3] [n1] [n2] [n3] [b] [n0]
   let e = output_error p.target_on p.target_off a4 y
   let (correct, sq) = metrics a4 y e
   let err0 = error_of local_heads (rule_layer_params params 0) s.h0.latent a1 e y
-  let d0 = (if dense_only then delta_dense s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0 else delta_any s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0)
+  let d0 = (if dense_only then delta_dense s.tg s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0 else delta_any s.tg s.l0.geo s.l0.shift s.fb0 tr0.winner tr0.z err0)
   let err1 = error_of local_heads (rule_layer_params params 1) s.h1.latent a2 e y
-  let d1 = (if dense_only then delta_dense s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1 else delta_any s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1)
+  let d1 = (if dense_only then delta_dense s.tg s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1 else delta_any s.tg s.l1.geo s.l1.shift s.fb1 tr1.winner tr1.z err1)
   let err2 = error_of local_heads (rule_layer_params params 2) s.h2.latent a3 e y
-  let d2 = (if dense_only then delta_dense s.l2.geo s.l2.shift s.fb2 tr2.winner tr2.z err2 else delta_any s.l2.geo s.l2.shift s.fb2 tr2.winner tr2.z err2)
+  let d2 = (if dense_only then delta_dense s.tg s.l2.geo s.l2.shift s.fb2 tr2.winner tr2.z err2 else delta_any s.tg s.l2.geo s.l2.shift s.fb2 tr2.winner tr2.z err2)
   in (tr0.patches, d0, tr1.patches, d1, tr2.patches, d2, tr3.patches, e, a1, err0, a2, err1, a3, err2, correct, sq)
 
 -- One batch of rule `dfa` (with `local_heads`, of rule `local_heads`;

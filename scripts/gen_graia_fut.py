@@ -137,7 +137,7 @@ UNITS_ENTRIES = [
             "let p = rule_layer_params bt.params l\n"
             "let err = units_error p (uses_local_heads rule_id) l shift_out sums labels\n"
             "let step = dfa_block_step p (u64.i64 bt.seed) bt.t l blk 0 unit0 units\n"
-            "in with_steps blk (accumulate {cpu} step x (dense_delta blk.shift fb z err))"
+            "in with_steps blk (accumulate {cpu} step x (dense_delta {cpu} blk.shift fb z err))"
         ),
     ),
     (
@@ -250,9 +250,10 @@ SHARED_STEPS = [
         "A hidden layer's deltas (`layer_delta`).",
         "delta",
         "[b] [o] [c] [w] [r] [m]",
-        "(geo: geometry) (shift: i32) (fb: [o][c]i8) (winner: [w]i32) (z: [r][m]i32) (err: [b][c]i32)",
+        "(tg: target) (geo: geometry) (shift: i32) (fb: [o][c]i8) (winner: [w]i32) (z: [r][m]i32)"
+        " (err: [b][c]i32)",
         "[r][m]i32",
-        "layer_delta {dense} geo shift fb winner z err",
+        "layer_delta {dense} tg geo shift fb winner z err",
     ),
     (
         "The error a hidden layer's deltas come from (`layer_error`).",
@@ -549,7 +550,7 @@ def dfa_deltas(d: int) -> str:
             + step(
                 "delta",
                 "dense_only",
-                f"s.l{i}.geo s.l{i}.shift s.fb{i} tr{i}.winner tr{i}.z err{i}",
+                f"s.tg s.l{i}.geo s.l{i}.shift s.fb{i} tr{i}.winner tr{i}.z err{i}",
             ),
         ]
     out = [name for i in range(d - 1) for name in (f"tr{i}.patches", f"d{i}")]

@@ -26,12 +26,36 @@ def metrics [b] [c] (a: [b][c]u8) (labels: [b]i32) (e: [b][c]i32) : (i64, i64) =
   let sq = i64.sum (map (\row -> i64.sum (map (\v -> i64.i32 v * i64.i32 v) row)) e)
   in (correct, sq)
 
+-- | `feedback_delta` as map-map-reduce, for GPUs.
+def feedback_delta_map [b] [o] [c] (feedback: [o][c]i8) (err: [b][c]i32) : [b][o]i32 =
+  map (\er -> map (\br -> i32.sum (map2 (\ej bj -> ej * i32.i8 bj) er br)) feedback) err
+
+-- | One sample's feedback product `B er` for CPUs, from `B` transposed:
+-- a column of `B` at a time scaled and added over all units, the units the
+-- inner loop and contiguous, so that it vectorises (in the map form the
+-- inner sums over the few classes stay scalar).
+def feedback_row [c] [o] (fbt: [c][o]i8) (er: [c]i32) : *[o]i32 =
+  #[unsafe]
+  loop acc = replicate o 0i32
+  for j < c do
+    let e = er[j]
+    let col = fbt[j]
+    in loop acc for u < o do acc with [u] = acc[u] + e * i32.i8 col[u]
+
+-- | `B` transposed for `feedback_row` (`o * c` bytes, once a batch). A
+-- `tabulate`: `transpose` stayed a view of `B` in the generated C, which
+-- the loop then read with a stride.
+def transposed_feedback [o] [c] (feedback: [o][c]i8) : [c][o]i8 =
+  tabulate_2d c o (\j u -> feedback[u, j])
+
 -- | The deltas of a hidden layer's output units (§7.2, §7.5):
 -- `delta[s, u] = sum_j B[u, j] * err[s, j]`, with the feedback matrix `B`
--- (`n_out, classes`). The slopes gate them where they reach the layer's
--- positions (`route`).
-def feedback_delta [b] [o] [c] (feedback: [o][c]i8) (err: [b][c]i32) : [b][o]i32 =
-  map (\er -> map (\br -> i32.sum (map2 (\ej bj -> ej * i32.i8 bj) er br)) feedback) err
+-- (`n_out, classes`), in the form of target `tg`. The slopes gate them
+-- where they reach the layer's positions (`route`).
+def feedback_delta [b] [o] [c] (tg: target) (feedback: [o][c]i8) (err: [b][c]i32) : [b][o]i32 =
+  if tg.cpu
+  then let fbt = transposed_feedback feedback in map (feedback_row fbt) err
+  else feedback_delta_map feedback err
 
 -- | The update of one synapse (§7.2) from its accumulator `g`, latent
 -- `lat`, momentum `mom` and rounding word `r`, with the weight decay's
@@ -49,14 +73,24 @@ def dfa_synapse (p: rule_params) (decayed: bool) (r: u32) (rd: u32) (g: i32) (la
   in (new, m + sround diff p.beta2_shift (r >> 16))
 
 -- | The deltas of a Dense hidden layer's units (§7.2): the feedback
--- product `err B^T` gated by the slopes of their sums `z`, in one pass.
-def dense_delta [b] [m] [c] (shift: i32) (fb: [m][c]i8) (z: [b][m]i32) (err: [b][c]i32) : [b][m]i32 =
-  map2 (\zr er ->
-          map2 (\zv br -> if slope shift zv then i32.sum (map2 (\ej bj -> ej * i32.i8 bj) er br) else 0)
-               zr
-               fb)
-       z
-       err
+-- product `err B^T` gated by the slopes of their sums `z`, in one pass
+-- (on CPUs, the gate is a loop over each sample's row of products: a
+-- nested map there would be compiled in several versions).
+def dense_delta [b] [m] [c] (tg: target) (shift: i32) (fb: [m][c]i8) (z: [b][m]i32) (err: [b][c]i32) : [b][m]i32 =
+  if tg.cpu
+  then let fbt = transposed_feedback fb
+       in #[unsafe]
+          map2 (\zr er ->
+                  let acc = feedback_row fbt er
+                  in loop acc for u < m do acc with [u] = if slope shift zr[u] then acc[u] else 0)
+               z
+               err
+  else map2 (\zr er ->
+               map2 (\zv br -> if slope shift zv then i32.sum (map2 (\ej bj -> ej * i32.i8 bj) er br) else 0)
+                    zr
+                    fb)
+            z
+            err
 
 -- | The deltas of hidden layer `l`'s positions (§7.2, §7.5) from the
 -- error `err` its deltas come from (the output error, or with
@@ -66,6 +100,7 @@ def dense_delta [b] [m] [c] (shift: i32) (fb: [m][c]i8) (z: [b][m]i32) (err: [b]
 -- (`dense_only` as in `dense_path`).
 def layer_delta [b] [o] [c] [w] [r] [m]
                 (dense_only: bool)
+                (tg: target)
                 (geo: geometry)
                 (shift: i32)
                 (fb: [o][c]i8)
@@ -73,8 +108,8 @@ def layer_delta [b] [o] [c] [w] [r] [m]
                 (z: [r][m]i32)
                 (err: [b][c]i32) : [r][m]i32 =
   if dense_only || is_dense geo
-  then dense_delta shift (fb :> [m][c]i8) z (err :> [r][c]i32)
-  else route geo shift (feedback_delta fb err) winner z
+  then dense_delta tg shift (fb :> [m][c]i8) z (err :> [r][c]i32)
+  else route geo shift (feedback_delta tg fb err) winner z
 
 -- | The rounding key of layer `l` at step `t` (§7.2).
 def rounding_key (seed: u64) (t: i64) (l: i64) : u32 =

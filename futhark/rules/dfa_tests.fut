@@ -25,8 +25,13 @@ entry test_dfa_synapse [n] (g: [n]i32) (lat: [n]i32) (mom: [n]i32) (r: [n]u32) :
   in unzip (map4 (\rq -> dfa_synapse p false rq 0) r g lat mom)
 
 -- ==
--- entry: test_feedback_delta
+-- entry: test_feedback_delta test_feedback_delta_cpu
 -- input { [[1i8, -1i8], [0i8, 1i8], [1i8, 1i8]] [[3, -5]] }
 -- output { [[8, -5, -2]] }
+-- input { [[-128i8, 127i8], [1i8, 0i8], [0i8, 0i8], [-1i8, -1i8]] [[3, -5], [0, 7]] }
+-- output { [[-1019, 3, 0, 2], [889, 0, 0, -7]] }
 entry test_feedback_delta [o] [c] [b] (fb: [o][c]i8) (e: [b][c]i32) : [b][o]i32 =
-  feedback_delta fb e
+  feedback_delta {cpu = false} fb e
+
+entry test_feedback_delta_cpu [o] [c] [b] (fb: [o][c]i8) (e: [b][c]i32) : [b][o]i32 =
+  feedback_delta {cpu = true} fb e
