@@ -9,8 +9,8 @@ underscore (e.g. graia.backends._futhark_opencl).
 Called by CMakeLists.txt at build time; futhark-ffi builds the cdef from the header and cffi emits
 the source, which CMake compiles as a normal Python extension. For the OpenCL backend a few
 OpenCL query functions are declared too, so that graia can name the platform and device; for the
-CUDA backend a few CUDA driver queries (devices, compute capability, driver version), and its
-context creation is adapted to CUDA 13 (:func:`patched_cuda_stem`).
+CUDA backend a few CUDA driver queries (devices, compute capability, driver version, the current
+and primary contexts), and its context is the device's primary one (:func:`patched_cuda_stem`).
 """
 
 from __future__ import annotations
@@ -59,32 +59,74 @@ CUresult cuDeviceGet(CUdevice *, int);
 CUresult cuDeviceGetName(char *, int, CUdevice);
 CUresult cuDeviceGetAttribute(int *, CUdevice_attribute, CUdevice);
 CUresult cuDeviceTotalMem_v2(size_t *, CUdevice);
+typedef struct CUctx_st *CUcontext;
+CUresult cuCtxGetCurrent(CUcontext *);
+CUresult cuDevicePrimaryCtxRetain(CUcontext *, CUdevice);
+CUresult cuDevicePrimaryCtxRelease(CUdevice);
 """
 
-#: CUDA 13 gave cuCtxCreate a parameters argument (cuda.h maps it to cuCtxCreate_v4); Futhark
-#: 0.25's C calls the three-argument form. The call goes through a shim that uses the form the
-#: cuda.h at hand declares.
-CUDA_CTX_CALL = "cuCtxCreate(&ctx->cu_ctx, 0, ctx->dev)"
-CUDA_CTX_SHIM = """#include <nvrtc.h>
-static CUresult graia_ctx_create(CUcontext *ctx, CUdevice dev) {
-#if CUDA_VERSION >= 13000
-  return cuCtxCreate(ctx, NULL, 0, dev);
-#else
-  return cuCtxCreate(ctx, 0, dev);
-#endif
-}
-"""
+#: Futhark 0.25's CUDA library makes a context of its own (``cuCtxCreate``), leaves it current on
+#: the thread that made it, and frees its memory at the end without making it current again. In a
+#: process that also runs PyTorch or CuPy (which use the device's primary context) the wrong
+#: context was then current for one of them: PyTorch's next cuBLAS call failed with
+#: ``CUBLAS_STATUS_INTERNAL_ERROR``. Graia's module shares the primary context instead (device
+#: pointers of either library are then valid in the other's kernels), takes it off the thread's
+#: stack once the context is set up, and makes it current for the teardown. Each replacement is
+#: of text that occurs once in Futhark's C; :func:`patched_cuda_stem` checks that it does. (This
+#: also spares CUDA 13's new ``cuCtxCreate`` signature.)
+CUDA_CONTEXT_PATCHES = (
+    # Setup: the device's primary context, retained and made current, for the setup's calls.
+    (
+        "CUDA_SUCCEED_FATAL(cuCtxCreate(&ctx->cu_ctx, 0, ctx->dev));",
+        (
+            "CUDA_SUCCEED_FATAL(cuDevicePrimaryCtxRetain(&ctx->cu_ctx, ctx->dev));\n"
+            "  CUDA_SUCCEED_FATAL(cuCtxPushCurrent(ctx->cu_ctx));"
+        ),
+    ),
+    # The end of futhark_context_new: the caller's current context as before.
+    (
+        "    (void)futhark_context_sync(ctx);\n  }\n  return ctx;\n}",
+        (
+            "    (void)futhark_context_sync(ctx);\n"
+            "    CUcontext graia_own;\n"
+            "    CUDA_SUCCEED_FATAL(cuCtxPopCurrent(&graia_own));\n"
+            "  }\n  return ctx;\n}"
+        ),
+    ),
+    # futhark_context_free: current for the frees (whichever thread the finaliser runs on).
+    (
+        "void futhark_context_free(struct futhark_context* ctx) {\n",
+        (
+            "void futhark_context_free(struct futhark_context* ctx) {\n"
+            "  if (ctx->kernels != NULL) {\n"
+            "    CUDA_SUCCEED_FATAL(cuCtxPushCurrent(ctx->cu_ctx));\n"
+            "  }\n"
+        ),
+    ),
+    # The teardown: off the stack, and the primary context released rather than destroyed.
+    (
+        "CUDA_SUCCEED_FATAL(cuCtxDestroy(ctx->cu_ctx));",
+        (
+            "CUcontext graia_own;\n"
+            "    CUDA_SUCCEED_FATAL(cuCtxPopCurrent(&graia_own));\n"
+            "    CUDA_SUCCEED_FATAL(cuDevicePrimaryCtxRelease(ctx->dev));"
+        ),
+    ),
+)
 
 
 def patched_cuda_stem(stem: str, directory: str) -> str:
-    """A copy of Futhark's CUDA library ``stem`` in ``directory``, its context creation routed
-    through :data:`CUDA_CTX_SHIM`; the new stem."""
+    """A copy of Futhark's CUDA library ``stem`` in ``directory`` with
+    :data:`CUDA_CONTEXT_PATCHES` applied; the new stem."""
     with open(stem + ".c") as f:
         source = f.read()
-    if source.count(CUDA_CTX_CALL) != 1 or "#include <nvrtc.h>\n" not in source:
-        raise SystemExit("futhark_cffi.py: Futhark's CUDA context creation is not as expected")
-    source = source.replace(CUDA_CTX_CALL, "graia_ctx_create(&ctx->cu_ctx, ctx->dev)")
-    source = source.replace("#include <nvrtc.h>\n", CUDA_CTX_SHIM, 1)
+    for old, new in CUDA_CONTEXT_PATCHES:
+        if source.count(old) != 1:
+            raise SystemExit(
+                "futhark_cffi.py: Futhark's CUDA context code is not as expected: "
+                f"{old.splitlines()[0]!r} should occur once"
+            )
+        source = source.replace(old, new)
     new = os.path.join(directory, os.path.basename(stem))
     with open(new + ".c", "w") as f:
         f.write(source)

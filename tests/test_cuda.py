@@ -103,6 +103,49 @@ def test_program_cache_gives_the_same_bits(tmp_path, monkeypatch) -> None:
     np.testing.assert_array_equal(outputs[0], NumbaBackend().predict(model.get_state(), x))
 
 
+def test_context_is_shared_with_pytorch() -> None:
+    """Graia's CUDA context is the device's primary one (PyTorch's and CuPy's), and after a
+    Graia call the thread's current context is as before: PyTorch's cuBLAS, captured in a CUDA
+    graph, still runs (with a context of Futhark's own left current it failed,
+    scripts/futhark_cffi.py)."""
+    _cuda_or_skip()
+    import importlib
+
+    from graia.backends.futhark import FutharkBackend
+
+    model = _dense([64, 48, 10], seed=3)
+    x = np.random.default_rng(0).integers(0, 256, size=(50, 64), dtype=np.uint8)
+    engine = FutharkBackend("cuda")
+    engine.predict(engine.load(model.get_state()), x)
+    mod = importlib.import_module("graia.backends._futhark_cuda")
+    ffi, lib = mod.ffi, mod.lib
+    device = ffi.new("CUdevice *")
+    assert lib.cuDeviceGet(device, engine.device_info()["index"]) == lib.CUDA_SUCCESS
+    primary, current = ffi.new("CUcontext *"), ffi.new("CUcontext *")
+    assert lib.cuDevicePrimaryCtxRetain(primary, device[0]) == lib.CUDA_SUCCESS
+    try:
+        assert lib.cuCtxGetCurrent(current) == lib.CUDA_SUCCESS
+        assert current[0] in (ffi.NULL, primary[0]), "a context of Graia's own is left current"
+    finally:
+        lib.cuDevicePrimaryCtxRelease(device[0])
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch without CUDA")
+    a = torch.ones(64, 64, device="cuda")
+    side = torch.cuda.Stream()  # a warm-up before capture, as PyTorch's documentation says
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        a @ a
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = a @ a
+    graph.replay()
+    assert out[0, 0].item() == 64
+    engine.predict(engine.load(model.get_state()), x)  # and Graia after PyTorch
+    del engine
+
+
 def test_device_choice_and_cache_file(tmp_path, monkeypatch) -> None:
     """GRAIA_CUDA_DEVICE as an index or a name (``#k`` the k-th match); one cache file per card
     and architecture (no GPU needed)."""
