@@ -250,8 +250,7 @@ SHARED_STEPS = [
         "A hidden layer's deltas (`layer_delta`).",
         "delta",
         "[b] [o] [c] [w] [r] [m]",
-        "(tg: target) (geo: geometry) (shift: i32) (fb: [o][c]i8) (winner: [w]i32) (z: [r][m]i32)"
-        " (err: [b][c]i32)",
+        "(tg: target) (geo: geometry) (shift: i32) (fb: [o][c]i8) (winner: [w]i32) (z: [r][m]i32) (err: [b][c]i32)",
         "[r][m]i32",
         "layer_delta {dense} tg geo shift fb winner z err",
     ),
